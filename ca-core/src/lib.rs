@@ -1,0 +1,4 @@
+//! hljca-core: the Heilongjiang CA itself.
+#![forbid(unsafe_code)]
+
+pub mod seal;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs and prepares SoftHSM2 for hljca development, tests and CI. Idempotent: safe to run again.
+#
+# - installs softhsm2, opensc (pkcs11-tool), openssl, sqlite3 and jq with apt-get when missing;
+# - creates a project-local SoftHSM2 configuration (.softhsm/softhsm2.conf) and token directory;
+# - prints what to export.
+set -euo pipefail
+
+need=()
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+command -v jq >/dev/null 2>&1 || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "softhsm-setup: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+module=""
+for m in /usr/lib/softhsm/libsofthsm2.so \
+         /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
+         /usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so \
+         /usr/local/lib/softhsm/libsofthsm2.so; do
+  if [ -f "$m" ]; then module=$m; break; fi
+done
+[ -n "$module" ] || { echo "softhsm-setup: libsofthsm2.so not found after install" >&2; exit 1; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+dir="$here/.softhsm"
+mkdir -p "$dir/tokens"
+chmod 700 "$dir" "$dir/tokens"
+conf="$dir/softhsm2.conf"
+if [ ! -f "$conf" ]; then
+  cat >"$conf" <<CONF
+directories.tokendir = $dir/tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+CONF
+  chmod 600 "$conf"
+fi
+
+echo "softhsm-setup: ready. To use this SoftHSM with hljca:" >&2
+echo "export HLJCA_PKCS11_MODULE=$module"
+echo "export SOFTHSM2_CONF=$conf"

@@ -1,0 +1,309 @@
+//! The PKCS#11 module: loading it, listing tokens, initialising a blank token, opening sessions.
+
+use std::path::{Path, PathBuf};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::UserType;
+use cryptoki::slot::Slot;
+use serde::Serialize;
+
+use crate::error::{PinRole, TokenError};
+use crate::pin::{Pin, PinState};
+use crate::session::TokenSession;
+use crate::Result;
+
+/// Where SoftHSM2's module is found on Debian and friends, in the order tried.
+pub fn default_module_candidates() -> Vec<PathBuf> {
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+        "/usr/lib64/pkcs11/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect()
+}
+
+/// How a command names a token: by label or by serial number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSelector(pub String);
+
+impl std::fmt::Display for TokenSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a slot's token says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// PKCS#11 slot id (not stable across SoftHSM re-initialisation: prefer label or serial).
+    pub slot_id: u64,
+    /// Token label.
+    pub label: String,
+    /// Token serial number.
+    pub serial: String,
+    /// Manufacturer id.
+    pub manufacturer: String,
+    /// Model.
+    pub model: String,
+    /// The token has been initialised (has an SO PIN and a label).
+    pub initialized: bool,
+    /// User PIN state.
+    pub user_pin: PinState,
+    /// SO PIN state.
+    pub so_pin: PinState,
+    /// Minimum PIN length the token accepts.
+    pub min_pin_len: usize,
+    /// Maximum PIN length the token accepts.
+    pub max_pin_len: usize,
+    #[serde(skip)]
+    pub(crate) slot: Slot,
+}
+
+/// A loaded, initialised PKCS#11 module.
+pub struct Module {
+    ctx: Pkcs11,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module").field("path", &self.path).finish()
+    }
+}
+
+impl Module {
+    /// Loads the module at `path`, or the first SoftHSM2 module found in the usual places.
+    pub fn open(path: Option<&Path>) -> Result<Module> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => Self::discover()?,
+        };
+        if !path.exists() {
+            return Err(TokenError::ModuleNotFound { tried: vec![path] });
+        }
+        let load = |e| TokenError::ModuleLoad {
+            path: path.clone(),
+            source: e,
+        };
+        let ctx = Pkcs11::new(&path).map_err(load)?;
+        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(load)?;
+        Ok(Module { ctx, path })
+    }
+
+    /// The first SoftHSM2 module present on this machine.
+    pub fn discover() -> Result<PathBuf> {
+        let tried = default_module_candidates();
+        tried
+            .iter()
+            .find(|p| p.exists())
+            .cloned()
+            .ok_or(TokenError::ModuleNotFound { tried })
+    }
+
+    /// The module's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every slot that has a token, initialised or not.
+    pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        let slots = self
+            .ctx
+            .get_slots_with_token()
+            .map_err(|e| TokenError::pkcs11("C_GetSlotList", "*", e))?;
+        slots.into_iter().map(|s| self.info(s)).collect()
+    }
+
+    pub(crate) fn info(&self, slot: Slot) -> Result<TokenInfo> {
+        let i = self
+            .ctx
+            .get_token_info(slot)
+            .map_err(|e| TokenError::pkcs11("C_GetTokenInfo", &format!("slot {}", slot.id()), e))?;
+        Ok(TokenInfo {
+            slot_id: slot.id(),
+            label: i.label().trim_end().to_owned(),
+            serial: i.serial_number().trim_end().to_owned(),
+            manufacturer: i.manufacturer_id().trim_end().to_owned(),
+            model: i.model().trim_end().to_owned(),
+            initialized: i.token_initialized(),
+            user_pin: PinState::user(&i),
+            so_pin: PinState::so(&i),
+            min_pin_len: i.min_pin_length(),
+            max_pin_len: i.max_pin_length(),
+            slot,
+        })
+    }
+
+    /// The one initialised token whose label or serial is `sel`.
+    pub fn find(&self, sel: &TokenSelector) -> Result<TokenInfo> {
+        let all = self.tokens()?;
+        let by_serial: Vec<_> = all
+            .iter()
+            .filter(|t| t.initialized && t.serial == sel.0)
+            .collect();
+        if let [one] = by_serial.as_slice() {
+            return Ok((*one).clone());
+        }
+        let by_label: Vec<_> = all
+            .iter()
+            .filter(|t| t.initialized && t.label == sel.0)
+            .collect();
+        match by_label.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(TokenError::TokenNotFound {
+                selector: sel.0.clone(),
+                present: present_list(&all),
+            }),
+            many => Err(TokenError::Ambiguous {
+                selector: sel.0.clone(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    /// Initialises the first blank token with `label`, sets its SO PIN and user PIN.
+    pub fn init_token(&self, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<TokenInfo> {
+        check_label(label)?;
+        let all = self.tokens()?;
+        if let Some(t) = all.iter().find(|t| t.initialized && t.label == label) {
+            return Err(TokenError::LabelInUse {
+                label: label.to_owned(),
+                serial: t.serial.clone(),
+            });
+        }
+        let blank = all
+            .iter()
+            .find(|t| !t.initialized)
+            .ok_or(TokenError::NoFreeSlot)?;
+        for (pin, role) in [(so_pin, PinRole::SecurityOfficer), (user_pin, PinRole::User)] {
+            if pin.len() < blank.min_pin_len.max(4) || pin.len() > blank.max_pin_len {
+                return Err(TokenError::PinLength {
+                    token: label.to_owned(),
+                    role,
+                    min: blank.min_pin_len.max(4),
+                    max: blank.max_pin_len,
+                });
+            }
+        }
+        self.ctx
+            .init_token(blank.slot, &so_pin.auth(), label)
+            .map_err(|e| TokenError::pkcs11("C_InitToken", label, e))?;
+        // SoftHSM moves the freshly initialised token to a new slot id: look it up again.
+        let token = self
+            .tokens()?
+            .into_iter()
+            .find(|t| t.initialized && t.label == label)
+            .ok_or_else(|| TokenError::TokenNotFound {
+                selector: label.to_owned(),
+                present: "none after C_InitToken".into(),
+            })?;
+        let session = self
+            .ctx
+            .open_rw_session(token.slot)
+            .map_err(|e| TokenError::pkcs11("C_OpenSession", label, e))?;
+        session
+            .login(UserType::So, Some(&so_pin.auth()))
+            .map_err(|e| TokenError::pkcs11("C_Login(SO)", label, e))?;
+        session
+            .init_pin(&user_pin.auth())
+            .map_err(|e| TokenError::pkcs11("C_InitPIN", label, e))?;
+        let _ = session.logout();
+        drop(session);
+        self.info(token.slot)
+    }
+
+    /// Opens a read-write session on the token and logs in as its user.
+    pub fn login(&self, sel: &TokenSelector, pin: &Pin) -> Result<TokenSession<'_>> {
+        let info = self.find(sel)?;
+        self.login_as(info, UserType::User, pin)
+    }
+
+    /// Opens a read-write session and logs in as security officer (for unblocking a PIN).
+    pub fn login_so(&self, sel: &TokenSelector, so_pin: &Pin) -> Result<TokenSession<'_>> {
+        let info = self.find(sel)?;
+        self.login_as(info, UserType::So, so_pin)
+    }
+
+    fn login_as(&self, info: TokenInfo, who: UserType, pin: &Pin) -> Result<TokenSession<'_>> {
+        let role = match who {
+            UserType::So => PinRole::SecurityOfficer,
+            _ => PinRole::User,
+        };
+        let session = self
+            .ctx
+            .open_rw_session(info.slot)
+            .map_err(|e| TokenError::pkcs11("C_OpenSession", &info.label, e))?;
+        match session.login(who, Some(&pin.auth())) {
+            Ok(()) => {}
+            // Another session of this process is already logged in to the token.
+            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+                let after = self.info(info.slot)?;
+                let state = if role == PinRole::User {
+                    after.user_pin
+                } else {
+                    after.so_pin
+                };
+                return Err(TokenError::PinIncorrect {
+                    token: info.label,
+                    role,
+                    state,
+                });
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                return Err(TokenError::PinLocked {
+                    token: info.label,
+                    role,
+                });
+            }
+            Err(CkError::Pkcs11(RvError::PinLenRange, _)) => {
+                return Err(TokenError::PinLength {
+                    token: info.label,
+                    role,
+                    min: info.min_pin_len,
+                    max: info.max_pin_len,
+                });
+            }
+            Err(e) => return Err(TokenError::pkcs11("C_Login", &info.label, e)),
+        }
+        Ok(TokenSession::new(session, info))
+    }
+}
+
+fn present_list(all: &[TokenInfo]) -> String {
+    let names: Vec<String> = all
+        .iter()
+        .filter(|t| t.initialized)
+        .map(|t| format!("{} [{}]", t.label, t.serial))
+        .collect();
+    if names.is_empty() {
+        "no initialised tokens".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn check_label(label: &str) -> Result<()> {
+    let bad = |rule| {
+        Err(TokenError::BadLabel {
+            label: label.to_owned(),
+            rule,
+        })
+    };
+    if label.trim().is_empty() {
+        return bad("must not be empty");
+    }
+    if label.len() > 32 {
+        return bad("at most 32 bytes (PKCS#11 CK_TOKEN_INFO.label)");
+    }
+    if label.chars().any(char::is_control) || label != label.trim() {
+        return bad("no control characters or surrounding spaces");
+    }
+    Ok(())
+}
