@@ -1,4 +1,88 @@
 //! hljca-core: the Heilongjiang CA itself.
+//!
+//! This crate owns the CA hierarchy (root → issuing CA, keys on an HSM token or in encrypted
+//! files), issuance onto USBKEYs from a policy, the GM/T 0031 electronic seal, revocation and
+//! CRLs, the hash-chained audit log and the SQLite store. It never prints or reads the terminal:
+//! the `hljca` binary does that.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod ca;
+pub mod config;
+pub mod crl;
+mod error;
+pub mod home;
+pub mod issue;
+pub mod keys;
+pub mod profile;
+pub mod revoke;
 pub mod seal;
+pub mod seal_check;
+pub mod store;
+pub mod time_fmt;
+
+use std::path::{Path, PathBuf};
+
+use hljca_policies::PolicySet;
+use hljca_token::Module;
+
+pub use config::{Config, KeyStore};
+pub use error::{CoreError, Result};
+pub use home::Home;
+pub use keys::Secrets;
+pub use store::Store;
+
+/// An opened CA home: configuration, database and policies, for one command.
+#[derive(Debug)]
+pub struct Ca {
+    /// The home.
+    pub home: Home,
+    /// Its configuration.
+    pub config: Config,
+    /// Its database.
+    pub store: Store,
+    /// The certificate types in force.
+    pub policies: PolicySet,
+    /// Who is acting (recorded in the audit log).
+    pub operator: String,
+}
+
+impl Ca {
+    /// Opens an initialised home.
+    pub fn open(home: Home, operator: impl Into<String>) -> Result<Ca> {
+        home.require_initialized()?;
+        let config = Config::load(&home.config())?;
+        let store = Store::open(&home.db())?;
+        let policy_dir = home.dir().join(&config.policy_dir);
+        let policies = PolicySet::load(Some(&policy_dir))?;
+        Ok(Ca {
+            home,
+            config,
+            store,
+            policies,
+            operator: operator.into(),
+        })
+    }
+
+    /// Opens the PKCS#11 module: `explicit` (from `HLJCA_PKCS11_MODULE`), else the configured
+    /// one, else SoftHSM2 from its usual places.
+    pub fn module(&self, explicit: Option<&Path>) -> Result<Module> {
+        let path: Option<PathBuf> = explicit.map(Path::to_path_buf).or_else(|| self.config.pkcs11_module.clone());
+        Ok(Module::open(path.as_deref())?)
+    }
+
+    /// Appends an audit row outside any other transaction.
+    pub fn audit(&self, action: &str, object: &str, details: serde_json::Value) -> Result<()> {
+        audit::append(&self.store.conn, &self.operator, action, object, &details)
+    }
+
+    /// Checks the audit chain; returns the number of rows.
+    pub fn audit_verify(&self) -> Result<usize> {
+        audit::verify(&self.store.conn)
+    }
+
+    /// All audit rows.
+    pub fn audit_list(&self) -> Result<Vec<audit::AuditEntry>> {
+        audit::list(&self.store.conn)
+    }
+}

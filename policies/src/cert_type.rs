@@ -79,7 +79,9 @@ impl FromStr for CertType {
         CertType::ALL
             .into_iter()
             .find(|t| t.key() == wanted)
-            .ok_or_else(|| PolicyError::UnknownType { given: s.to_owned() })
+            .ok_or_else(|| PolicyError::UnknownType {
+                given: s.to_owned(),
+            })
     }
 }
 

@@ -12,7 +12,10 @@ use crate::cert_type::CertType;
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// A certificate type key that is not one of the seven.
-    #[error("unknown certificate type `{given}` (known types: {})", CertType::known_keys())]
+    #[error(
+        "unknown certificate type `{given}` (known types: {})",
+        CertType::known_keys()
+    )]
     UnknownType {
         /// The key as given.
         given: String,

@@ -31,7 +31,7 @@ pub use error::PolicyError;
 pub use fen::Fen;
 pub use ids::{IdError, Mobile, OrgId, RegistrationNumber, ResidentId, Uscc, check_name};
 pub use policy::{
-    CertProfile, ExtKeyUsage, FieldKind, FieldSpec, Fees, IdentifierExtensions, KeyAlgorithm,
+    CertProfile, ExtKeyUsage, Fees, FieldKind, FieldSpec, IdentifierExtensions, KeyAlgorithm,
     KeyUsage, Material, Policy, SealProfile, SealType, SubjectTemplate,
 };
 pub use policy_set::PolicySet;

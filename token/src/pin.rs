@@ -25,6 +25,11 @@ impl Pin {
         self.0.is_empty()
     }
 
+    /// The PIN text, for passing to a KDF or a PKCS#11 call; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     pub(crate) fn auth(&self) -> AuthPin {
         AuthPin::from(self.0.as_str().to_owned())
     }

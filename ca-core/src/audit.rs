@@ -1,0 +1,122 @@
+//! The audit trail: an append-only table whose rows are chained by SHA-256.
+//!
+//! Row n stores `prev_hash` (row n-1's hash, or 64 zeros) and
+//! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details)`.
+//! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{CoreError, Result};
+use crate::time_fmt::{now, ts};
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit row.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Sequence number (1, 2, ...).
+    pub seq: i64,
+    /// When (RFC 3339 UTC).
+    pub at: String,
+    /// Who.
+    pub operator: String,
+    /// What kind of event (`ca.init`, `cert.issue`, ...).
+    pub action: String,
+    /// The object (serial, token, CRL number).
+    pub object: String,
+    /// Details (JSON).
+    pub details: String,
+    /// Previous row's hash.
+    pub prev_hash: String,
+    /// This row's hash.
+    pub hash: String,
+}
+
+fn row_hash(prev: &str, seq: i64, at: &str, operator: &str, action: &str, object: &str, details: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [prev, &seq.to_string(), at, operator, action, object, details] {
+        // Length-prefix each field so no two different rows serialise the same.
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Appends one row (inside the caller's transaction when `conn` is one).
+pub fn append(conn: &Connection, operator: &str, action: &str, object: &str, details: &serde_json::Value) -> Result<()> {
+    let last: Option<(i64, String)> = conn
+        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(CoreError::db("audit tail"))?;
+    let (seq, prev) = match last {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_owned()),
+    };
+    let at = ts(now());
+    let details = details.to_string();
+    let hash = row_hash(&prev, seq, &at, operator, action, object, &details);
+    conn.execute(
+        "INSERT INTO audit_log (seq, at, operator, action, object, details, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![seq, at, operator, action, object, details, prev, hash],
+    )
+    .map_err(CoreError::db("audit append"))?;
+    Ok(())
+}
+
+/// All rows in order.
+pub fn list(conn: &Connection) -> Result<Vec<AuditEntry>> {
+    let mut stmt = conn
+        .prepare("SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY rowid")
+        .map_err(CoreError::db("audit list"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                operator: r.get(2)?,
+                action: r.get(3)?,
+                object: r.get(4)?,
+                details: r.get(5)?,
+                prev_hash: r.get(6)?,
+                hash: r.get(7)?,
+            })
+        })
+        .map_err(CoreError::db("audit list"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("audit list"))
+}
+
+/// Recomputes the chain; returns the number of rows when intact.
+pub fn verify(conn: &Connection) -> Result<usize> {
+    let rows = list(conn)?;
+    let mut prev = GENESIS.to_owned();
+    for (i, r) in rows.iter().enumerate() {
+        let expected_seq = i as i64 + 1;
+        if r.seq != expected_seq {
+            return Err(CoreError::AuditBroken {
+                seq: r.seq,
+                reason: format!("expected sequence number {expected_seq}: a row was deleted or reordered"),
+            });
+        }
+        if r.prev_hash != prev {
+            return Err(CoreError::AuditBroken {
+                seq: r.seq,
+                reason: "prev_hash does not match the previous row's hash".into(),
+            });
+        }
+        let h = row_hash(&r.prev_hash, r.seq, &r.at, &r.operator, &r.action, &r.object, &r.details);
+        if h != r.hash {
+            return Err(CoreError::AuditBroken {
+                seq: r.seq,
+                reason: "content does not match its hash: the row was changed".into(),
+            });
+        }
+        prev = r.hash.clone();
+    }
+    Ok(rows.len())
+}

@@ -1,0 +1,207 @@
+//! `hljca.toml`: the CA's configuration, with every default written out.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+/// Where the CA private keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyStore {
+    /// Inside a PKCS#11 "CA HSM" token: sensitive, never extractable (the default).
+    Hsm,
+    /// Encrypted PKCS#8 files in the home (development only).
+    File,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The CA keys and certificates.
+    pub ca: CaConfig,
+    /// URLs written into every end-entity certificate.
+    #[serde(default)]
+    pub urls: UrlConfig,
+    /// CRL publication.
+    #[serde(default)]
+    pub crl: CrlConfig,
+    /// Lifecycle rules.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+    /// PKCS#11 module path; when absent, `HLJCA_PKCS11_MODULE` or SoftHSM2's usual places.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Directory with `<type>.toml` files replacing the built-in policies (relative to home).
+    #[serde(default = "default_policy_dir")]
+    pub policy_dir: PathBuf,
+    /// Certificate policy OID arc; each type's policy appends its suffix.
+    #[serde(default = "default_policy_arc")]
+    pub policy_arc: String,
+}
+
+/// CA key material.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// Where the keys are.
+    pub key_store: KeyStore,
+    /// Label of the CA HSM token (key_store = hsm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_label: Option<String>,
+    /// Serial of the CA HSM token (key_store = hsm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_serial: Option<String>,
+    /// `CKA_ID` (hex) of the root key on the CA token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_key_id: Option<String>,
+    /// `CKA_ID` (hex) of the issuing key on the CA token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuing_key_id: Option<String>,
+    /// Root CA validity in years (default 20).
+    #[serde(default = "default_root_years")]
+    pub root_years: u32,
+    /// Issuing CA validity in years (default 10).
+    #[serde(default = "default_issuing_years")]
+    pub issuing_years: u32,
+}
+
+/// URLs for relying parties.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlConfig {
+    /// CRL distribution point.
+    pub crl: String,
+    /// AIA caIssuers URL of the issuing CA certificate.
+    pub ca_issuers: String,
+}
+
+impl Default for UrlConfig {
+    fn default() -> Self {
+        UrlConfig {
+            crl: "http://crl.hljca.example.cn/issuing.crl".into(),
+            ca_issuers: "http://www.hljca.example.cn/ca/issuing.cer".into(),
+        }
+    }
+}
+
+/// CRL publication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlConfig {
+    /// Hours between thisUpdate and nextUpdate (default 24).
+    pub next_update_hours: u32,
+    /// Publish directory, relative to the home (default `crl`).
+    pub publish_dir: PathBuf,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            next_update_hours: 24,
+            publish_dir: PathBuf::from("crl"),
+        }
+    }
+}
+
+/// Lifecycle rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Renewal opens this many days before expiry (default 90).
+    pub renewal_window_days: u32,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            renewal_window_days: 90,
+        }
+    }
+}
+
+fn default_root_years() -> u32 {
+    20
+}
+fn default_issuing_years() -> u32 {
+    10
+}
+fn default_policy_dir() -> PathBuf {
+    PathBuf::from("policies")
+}
+fn default_policy_arc() -> String {
+    // A private-enterprise arc placeholder; a real deployment sets its own registered arc.
+    "1.3.6.1.4.1.99999.1".into()
+}
+
+impl Config {
+    /// A configuration with every default for the given key store.
+    pub fn new(key_store: KeyStore) -> Config {
+        Config {
+            ca: CaConfig {
+                key_store,
+                token_label: None,
+                token_serial: None,
+                root_key_id: None,
+                issuing_key_id: None,
+                root_years: default_root_years(),
+                issuing_years: default_issuing_years(),
+            },
+            urls: UrlConfig::default(),
+            crl: CrlConfig::default(),
+            lifecycle: LifecycleConfig::default(),
+            pkcs11_module: None,
+            policy_dir: default_policy_dir(),
+            policy_arc: default_policy_arc(),
+        }
+    }
+
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(CoreError::io("reading", path))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| CoreError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |reason: String| {
+            Err(CoreError::Config {
+                path: path.to_path_buf(),
+                reason,
+            })
+        };
+        if self.crl.next_update_hours == 0 {
+            return bad("crl.next_update_hours must be at least 1".into());
+        }
+        if self.ca.key_store == KeyStore::Hsm
+            && (self.ca.token_label.is_none() || self.ca.root_key_id.is_none() || self.ca.issuing_key_id.is_none())
+        {
+            return bad("ca.key_store = \"hsm\" needs ca.token_label, ca.root_key_id and ca.issuing_key_id".into());
+        }
+        if !self
+            .policy_arc
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return bad(format!("policy_arc `{}` is not a dotted OID", self.policy_arc));
+        }
+        Ok(())
+    }
+
+    /// Serialises with a header comment.
+    pub fn to_toml(&self) -> Result<String> {
+        let body = toml::to_string_pretty(self).map_err(|e| CoreError::Encoding {
+            what: "hljca.toml",
+            reason: e.to_string(),
+        })?;
+        Ok(format!(
+            "# hljca configuration. Every key is documented in README.md (\"Configuration\").\n{body}"
+        ))
+    }
+}

@@ -1,0 +1,134 @@
+//! CRLs: v2, signed by the issuing CA, with a CRL number that only goes up, reason codes and AKI,
+//! published as DER and PEM.
+
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use time::Duration;
+
+use hljca_token::Module;
+
+use crate::ca::issuer;
+use crate::error::{CoreError, Result};
+use crate::home::write_file;
+use crate::keys::{CaKeys, Secrets};
+use crate::revoke::Reason;
+use crate::time_fmt::{now, parse_ts, ts};
+use crate::{Ca, audit};
+
+/// What `crl generate` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrlReport {
+    /// CRL number.
+    pub number: i64,
+    /// thisUpdate.
+    pub this_update: String,
+    /// nextUpdate.
+    pub next_update: String,
+    /// Revoked entries.
+    pub revoked: usize,
+    /// DER file.
+    pub der: std::path::PathBuf,
+    /// PEM file.
+    pub pem: std::path::PathBuf,
+}
+
+impl Ca {
+    /// Generates and publishes the next CRL.
+    pub fn generate_crl(&mut self, module: Option<&Module>, secrets: &Secrets) -> Result<CrlReport> {
+        let keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
+        let (issuer, _) = issuer(&self.home, &keys)?;
+        let last: Option<i64> = self
+            .store
+            .conn
+            .query_row("SELECT max(number) FROM crls", [], |r| r.get(0))
+            .optional()
+            .map_err(CoreError::db("last CRL number"))?
+            .flatten();
+        let number = last.unwrap_or(0) + 1;
+        let revoked = self.revoked_entries()?;
+        let this_update = now();
+        let next_update = this_update + Duration::hours(i64::from(self.config.crl.next_update_hours));
+        let params = CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let n_revoked = params.revoked_certs.len();
+        let crl = params.signed_by(&issuer).map_err(CoreError::cert("CRL"))?;
+        let der = crl.der().to_vec();
+        let dir = self.home.dir().join(&self.config.crl.publish_dir);
+        let der_path = dir.join(format!("issuing-{number}.crl"));
+        let pem_path = dir.join(format!("issuing-{number}.pem"));
+        let pem_text = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
+        let tx = self.store.conn.transaction().map_err(CoreError::db("begin CRL"))?;
+        tx.execute(
+            "INSERT INTO crls (number, this_update, next_update, revoked, der) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![number, ts(this_update), ts(next_update), n_revoked as i64, der],
+        )
+        .map_err(CoreError::db("record CRL"))?;
+        audit::append(
+            &tx,
+            &self.operator,
+            "crl.generate",
+            &number.to_string(),
+            &serde_json::json!({ "revoked": n_revoked, "next_update": ts(next_update) }),
+        )?;
+        write_file(&der_path, &der, 0o644)?;
+        write_file(&pem_path, pem_text.as_bytes(), 0o644)?;
+        write_file(&dir.join("issuing.crl"), &der, 0o644)?;
+        write_file(&dir.join("issuing.pem"), pem_text.as_bytes(), 0o644)?;
+        tx.commit().map_err(CoreError::db("commit CRL"))?;
+        Ok(CrlReport {
+            number,
+            this_update: ts(this_update),
+            next_update: ts(next_update),
+            revoked: n_revoked,
+            der: der_path,
+            pem: pem_path,
+        })
+    }
+
+    fn revoked_entries(&self) -> Result<Vec<RevokedCertParams>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' ORDER BY revoked_at")
+            .map_err(CoreError::db("revoked list"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)))
+            .map_err(CoreError::db("revoked list"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (serial, at, reason) = row.map_err(CoreError::db("revoked list"))?;
+            let bytes = hex::decode(&serial).map_err(|e| CoreError::Parse {
+                what: format!("stored serial {serial}"),
+                reason: e.to_string(),
+            })?;
+            let reason: Option<Reason> = reason.and_then(|r| r.parse().ok());
+            out.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&bytes),
+                revocation_time: at.as_deref().and_then(parse_ts).unwrap_or_else(now),
+                reason_code: reason.map(Reason::rcgen),
+                invalidity_date: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The newest CRL's number, thisUpdate and nextUpdate.
+    pub fn last_crl(&self) -> Result<Option<(i64, String, String)>> {
+        self.store
+            .conn
+            .query_row(
+                "SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(CoreError::db("last CRL"))
+    }
+}

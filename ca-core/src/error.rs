@@ -1,0 +1,165 @@
+//! The one error type of the core crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the CA core, with the object it concerns.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The home directory has no CA yet.
+    #[error("home {home} is not initialised (no hljca.toml); run `hljca init --home {home}` first")]
+    NotInitialized {
+        /// Home directory.
+        home: PathBuf,
+    },
+    /// The home already holds a CA.
+    #[error("home {home} already holds a CA; use another --home or keep using this one")]
+    AlreadyInitialized {
+        /// Home directory.
+        home: PathBuf,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The configuration file is invalid.
+    #[error("configuration {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The database failed.
+    #[error("database {op}: {source}")]
+    Db {
+        /// The operation.
+        op: &'static str,
+        /// Underlying error.
+        source: rusqlite::Error,
+    },
+    /// A token operation failed.
+    #[error(transparent)]
+    Token(#[from] hljca_token::TokenError),
+    /// A policy could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] hljca_policies::PolicyError),
+    /// The applicant data breaks the policy.
+    #[error("invalid applicant data for {cert_type}:\n{errors}")]
+    Applicant {
+        /// The certificate type.
+        cert_type: hljca_policies::CertType,
+        /// Every field error.
+        errors: hljca_policies::ValidationErrors,
+    },
+    /// A certificate could not be built or signed.
+    #[error("building the {what}: {source}")]
+    Certificate {
+        /// Which certificate.
+        what: String,
+        /// Underlying error.
+        source: rcgen::Error,
+    },
+    /// DER encoding of an extension failed.
+    #[error("encoding {what}: {reason}")]
+    Encoding {
+        /// Which structure.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A certificate in the store or a file could not be parsed.
+    #[error("parsing {what}: {reason}")]
+    Parse {
+        /// What was parsed.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A needed secret is missing.
+    #[error("{what} is needed: set {env} (or use --pin-file)")]
+    MissingSecret {
+        /// Which secret.
+        what: &'static str,
+        /// The environment variable that carries it.
+        env: &'static str,
+    },
+    /// The CA key file could not be decrypted or used.
+    #[error("CA key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// No certificate has this serial.
+    #[error("no certificate with serial {serial}")]
+    UnknownSerial {
+        /// The serial asked for.
+        serial: String,
+    },
+    /// The operation is not allowed in the certificate's current state.
+    #[error("certificate {serial} is {status}: {what}")]
+    BadState {
+        /// The serial.
+        serial: String,
+        /// Its status.
+        status: String,
+        /// What was refused and what to do.
+        what: String,
+    },
+    /// An electronic seal failed.
+    #[error("electronic seal: {0}")]
+    Seal(#[from] crate::seal::SealError),
+    /// A business rule refused the request.
+    #[error("{0}")]
+    Refused(String),
+    /// The audit log's hash chain is broken.
+    #[error("audit log broken at row {seq}: {reason}")]
+    AuditBroken {
+        /// The first bad row.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl CoreError {
+    pub(crate) fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> CoreError {
+        move |source| CoreError::Db { op, source }
+    }
+
+    pub(crate) fn io<'p>(action: &'static str, path: &'p std::path::Path) -> impl Fn(std::io::Error) -> CoreError + 'p {
+        move |source| CoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn cert(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> CoreError {
+        let what = what.into();
+        move |source| CoreError::Certificate { what, source }
+    }
+
+    /// True when the error comes from bad input rather than a failed operation (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            CoreError::Applicant { .. }
+                | CoreError::Policy(_)
+                | CoreError::UnknownSerial { .. }
+                | CoreError::MissingSecret { .. }
+                | CoreError::Parse { .. }
+        )
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, CoreError>;

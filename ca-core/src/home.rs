@@ -1,0 +1,124 @@
+//! The home directory: where the configuration, database, CA certificates and CRLs live.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{CoreError, Result};
+
+/// Paths inside a home directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// A home at `dir` (not created yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Home {
+        Home { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// `hljca.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("hljca.toml")
+    }
+    /// `hljca.db`.
+    pub fn db(&self) -> PathBuf {
+        self.dir.join("hljca.db")
+    }
+    /// The root CA certificate (PEM).
+    pub fn root_pem(&self) -> PathBuf {
+        self.dir.join("ca").join("root.pem")
+    }
+    /// The issuing CA certificate (PEM).
+    pub fn issuing_pem(&self) -> PathBuf {
+        self.dir.join("ca").join("issuing.pem")
+    }
+    /// The chain issuing + root (PEM).
+    pub fn chain_pem(&self) -> PathBuf {
+        self.dir.join("ca").join("chain.pem")
+    }
+    /// Encrypted PKCS#8 CA key (key_store = file).
+    pub fn key_file(&self, which: &str) -> PathBuf {
+        self.dir.join("ca").join(format!("{which}.key.p8"))
+    }
+    /// Where issued certificates are exported as PEM.
+    pub fn cert_pem(&self, serial: &str) -> PathBuf {
+        self.dir.join("certs").join(format!("{serial}.pem"))
+    }
+    /// Where a seal is exported.
+    pub fn seal_file(&self, serial: &str) -> PathBuf {
+        self.dir.join("seals").join(format!("{serial}.seal.der"))
+    }
+
+    /// True when `hljca.toml` exists.
+    pub fn is_initialized(&self) -> bool {
+        self.config().is_file()
+    }
+
+    /// Errors unless initialised.
+    pub fn require_initialized(&self) -> Result<()> {
+        if self.is_initialized() {
+            Ok(())
+        } else {
+            Err(CoreError::NotInitialized {
+                home: self.dir.clone(),
+            })
+        }
+    }
+
+    /// Creates the home and its sub-directories (0700).
+    pub fn create_dirs(&self) -> Result<()> {
+        for d in [
+            self.dir.clone(),
+            self.dir.join("ca"),
+            self.dir.join("certs"),
+            self.dir.join("seals"),
+        ] {
+            create_private_dir(&d)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 on the last component.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(CoreError::io("creating directory", dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(CoreError::io("setting permissions on", dir))
+}
+
+/// Writes `bytes` to `path` atomically (temp file + rename) with `mode`.
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(CoreError::io("creating directory", parent))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(CoreError::io("creating", &tmp))?;
+    f.write_all(bytes).map_err(CoreError::io("writing", &tmp))?;
+    f.sync_all().map_err(CoreError::io("syncing", &tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(CoreError::io("renaming into place", path))
+}
+
+/// Writes a new file that must not exist yet (mode `mode`).
+pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(CoreError::io("creating", path))?;
+    f.write_all(bytes).map_err(CoreError::io("writing", path))?;
+    f.sync_all().map_err(CoreError::io("syncing", path))
+}

@@ -1,0 +1,212 @@
+//! The CA's signing keys: on the CA HSM token (default) or in encrypted PKCS#8 files (development).
+
+use std::path::Path;
+
+use hljca_token::{KeyId, Module, Pin, TokenSelector, TokenSession, TokenSigner};
+use pkcs8::{EncryptedPrivateKeyInfo, PrivateKeyInfo};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, KeyStore};
+use crate::error::{CoreError, Result};
+use crate::home::Home;
+
+/// Which CA key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKeyRole {
+    /// The self-signed root.
+    Root,
+    /// The issuing CA that signs end-entity certificates, CRLs and seals.
+    Issuing,
+}
+
+impl CaKeyRole {
+    /// File stem / token label part.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaKeyRole::Root => "root",
+            CaKeyRole::Issuing => "issuing",
+        }
+    }
+}
+
+/// Secrets a command may need; each comes from the environment, a file or a prompt (never argv).
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    /// `HLJCA_CA_PIN`: user PIN of the CA HSM token.
+    pub ca_pin: Option<Pin>,
+    /// `HLJCA_USER_PIN`: user PIN of the holder's USBKEY.
+    pub user_pin: Option<Pin>,
+    /// `HLJCA_SO_PIN`: security officer PIN.
+    pub so_pin: Option<Pin>,
+    /// `HLJCA_CA_PASSPHRASE`: passphrase of the CA key files (key_store = file).
+    pub ca_passphrase: Option<Pin>,
+}
+
+impl Secrets {
+    /// The CA PIN or a clear error.
+    pub fn ca_pin(&self) -> Result<&Pin> {
+        self.ca_pin.as_ref().ok_or(CoreError::MissingSecret {
+            what: "the CA HSM token PIN",
+            env: "HLJCA_CA_PIN",
+        })
+    }
+    /// The user PIN or a clear error.
+    pub fn user_pin(&self) -> Result<&Pin> {
+        self.user_pin.as_ref().ok_or(CoreError::MissingSecret {
+            what: "the USBKEY user PIN",
+            env: "HLJCA_USER_PIN",
+        })
+    }
+    /// The SO PIN or a clear error.
+    pub fn so_pin(&self) -> Result<&Pin> {
+        self.so_pin.as_ref().ok_or(CoreError::MissingSecret {
+            what: "the security officer PIN",
+            env: "HLJCA_SO_PIN",
+        })
+    }
+    /// The CA key passphrase or a clear error.
+    pub fn ca_passphrase(&self) -> Result<&Pin> {
+        self.ca_passphrase.as_ref().ok_or(CoreError::MissingSecret {
+            what: "the CA key file passphrase",
+            env: "HLJCA_CA_PASSPHRASE",
+        })
+    }
+}
+
+/// Open access to the CA keys for the length of one command.
+pub enum CaKeys<'m> {
+    /// Logged in to the CA HSM token.
+    Hsm {
+        /// The session.
+        session: TokenSession<'m>,
+        /// Root key id.
+        root: KeyId,
+        /// Issuing key id.
+        issuing: KeyId,
+    },
+    /// Decrypted key files (development only).
+    File {
+        /// Root key.
+        root: Box<rcgen::KeyPair>,
+        /// Issuing key.
+        issuing: Box<rcgen::KeyPair>,
+    },
+}
+
+impl std::fmt::Debug for CaKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaKeys::Hsm { session, .. } => write!(f, "CaKeys::Hsm({session:?})"),
+            CaKeys::File { .. } => f.write_str("CaKeys::File(<redacted>)"),
+        }
+    }
+}
+
+/// A CA signing key: a token key or an in-memory key from a file.
+pub enum CaSigner<'a> {
+    /// On the CA HSM token.
+    Token(TokenSigner<'a>),
+    /// From an encrypted PKCS#8 file.
+    File(&'a rcgen::KeyPair),
+}
+
+impl rcgen::PublicKeyData for CaSigner<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaSigner::Token(t) => t.der_bytes(),
+            CaSigner::File(k) => k.der_bytes(),
+        }
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaSigner::Token(t) => t.algorithm(),
+            CaSigner::File(k) => k.algorithm(),
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaSigner<'_> {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaSigner::Token(t) => t.sign(msg),
+            CaSigner::File(k) => k.sign(msg),
+        }
+    }
+}
+
+impl<'m> CaKeys<'m> {
+    /// Opens the CA keys configured in `config`.
+    pub fn open(config: &Config, home: &Home, module: Option<&'m Module>, secrets: &Secrets) -> Result<CaKeys<'m>> {
+        match config.ca.key_store {
+            KeyStore::Hsm => {
+                let module = module.ok_or_else(|| CoreError::Refused("the CA keys are on an HSM token but no PKCS#11 module is open".into()))?;
+                let sel = config
+                    .ca
+                    .token_serial
+                    .clone()
+                    .or_else(|| config.ca.token_label.clone())
+                    .unwrap_or_default();
+                let session = module.login(&TokenSelector(sel), secrets.ca_pin()?)?;
+                let id = |v: &Option<String>, which: &str| {
+                    v.as_deref().and_then(KeyId::from_hex).ok_or_else(|| CoreError::Config {
+                        path: home.config(),
+                        reason: format!("ca.{which}_key_id is missing or not hex"),
+                    })
+                };
+                Ok(CaKeys::Hsm {
+                    root: id(&config.ca.root_key_id, "root")?,
+                    issuing: id(&config.ca.issuing_key_id, "issuing")?,
+                    session,
+                })
+            }
+            KeyStore::File => {
+                let pass = secrets.ca_passphrase()?;
+                Ok(CaKeys::File {
+                    root: Box::new(load_key_file(&home.key_file("root"), pass)?),
+                    issuing: Box::new(load_key_file(&home.key_file("issuing"), pass)?),
+                })
+            }
+        }
+    }
+
+    /// The signer for one CA key.
+    pub fn signer(&self, role: CaKeyRole) -> Result<CaSigner<'_>> {
+        match self {
+            CaKeys::Hsm { session, root, issuing } => {
+                let id = if role == CaKeyRole::Root { root } else { issuing };
+                Ok(CaSigner::Token(session.signer(id)?))
+            }
+            CaKeys::File { root, issuing } => Ok(CaSigner::File(if role == CaKeyRole::Root { root } else { issuing })),
+        }
+    }
+}
+
+/// Encrypts a fresh P-256 key as PKCS#8 (PBES2, scrypt + AES-256-CBC) and returns the key and DER.
+pub fn new_encrypted_key(pass: &Pin) -> Result<(rcgen::KeyPair, Vec<u8>)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CoreError::cert("CA key"))?;
+    let der = Zeroizing::new(key.serialize_der());
+    let info = PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| CoreError::Encoding {
+        what: "PKCS#8 private key",
+        reason: e.to_string(),
+    })?;
+    let enc = info
+        .encrypt(rand_core::OsRng, pass.expose().as_bytes())
+        .map_err(|e| CoreError::Encoding {
+            what: "encrypted PKCS#8",
+            reason: e.to_string(),
+        })?;
+    Ok((key, enc.as_bytes().to_vec()))
+}
+
+fn load_key_file(path: &Path, pass: &Pin) -> Result<rcgen::KeyPair> {
+    let bytes = std::fs::read(path).map_err(CoreError::io("reading CA key", path))?;
+    let bad = |reason: String| CoreError::KeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let enc = EncryptedPrivateKeyInfo::try_from(bytes.as_slice()).map_err(|e| bad(format!("not encrypted PKCS#8: {e}")))?;
+    let doc = enc
+        .decrypt(pass.expose().as_bytes())
+        .map_err(|_| bad("wrong passphrase (HLJCA_CA_PASSPHRASE) or damaged file".into()))?;
+    rcgen::KeyPair::try_from(doc.as_bytes()).map_err(|e| bad(e.to_string()))
+}

@@ -1,0 +1,217 @@
+//! Certificate profiles: how a policy and an applicant become rcgen parameters.
+//!
+//! End-entity profile (RFC 5280 section 4.2 references in brackets):
+//! - subject `C=CN, ST=黑龙江省, L=<city>, O=<organisation>, OU=<optional>, CN=<name>`, UTF8String
+//!   except `C` (PrintableString, 4.1.2.4);
+//! - basicConstraints CA:FALSE critical (4.2.1.9), keyUsage critical from the policy (4.2.1.3),
+//!   extendedKeyUsage from the policy (4.2.1.12), SKI (4.2.1.2) and AKI (4.2.1.1);
+//! - certificatePolicies `<policy_arc>.<suffix>` (4.2.1.4), CRL distribution point (4.2.1.13),
+//!   authorityInfoAccess caIssuers (4.2.2.1);
+//! - identifiers in the GM/T 0015 extensions, non-critical, never in CN:
+//!   `1.2.156.10260.4.1.4` organisation code (the USCC or registration number, PrintableString) and
+//!   `1.2.156.10260.4.1.1` IdentifyCode `[0] IMPLICIT PrintableString` (resident ID number).
+
+use der::Encode;
+use der::asn1::{Ia5String, ObjectIdentifier, PrintableString};
+use hljca_policies::{CertProfile, ExtKeyUsage, KeyUsage, Policy, ValidatedApplicant};
+use rcgen::{
+    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue,
+    ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+use x509_cert::ext::pkix::certpolicy::{CertificatePolicies, PolicyInformation};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
+
+use crate::config::Config;
+use crate::error::{CoreError, Result};
+
+/// The province in every subject.
+pub const PROVINCE: &str = "黑龙江省";
+/// The CA operator's legal name.
+pub const CA_ORGANIZATION: &str = "黑龙江省数字证书认证有限公司";
+
+/// GM/T 0015 organisation code extension (the USCC in practice).
+pub const OID_GMT_ORG_CODE: &[u64] = &[1, 2, 156, 10260, 4, 1, 4];
+/// GM/T 0015 personal identity number extension.
+pub const OID_GMT_IDENTIFY_CODE: &[u64] = &[1, 2, 156, 10260, 4, 1, 1];
+const OID_CERT_POLICIES: &[u64] = &[2, 5, 29, 32];
+const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+const OID_CA_ISSUERS: &str = "1.3.6.1.5.5.7.48.2";
+
+/// A random, positive, 16-byte serial number (first byte 0x01..=0x7f: positive and minimal).
+pub fn random_serial() -> [u8; 16] {
+    let mut s: [u8; 16] = rand::random();
+    s[0] = (s[0] & 0x7f).max(1);
+    s
+}
+
+/// A subject DN for the CA itself.
+pub fn ca_subject(cn: &str) -> Result<DistinguishedName> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, printable("CN")?);
+    dn.push(DnType::StateOrProvinceName, DnValue::Utf8String(PROVINCE.into()));
+    dn.push(DnType::OrganizationName, DnValue::Utf8String(CA_ORGANIZATION.into()));
+    dn.push(DnType::CommonName, DnValue::Utf8String(cn.into()));
+    Ok(dn)
+}
+
+fn printable(s: &str) -> Result<DnValue> {
+    Ok(DnValue::PrintableString(s.try_into().map_err(|e: rcgen::Error| CoreError::Encoding {
+        what: "PrintableString",
+        reason: e.to_string(),
+    })?))
+}
+
+/// The subject of an end-entity certificate and its one-line text form.
+pub fn subject(policy: &Policy, a: &ValidatedApplicant) -> Result<(DistinguishedName, String)> {
+    let mut dn = DistinguishedName::new();
+    let mut text = vec!["C=CN".to_owned(), format!("ST={PROVINCE}")];
+    dn.push(DnType::CountryName, printable("CN")?);
+    dn.push(DnType::StateOrProvinceName, DnValue::Utf8String(PROVINCE.into()));
+    let parts = [
+        (DnType::LocalityName, "L"),
+        (DnType::OrganizationName, "O"),
+        (DnType::OrganizationalUnitName, "OU"),
+        (DnType::CommonName, "CN"),
+    ];
+    for (ty, short) in parts {
+        if let Some(v) = policy
+            .subject_value(a, &short.to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+        {
+            text.push(format!("{short}={v}"));
+            dn.push(ty, DnValue::Utf8String(v));
+        }
+    }
+    Ok((dn, text.join(", ")))
+}
+
+/// Everything that varies per certificate besides the subject.
+#[derive(Debug)]
+pub struct EeParams<'a> {
+    /// The serial.
+    pub serial: [u8; 16],
+    /// Key usage etc.
+    pub profile: &'a CertProfile,
+    /// Validity start.
+    pub not_before: OffsetDateTime,
+    /// Validity in days.
+    pub validity_days: u32,
+    /// Organisation identifier for the GM/T 0015 extension.
+    pub org_id: Option<&'a str>,
+    /// Resident ID number for the GM/T 0015 extension.
+    pub resident_id: Option<&'a str>,
+}
+
+/// rcgen parameters for an end-entity certificate.
+pub fn end_entity(config: &Config, dn: DistinguishedName, p: &EeParams<'_>) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.serial_number = Some(SerialNumber::from_slice(&p.serial));
+    params.not_before = p.not_before;
+    params.not_after = p.not_before + Duration::days(i64::from(p.validity_days));
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = p.profile.key_usage.iter().map(|k| key_usage(*k)).collect();
+    params.extended_key_usages = p.profile.extended_key_usage.iter().map(ext_key_usage).collect();
+    params.crl_distribution_points = vec![CrlDistributionPoint {
+        uris: vec![config.urls.crl.clone()],
+    }];
+    let policy_oid = format!("{}.{}", config.policy_arc, p.profile.policy_oid_suffix);
+    params.custom_extensions.push(ext(OID_CERT_POLICIES, certificate_policies(&policy_oid)?, false));
+    params.custom_extensions.push(ext(OID_AIA, aia(&config.urls.ca_issuers)?, false));
+    if let Some(id) = p.org_id {
+        let v = PrintableString::new(id).map_err(enc("organisation code"))?;
+        params.custom_extensions.push(ext(OID_GMT_ORG_CODE, v.to_der().map_err(enc("organisation code"))?, false));
+    }
+    if let Some(id) = p.resident_id {
+        params.custom_extensions.push(ext(OID_GMT_IDENTIFY_CODE, identify_code(id)?, false));
+    }
+    Ok(params)
+}
+
+fn enc(what: &'static str) -> impl Fn(der::Error) -> CoreError {
+    move |e| CoreError::Encoding {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn ext(oid: &[u64], content: Vec<u8>, critical: bool) -> CustomExtension {
+    let mut e = CustomExtension::from_oid_content(oid, content);
+    e.set_criticality(critical);
+    e
+}
+
+/// `IdentifyCode ::= CHOICE { residenterCardNumber [0] IMPLICIT PrintableString, ... }`.
+fn identify_code(id: &str) -> Result<Vec<u8>> {
+    let v = PrintableString::new(id).map_err(enc("IdentifyCode"))?;
+    let inner = v.to_der().map_err(enc("IdentifyCode"))?;
+    // Re-tag the PrintableString (0x13) as [0] IMPLICIT primitive (0x80); length and value stay.
+    let mut out = inner;
+    if let Some(first) = out.first_mut() {
+        *first = 0x80;
+    }
+    Ok(out)
+}
+
+fn certificate_policies(oid: &str) -> Result<Vec<u8>> {
+    let policy_identifier = ObjectIdentifier::new(oid).map_err(|e| CoreError::Encoding {
+        what: "certificate policy OID",
+        reason: format!("{oid}: {e}"),
+    })?;
+    CertificatePolicies(vec![PolicyInformation {
+        policy_identifier,
+        policy_qualifiers: None,
+    }])
+    .to_der()
+    .map_err(enc("certificatePolicies"))
+}
+
+fn aia(url: &str) -> Result<Vec<u8>> {
+    let uri = Ia5String::new(url).map_err(enc("AIA URL"))?;
+    AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: ObjectIdentifier::new_unwrap(OID_CA_ISSUERS),
+        access_location: GeneralName::UniformResourceIdentifier(uri),
+    }])
+    .to_der()
+    .map_err(enc("authorityInfoAccess"))
+}
+
+fn key_usage(k: KeyUsage) -> KeyUsagePurpose {
+    match k {
+        KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+        KeyUsage::NonRepudiation => KeyUsagePurpose::ContentCommitment,
+        KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+        KeyUsage::DataEncipherment => KeyUsagePurpose::DataEncipherment,
+        KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+    }
+}
+
+fn ext_key_usage(k: &ExtKeyUsage) -> ExtendedKeyUsagePurpose {
+    match k {
+        ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        ExtKeyUsage::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+        other => ExtendedKeyUsagePurpose::Other(
+            other
+                .oid()
+                .split('.')
+                .filter_map(|p| p.parse::<u64>().ok())
+                .collect(),
+        ),
+    }
+}
+
+/// A public key read from a token, as rcgen wants it.
+#[derive(Debug)]
+pub struct TokenPublicKey(pub Vec<u8>);
+
+impl rcgen::PublicKeyData for TokenPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}

@@ -1,0 +1,343 @@
+//! Certificate rows: pending before signing, issued once on the token, then revoked/superseded.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::Store;
+use crate::error::{CoreError, Result};
+use crate::time_fmt::{parse_ts, ts};
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertRole {
+    /// The holder's identity (signing/authentication) certificate.
+    Identity,
+    /// The electronic seal's certificate.
+    Seal,
+}
+
+impl CertRole {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertRole::Identity => "identity",
+            CertRole::Seal => "seal",
+        }
+    }
+    fn parse(s: &str) -> CertRole {
+        if s == "seal" { CertRole::Seal } else { CertRole::Identity }
+    }
+}
+
+/// Where a certificate is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertStatus {
+    /// Serial reserved, not yet on the token (crash-safety marker).
+    Pending,
+    /// On the token and valid.
+    Issued,
+    /// Issuance abandoned; nothing of it is on a token.
+    Void,
+    /// Revoked.
+    Revoked,
+    /// Replaced by a renewal.
+    Superseded,
+}
+
+impl CertStatus {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Pending => "pending",
+            CertStatus::Issued => "issued",
+            CertStatus::Void => "void",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Superseded => "superseded",
+        }
+    }
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<CertStatus> {
+        Some(match s {
+            "pending" => CertStatus::Pending,
+            "issued" => CertStatus::Issued,
+            "void" => CertStatus::Void,
+            "revoked" => CertStatus::Revoked,
+            "superseded" => CertStatus::Superseded,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pending row to reserve before signing.
+#[derive(Debug, Clone)]
+pub struct NewPending<'a> {
+    /// Serial, hex.
+    pub serial: &'a str,
+    /// Certificate type key.
+    pub cert_type: &'a str,
+    /// Identity or seal.
+    pub role: CertRole,
+    /// For a seal certificate: its identity certificate.
+    pub identity_serial: Option<&'a str>,
+    /// Subject DN as text.
+    pub subject: &'a str,
+    /// The organisation identifier (USCC) when the type has one.
+    pub org_id: Option<&'a str>,
+    /// Validated applicant data (JSON).
+    pub applicant_json: &'a str,
+    /// Token label.
+    pub token_label: &'a str,
+    /// Token serial.
+    pub token_serial: &'a str,
+    /// Key id (hex).
+    pub key_id: &'a str,
+}
+
+/// One certificate row.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertRecord {
+    /// Serial, hex.
+    pub serial: String,
+    /// Certificate type key.
+    pub cert_type: String,
+    /// Identity or seal.
+    pub role: CertRole,
+    /// For a seal certificate: its identity certificate.
+    pub identity_serial: Option<String>,
+    /// Subject DN.
+    pub subject: String,
+    /// Organisation identifier.
+    pub org_id: Option<String>,
+    /// Token label.
+    pub token_label: String,
+    /// Token serial.
+    pub token_serial: String,
+    /// Key id (hex).
+    pub key_id: String,
+    /// Status.
+    pub status: CertStatus,
+    /// Validity start.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+    /// Validity end.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+    /// When revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 reason name.
+    pub revocation_reason: Option<String>,
+    /// Row creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Applicant data (JSON text).
+    #[serde(skip)]
+    pub applicant_json: String,
+    /// Certificate DER.
+    #[serde(skip)]
+    pub der: Option<Vec<u8>>,
+    /// Seal DER (seal certificates only).
+    #[serde(skip)]
+    pub seal: Option<Vec<u8>>,
+}
+
+const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
+    key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, applicant_json, der, seal";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
+    let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
+    let status: String = r.get(9)?;
+    Ok(CertRecord {
+        serial: r.get(0)?,
+        cert_type: r.get(1)?,
+        role: CertRole::parse(&r.get::<_, String>(2)?),
+        identity_serial: r.get(3)?,
+        subject: r.get(4)?,
+        org_id: r.get(5)?,
+        token_label: r.get(6)?,
+        token_serial: r.get(7)?,
+        key_id: r.get(8)?,
+        status: CertStatus::parse(&status).unwrap_or(CertStatus::Void),
+        not_before: opt_ts(r.get(10)?),
+        not_after: opt_ts(r.get(11)?),
+        revoked_at: opt_ts(r.get(12)?),
+        revocation_reason: r.get(13)?,
+        created_at: parse_ts(&r.get::<_, String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        applicant_json: r.get(15)?,
+        der: r.get(16)?,
+        seal: r.get(17)?,
+    })
+}
+
+/// Filters for listing certificates.
+#[derive(Debug, Clone, Default)]
+pub struct CertFilter {
+    /// Only this type.
+    pub cert_type: Option<String>,
+    /// Only this status.
+    pub status: Option<CertStatus>,
+    /// Only issued certificates whose notAfter is before this instant.
+    pub expiring_before: Option<OffsetDateTime>,
+    /// Include pending and void rows.
+    pub include_unissued: bool,
+}
+
+impl Store {
+    /// Reserves a serial with a pending row and commits it (before anything is signed).
+    pub fn insert_pending(&self, p: &NewPending<'_>) -> Result<()> {
+        let now = ts(OffsetDateTime::now_utc());
+        self.conn
+            .execute(
+                "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
+                 token_label, token_serial, key_id, status, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
+                params![
+                    p.serial,
+                    p.cert_type,
+                    p.role.as_str(),
+                    p.identity_serial,
+                    p.subject,
+                    p.org_id,
+                    p.applicant_json,
+                    p.token_label,
+                    p.token_serial,
+                    p.key_id,
+                    now
+                ],
+            )
+            .map_err(CoreError::db("insert pending certificate"))?;
+        Ok(())
+    }
+
+    /// True when the serial is already used (pending or otherwise).
+    pub fn serial_exists(&self, serial: &str) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM certificates WHERE serial = ?1", [serial], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(CoreError::db("serial lookup"))
+    }
+
+    /// Marks a pending row issued with its DER and validity (and seal).
+    pub(crate) fn mark_issued_tx(
+        tx: &rusqlite::Transaction<'_>,
+        serial: &str,
+        der: &[u8],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        seal: Option<&[u8]>,
+    ) -> Result<()> {
+        let n = tx
+            .execute(
+                "UPDATE certificates SET status = 'issued', der = ?2, not_before = ?3, not_after = ?4, seal = ?5, \
+                 updated_at = ?6 WHERE serial = ?1 AND status = 'pending'",
+                params![serial, der, ts(not_before), ts(not_after), seal, ts(OffsetDateTime::now_utc())],
+            )
+            .map_err(CoreError::db("mark certificate issued"))?;
+        if n != 1 {
+            return Err(CoreError::Refused(format!(
+                "certificate {serial} was no longer pending when it was to be marked issued"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Voids a pending row (issuance abandoned, nothing on the token).
+    pub fn mark_void(&self, serial: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE certificates SET status = 'void', updated_at = ?2 WHERE serial = ?1 AND status = 'pending'",
+                params![serial, ts(OffsetDateTime::now_utc())],
+            )
+            .map_err(CoreError::db("void certificate"))?;
+        Ok(())
+    }
+
+    /// One certificate by serial (case-insensitive hex, colons allowed).
+    pub fn cert(&self, serial: &str) -> Result<CertRecord> {
+        let norm = normalize_serial(serial);
+        self.conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM certificates WHERE serial = ?1"),
+                [&norm],
+                from_row,
+            )
+            .optional()
+            .map_err(CoreError::db("certificate lookup"))?
+            .ok_or(CoreError::UnknownSerial { serial: norm })
+    }
+
+    /// Certificates matching `f`, newest first.
+    pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1=1");
+        let mut args: Vec<String> = Vec::new();
+        if let Some(t) = &f.cert_type {
+            args.push(t.clone());
+            sql.push_str(&format!(" AND cert_type = ?{}", args.len()));
+        }
+        if let Some(s) = f.status {
+            args.push(s.as_str().to_owned());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        } else if !f.include_unissued {
+            sql.push_str(" AND status NOT IN ('pending', 'void')");
+        }
+        if let Some(t) = f.expiring_before {
+            args.push(ts(t));
+            sql.push_str(&format!(" AND status = 'issued' AND not_after <= ?{}", args.len()));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        let mut stmt = self.conn.prepare(&sql).map_err(CoreError::db("list certificates"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), from_row)
+            .map_err(CoreError::db("list certificates"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("list certificates"))
+    }
+
+    /// Issued, unexpired certificates of `cert_type` for organisation `org_id`.
+    pub fn valid_for_org(&self, cert_type: &str, org_id: &str, now: OffsetDateTime) -> Result<Vec<CertRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM certificates WHERE cert_type = ?1 AND org_id = ?2 AND role = 'identity' \
+                 AND status = 'issued' AND not_after > ?3"
+            ))
+            .map_err(CoreError::db("organisation lookup"))?;
+        let rows = stmt
+            .query_map(params![cert_type, org_id, ts(now)], from_row)
+            .map_err(CoreError::db("organisation lookup"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("organisation lookup"))
+    }
+
+    /// Seal certificates that belong to identity certificate `serial`.
+    pub fn seals_of(&self, serial: &str) -> Result<Vec<CertRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM certificates WHERE identity_serial = ?1"))
+            .map_err(CoreError::db("seal lookup"))?;
+        let rows = stmt
+            .query_map([serial], from_row)
+            .map_err(CoreError::db("seal lookup"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("seal lookup"))
+    }
+}
+
+/// Lower-case hex without separators.
+pub fn normalize_serial(s: &str) -> String {
+    s.trim()
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}

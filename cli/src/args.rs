@@ -1,0 +1,270 @@
+//! Command-line arguments (help text comes from these doc comments).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// hljca — the Heilongjiang CA service: certificates and electronic seals on PKCS#11 USBKEYs.
+///
+/// Secrets never go on the command line: HLJCA_USER_PIN, HLJCA_SO_PIN, HLJCA_CA_PIN and
+/// HLJCA_CA_PASSPHRASE come from the environment, a --*-pin-file, or a prompt on a terminal.
+///
+/// Exit codes: 0 ok, 1 operation failed, 2 bad usage or bad input.
+#[derive(Debug, Parser)]
+#[command(name = "hljca", version, about, long_about)]
+pub struct Cli {
+    /// Home directory (configuration, database, CA certificates, CRLs).
+    #[arg(long, global = true, env = "HLJCA_HOME", default_value = "hljca-data")]
+    pub home: PathBuf,
+    /// Print JSON for machines instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Operator recorded in the audit log.
+    #[arg(long, global = true, env = "HLJCA_OPERATOR")]
+    pub operator: Option<String>,
+    /// PKCS#11 module (default: SoftHSM2 from its usual places).
+    #[arg(long, global = true, env = "HLJCA_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Read the USBKEY user PIN from this file instead of HLJCA_USER_PIN.
+    #[arg(long, global = true)]
+    pub user_pin_file: Option<PathBuf>,
+    /// Read the CA token PIN from this file instead of HLJCA_CA_PIN.
+    #[arg(long, global = true)]
+    pub ca_pin_file: Option<PathBuf>,
+    /// Read the SO PIN from this file instead of HLJCA_SO_PIN.
+    #[arg(long, global = true)]
+    pub so_pin_file: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the root and issuing CA (keys on the CA HSM token by default).
+    Init(InitArgs),
+    /// CA certificates.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// The certificate types: fields, fees, materials, seal.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// USBKEYs (PKCS#11 tokens).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Issue a certificate (and its electronic seal) onto a USBKEY.
+    Issue(IssueArgs),
+    /// Issued certificates.
+    #[command(subcommand)]
+    Cert(CertCmd),
+    /// Electronic seals.
+    #[command(subcommand)]
+    Seal(SealCmd),
+    /// Revoke a certificate (free of charge); its seal certificate goes with it.
+    Revoke(RevokeArgs),
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(CrlCmd),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// One screen: the CA, tokens, certificates expiring soon, the last CRL.
+    Status,
+    /// The effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The whole flow on a fresh SoftHSM token, for a newcomer.
+    Demo,
+}
+
+/// `init` options.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where the CA keys live: `hsm` (PKCS#11 token, default) or `file` (encrypted PKCS#8, development).
+    #[arg(long, default_value = "hsm", value_parser = ["hsm", "file"])]
+    pub key_store: String,
+    /// Label of the CA HSM token; a blank token is initialised with it when none exists.
+    #[arg(long, default_value = "hljca-ca")]
+    pub ca_token: String,
+    /// Root CA validity in years.
+    #[arg(long, default_value_t = 20)]
+    pub root_years: u32,
+    /// Issuing CA validity in years.
+    #[arg(long, default_value_t = 10)]
+    pub issuing_years: u32,
+    /// CRL distribution point URL written into end-entity certificates.
+    #[arg(long)]
+    pub crl_url: Option<String>,
+    /// AIA caIssuers URL written into end-entity certificates.
+    #[arg(long)]
+    pub ca_issuers_url: Option<String>,
+}
+
+/// `ca` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaCmd {
+    /// Show the root and issuing CA certificates.
+    Show,
+    /// Write the chain (issuing + root) as PEM.
+    Export {
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// All seven types with fees.
+    List,
+    /// One type in full.
+    Show {
+        /// Type key (enterprise, legal-person, medical, expert, procurement, enterprise-secondary, authorized-rep).
+        cert_type: String,
+    },
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Slots and tokens with label, serial, manufacturer and PIN state.
+    List,
+    /// Initialise a blank token (SO PIN from HLJCA_SO_PIN, user PIN from HLJCA_USER_PIN).
+    Init {
+        /// Label for the new token.
+        #[arg(long)]
+        label: String,
+    },
+    /// One token; with HLJCA_USER_PIN set, its objects too.
+    Info {
+        /// Token label or serial.
+        #[arg(long)]
+        token: String,
+    },
+}
+
+/// `issue` options.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Certificate type.
+    #[arg(long = "type", default_value = "enterprise")]
+    pub cert_type: String,
+    /// The holder's USBKEY (label or serial).
+    #[arg(long)]
+    pub token: String,
+    /// Applicant data: a flat JSON object (see examples/applicants/).
+    #[arg(long)]
+    pub applicant: PathBuf,
+    /// Seal picture (PNG or JPEG); a round red seal is generated when absent.
+    #[arg(long)]
+    pub seal_image: Option<PathBuf>,
+}
+
+/// `cert` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertCmd {
+    /// Certificates, newest first.
+    List {
+        /// Only this type.
+        #[arg(long = "type")]
+        cert_type: Option<String>,
+        /// Only this status (pending, issued, void, revoked, superseded).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only issued certificates expiring within this many days (e.g. 30d or 30).
+        #[arg(long)]
+        expiring_within: Option<String>,
+    },
+    /// One certificate.
+    Show {
+        /// Serial (hex).
+        serial: String,
+    },
+    /// Write a certificate as PEM (or DER).
+    Export {
+        /// Serial (hex).
+        serial: String,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// DER instead of PEM.
+        #[arg(long)]
+        der: bool,
+    },
+}
+
+/// Where a seal comes from.
+#[derive(Debug, Args)]
+pub struct SealSource {
+    /// A seal file (DER).
+    #[arg(long, conflicts_with_all = ["serial"])]
+    pub file: Option<PathBuf>,
+    /// The seal certificate's serial: the seal is read from the database, or with
+    /// --from-token from the holder's USBKEY (needs HLJCA_USER_PIN).
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Read the seal from the token rather than the database.
+    #[arg(long, requires = "serial")]
+    pub from_token: bool,
+}
+
+/// `seal` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SealCmd {
+    /// Parse a seal and print its fields.
+    Show(SealSource),
+    /// Verify a seal: signature by our issuing CA, validity, seal certificate not revoked.
+    Verify(SealSource),
+}
+
+/// `revoke` options.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Serial (hex).
+    pub serial: String,
+    /// RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, certificateHold, privilegeWithdrawn.
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+    /// Also delete the key pair, certificate and seal from the USBKEY (needs HLJCA_USER_PIN).
+    #[arg(long)]
+    pub remove_from_token: bool,
+}
+
+/// `crl` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CrlCmd {
+    /// Sign and publish the next CRL.
+    Generate,
+    /// The newest CRL.
+    Show,
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain: detects changed, deleted or reordered rows.
+    Verify,
+    /// Every row.
+    List,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the effective configuration with defaults filled in.
+    Show,
+}

@@ -1,0 +1,98 @@
+//! `hljca init` and `hljca ca`.
+
+use hljca_core::ca::{self, InitOptions};
+use hljca_core::{Home, KeyStore};
+use hljca_token::Module;
+
+use crate::Failure;
+use crate::args::{CaCmd, Cli, InitArgs};
+use crate::output;
+use crate::secrets;
+
+pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
+    let home = Home::new(&cli.home);
+    let mut s = secrets::gather(cli)?;
+    let key_store = if a.key_store == "file" { KeyStore::File } else { KeyStore::Hsm };
+    let module = if key_store == KeyStore::Hsm {
+        secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+        Some(Module::open(cli.pkcs11_module.as_deref())?)
+    } else {
+        secrets::prompt_if_missing(&mut s.ca_passphrase, "CA key passphrase (HLJCA_CA_PASSPHRASE)");
+        None
+    };
+    let report = ca::init(
+        &home,
+        module.as_ref(),
+        &s,
+        &InitOptions {
+            key_store,
+            ca_token: a.ca_token.clone(),
+            root_years: a.root_years,
+            issuing_years: a.issuing_years,
+            crl_url: a.crl_url.clone(),
+            ca_issuers_url: a.ca_issuers_url.clone(),
+        },
+    )?;
+    let ca = super::open_ca(cli)?;
+    ca.audit("ca.init", "issuing-ca", serde_json::to_value(&report)?)?;
+    if cli.json {
+        output::json(&report)?;
+    } else {
+        println!("CA created in {}", home.dir().display());
+        output::fields(&[
+            ("root", report.root_pem.display().to_string()),
+            ("issuing", report.issuing_pem.display().to_string()),
+            ("key store", format!("{:?}", report.key_store).to_lowercase()),
+            ("CA token", report.ca_token_label.clone().unwrap_or_else(|| "-".into())),
+        ]);
+    }
+    Ok(())
+}
+
+pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
+    let ca = super::open_ca(cli)?;
+    match c {
+        CaCmd::Show => {
+            let mut out = Vec::new();
+            for (name, der) in [("root", ca::root_der(&ca.home)?), ("issuing", ca::issuing_der(&ca.home)?)] {
+                out.push(cert_summary(name, &der)?);
+            }
+            if cli.json {
+                output::json(&out)?;
+            } else {
+                for o in &out {
+                    output::fields(&[
+                        ("certificate", o["name"].as_str().unwrap_or_default().to_owned()),
+                        ("subject", o["subject"].as_str().unwrap_or_default().to_owned()),
+                        ("serial", o["serial"].as_str().unwrap_or_default().to_owned()),
+                        ("not after", o["not_after"].as_str().unwrap_or_default().to_owned()),
+                    ]);
+                    println!();
+                }
+            }
+        }
+        CaCmd::Export { out } => {
+            let text = std::fs::read_to_string(ca.home.chain_pem())?;
+            match out {
+                Some(p) => std::fs::write(p, text)?,
+                None => print!("{text}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Subject, serial and validity of a certificate, for display.
+pub fn cert_summary(name: &str, der: &[u8]) -> Result<serde_json::Value, Failure> {
+    use x509_parser::prelude::FromDer;
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| anyhow::anyhow!("parsing {name} certificate: {e}"))?;
+    Ok(serde_json::json!({
+        "name": name,
+        "subject": c.subject().to_string(),
+        "issuer": c.issuer().to_string(),
+        "serial": hex::encode(c.raw_serial()),
+        "not_before": c.validity().not_before.to_datetime().to_string(),
+        "not_after": c.validity().not_after.to_datetime().to_string(),
+    }))
+}

@@ -1,0 +1,70 @@
+//! `hljca issue`.
+
+use hljca_core::issue::{IssueOutcome, IssueRequest};
+use hljca_policies::{Applicant, CertType};
+use hljca_token::TokenSelector;
+
+use crate::Failure;
+use crate::args::{Cli, IssueArgs};
+use crate::output;
+use crate::secrets;
+
+pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
+    let cert_type: CertType = a.cert_type.parse().map_err(Failure::input)?;
+    let text = std::fs::read_to_string(&a.applicant)
+        .map_err(|e| Failure::input(anyhow::anyhow!("reading applicant file {}: {e}", a.applicant.display())))?;
+    let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
+    let seal_image = match &a.seal_image {
+        Some(p) => Some(
+            std::fs::read(p).map_err(|e| Failure::input(anyhow::anyhow!("reading seal image {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let mut ca = super::open_ca(cli)?;
+    let mut s = secrets::gather(cli)?;
+    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+    let module = ca.module(cli.pkcs11_module.as_deref())?;
+    let outcome = ca.issue(
+        &module,
+        &s,
+        &IssueRequest {
+            cert_type,
+            applicant,
+            token: TokenSelector(a.token.clone()),
+            seal_image,
+        },
+    )?;
+    print_outcome(cli, &outcome)
+}
+
+pub fn print_outcome(cli: &Cli, o: &IssueOutcome) -> Result<(), Failure> {
+    if cli.json {
+        output::json(o)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = o
+        .certificates
+        .iter()
+        .map(|c| {
+            vec![
+                c.serial.clone(),
+                c.cert_type.to_string(),
+                c.role.as_str().into(),
+                c.token_label.clone(),
+                c.key_id.clone(),
+                c.pem.display().to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["SERIAL", "TYPE", "ROLE", "TOKEN", "KEY ID", "PEM"], &rows);
+    if let Some(seal) = &o.seal {
+        println!(
+            "seal: data object `{}` on token `{}`, copy at {}",
+            seal.object_label,
+            seal.token_label,
+            seal.file.display()
+        );
+    }
+    Ok(())
+}

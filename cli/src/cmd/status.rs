@@ -1,0 +1,67 @@
+//! `hljca status` and `hljca config show`.
+
+use hljca_core::store::CertFilter;
+use hljca_core::time_fmt::{now, ts};
+use hljca_token::Module;
+
+use crate::Failure;
+use crate::args::Cli;
+use crate::output;
+
+pub fn run(cli: &Cli) -> Result<(), Failure> {
+    let ca = super::open_ca(cli)?;
+    let root = super::init::cert_summary("root", &hljca_core::ca::root_der(&ca.home)?)?;
+    let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(&ca.home)?)?;
+    let tokens = match ca.module(cli.pkcs11_module.as_deref()).and_then(|m: Module| Ok(m.tokens()?)) {
+        Ok(t) => serde_json::to_value(t)?,
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    let all = ca.store.certs(&CertFilter::default())?;
+    let pending = ca.store.certs(&CertFilter {
+        status: Some(hljca_core::store::CertStatus::Pending),
+        ..CertFilter::default()
+    })?;
+    let expiring = ca.store.certs(&CertFilter {
+        expiring_before: Some(now() + time::Duration::days(30)),
+        ..CertFilter::default()
+    })?;
+    let crl = ca.last_crl()?;
+    let count = |st: &str| all.iter().filter(|c| c.status.as_str() == st).count();
+    let v = serde_json::json!({
+        "home": ca.home.dir(),
+        "ca": { "root": root, "issuing": issuing, "key_store": ca.config.ca.key_store },
+        "tokens": tokens,
+        "certificates": { "issued": count("issued"), "revoked": count("revoked"), "superseded": count("superseded") },
+        "pending_issuances": pending.iter().map(|c| &c.serial).collect::<Vec<_>>(),
+        "expiring_within_30_days": expiring.iter().map(|c| serde_json::json!({"serial": c.serial, "not_after": c.not_after.map(ts), "subject": c.subject})).collect::<Vec<_>>(),
+        "last_crl": crl.as_ref().map(|(n, t, u)| serde_json::json!({"number": n, "this_update": t, "next_update": u})),
+        "audit_rows": ca.audit_list()?.len(),
+    });
+    if cli.json {
+        return Ok(output::json(&v)?);
+    }
+    output::fields(&[
+        ("home", ca.home.dir().display().to_string()),
+        ("issuing CA", format!("{} (until {})", issuing["subject"].as_str().unwrap_or_default(), issuing["not_after"].as_str().unwrap_or_default())),
+        ("tokens", v["tokens"].as_array().map(|a| a.len().to_string()).unwrap_or_else(|| v["tokens"]["error"].to_string())),
+        ("issued", count("issued").to_string()),
+        ("revoked", count("revoked").to_string()),
+        ("pending", pending.len().to_string()),
+        ("expiring ≤30d", expiring.len().to_string()),
+        (
+            "last CRL",
+            crl.map(|(n, t, u)| format!("#{n} at {t}, next update {u}")).unwrap_or_else(|| "none yet".into()),
+        ),
+    ]);
+    Ok(())
+}
+
+pub fn config(cli: &Cli) -> Result<(), Failure> {
+    let ca = super::open_ca(cli)?;
+    if cli.json {
+        output::json(&ca.config)?;
+    } else {
+        print!("{}", ca.config.to_toml()?);
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `hljca token list | init | info`.
+
+use hljca_token::{Module, TokenSelector};
+
+use crate::Failure;
+use crate::args::{Cli, TokenCmd};
+use crate::output;
+use crate::secrets;
+
+pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
+    let module = Module::open(cli.pkcs11_module.as_deref())?;
+    match c {
+        TokenCmd::List => {
+            let tokens = module.tokens()?;
+            if cli.json {
+                output::json(&serde_json::json!({ "module": module.path(), "tokens": tokens }))?;
+            } else {
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.slot_id.to_string(),
+                            if t.initialized { t.label.clone() } else { "(blank)".into() },
+                            t.serial.clone(),
+                            t.manufacturer.clone(),
+                            t.user_pin.summary().into(),
+                            t.so_pin.summary().into(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["SLOT", "LABEL", "SERIAL", "MANUFACTURER", "USER PIN", "SO PIN"], &rows);
+            }
+        }
+        TokenCmd::Init { label } => {
+            let mut s = secrets::gather(cli)?;
+            secrets::prompt_if_missing(&mut s.so_pin, "new SO PIN (HLJCA_SO_PIN)");
+            secrets::prompt_if_missing(&mut s.user_pin, "new user PIN (HLJCA_USER_PIN)");
+            let info = module.init_token(label, s.so_pin()?, s.user_pin()?)?;
+            audit_if_home(cli, "token.init", &info.serial, serde_json::json!({ "label": info.label }));
+            if cli.json {
+                output::json(&info)?;
+            } else {
+                println!("initialised token `{}` (serial {}) in slot {}", info.label, info.serial, info.slot_id);
+            }
+        }
+        TokenCmd::Info { token } => {
+            let sel = TokenSelector(token.clone());
+            let info = module.find(&sel)?;
+            let s = secrets::gather(cli)?;
+            let objects = match &s.user_pin {
+                Some(pin) => Some(module.login(&sel, pin)?.list_objects()?),
+                None => None,
+            };
+            if cli.json {
+                output::json(&serde_json::json!({ "token": info, "objects": objects }))?;
+            } else {
+                output::fields(&[
+                    ("label", info.label.clone()),
+                    ("serial", info.serial.clone()),
+                    ("manufacturer", info.manufacturer.clone()),
+                    ("model", info.model.clone()),
+                    ("slot", info.slot_id.to_string()),
+                    ("user PIN", info.user_pin.to_string()),
+                    ("SO PIN", info.so_pin.to_string()),
+                ]);
+                match objects {
+                    Some(objs) => {
+                        println!();
+                        let rows: Vec<Vec<String>> = objs
+                            .iter()
+                            .map(|o| {
+                                vec![
+                                    format!("{:?}", o.kind),
+                                    o.label.clone(),
+                                    o.id.clone(),
+                                    match (o.sensitive, o.extractable) {
+                                        (Some(s), Some(e)) => format!("sensitive={s} extractable={e}"),
+                                        _ => String::new(),
+                                    },
+                                ]
+                            })
+                            .collect();
+                        output::table(&["KIND", "LABEL", "ID", "FLAGS"], &rows);
+                    }
+                    None => println!("(set HLJCA_USER_PIN to list the token's objects)"),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PIN operations are audited when a CA home is present; a bare token tool works without one.
+fn audit_if_home(cli: &Cli, action: &str, object: &str, details: serde_json::Value) {
+    if let Ok(ca) = super::open_ca(cli) {
+        if let Err(e) = ca.audit(action, object, details) {
+            tracing::warn!(error = %e, "could not write the audit row");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Secrets from the environment, a file or a prompt — never from argv, never logged.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use hljca_core::Secrets;
+use hljca_token::Pin;
+
+use crate::args::Cli;
+
+fn from_file(path: &Path) -> anyhow::Result<Pin> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading PIN file {}: {e}", path.display()))?,
+    );
+    Ok(Pin::new(text.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+fn one(env: &str, file: Option<&Path>) -> anyhow::Result<Option<Pin>> {
+    if let Some(f) = file {
+        return from_file(f).map(Some);
+    }
+    Ok(std::env::var(env).ok().filter(|v| !v.is_empty()).map(Pin::new))
+}
+
+/// Every secret available without asking.
+pub fn gather(cli: &Cli) -> anyhow::Result<Secrets> {
+    Ok(Secrets {
+        ca_pin: one("HLJCA_CA_PIN", cli.ca_pin_file.as_deref())?,
+        user_pin: one("HLJCA_USER_PIN", cli.user_pin_file.as_deref())?,
+        so_pin: one("HLJCA_SO_PIN", cli.so_pin_file.as_deref())?,
+        ca_passphrase: one("HLJCA_CA_PASSPHRASE", None)?,
+    })
+}
+
+/// Fills in a missing secret by prompting, when a person is at a terminal and CI is not set.
+pub fn prompt_if_missing(slot: &mut Option<Pin>, what: &str) {
+    if slot.is_some() || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal() {
+        return;
+    }
+    if let Ok(p) = rpassword::prompt_password(format!("{what}: ")) {
+        if !p.is_empty() {
+            *slot = Some(Pin::new(p));
+        }
+    }
+}
