@@ -34,9 +34,25 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-fn row_hash(prev: &str, seq: i64, at: &str, operator: &str, action: &str, object: &str, details: &str) -> String {
+fn row_hash(
+    prev: &str,
+    seq: i64,
+    at: &str,
+    operator: &str,
+    action: &str,
+    object: &str,
+    details: &str,
+) -> String {
     let mut h = Sha256::new();
-    for part in [prev, &seq.to_string(), at, operator, action, object, details] {
+    for part in [
+        prev,
+        &seq.to_string(),
+        at,
+        operator,
+        action,
+        object,
+        details,
+    ] {
         // Length-prefix each field so no two different rows serialise the same.
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
@@ -45,11 +61,19 @@ fn row_hash(prev: &str, seq: i64, at: &str, operator: &str, action: &str, object
 }
 
 /// Appends one row (inside the caller's transaction when `conn` is one).
-pub fn append(conn: &Connection, operator: &str, action: &str, object: &str, details: &serde_json::Value) -> Result<()> {
+pub fn append(
+    conn: &Connection,
+    operator: &str,
+    action: &str,
+    object: &str,
+    details: &serde_json::Value,
+) -> Result<()> {
     let last: Option<(i64, String)> = conn
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(CoreError::db("audit tail"))?;
     let (seq, prev) = match last {
@@ -100,7 +124,9 @@ pub fn verify(conn: &Connection) -> Result<usize> {
         if r.seq != expected_seq {
             return Err(CoreError::AuditBroken {
                 seq: r.seq,
-                reason: format!("expected sequence number {expected_seq}: a row was deleted or reordered"),
+                reason: format!(
+                    "expected sequence number {expected_seq}: a row was deleted or reordered"
+                ),
             });
         }
         if r.prev_hash != prev {
@@ -109,7 +135,15 @@ pub fn verify(conn: &Connection) -> Result<usize> {
                 reason: "prev_hash does not match the previous row's hash".into(),
             });
         }
-        let h = row_hash(&r.prev_hash, r.seq, &r.at, &r.operator, &r.action, &r.object, &r.details);
+        let h = row_hash(
+            &r.prev_hash,
+            r.seq,
+            &r.at,
+            &r.operator,
+            &r.action,
+            &r.object,
+            &r.details,
+        );
         if h != r.hash {
             return Err(CoreError::AuditBroken {
                 seq: r.seq,

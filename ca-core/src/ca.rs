@@ -78,7 +78,12 @@ fn ca_params(cn: &str, years: u32, path_len: Option<u8>) -> Result<CertificatePa
 }
 
 /// Creates the root and issuing CA in `home` (which must not hold one yet).
-pub fn init(home: &Home, module: Option<&Module>, secrets: &Secrets, opts: &InitOptions) -> Result<InitReport> {
+pub fn init(
+    home: &Home,
+    module: Option<&Module>,
+    secrets: &Secrets,
+    opts: &InitOptions,
+) -> Result<InitReport> {
     if home.is_initialized() {
         return Err(CoreError::AlreadyInitialized {
             home: home.dir().to_path_buf(),
@@ -105,7 +110,9 @@ pub fn init(home: &Home, module: Option<&Module>, secrets: &Secrets, opts: &Init
 
     let (root_der, issuing_der) = match opts.key_store {
         KeyStore::Hsm => {
-            let module = module.ok_or_else(|| CoreError::Refused("--key-store hsm needs a PKCS#11 module".into()))?;
+            let module = module.ok_or_else(|| {
+                CoreError::Refused("--key-store hsm needs a PKCS#11 module".into())
+            })?;
             let ca_pin = secrets.ca_pin()?;
             let sel = TokenSelector(opts.ca_token.clone());
             let info = match module.find(&sel) {
@@ -126,13 +133,23 @@ pub fn init(home: &Home, module: Option<&Module>, secrets: &Secrets, opts: &Init
             };
             let made = (|| -> Result<(Vec<u8>, Vec<u8>)> {
                 let root_signer = CaSigner::Token(session.signer(&root_key.id)?);
-                let root = root_params.self_signed(&root_signer).map_err(CoreError::cert("root CA certificate"))?;
+                let root = root_params
+                    .self_signed(&root_signer)
+                    .map_err(CoreError::cert("root CA certificate"))?;
                 let root_issuer = Issuer::new(root_params.clone(), root_signer);
                 let issuing = issuing_params
-                    .signed_by(&TokenPublicKey(issuing_key.public_point.clone()), &root_issuer)
+                    .signed_by(
+                        &TokenPublicKey(issuing_key.public_point.clone()),
+                        &root_issuer,
+                    )
                     .map_err(CoreError::cert("issuing CA certificate"))?;
                 session.store_certificate(&root_key.id, "hljca-root-ca", root.der(), &[])?;
-                session.store_certificate(&issuing_key.id, "hljca-issuing-ca", issuing.der(), &[])?;
+                session.store_certificate(
+                    &issuing_key.id,
+                    "hljca-issuing-ca",
+                    issuing.der(),
+                    &[],
+                )?;
                 Ok((root.der().to_vec(), issuing.der().to_vec()))
             })();
             let ders = match made {
@@ -158,7 +175,9 @@ pub fn init(home: &Home, module: Option<&Module>, secrets: &Secrets, opts: &Init
             }
             let (root_key, root_enc) = new_encrypted_key(pass)?;
             let (issuing_key, issuing_enc) = new_encrypted_key(pass)?;
-            let root = root_params.self_signed(&root_key).map_err(CoreError::cert("root CA certificate"))?;
+            let root = root_params
+                .self_signed(&root_key)
+                .map_err(CoreError::cert("root CA certificate"))?;
             let root_issuer = Issuer::new(root_params.clone(), &root_key);
             let issuing = issuing_params
                 .signed_by(&issuing_key, &root_issuer)
@@ -172,7 +191,11 @@ pub fn init(home: &Home, module: Option<&Module>, secrets: &Secrets, opts: &Init
     let issuing_pem = pem_cert(&issuing_der);
     write_file(&home.root_pem(), root_pem.as_bytes(), 0o644)?;
     write_file(&home.issuing_pem(), issuing_pem.as_bytes(), 0o644)?;
-    write_file(&home.chain_pem(), format!("{issuing_pem}{root_pem}").as_bytes(), 0o644)?;
+    write_file(
+        &home.chain_pem(),
+        format!("{issuing_pem}{root_pem}").as_bytes(),
+        0o644,
+    )?;
     // The config file is written last: its presence is what marks the home as initialised.
     write_file(&home.config(), config.to_toml()?.as_bytes(), 0o600)?;
     Ok(InitReport {
@@ -210,9 +233,13 @@ pub fn read_pem_cert(path: &std::path::Path) -> Result<Vec<u8>> {
 }
 
 /// The issuing CA as an rcgen issuer, signing with its key.
-pub fn issuer<'k>(home: &Home, keys: &'k CaKeys<'_>) -> Result<(Issuer<'static, CaSigner<'k>>, Vec<u8>)> {
+pub fn issuer<'k>(
+    home: &Home,
+    keys: &'k CaKeys<'_>,
+) -> Result<(Issuer<'static, CaSigner<'k>>, Vec<u8>)> {
     let der = issuing_der(home)?;
     let signer = keys.signer(CaKeyRole::Issuing)?;
-    let issuer = Issuer::from_ca_cert_der(&der.as_slice().into(), signer).map_err(CoreError::cert("issuing CA (loading)"))?;
+    let issuer = Issuer::from_ca_cert_der(&der.as_slice().into(), signer)
+        .map_err(CoreError::cert("issuing CA (loading)"))?;
     Ok((issuer, der))
 }

@@ -180,16 +180,24 @@ impl Config {
             return bad("crl.next_update_hours must be at least 1".into());
         }
         if self.ca.key_store == KeyStore::Hsm
-            && (self.ca.token_label.is_none() || self.ca.root_key_id.is_none() || self.ca.issuing_key_id.is_none())
+            && (self.ca.token_label.is_none()
+                || self.ca.root_key_id.is_none()
+                || self.ca.issuing_key_id.is_none())
         {
-            return bad("ca.key_store = \"hsm\" needs ca.token_label, ca.root_key_id and ca.issuing_key_id".into());
+            return bad(
+                "ca.key_store = \"hsm\" needs ca.token_label, ca.root_key_id and ca.issuing_key_id"
+                    .into(),
+            );
         }
         if !self
             .policy_arc
             .split('.')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         {
-            return bad(format!("policy_arc `{}` is not a dotted OID", self.policy_arc));
+            return bad(format!(
+                "policy_arc `{}` is not a dotted OID",
+                self.policy_arc
+            ));
         }
         Ok(())
     }

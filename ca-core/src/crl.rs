@@ -35,7 +35,11 @@ pub struct CrlReport {
 
 impl Ca {
     /// Generates and publishes the next CRL.
-    pub fn generate_crl(&mut self, module: Option<&Module>, secrets: &Secrets) -> Result<CrlReport> {
+    pub fn generate_crl(
+        &mut self,
+        module: Option<&Module>,
+        secrets: &Secrets,
+    ) -> Result<CrlReport> {
         let keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
         let (issuer, _) = issuer(&self.home, &keys)?;
         let last: Option<i64> = self
@@ -48,7 +52,8 @@ impl Ca {
         let number = last.unwrap_or(0) + 1;
         let revoked = self.revoked_entries()?;
         let this_update = now();
-        let next_update = this_update + Duration::hours(i64::from(self.config.crl.next_update_hours));
+        let next_update =
+            this_update + Duration::hours(i64::from(self.config.crl.next_update_hours));
         let params = CertificateRevocationListParams {
             this_update,
             next_update,
@@ -64,7 +69,11 @@ impl Ca {
         let der_path = dir.join(format!("issuing-{number}.crl"));
         let pem_path = dir.join(format!("issuing-{number}.pem"));
         let pem_text = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
-        let tx = self.store.conn.transaction().map_err(CoreError::db("begin CRL"))?;
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin CRL"))?;
         tx.execute(
             "INSERT INTO crls (number, this_update, next_update, revoked, der) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![number, ts(this_update), ts(next_update), n_revoked as i64, der],
@@ -99,7 +108,13 @@ impl Ca {
             .prepare("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' ORDER BY revoked_at")
             .map_err(CoreError::db("revoked list"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
             .map_err(CoreError::db("revoked list"))?;
         let mut out = Vec::new();
         for row in rows {

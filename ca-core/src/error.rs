@@ -135,7 +135,10 @@ impl CoreError {
         move |source| CoreError::Db { op, source }
     }
 
-    pub(crate) fn io<'p>(action: &'static str, path: &'p std::path::Path) -> impl Fn(std::io::Error) -> CoreError + 'p {
+    pub(crate) fn io<'p>(
+        action: &'static str,
+        path: &'p std::path::Path,
+    ) -> impl Fn(std::io::Error) -> CoreError + 'p {
         move |source| CoreError::Io {
             action,
             path: path.to_path_buf(),

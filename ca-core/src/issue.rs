@@ -93,18 +93,34 @@ struct Planned {
 
 impl Ca {
     /// Validates and issues, all or nothing.
-    pub fn issue(&mut self, module: &Module, secrets: &Secrets, req: &IssueRequest) -> Result<IssueOutcome> {
+    pub fn issue(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        req: &IssueRequest,
+    ) -> Result<IssueOutcome> {
         let policy = self.policies.get(req.cert_type).clone();
-        let validated = policy.validate(&req.applicant).map_err(|errors| CoreError::Applicant {
-            cert_type: req.cert_type,
-            errors,
-        })?;
-        let org_id = policy.extensions.uscc_field.as_deref().and_then(|f| validated.get(f)).map(str::to_owned);
+        let validated = policy
+            .validate(&req.applicant)
+            .map_err(|errors| CoreError::Applicant {
+                cert_type: req.cert_type,
+                errors,
+            })?;
+        let org_id = policy
+            .extensions
+            .uscc_field
+            .as_deref()
+            .and_then(|f| validated.get(f))
+            .map(str::to_owned);
         if req.cert_type == CertType::EnterpriseSecondary {
             self.require_primary_enterprise(org_id.as_deref())?;
         }
         let picture = match (&policy.seal, &req.seal_image) {
-            (Some(sp), Some(img)) => Some(SealPicture::from_image(img.clone(), sp.width_mm, sp.height_mm)?),
+            (Some(sp), Some(img)) => Some(SealPicture::from_image(
+                img.clone(),
+                sp.width_mm,
+                sp.height_mm,
+            )?),
             (Some(sp), None) => {
                 let name = validated.get(&sp.name_field).unwrap_or_default();
                 Some(SealPicture::generate_round(name, sp.width_mm, sp.height_mm))
@@ -150,8 +166,14 @@ impl Ca {
     }
 
     fn require_primary_enterprise(&self, org_id: Option<&str>) -> Result<()> {
-        let org = org_id.ok_or_else(|| CoreError::Refused("enterprise-secondary needs the USCC of its enterprise".into()))?;
-        if self.store.valid_for_org(CertType::Enterprise.key(), org, now())?.is_empty() {
+        let org = org_id.ok_or_else(|| {
+            CoreError::Refused("enterprise-secondary needs the USCC of its enterprise".into())
+        })?;
+        if self
+            .store
+            .valid_for_org(CertType::Enterprise.key(), org, now())?
+            .is_empty()
+        {
             return Err(CoreError::Refused(format!(
                 "enterprise-secondary (副锁) for USCC {org} refused: no issued, unexpired enterprise certificate \
                  with that USCC; issue the enterprise certificate first"
@@ -178,10 +200,11 @@ impl Ca {
             .resident_id_field
             .as_deref()
             .and_then(|f| validated.get(f));
-        let applicant_json = serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
-            what: "applicant JSON",
-            reason: e.to_string(),
-        })?;
+        let applicant_json =
+            serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
+                what: "applicant JSON",
+                reason: e.to_string(),
+            })?;
         let info = session.info().clone();
         let type_key = policy.cert_type.key();
         let mut roles = vec![(CertRole::Identity, &policy.identity)];
@@ -190,7 +213,12 @@ impl Ca {
         }
         // Keys first, then the pending rows: each is recorded in `plan` at once so cleanup sees it.
         for (role, _) in &roles {
-            let key = session.generate_p256(&format!("{} {} {}", type_key, role.as_str(), short(&subject_text)))?;
+            let key = session.generate_p256(&format!(
+                "{} {} {}",
+                type_key,
+                role.as_str(),
+                short(&subject_text)
+            ))?;
             let serial_bytes = self.unused_serial()?;
             let serial = hex::encode(serial_bytes);
             plan.push(Planned {
@@ -201,7 +229,10 @@ impl Ca {
                 der: None,
                 seal: None,
             });
-            let identity_serial = plan.first().filter(|_| *role == CertRole::Seal).map(|p| p.serial.clone());
+            let identity_serial = plan
+                .first()
+                .filter(|_| *role == CertRole::Seal)
+                .map(|p| p.serial.clone());
             self.store.insert_pending(&NewPending {
                 serial: &serial,
                 cert_type: type_key,
@@ -232,7 +263,11 @@ impl Ca {
             )?;
             let cert = params
                 .signed_by(&TokenPublicKey(p.key.public_point.clone()), issuer)
-                .map_err(CoreError::cert(format!("{} certificate {}", p.role.as_str(), p.serial)))?;
+                .map_err(CoreError::cert(format!(
+                    "{} certificate {}",
+                    p.role.as_str(),
+                    p.serial
+                )))?;
             plan[i].der = Some(cert.der().to_vec());
         }
         let not_after = not_before + time::Duration::days(i64::from(policy.validity_days));
@@ -269,9 +304,20 @@ impl Ca {
             }
         }
         // Record, in one transaction with the audit entry.
-        let tx = self.store.conn.transaction().map_err(CoreError::db("begin issuance"))?;
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin issuance"))?;
         for p in plan.iter() {
-            Store::mark_issued_tx(&tx, &p.serial, p.der.as_deref().unwrap_or_default(), not_before, not_after, p.seal.as_deref())?;
+            Store::mark_issued_tx(
+                &tx,
+                &p.serial,
+                p.der.as_deref().unwrap_or_default(),
+                not_before,
+                not_after,
+                p.seal.as_deref(),
+            )?;
             audit::append(
                 &tx,
                 &self.operator,
@@ -329,19 +375,28 @@ impl Ca {
                 return Ok(s);
             }
         }
-        Err(CoreError::Refused("could not find an unused serial number".into()))
+        Err(CoreError::Refused(
+            "could not find an unused serial number".into(),
+        ))
     }
 }
 
 fn short(s: &str) -> String {
-    s.rsplit("CN=").next().unwrap_or(s).chars().take(24).collect()
+    s.rsplit("CN=")
+        .next()
+        .unwrap_or(s)
+        .chars()
+        .take(24)
+        .collect()
 }
 
 /// The DER of a certificate's subject Name, for `CKA_SUBJECT`.
 pub fn subject_der(cert_der: &[u8]) -> Result<Vec<u8>> {
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| CoreError::Parse {
-        what: "certificate just signed".into(),
-        reason: e.to_string(),
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(cert_der).map_err(|e| {
+        CoreError::Parse {
+            what: "certificate just signed".into(),
+            reason: e.to_string(),
+        }
     })?;
     Ok(cert.tbs_certificate.subject.as_raw().to_vec())
 }

@@ -136,10 +136,19 @@ impl rcgen::SigningKey for CaSigner<'_> {
 
 impl<'m> CaKeys<'m> {
     /// Opens the CA keys configured in `config`.
-    pub fn open(config: &Config, home: &Home, module: Option<&'m Module>, secrets: &Secrets) -> Result<CaKeys<'m>> {
+    pub fn open(
+        config: &Config,
+        home: &Home,
+        module: Option<&'m Module>,
+        secrets: &Secrets,
+    ) -> Result<CaKeys<'m>> {
         match config.ca.key_store {
             KeyStore::Hsm => {
-                let module = module.ok_or_else(|| CoreError::Refused("the CA keys are on an HSM token but no PKCS#11 module is open".into()))?;
+                let module = module.ok_or_else(|| {
+                    CoreError::Refused(
+                        "the CA keys are on an HSM token but no PKCS#11 module is open".into(),
+                    )
+                })?;
                 let sel = config
                     .ca
                     .token_serial
@@ -148,10 +157,12 @@ impl<'m> CaKeys<'m> {
                     .unwrap_or_default();
                 let session = module.login(&TokenSelector(sel), secrets.ca_pin()?)?;
                 let id = |v: &Option<String>, which: &str| {
-                    v.as_deref().and_then(KeyId::from_hex).ok_or_else(|| CoreError::Config {
-                        path: home.config(),
-                        reason: format!("ca.{which}_key_id is missing or not hex"),
-                    })
+                    v.as_deref()
+                        .and_then(KeyId::from_hex)
+                        .ok_or_else(|| CoreError::Config {
+                            path: home.config(),
+                            reason: format!("ca.{which}_key_id is missing or not hex"),
+                        })
                 };
                 Ok(CaKeys::Hsm {
                     root: id(&config.ca.root_key_id, "root")?,
@@ -172,18 +183,31 @@ impl<'m> CaKeys<'m> {
     /// The signer for one CA key.
     pub fn signer(&self, role: CaKeyRole) -> Result<CaSigner<'_>> {
         match self {
-            CaKeys::Hsm { session, root, issuing } => {
-                let id = if role == CaKeyRole::Root { root } else { issuing };
+            CaKeys::Hsm {
+                session,
+                root,
+                issuing,
+            } => {
+                let id = if role == CaKeyRole::Root {
+                    root
+                } else {
+                    issuing
+                };
                 Ok(CaSigner::Token(session.signer(id)?))
             }
-            CaKeys::File { root, issuing } => Ok(CaSigner::File(if role == CaKeyRole::Root { root } else { issuing })),
+            CaKeys::File { root, issuing } => Ok(CaSigner::File(if role == CaKeyRole::Root {
+                root
+            } else {
+                issuing
+            })),
         }
     }
 }
 
 /// Encrypts a fresh P-256 key as PKCS#8 (PBES2, scrypt + AES-256-CBC) and returns the key and DER.
 pub fn new_encrypted_key(pass: &Pin) -> Result<(rcgen::KeyPair, Vec<u8>)> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(CoreError::cert("CA key"))?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(CoreError::cert("CA key"))?;
     let der = Zeroizing::new(key.serialize_der());
     let info = PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| CoreError::Encoding {
         what: "PKCS#8 private key",
@@ -204,7 +228,8 @@ fn load_key_file(path: &Path, pass: &Pin) -> Result<rcgen::KeyPair> {
         path: path.to_path_buf(),
         reason,
     };
-    let enc = EncryptedPrivateKeyInfo::try_from(bytes.as_slice()).map_err(|e| bad(format!("not encrypted PKCS#8: {e}")))?;
+    let enc = EncryptedPrivateKeyInfo::try_from(bytes.as_slice())
+        .map_err(|e| bad(format!("not encrypted PKCS#8: {e}")))?;
     let doc = enc
         .decrypt(pass.expose().as_bytes())
         .map_err(|_| bad("wrong passphrase (HLJCA_CA_PASSPHRASE) or damaged file".into()))?;

@@ -67,7 +67,9 @@ impl Ca {
     /// Opens the PKCS#11 module: `explicit` (from `HLJCA_PKCS11_MODULE`), else the configured
     /// one, else SoftHSM2 from its usual places.
     pub fn module(&self, explicit: Option<&Path>) -> Result<Module> {
-        let path: Option<PathBuf> = explicit.map(Path::to_path_buf).or_else(|| self.config.pkcs11_module.clone());
+        let path: Option<PathBuf> = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| self.config.pkcs11_module.clone());
         Ok(Module::open(path.as_deref())?)
     }
 

@@ -50,17 +50,25 @@ pub fn random_serial() -> [u8; 16] {
 pub fn ca_subject(cn: &str) -> Result<DistinguishedName> {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, printable("CN")?);
-    dn.push(DnType::StateOrProvinceName, DnValue::Utf8String(PROVINCE.into()));
-    dn.push(DnType::OrganizationName, DnValue::Utf8String(CA_ORGANIZATION.into()));
+    dn.push(
+        DnType::StateOrProvinceName,
+        DnValue::Utf8String(PROVINCE.into()),
+    );
+    dn.push(
+        DnType::OrganizationName,
+        DnValue::Utf8String(CA_ORGANIZATION.into()),
+    );
     dn.push(DnType::CommonName, DnValue::Utf8String(cn.into()));
     Ok(dn)
 }
 
 fn printable(s: &str) -> Result<DnValue> {
-    Ok(DnValue::PrintableString(s.try_into().map_err(|e: rcgen::Error| CoreError::Encoding {
-        what: "PrintableString",
-        reason: e.to_string(),
-    })?))
+    Ok(DnValue::PrintableString(s.try_into().map_err(
+        |e: rcgen::Error| CoreError::Encoding {
+            what: "PrintableString",
+            reason: e.to_string(),
+        },
+    )?))
 }
 
 /// The subject of an end-entity certificate and its one-line text form.
@@ -68,7 +76,10 @@ pub fn subject(policy: &Policy, a: &ValidatedApplicant) -> Result<(Distinguished
     let mut dn = DistinguishedName::new();
     let mut text = vec!["C=CN".to_owned(), format!("ST={PROVINCE}")];
     dn.push(DnType::CountryName, printable("CN")?);
-    dn.push(DnType::StateOrProvinceName, DnValue::Utf8String(PROVINCE.into()));
+    dn.push(
+        DnType::StateOrProvinceName,
+        DnValue::Utf8String(PROVINCE.into()),
+    );
     let parts = [
         (DnType::LocalityName, "L"),
         (DnType::OrganizationName, "O"),
@@ -105,7 +116,11 @@ pub struct EeParams<'a> {
 }
 
 /// rcgen parameters for an end-entity certificate.
-pub fn end_entity(config: &Config, dn: DistinguishedName, p: &EeParams<'_>) -> Result<CertificateParams> {
+pub fn end_entity(
+    config: &Config,
+    dn: DistinguishedName,
+    p: &EeParams<'_>,
+) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     params.serial_number = Some(SerialNumber::from_slice(&p.serial));
@@ -114,19 +129,36 @@ pub fn end_entity(config: &Config, dn: DistinguishedName, p: &EeParams<'_>) -> R
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = p.profile.key_usage.iter().map(|k| key_usage(*k)).collect();
-    params.extended_key_usages = p.profile.extended_key_usage.iter().map(ext_key_usage).collect();
+    params.extended_key_usages = p
+        .profile
+        .extended_key_usage
+        .iter()
+        .map(ext_key_usage)
+        .collect();
     params.crl_distribution_points = vec![CrlDistributionPoint {
         uris: vec![config.urls.crl.clone()],
     }];
     let policy_oid = format!("{}.{}", config.policy_arc, p.profile.policy_oid_suffix);
-    params.custom_extensions.push(ext(OID_CERT_POLICIES, certificate_policies(&policy_oid)?, false));
-    params.custom_extensions.push(ext(OID_AIA, aia(&config.urls.ca_issuers)?, false));
+    params.custom_extensions.push(ext(
+        OID_CERT_POLICIES,
+        certificate_policies(&policy_oid)?,
+        false,
+    ));
+    params
+        .custom_extensions
+        .push(ext(OID_AIA, aia(&config.urls.ca_issuers)?, false));
     if let Some(id) = p.org_id {
         let v = PrintableString::new(id).map_err(enc("organisation code"))?;
-        params.custom_extensions.push(ext(OID_GMT_ORG_CODE, v.to_der().map_err(enc("organisation code"))?, false));
+        params.custom_extensions.push(ext(
+            OID_GMT_ORG_CODE,
+            v.to_der().map_err(enc("organisation code"))?,
+            false,
+        ));
     }
     if let Some(id) = p.resident_id {
-        params.custom_extensions.push(ext(OID_GMT_IDENTIFY_CODE, identify_code(id)?, false));
+        params
+            .custom_extensions
+            .push(ext(OID_GMT_IDENTIFY_CODE, identify_code(id)?, false));
     }
     Ok(params)
 }

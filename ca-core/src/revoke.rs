@@ -77,7 +77,10 @@ impl std::str::FromStr for Reason {
             .find(|r| r.name().to_ascii_lowercase() == want)
             .ok_or_else(|| {
                 let names: Vec<_> = Reason::ALL.iter().map(|r| r.name()).collect();
-                format!("unknown revocation reason `{s}` (RFC 5280: {})", names.join(", "))
+                format!(
+                    "unknown revocation reason `{s}` (RFC 5280: {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -111,14 +114,17 @@ impl Ca {
         let mut targets = vec![cert.clone()];
         if cert.role == CertRole::Identity {
             targets.extend(
-                self.store
-                    .seals_of(&cert.serial)?
-                    .into_iter()
-                    .filter(|s| s.status == CertStatus::Issued || s.status == CertStatus::Superseded),
+                self.store.seals_of(&cert.serial)?.into_iter().filter(|s| {
+                    s.status == CertStatus::Issued || s.status == CertStatus::Superseded
+                }),
             );
         }
         let at = ts(now());
-        let tx = self.store.conn.transaction().map_err(CoreError::db("begin revocation"))?;
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin revocation"))?;
         for t in &targets {
             tx.execute(
                 "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3, updated_at = ?2 \
@@ -137,7 +143,10 @@ impl Ca {
         tx.commit().map_err(CoreError::db("commit revocation"))?;
         let mut removed = 0;
         if let Some((module, secrets)) = remove_from {
-            let session = module.login(&TokenSelector(cert.token_serial.clone()), secrets.user_pin()?)?;
+            let session = module.login(
+                &TokenSelector(cert.token_serial.clone()),
+                secrets.user_pin()?,
+            )?;
             for t in &targets {
                 if let Some(id) = KeyId::from_hex(&t.key_id) {
                     removed += session.destroy_by_id(&id)?;

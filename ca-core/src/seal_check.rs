@@ -47,11 +47,14 @@ pub struct SealSummary {
     pub signature_algorithm: String,
 }
 
-fn cert_serial_subject(der: &[u8]) -> Result<(String, String, time::OffsetDateTime, time::OffsetDateTime)> {
-    let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| CoreError::Parse {
-        what: "certificate inside the seal".into(),
-        reason: e.to_string(),
-    })?;
+fn cert_serial_subject(
+    der: &[u8],
+) -> Result<(String, String, time::OffsetDateTime, time::OffsetDateTime)> {
+    let (_, c) =
+        x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| CoreError::Parse {
+            what: "certificate inside the seal".into(),
+            reason: e.to_string(),
+        })?;
     Ok((
         hex::encode(c.raw_serial()),
         c.subject().to_string(),
@@ -67,7 +70,9 @@ pub fn summarize(der: &[u8]) -> Result<(ParsedSeal, SealSummary)> {
     for c in &p.cert_list {
         serials.push(cert_serial_subject(c)?.0);
     }
-    let maker = cert_serial_subject(&p.maker_cert).map(|c| c.1).unwrap_or_else(|_| "(unparseable)".into());
+    let maker = cert_serial_subject(&p.maker_cert)
+        .map(|c| c.1)
+        .unwrap_or_else(|_| "(unparseable)".into());
     let s = SealSummary {
         header_id: p.header_id.clone(),
         version: p.version,
@@ -108,10 +113,14 @@ impl Ca {
         for der in &p.cert_list {
             let (serial, _, nb, na) = cert_serial_subject(der)?;
             if t < nb || t > na {
-                return Err(CoreError::Refused(format!("seal certificate {serial} is expired or not yet valid")));
+                return Err(CoreError::Refused(format!(
+                    "seal certificate {serial} is expired or not yet valid"
+                )));
             }
             let rec = self.store.cert(&serial).map_err(|_| {
-                CoreError::Refused(format!("seal certificate {serial} was not issued by this CA"))
+                CoreError::Refused(format!(
+                    "seal certificate {serial} was not issued by this CA"
+                ))
             })?;
             if rec.der.as_deref() != Some(der.as_slice()) {
                 return Err(CoreError::Refused(format!(

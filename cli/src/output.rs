@@ -10,7 +10,11 @@ pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
 
 /// Prints a table with a header row; columns padded to their widest cell (by chars).
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
-    let width = |s: &str| s.chars().map(|c| if (c as u32) > 0x2e80 { 2 } else { 1 }).sum::<usize>();
+    let width = |s: &str| {
+        s.chars()
+            .map(|c| if (c as u32) > 0x2e80 { 2 } else { 1 })
+            .sum::<usize>()
+    };
     let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

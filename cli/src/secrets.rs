@@ -10,7 +10,8 @@ use crate::args::Cli;
 
 fn from_file(path: &Path) -> anyhow::Result<Pin> {
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading PIN file {}: {e}", path.display()))?,
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading PIN file {}: {e}", path.display()))?,
     );
     Ok(Pin::new(text.trim_end_matches(['\r', '\n']).to_owned()))
 }
@@ -19,7 +20,10 @@ fn one(env: &str, file: Option<&Path>) -> anyhow::Result<Option<Pin>> {
     if let Some(f) = file {
         return from_file(f).map(Some);
     }
-    Ok(std::env::var(env).ok().filter(|v| !v.is_empty()).map(Pin::new))
+    Ok(std::env::var(env)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Pin::new))
 }
 
 /// Every secret available without asking.
@@ -37,9 +41,9 @@ pub fn prompt_if_missing(slot: &mut Option<Pin>, what: &str) {
     if slot.is_some() || std::env::var_os("CI").is_some() || !std::io::stdin().is_terminal() {
         return;
     }
-    if let Ok(p) = rpassword::prompt_password(format!("{what}: ")) {
-        if !p.is_empty() {
-            *slot = Some(Pin::new(p));
-        }
+    if let Ok(p) = rpassword::prompt_password(format!("{what}: "))
+        && !p.is_empty()
+    {
+        *slot = Some(Pin::new(p));
     }
 }

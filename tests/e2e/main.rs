@@ -1,1 +1,10 @@
-fn main(){}
+//! End-to-end tests: the `hljca` binary against SoftHSM2 tokens made per test in a temporary
+//! directory, checked with tools this project did not write (openssl, pkcs11-tool, sqlite3).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod support;
+
+mod bad_input;
+mod foundation;
+mod lifecycle;
+mod types;

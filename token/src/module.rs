@@ -8,10 +8,10 @@ use cryptoki::session::UserType;
 use cryptoki::slot::Slot;
 use serde::Serialize;
 
+use crate::Result;
 use crate::error::{PinRole, TokenError};
 use crate::pin::{Pin, PinState};
 use crate::session::TokenSession;
-use crate::Result;
 
 /// Where SoftHSM2's module is found on Debian and friends, in the order tried.
 pub fn default_module_candidates() -> Vec<PathBuf> {
@@ -181,7 +181,10 @@ impl Module {
             .iter()
             .find(|t| !t.initialized)
             .ok_or(TokenError::NoFreeSlot)?;
-        for (pin, role) in [(so_pin, PinRole::SecurityOfficer), (user_pin, PinRole::User)] {
+        for (pin, role) in [
+            (so_pin, PinRole::SecurityOfficer),
+            (user_pin, PinRole::User),
+        ] {
             if pin.len() < blank.min_pin_len.max(4) || pin.len() > blank.max_pin_len {
                 return Err(TokenError::PinLength {
                     token: label.to_owned(),

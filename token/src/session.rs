@@ -1,15 +1,17 @@
 //! A logged-in session on one token: key generation, objects, and the PIN.
 
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::Session;
 
+use crate::Result;
 use crate::error::TokenError;
 use crate::module::TokenInfo;
 use crate::objects::{KeyId, ObjectKind, ObjectSummary};
 use crate::pin::Pin;
 use crate::signer::TokenSigner;
-use crate::Result;
 
 /// DER of the named curve OID prime256v1 (1.2.840.10045.3.1.7), as `CKA_EC_PARAMS` wants it.
 const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -144,19 +146,33 @@ impl<'m> TokenSession<'m> {
         }
     }
 
-    pub(crate) fn find_one(&self, class: ObjectClass, id: &KeyId, what: &str) -> Result<ObjectHandle> {
+    pub(crate) fn find_one(
+        &self,
+        class: ObjectClass,
+        id: &KeyId,
+        what: &str,
+    ) -> Result<ObjectHandle> {
         let found = self
             .session
             .find_objects(&[Attribute::Class(class), Attribute::Id(id.0.clone())])
             .map_err(self.err("C_FindObjects"))?;
-        found.into_iter().next().ok_or_else(|| TokenError::ObjectNotFound {
-            token: self.info.label.clone(),
-            what: format!("{what} with id {id}"),
-        })
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| TokenError::ObjectNotFound {
+                token: self.info.label.clone(),
+                what: format!("{what} with id {id}"),
+            })
     }
 
     /// Writes an X.509 certificate beside the key with the same `CKA_ID`.
-    pub fn store_certificate(&self, id: &KeyId, label: &str, der: &[u8], subject_der: &[u8]) -> Result<()> {
+    pub fn store_certificate(
+        &self,
+        id: &KeyId,
+        label: &str,
+        der: &[u8],
+        subject_der: &[u8],
+    ) -> Result<()> {
         let template = [
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::CertificateType(CertificateType::X_509),
@@ -204,10 +220,13 @@ impl<'m> TokenSession<'m> {
                 Attribute::Label(id.data_label().into_bytes()),
             ])
             .map_err(self.err("C_FindObjects"))?;
-        let h = found.into_iter().next().ok_or_else(|| TokenError::ObjectNotFound {
-            token: self.info.label.clone(),
-            what: format!("seal data object {}", id.data_label()),
-        })?;
+        let h = found
+            .into_iter()
+            .next()
+            .ok_or_else(|| TokenError::ObjectNotFound {
+                token: self.info.label.clone(),
+                what: format!("seal data object {}", id.data_label()),
+            })?;
         self.value(h)
     }
 
@@ -254,12 +273,22 @@ impl<'m> TokenSession<'m> {
 
     /// Every object visible to the logged-in user.
     pub fn list_objects(&self) -> Result<Vec<ObjectSummary>> {
-        let handles = self.session.find_objects(&[]).map_err(self.err("C_FindObjects"))?;
+        let handles = self
+            .session
+            .find_objects(&[])
+            .map_err(self.err("C_FindObjects"))?;
         let mut out = Vec::with_capacity(handles.len());
         for h in handles {
             let attrs = self
                 .session
-                .get_attributes(h, &[AttributeType::Class, AttributeType::Label, AttributeType::Id])
+                .get_attributes(
+                    h,
+                    &[
+                        AttributeType::Class,
+                        AttributeType::Label,
+                        AttributeType::Id,
+                    ],
+                )
                 .map_err(self.err("C_GetAttributeValue"))?;
             let mut s = ObjectSummary {
                 kind: ObjectKind::Other,
@@ -301,11 +330,19 @@ impl<'m> TokenSession<'m> {
             .session
             .get_attributes(key, &[AttributeType::KeyType])
             .map_err(self.err("C_GetAttributeValue(CKA_KEY_TYPE)"))?;
-        if !kt.iter().any(|a| matches!(a, Attribute::KeyType(k) if *k == KeyType::EC)) {
+        if !kt
+            .iter()
+            .any(|a| matches!(a, Attribute::KeyType(k) if *k == KeyType::EC))
+        {
             return Err(self.bad_key("signing key is not an EC key"));
         }
         let point = self.public_point(id)?;
-        Ok(TokenSigner::new(&self.session, key, point, self.info.label.clone()))
+        Ok(TokenSigner::new(
+            &self.session,
+            key,
+            point,
+            self.info.label.clone(),
+        ))
     }
 
     /// Changes the user PIN.

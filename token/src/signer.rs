@@ -18,12 +18,19 @@ pub struct TokenSigner<'s> {
 
 impl std::fmt::Debug for TokenSigner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSigner").field("token", &self.token).finish()
+        f.debug_struct("TokenSigner")
+            .field("token", &self.token)
+            .finish()
     }
 }
 
 impl<'s> TokenSigner<'s> {
-    pub(crate) fn new(session: &'s Session, key: ObjectHandle, public_point: Vec<u8>, token: String) -> Self {
+    pub(crate) fn new(
+        session: &'s Session,
+        key: ObjectHandle,
+        public_point: Vec<u8>,
+        token: String,
+    ) -> Self {
         TokenSigner {
             session,
             key,

@@ -27,7 +27,11 @@ impl CertRole {
         }
     }
     fn parse(s: &str) -> CertRole {
-        if s == "seal" { CertRole::Seal } else { CertRole::Identity }
+        if s == "seal" {
+            CertRole::Seal
+        } else {
+            CertRole::Identity
+        }
     }
 }
 
@@ -221,7 +225,11 @@ impl Store {
     /// True when the serial is already used (pending or otherwise).
     pub fn serial_exists(&self, serial: &str) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM certificates WHERE serial = ?1", [serial], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM certificates WHERE serial = ?1",
+                [serial],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(CoreError::db("serial lookup"))
@@ -292,10 +300,16 @@ impl Store {
         }
         if let Some(t) = f.expiring_before {
             args.push(ts(t));
-            sql.push_str(&format!(" AND status = 'issued' AND not_after <= ?{}", args.len()));
+            sql.push_str(&format!(
+                " AND status = 'issued' AND not_after <= ?{}",
+                args.len()
+            ));
         }
         sql.push_str(" ORDER BY id DESC");
-        let mut stmt = self.conn.prepare(&sql).map_err(CoreError::db("list certificates"))?;
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(CoreError::db("list certificates"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), from_row)
             .map_err(CoreError::db("list certificates"))?;
@@ -304,7 +318,12 @@ impl Store {
     }
 
     /// Issued, unexpired certificates of `cert_type` for organisation `org_id`.
-    pub fn valid_for_org(&self, cert_type: &str, org_id: &str, now: OffsetDateTime) -> Result<Vec<CertRecord>> {
+    pub fn valid_for_org(
+        &self,
+        cert_type: &str,
+        org_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CertRecord>> {
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -323,7 +342,9 @@ impl Store {
     pub fn seals_of(&self, serial: &str) -> Result<Vec<CertRecord>> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM certificates WHERE identity_serial = ?1"))
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM certificates WHERE identity_serial = ?1"
+            ))
             .map_err(CoreError::db("seal lookup"))?;
         let rows = stmt
             .query_map([serial], from_row)

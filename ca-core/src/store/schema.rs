@@ -64,7 +64,9 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction().map_err(CoreError::db("begin migration"))?;
+        let tx = conn
+            .transaction()
+            .map_err(CoreError::db("begin migration"))?;
         tx.execute_batch(sql).map_err(CoreError::db("migration"))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(CoreError::db("set user_version"))?;

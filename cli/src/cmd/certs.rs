@@ -24,7 +24,8 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                 None => None,
             };
             if let Some(t) = cert_type {
-                t.parse::<hljca_policies::CertType>().map_err(Failure::input)?;
+                t.parse::<hljca_policies::CertType>()
+                    .map_err(Failure::input)?;
             }
             let expiring_before = match expiring_within {
                 Some(d) => Some(now() + time::Duration::days(super::parse_days(d)?)),
@@ -53,7 +54,18 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                         ]
                     })
                     .collect();
-                output::table(&["SERIAL", "TYPE", "ROLE", "STATUS", "NOT AFTER", "TOKEN", "SUBJECT"], &rows);
+                output::table(
+                    &[
+                        "SERIAL",
+                        "TYPE",
+                        "ROLE",
+                        "STATUS",
+                        "NOT AFTER",
+                        "TOKEN",
+                        "SUBJECT",
+                    ],
+                    &rows,
+                );
             }
         }
         CertCmd::Show { serial } => {
@@ -62,7 +74,8 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             if cli.json {
                 let mut v = serde_json::to_value(&c)?;
                 v["pem"] = serde_json::json!(pem);
-                v["applicant"] = serde_json::from_str(&c.applicant_json).unwrap_or(serde_json::Value::Null);
+                v["applicant"] =
+                    serde_json::from_str(&c.applicant_json).unwrap_or(serde_json::Value::Null);
                 v["has_seal"] = serde_json::json!(c.seal.is_some());
                 output::json(&v)?;
             } else {
@@ -76,16 +89,35 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                     ("not after", c.not_after.map(ts).unwrap_or_default()),
                     ("token", format!("{} [{}]", c.token_label, c.token_serial)),
                     ("key id", c.key_id.clone()),
-                    ("revoked", c.revoked_at.map(ts).unwrap_or_else(|| "-".into())),
-                    ("reason", c.revocation_reason.clone().unwrap_or_else(|| "-".into())),
-                    ("seal", if c.seal.is_some() { "yes".into() } else { "no".into() }),
+                    (
+                        "revoked",
+                        c.revoked_at.map(ts).unwrap_or_else(|| "-".into()),
+                    ),
+                    (
+                        "reason",
+                        c.revocation_reason.clone().unwrap_or_else(|| "-".into()),
+                    ),
+                    (
+                        "seal",
+                        if c.seal.is_some() {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                    ),
                 ]);
             }
         }
         CertCmd::Export { serial, out, der } => {
             let c = ca.store.cert(serial)?;
-            let bytes = c.der.ok_or_else(|| anyhow::anyhow!("certificate {} has no DER (status {})", c.serial, c.status))?;
-            let data = if *der { bytes } else { hljca_core::ca::pem_cert(&bytes).into_bytes() };
+            let bytes = c.der.ok_or_else(|| {
+                anyhow::anyhow!("certificate {} has no DER (status {})", c.serial, c.status)
+            })?;
+            let data = if *der {
+                bytes
+            } else {
+                hljca_core::ca::pem_cert(&bytes).into_bytes()
+            };
             match out {
                 Some(p) => std::fs::write(p, data)?,
                 None => {

@@ -31,20 +31,43 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     };
     let reused = home.is_initialized();
     if !reused {
-        ca::init(&home, Some(&module), &secrets, &InitOptions { key_store: KeyStore::Hsm, ..InitOptions::default() })?;
+        ca::init(
+            &home,
+            Some(&module),
+            &secrets,
+            &InitOptions {
+                key_store: KeyStore::Hsm,
+                ..InitOptions::default()
+            },
+        )?;
     }
     let mut ca = Ca::open(home.clone(), super::operator(cli))?;
     if !reused {
         ca.audit("ca.init", "issuing-ca", serde_json::json!({ "by": "demo" }))?;
     }
     // A fresh USBKEY each run: demo-usbkey, demo-usbkey-2, ...
-    let taken: Vec<String> = module.tokens()?.into_iter().filter(|t| t.initialized).map(|t| t.label).collect();
+    let taken: Vec<String> = module
+        .tokens()?
+        .into_iter()
+        .filter(|t| t.initialized)
+        .map(|t| t.label)
+        .collect();
     let label = (1..)
-        .map(|n| if n == 1 { "demo-usbkey".to_owned() } else { format!("demo-usbkey-{n}") })
+        .map(|n| {
+            if n == 1 {
+                "demo-usbkey".to_owned()
+            } else {
+                format!("demo-usbkey-{n}")
+            }
+        })
         .find(|l| !taken.contains(l))
         .unwrap_or_else(|| "demo-usbkey".into());
     let token = module.init_token(&label, secrets.so_pin()?, secrets.user_pin()?)?;
-    ca.audit("token.init", &token.serial, serde_json::json!({ "label": token.label }))?;
+    ca.audit(
+        "token.init",
+        &token.serial,
+        serde_json::json!({ "label": token.label }),
+    )?;
     let outcome = ca.issue(
         &module,
         &secrets,
@@ -75,28 +98,66 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     if cli.json {
         return Ok(output::json(&v)?);
     }
-    println!("hljca demo: {} CA in {}", if reused { "reused the" } else { "created a" }, home.dir().display());
+    println!(
+        "hljca demo: {} CA in {}",
+        if reused { "reused the" } else { "created a" },
+        home.dir().display()
+    );
     println!("  root CA        {}", home.root_pem().display());
     println!("  issuing CA     {}", home.issuing_pem().display());
-    println!("  USBKEY         `{}` (serial {}) in SoftHSM2 ({})", token.label, token.serial, conf.display());
+    println!(
+        "  USBKEY         `{}` (serial {}) in SoftHSM2 ({})",
+        token.label,
+        token.serial,
+        conf.display()
+    );
     for c in &outcome.certificates {
-        println!("  {:<14} serial {}  key id {}  {}", format!("{} cert", c.role.as_str()), c.serial, c.key_id, c.pem.display());
+        println!(
+            "  {:<14} serial {}  key id {}  {}",
+            format!("{} cert", c.role.as_str()),
+            c.serial,
+            c.key_id,
+            c.pem.display()
+        );
     }
     if let Some(s) = &outcome.seal {
-        println!("  e-seal         data object `{}` on the token, copy at {}", s.object_label, s.file.display());
+        println!(
+            "  e-seal         data object `{}` on the token, copy at {}",
+            s.object_label,
+            s.file.display()
+        );
     }
-    let first = outcome.certificates.first().map(|c| c.pem.display().to_string()).unwrap_or_default();
+    let first = outcome
+        .certificates
+        .first()
+        .map(|c| c.pem.display().to_string())
+        .unwrap_or_default();
     println!();
     println!("Look at it:");
-    println!("  export SOFTHSM2_CONF={} HLJCA_USER_PIN={DEMO_USER_PIN} HLJCA_CA_PIN={DEMO_CA_PIN}", conf.display());
-    println!("  openssl verify -CAfile {} -untrusted {} {first}", home.root_pem().display(), home.issuing_pem().display());
-    println!("  pkcs11-tool --module {} --token-label {} --login --pin {DEMO_USER_PIN} --list-objects", module.path().display(), token.label);
+    println!(
+        "  export SOFTHSM2_CONF={} HLJCA_USER_PIN={DEMO_USER_PIN} HLJCA_CA_PIN={DEMO_CA_PIN}",
+        conf.display()
+    );
+    println!(
+        "  openssl verify -CAfile {} -untrusted {} {first}",
+        home.root_pem().display(),
+        home.issuing_pem().display()
+    );
+    println!(
+        "  pkcs11-tool --module {} --token-label {} --login --pin {DEMO_USER_PIN} --list-objects",
+        module.path().display(),
+        token.label
+    );
     println!("  hljca --home {} cert list", home.dir().display());
     Ok(())
 }
 
 fn absolute(p: &std::path::Path) -> Result<PathBuf, Failure> {
-    Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
 }
 
 /// Writes the home's own SoftHSM2 configuration and points this process at it.

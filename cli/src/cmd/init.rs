@@ -12,12 +12,19 @@ use crate::secrets;
 pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
     let home = Home::new(&cli.home);
     let mut s = secrets::gather(cli)?;
-    let key_store = if a.key_store == "file" { KeyStore::File } else { KeyStore::Hsm };
+    let key_store = if a.key_store == "file" {
+        KeyStore::File
+    } else {
+        KeyStore::Hsm
+    };
     let module = if key_store == KeyStore::Hsm {
         secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
         Some(Module::open(cli.pkcs11_module.as_deref())?)
     } else {
-        secrets::prompt_if_missing(&mut s.ca_passphrase, "CA key passphrase (HLJCA_CA_PASSPHRASE)");
+        secrets::prompt_if_missing(
+            &mut s.ca_passphrase,
+            "CA key passphrase (HLJCA_CA_PASSPHRASE)",
+        );
         None
     };
     let report = ca::init(
@@ -42,8 +49,14 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
         output::fields(&[
             ("root", report.root_pem.display().to_string()),
             ("issuing", report.issuing_pem.display().to_string()),
-            ("key store", format!("{:?}", report.key_store).to_lowercase()),
-            ("CA token", report.ca_token_label.clone().unwrap_or_else(|| "-".into())),
+            (
+                "key store",
+                format!("{:?}", report.key_store).to_lowercase(),
+            ),
+            (
+                "CA token",
+                report.ca_token_label.clone().unwrap_or_else(|| "-".into()),
+            ),
         ]);
     }
     Ok(())
@@ -54,7 +67,10 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
     match c {
         CaCmd::Show => {
             let mut out = Vec::new();
-            for (name, der) in [("root", ca::root_der(&ca.home)?), ("issuing", ca::issuing_der(&ca.home)?)] {
+            for (name, der) in [
+                ("root", ca::root_der(&ca.home)?),
+                ("issuing", ca::issuing_der(&ca.home)?),
+            ] {
                 out.push(cert_summary(name, &der)?);
             }
             if cli.json {
@@ -62,10 +78,22 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
             } else {
                 for o in &out {
                     output::fields(&[
-                        ("certificate", o["name"].as_str().unwrap_or_default().to_owned()),
-                        ("subject", o["subject"].as_str().unwrap_or_default().to_owned()),
-                        ("serial", o["serial"].as_str().unwrap_or_default().to_owned()),
-                        ("not after", o["not_after"].as_str().unwrap_or_default().to_owned()),
+                        (
+                            "certificate",
+                            o["name"].as_str().unwrap_or_default().to_owned(),
+                        ),
+                        (
+                            "subject",
+                            o["subject"].as_str().unwrap_or_default().to_owned(),
+                        ),
+                        (
+                            "serial",
+                            o["serial"].as_str().unwrap_or_default().to_owned(),
+                        ),
+                        (
+                            "not after",
+                            o["not_after"].as_str().unwrap_or_default().to_owned(),
+                        ),
                     ]);
                     println!();
                 }

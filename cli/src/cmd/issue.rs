@@ -11,13 +11,17 @@ use crate::secrets;
 
 pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
     let cert_type: CertType = a.cert_type.parse().map_err(Failure::input)?;
-    let text = std::fs::read_to_string(&a.applicant)
-        .map_err(|e| Failure::input(anyhow::anyhow!("reading applicant file {}: {e}", a.applicant.display())))?;
+    let text = std::fs::read_to_string(&a.applicant).map_err(|e| {
+        Failure::input(anyhow::anyhow!(
+            "reading applicant file {}: {e}",
+            a.applicant.display()
+        ))
+    })?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
     let seal_image = match &a.seal_image {
-        Some(p) => Some(
-            std::fs::read(p).map_err(|e| Failure::input(anyhow::anyhow!("reading seal image {}: {e}", p.display())))?,
-        ),
+        Some(p) => Some(std::fs::read(p).map_err(|e| {
+            Failure::input(anyhow::anyhow!("reading seal image {}: {e}", p.display()))
+        })?),
         None => None,
     };
     let mut ca = super::open_ca(cli)?;

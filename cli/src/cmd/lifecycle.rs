@@ -8,7 +8,10 @@ use crate::output;
 use crate::secrets;
 
 pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
-    let reason: Reason = a.reason.parse().map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
+    let reason: Reason = a
+        .reason
+        .parse()
+        .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
     let mut ca = super::open_ca(cli)?;
     let report = if a.remove_from_token {
         let mut s = secrets::gather(cli)?;
@@ -25,7 +28,10 @@ pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
             println!("revoked {s} ({})", reason.name());
         }
         if a.remove_from_token {
-            println!("removed {} object(s) from the token", report.removed_objects);
+            println!(
+                "removed {} object(s) from the token",
+                report.removed_objects
+            );
         }
         println!("publish the change: hljca crl generate");
     }
@@ -60,8 +66,14 @@ pub fn crl(cli: &Cli, c: &CrlCmd) -> Result<(), Failure> {
         CrlCmd::Show => {
             let last = ca.last_crl()?;
             match (cli.json, last) {
-                (true, l) => output::json(&serde_json::json!({ "crl": l.map(|(n, t, u)| serde_json::json!({"number": n, "this_update": t, "next_update": u})) }))?,
-                (false, Some((n, t, u))) => output::fields(&[("CRL number", n.to_string()), ("this update", t), ("next update", u)]),
+                (true, l) => output::json(
+                    &serde_json::json!({ "crl": l.map(|(n, t, u)| serde_json::json!({"number": n, "this_update": t, "next_update": u})) }),
+                )?,
+                (false, Some((n, t, u))) => output::fields(&[
+                    ("CRL number", n.to_string()),
+                    ("this update", t),
+                    ("next update", u),
+                ]),
                 (false, None) => println!("no CRL yet: hljca crl generate"),
             }
         }
@@ -87,9 +99,21 @@ pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
             } else {
                 let t: Vec<Vec<String>> = rows
                     .iter()
-                    .map(|r| vec![r.seq.to_string(), r.at.clone(), r.operator.clone(), r.action.clone(), r.object.clone(), r.details.clone()])
+                    .map(|r| {
+                        vec![
+                            r.seq.to_string(),
+                            r.at.clone(),
+                            r.operator.clone(),
+                            r.action.clone(),
+                            r.object.clone(),
+                            r.details.clone(),
+                        ]
+                    })
                     .collect();
-                output::table(&["SEQ", "AT", "OPERATOR", "ACTION", "OBJECT", "DETAILS"], &t);
+                output::table(
+                    &["SEQ", "AT", "OPERATOR", "ACTION", "OBJECT", "DETAILS"],
+                    &t,
+                );
             }
         }
     }

@@ -30,12 +30,19 @@ pub fn run(cli: &Cli, c: &PolicyCmd) -> Result<(), Failure> {
                             p.name_zh.clone(),
                             p.fees.first.to_string(),
                             p.fees.annual.to_string(),
-                            if p.seal.is_some() { "yes".into() } else { "no".into() },
+                            if p.seal.is_some() {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
                             format!("{} days", p.validity_days),
                         ]
                     })
                     .collect();
-                output::table(&["TYPE", "NAME", "FIRST-TIME", "ANNUAL", "E-SEAL", "VALIDITY"], &rows);
+                output::table(
+                    &["TYPE", "NAME", "FIRST-TIME", "ANNUAL", "E-SEAL", "VALIDITY"],
+                    &rows,
+                );
             }
         }
         PolicyCmd::Show { cert_type } => {

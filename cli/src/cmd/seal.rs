@@ -10,7 +10,9 @@ use crate::secrets;
 
 fn load(cli: &Cli, src: &SealSource) -> Result<Vec<u8>, Failure> {
     if let Some(f) = &src.file {
-        return std::fs::read(f).map_err(|e| Failure::input(anyhow::anyhow!("reading seal file {}: {e}", f.display())));
+        return std::fs::read(f).map_err(|e| {
+            Failure::input(anyhow::anyhow!("reading seal file {}: {e}", f.display()))
+        });
     }
     let serial = src
         .serial
@@ -22,11 +24,16 @@ fn load(cli: &Cli, src: &SealSource) -> Result<Vec<u8>, Failure> {
         let s = secrets::gather(cli)?;
         let module = ca.module(cli.pkcs11_module.as_deref())?;
         let session = module.login(&TokenSelector(rec.token_serial.clone()), s.user_pin()?)?;
-        let id = KeyId::from_hex(&rec.key_id).ok_or_else(|| anyhow::anyhow!("stored key id `{}` is not hex", rec.key_id))?;
+        let id = KeyId::from_hex(&rec.key_id)
+            .ok_or_else(|| anyhow::anyhow!("stored key id `{}` is not hex", rec.key_id))?;
         return Ok(session.data(&id)?);
     }
-    rec.seal
-        .ok_or_else(|| Failure::input(anyhow::anyhow!("certificate {} has no seal (seals belong to seal certificates)", rec.serial)))
+    rec.seal.ok_or_else(|| {
+        Failure::input(anyhow::anyhow!(
+            "certificate {} has no seal (seals belong to seal certificates)",
+            rec.serial
+        ))
+    })
 }
 
 pub fn run(cli: &Cli, c: &SealCmd) -> Result<(), Failure> {
@@ -40,12 +47,22 @@ pub fn run(cli: &Cli, c: &SealCmd) -> Result<(), Failure> {
             let der = load(cli, src)?;
             let ca = super::open_ca(cli)?;
             let s = ca.verify_seal(&der)?;
-            print(cli, &s, Some("valid: signature by the issuing CA, unchanged, seal certificate issued and in date"))
+            print(
+                cli,
+                &s,
+                Some(
+                    "valid: signature by the issuing CA, unchanged, seal certificate issued and in date",
+                ),
+            )
         }
     }
 }
 
-fn print(cli: &Cli, s: &hljca_core::seal_check::SealSummary, verdict: Option<&str>) -> Result<(), Failure> {
+fn print(
+    cli: &Cli,
+    s: &hljca_core::seal_check::SealSummary,
+    verdict: Option<&str>,
+) -> Result<(), Failure> {
     if cli.json {
         let mut v = serde_json::to_value(s)?;
         if verdict.is_some() {
@@ -54,13 +71,29 @@ fn print(cli: &Cli, s: &hljca_core::seal_check::SealSummary, verdict: Option<&st
         return Ok(output::json(&v)?);
     }
     output::fields(&[
-        ("header", format!("{} v{} vendor {}", s.header_id, s.version, s.vendor_id)),
+        (
+            "header",
+            format!("{} v{} vendor {}", s.header_id, s.version, s.vendor_id),
+        ),
         ("esID", s.es_id.clone()),
-        ("type", if s.seal_type == 1 { "1 (organisation)".into() } else { format!("{} (personal)", s.seal_type) }),
+        (
+            "type",
+            if s.seal_type == 1 {
+                "1 (organisation)".into()
+            } else {
+                format!("{} (personal)", s.seal_type)
+            },
+        ),
         ("name", s.name.clone()),
         ("certificates", s.cert_serials.join(", ")),
         ("valid", format!("{} .. {}", s.valid_start, s.valid_end)),
-        ("picture", format!("{} {} bytes, {}x{} mm", s.picture_type, s.picture_bytes, s.width_mm, s.height_mm)),
+        (
+            "picture",
+            format!(
+                "{} {} bytes, {}x{} mm",
+                s.picture_type, s.picture_bytes, s.width_mm, s.height_mm
+            ),
+        ),
         ("maker", s.maker.clone()),
         ("algorithm", s.signature_algorithm.clone()),
     ]);

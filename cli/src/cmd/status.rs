@@ -12,7 +12,10 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
     let root = super::init::cert_summary("root", &hljca_core::ca::root_der(&ca.home)?)?;
     let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(&ca.home)?)?;
-    let tokens = match ca.module(cli.pkcs11_module.as_deref()).and_then(|m: Module| Ok(m.tokens()?)) {
+    let tokens = match ca
+        .module(cli.pkcs11_module.as_deref())
+        .and_then(|m: Module| Ok(m.tokens()?))
+    {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
@@ -42,15 +45,29 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     }
     output::fields(&[
         ("home", ca.home.dir().display().to_string()),
-        ("issuing CA", format!("{} (until {})", issuing["subject"].as_str().unwrap_or_default(), issuing["not_after"].as_str().unwrap_or_default())),
-        ("tokens", v["tokens"].as_array().map(|a| a.len().to_string()).unwrap_or_else(|| v["tokens"]["error"].to_string())),
+        (
+            "issuing CA",
+            format!(
+                "{} (until {})",
+                issuing["subject"].as_str().unwrap_or_default(),
+                issuing["not_after"].as_str().unwrap_or_default()
+            ),
+        ),
+        (
+            "tokens",
+            v["tokens"]
+                .as_array()
+                .map(|a| a.len().to_string())
+                .unwrap_or_else(|| v["tokens"]["error"].to_string()),
+        ),
         ("issued", count("issued").to_string()),
         ("revoked", count("revoked").to_string()),
         ("pending", pending.len().to_string()),
         ("expiring ≤30d", expiring.len().to_string()),
         (
             "last CRL",
-            crl.map(|(n, t, u)| format!("#{n} at {t}, next update {u}")).unwrap_or_else(|| "none yet".into()),
+            crl.map(|(n, t, u)| format!("#{n} at {t}, next update {u}"))
+                .unwrap_or_else(|| "none yet".into()),
         ),
     ]);
     Ok(())

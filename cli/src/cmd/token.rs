@@ -20,7 +20,11 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                     .map(|t| {
                         vec![
                             t.slot_id.to_string(),
-                            if t.initialized { t.label.clone() } else { "(blank)".into() },
+                            if t.initialized {
+                                t.label.clone()
+                            } else {
+                                "(blank)".into()
+                            },
                             t.serial.clone(),
                             t.manufacturer.clone(),
                             t.user_pin.summary().into(),
@@ -28,7 +32,17 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                         ]
                     })
                     .collect();
-                output::table(&["SLOT", "LABEL", "SERIAL", "MANUFACTURER", "USER PIN", "SO PIN"], &rows);
+                output::table(
+                    &[
+                        "SLOT",
+                        "LABEL",
+                        "SERIAL",
+                        "MANUFACTURER",
+                        "USER PIN",
+                        "SO PIN",
+                    ],
+                    &rows,
+                );
             }
         }
         TokenCmd::Init { label } => {
@@ -36,11 +50,19 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
             secrets::prompt_if_missing(&mut s.so_pin, "new SO PIN (HLJCA_SO_PIN)");
             secrets::prompt_if_missing(&mut s.user_pin, "new user PIN (HLJCA_USER_PIN)");
             let info = module.init_token(label, s.so_pin()?, s.user_pin()?)?;
-            audit_if_home(cli, "token.init", &info.serial, serde_json::json!({ "label": info.label }));
+            audit_if_home(
+                cli,
+                "token.init",
+                &info.serial,
+                serde_json::json!({ "label": info.label }),
+            );
             if cli.json {
                 output::json(&info)?;
             } else {
-                println!("initialised token `{}` (serial {}) in slot {}", info.label, info.serial, info.slot_id);
+                println!(
+                    "initialised token `{}` (serial {}) in slot {}",
+                    info.label, info.serial, info.slot_id
+                );
             }
         }
         TokenCmd::Info { token } => {
@@ -74,7 +96,9 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                                     o.label.clone(),
                                     o.id.clone(),
                                     match (o.sensitive, o.extractable) {
-                                        (Some(s), Some(e)) => format!("sensitive={s} extractable={e}"),
+                                        (Some(s), Some(e)) => {
+                                            format!("sensitive={s} extractable={e}")
+                                        }
                                         _ => String::new(),
                                     },
                                 ]
@@ -92,9 +116,9 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
 
 /// PIN operations are audited when a CA home is present; a bare token tool works without one.
 fn audit_if_home(cli: &Cli, action: &str, object: &str, details: serde_json::Value) {
-    if let Ok(ca) = super::open_ca(cli) {
-        if let Err(e) = ca.audit(action, object, details) {
-            tracing::warn!(error = %e, "could not write the audit row");
-        }
+    if let Ok(ca) = super::open_ca(cli)
+        && let Err(e) = ca.audit(action, object, details)
+    {
+        tracing::warn!(error = %e, "could not write the audit row");
     }
 }

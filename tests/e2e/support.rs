@@ -1,0 +1,220 @@
+//! Test helpers: a temporary home with its own SoftHSM2 token directory, and runners for
+//! `hljca` and the outside verifiers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const USER_PIN: &str = "12345678";
+pub const SO_PIN: &str = "87654321";
+pub const CA_PIN: &str = "11223344";
+
+pub fn module() -> String {
+    for m in [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ] {
+        if Path::new(m).exists() {
+            return m.to_owned();
+        }
+    }
+    panic!("SoftHSM2 is not installed: run ./softhsm-setup.sh first");
+}
+
+/// One test's world: a temp dir with a SoftHSM2 config, a home, and PINs in the environment.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub conf: PathBuf,
+    pub module: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let home = dir.path().join("home");
+        Env {
+            dir,
+            home,
+            conf,
+            module: module(),
+        }
+    }
+
+    /// A command with this env's SoftHSM, home and PINs.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hljca"));
+        c.args(args)
+            .env("SOFTHSM2_CONF", &self.conf)
+            .env("HLJCA_HOME", &self.home)
+            .env("HLJCA_USER_PIN", USER_PIN)
+            .env("HLJCA_SO_PIN", SO_PIN)
+            .env("HLJCA_CA_PIN", CA_PIN)
+            .env("HLJCA_OPERATOR", "tester")
+            .env("CI", "true")
+            .env_remove("HLJCA_PKCS11_MODULE")
+            .env_remove("HLJCA_CA_PASSPHRASE");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "hljca {args:?} failed ({:?}):\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs with --json and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.ok(&a);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("hljca {args:?} --json gave invalid JSON ({e}):\n{out}"))
+    }
+
+    /// Runs and requires failure with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "hljca {args:?}: expected exit {code}, stderr:\n{err}"
+        );
+        err
+    }
+
+    pub fn init_ca(&self) {
+        self.ok(&["init"]);
+    }
+
+    pub fn token(&self, label: &str) {
+        self.ok(&["token", "init", "--label", label]);
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.home.join("ca/root.pem")
+    }
+    pub fn issuing(&self) -> PathBuf {
+        self.home.join("ca/issuing.pem")
+    }
+    pub fn db(&self) -> PathBuf {
+        self.home.join("hljca.db")
+    }
+
+    /// Issues `ty` from its example applicant onto `token`; returns the JSON outcome.
+    pub fn issue(&self, ty: &str, token: &str) -> Value {
+        let app = example(ty);
+        self.json(&[
+            "issue",
+            "--type",
+            ty,
+            "--token",
+            token,
+            "--applicant",
+            app.to_str().unwrap(),
+        ])
+    }
+
+    /// `pkcs11-tool --list-objects` on a token, logged in.
+    pub fn objects(&self, label: &str, pin: &str) -> String {
+        let o = Command::new("pkcs11-tool")
+            .args([
+                "--module",
+                &self.module,
+                "--token-label",
+                label,
+                "--login",
+                "--pin",
+                pin,
+                "--list-objects",
+            ])
+            .env("SOFTHSM2_CONF", &self.conf)
+            .output()
+            .expect("pkcs11-tool (opensc) is needed: run ./softhsm-setup.sh");
+        assert!(
+            o.status.success(),
+            "pkcs11-tool failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `sqlite3` on the home's database.
+    pub fn sql(&self, query: &str) -> String {
+        let o = Command::new("sqlite3")
+            .arg(self.db())
+            .arg(query)
+            .output()
+            .expect("sqlite3 is needed");
+        assert!(
+            o.status.success(),
+            "sqlite3 failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+
+    /// `openssl verify` of a certificate against this home's chain.
+    pub fn openssl_verify(&self, pem: &Path) -> Output {
+        Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(self.root())
+            .arg("-untrusted")
+            .arg(self.issuing())
+            .arg(pem)
+            .output()
+            .expect("openssl is needed")
+    }
+}
+
+pub fn example(ty: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/applicants")
+        .join(format!("{ty}.json"))
+}
+
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is needed")
+}
+
+pub fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+pub const TYPES: [&str; 7] = [
+    "enterprise",
+    "legal-person",
+    "medical",
+    "expert",
+    "procurement",
+    "enterprise-secondary",
+    "authorized-rep",
+];
