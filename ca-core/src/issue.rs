@@ -34,6 +34,10 @@ pub struct IssueRequest {
     pub token: TokenSelector,
     /// A seal picture supplied with the application (PNG or JPEG).
     pub seal_image: Option<Vec<u8>>,
+    /// The caller's id for this issuance (a batch row's external id), recorded on every row.
+    pub external_id: Option<String>,
+    /// The application this issuance fulfils.
+    pub application_id: Option<i64>,
 }
 
 /// One certificate made.
@@ -147,6 +151,7 @@ impl Ca {
             &validated,
             org_id.as_deref(),
             picture.as_ref(),
+            req,
             &mut plan,
         );
         match result {
@@ -192,6 +197,7 @@ impl Ca {
         validated: &ValidatedApplicant,
         org_id: Option<&str>,
         picture: Option<&SealPicture>,
+        req: &IssueRequest,
         plan: &mut Vec<Planned>,
     ) -> Result<IssueOutcome> {
         let (dn, subject_text) = subject(policy, validated)?;
@@ -244,6 +250,8 @@ impl Ca {
                 token_label: &info.label,
                 token_serial: &info.serial,
                 key_id: &plan.last().map(|p| p.key.id.to_hex()).unwrap_or_default(),
+                external_id: req.external_id.as_deref(),
+                application_id: req.application_id,
             })?;
         }
         let not_before = now();

@@ -6,7 +6,9 @@
 //! the `hljca` binary does that.
 #![forbid(unsafe_code)]
 
+pub mod applications;
 pub mod audit;
+pub mod batch;
 pub mod ca;
 pub mod config;
 pub mod crl;
@@ -14,6 +16,7 @@ mod error;
 pub mod home;
 pub mod issue;
 pub mod keys;
+pub mod lifecycle;
 pub mod profile;
 pub mod revoke;
 pub mod seal;

@@ -87,6 +87,12 @@ pub enum Command {
     },
     /// The whole flow on a fresh SoftHSM token, for a newcomer.
     Demo,
+    /// The counter workflow: applications, materials, review, payment, delivery, notifications.
+    #[command(flatten)]
+    Apps(crate::args_apps::AppsCmd),
+    /// Automated jobs: batch issuance, recovery.
+    #[command(flatten)]
+    Batch(crate::args_batch::BatchCmd),
 }
 
 /// `init` options.
@@ -159,15 +165,24 @@ pub enum TokenCmd {
 /// `issue` options.
 #[derive(Debug, Args)]
 pub struct IssueArgs {
+    /// An approved and paid application to issue (its type and applicant data are used).
+    #[arg(conflicts_with_all = ["applicant", "csr"])]
+    pub application: Option<String>,
     /// Certificate type.
     #[arg(long = "type", default_value = "enterprise")]
     pub cert_type: String,
     /// The holder's USBKEY (label or serial).
-    #[arg(long)]
-    pub token: String,
+    #[arg(long, required_unless_present = "csr")]
+    pub token: Option<String>,
     /// Applicant data: a flat JSON object (see examples/applicants/).
-    #[arg(long)]
-    pub applicant: PathBuf,
+    #[arg(long, required_unless_present_any = ["application"])]
+    pub applicant: Option<PathBuf>,
+    /// Issue from a PKCS#10 request (PEM or DER) for a system that keeps its own key.
+    #[arg(long, conflicts_with = "seal_image")]
+    pub csr: Option<PathBuf>,
+    /// Write the certificate issued from --csr here (PEM); default: certs/<serial>.pem only.
+    #[arg(long, requires = "csr")]
+    pub out: Option<PathBuf>,
     /// Seal picture (PNG or JPEG); a round red seal is generated when absent.
     #[arg(long)]
     pub seal_image: Option<PathBuf>,

@@ -5,6 +5,8 @@
 //! JSON for machines. Exit codes: 0 ok, 1 operation failed, 2 bad usage or bad input.
 
 mod args;
+mod args_apps;
+mod args_batch;
 mod cmd;
 mod output;
 mod secrets;

@@ -104,6 +104,10 @@ pub struct NewPending<'a> {
     pub token_serial: &'a str,
     /// Key id (hex).
     pub key_id: &'a str,
+    /// The caller's id for this issuance (batch row), when any.
+    pub external_id: Option<&'a str>,
+    /// The application this issuance fulfils, when any.
+    pub application_id: Option<i64>,
 }
 
 /// One certificate row.
@@ -152,10 +156,15 @@ pub struct CertRecord {
     /// Seal DER (seal certificates only).
     #[serde(skip)]
     pub seal: Option<Vec<u8>>,
+    /// The caller's id for the issuance (batch row), when any.
+    pub external_id: Option<String>,
+    /// The application it fulfils, when any.
+    pub application_id: Option<i64>,
 }
 
 const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
-    key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, applicant_json, der, seal";
+    key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, applicant_json, der, seal, \
+    external_id, application_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
     let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
@@ -179,6 +188,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
         applicant_json: r.get(15)?,
         der: r.get(16)?,
         seal: r.get(17)?,
+        external_id: r.get(18)?,
+        application_id: r.get(19)?,
     })
 }
 
@@ -202,8 +213,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
-                 token_label, token_serial, key_id, status, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
+                 token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13)",
                 params![
                     p.serial,
                     p.cert_type,
@@ -215,7 +226,9 @@ impl Store {
                     p.token_label,
                     p.token_serial,
                     p.key_id,
-                    now
+                    now,
+                    p.external_id,
+                    p.application_id
                 ],
             )
             .map_err(CoreError::db("insert pending certificate"))?;

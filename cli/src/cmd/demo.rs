@@ -76,6 +76,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             applicant: Applicant::from_json(ENTERPRISE_EXAMPLE)?,
             token: TokenSelector(token.serial.clone()),
             seal_image: None,
+            external_id: None,
+            application_id: None,
         },
     )?;
     let v = serde_json::json!({

@@ -10,11 +10,22 @@ use crate::output;
 use crate::secrets;
 
 pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
+    if let Some(app) = &a.application {
+        return super::apps::issue_application(cli, app, a);
+    }
+    if let Some(csr) = &a.csr {
+        return super::batch::issue_csr(cli, csr, a);
+    }
     let cert_type: CertType = a.cert_type.parse().map_err(Failure::input)?;
-    let text = std::fs::read_to_string(&a.applicant).map_err(|e| {
+    let (Some(applicant_path), Some(token)) = (&a.applicant, &a.token) else {
+        return Err(Failure::input(anyhow::anyhow!(
+            "issue needs --token and --applicant (or an application id, or --csr)"
+        )));
+    };
+    let text = std::fs::read_to_string(applicant_path).map_err(|e| {
         Failure::input(anyhow::anyhow!(
             "reading applicant file {}: {e}",
-            a.applicant.display()
+            applicant_path.display()
         ))
     })?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
@@ -35,8 +46,10 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
         &IssueRequest {
             cert_type,
             applicant,
-            token: TokenSelector(a.token.clone()),
+            token: TokenSelector(token.clone()),
             seal_image,
+            external_id: None,
+            application_id: None,
         },
     )?;
     print_outcome(cli, &outcome)

@@ -1,5 +1,7 @@
 //! One module per command group; `run` dispatches.
 
+mod apps;
+mod batch;
 mod certs;
 mod demo;
 mod init;
@@ -40,6 +42,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo => demo::run(&cli),
+        Command::Apps(c) => apps::run(&cli, c),
+        Command::Batch(c) => batch::run(&cli, c),
     }
 }
 

@@ -1,0 +1,1 @@
+//! Applications and the counter workflow (issue 5): placeholder, being written.

@@ -1,0 +1,2 @@
+-- 3: batch jobs (issue 6). Placeholder.
+SELECT 1;

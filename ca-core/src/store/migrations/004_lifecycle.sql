@@ -1,0 +1,2 @@
+-- 4: renewals, bindings, reminders (issue 5). Placeholder.
+SELECT 1;
