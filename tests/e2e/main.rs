@@ -4,7 +4,9 @@
 
 mod support;
 
+mod apps;
 mod bad_input;
+mod batch;
 mod foundation;
 mod lifecycle;
 mod types;
