@@ -41,7 +41,8 @@ impl Ca {
         secrets: &Secrets,
     ) -> Result<CrlReport> {
         let keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
-        let (issuer, _) = issuer(&self.home, &keys)?;
+        let (issuer, issuing_der) = issuer(&self.home, &keys)?;
+        let aki = subject_key_id(&issuing_der)?;
         let last: Option<i64> = self
             .store
             .conn
@@ -60,7 +61,8 @@ impl Ca {
             crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
             issuing_distribution_point: None,
             revoked_certs: revoked,
-            key_identifier_method: KeyIdMethod::Sha256,
+            // AKI = the issuing certificate's own SKI, whatever method made it.
+            key_identifier_method: KeyIdMethod::PreSpecified(aki),
         };
         let n_revoked = params.revoked_certs.len();
         let crl = params.signed_by(&issuer).map_err(CoreError::cert("CRL"))?;
@@ -86,11 +88,13 @@ impl Ca {
             &number.to_string(),
             &serde_json::json!({ "revoked": n_revoked, "next_update": ts(next_update) }),
         )?;
+        tx.commit().map_err(CoreError::db("commit CRL"))?;
+        // Published after the commit: the database holds every CRL, so a failed write can be
+        // republished, while a file for an unrecorded CRL number could never be explained.
         write_file(&der_path, &der, 0o644)?;
         write_file(&pem_path, pem_text.as_bytes(), 0o644)?;
         write_file(&dir.join("issuing.crl"), &der, 0o644)?;
         write_file(&dir.join("issuing.pem"), pem_text.as_bytes(), 0o644)?;
-        tx.commit().map_err(CoreError::db("commit CRL"))?;
         Ok(CrlReport {
             number,
             this_update: ts(this_update),
@@ -146,4 +150,23 @@ impl Ca {
             .optional()
             .map_err(CoreError::db("last CRL"))
     }
+}
+
+/// The subjectKeyIdentifier of a CA certificate.
+fn subject_key_id(der: &[u8]) -> Result<Vec<u8>> {
+    use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+    let (_, c) = X509Certificate::from_der(der).map_err(|e| CoreError::Parse {
+        what: "issuing CA certificate".into(),
+        reason: e.to_string(),
+    })?;
+    c.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| CoreError::Parse {
+            what: "issuing CA certificate".into(),
+            reason: "no subjectKeyIdentifier".into(),
+        })
 }

@@ -1,1 +1,474 @@
-//! Renewal, expiry queries and cross-platform binding (issue 5): placeholder, being written.
+//! Renewal before expiry, and cross-platform binding (跨平台CA绑定) of certificates from the
+//! former Daqing platform.
+
+use std::path::PathBuf;
+
+use hljca_policies::{Applicant, CertType};
+use hljca_token::{KeyId, Module, TokenSelector};
+use rusqlite::params;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::FromDer;
+
+use crate::error::{CoreError, Result};
+use crate::issue::{IssueOutcome, IssueRequest};
+use crate::keys::Secrets;
+use crate::seal::parse as parse_seal;
+use crate::store::{CertRole, CertStatus};
+use crate::time_fmt::{now, ts};
+use crate::{Ca, audit};
+
+/// How a renewal was paid.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    /// qr-wechat, qr-alipay, cash, card, bank-transfer.
+    pub method: String,
+    /// The payment reference (QR transaction id, receipt number).
+    pub reference: Option<String>,
+}
+
+/// What a renewal did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewReport {
+    /// The certificate renewed.
+    pub old_serial: String,
+    /// The new certificates (identity first, then seal).
+    pub issued: IssueOutcome,
+    /// Old certificates now superseded.
+    pub superseded: Vec<String>,
+    /// Old token objects removed after the new ones were written.
+    pub removed_objects: usize,
+    /// The annual fee paid, in fen.
+    pub fee_fen: u64,
+}
+
+impl Ca {
+    /// Renews an issued identity certificate onto the same token: new key pair(s), new
+    /// certificate(s) and seal; the annual fee is recorded; the old certificates become
+    /// superseded and their token objects are removed only after the new ones are on the token.
+    pub fn renew(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        serial: &str,
+        payment: &Payment,
+    ) -> Result<RenewReport> {
+        let old = self.store.cert(serial)?;
+        if old.role != CertRole::Identity {
+            return Err(CoreError::Refused(format!(
+                "{} is a seal certificate: renew its identity certificate {} (the seal is renewed with it)",
+                old.serial,
+                old.identity_serial.unwrap_or_default()
+            )));
+        }
+        if old.status != CertStatus::Issued {
+            return Err(CoreError::BadState {
+                serial: old.serial,
+                status: old.status.to_string(),
+                what: "only an issued certificate can be renewed".into(),
+            });
+        }
+        let t = now();
+        let not_after = old
+            .not_after
+            .ok_or_else(|| CoreError::Refused(format!("{} has no validity", old.serial)))?;
+        if t > not_after {
+            return Err(CoreError::Refused(format!(
+                "certificate {} expired on {}: renewal is only possible before expiry; apply for a new \
+                 certificate instead (first-time application, `hljca apply`)",
+                old.serial,
+                ts(not_after)
+            )));
+        }
+        let window = time::Duration::days(i64::from(self.config.lifecycle.renewal_window_days));
+        if t < not_after - window {
+            return Err(CoreError::Refused(format!(
+                "certificate {} expires on {}: renewal opens on {} ({} days before expiry)",
+                old.serial,
+                ts(not_after),
+                ts(not_after - window),
+                self.config.lifecycle.renewal_window_days
+            )));
+        }
+        let cert_type: CertType = old.cert_type.parse()?;
+        let fee = self.policies.get(cert_type).fees.annual;
+        let applicant: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&old.applicant_json).map_err(|e| CoreError::Parse {
+                what: format!("stored applicant data of {}", old.serial),
+                reason: e.to_string(),
+            })?;
+        let old_seals = self.store.seals_of(&old.serial)?;
+        // Keep a supplied PNG/JPEG seal picture; a generated SVG seal is generated again.
+        let seal_image = old_seals
+            .iter()
+            .filter_map(|s| s.seal.as_deref())
+            .filter_map(|d| parse_seal(d).ok())
+            .find(|p| p.picture_kind != "SVG")
+            .map(|p| p.picture);
+        let issued = self.issue(
+            module,
+            secrets,
+            &IssueRequest {
+                cert_type,
+                applicant: Applicant(applicant),
+                token: TokenSelector(old.token_serial.clone()),
+                seal_image,
+                external_id: None,
+                application_id: old.application_id,
+            },
+        )?;
+        let new_serial = issued
+            .certificates
+            .first()
+            .map(|c| c.serial.clone())
+            .unwrap_or_default();
+        let mut superseded = vec![old.serial.clone()];
+        superseded.extend(
+            old_seals
+                .iter()
+                .filter(|s| s.status == CertStatus::Issued)
+                .map(|s| s.serial.clone()),
+        );
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin renewal"))?;
+        for s in &superseded {
+            tx.execute(
+                "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
+                params![s, ts(t)],
+            )
+            .map_err(CoreError::db("supersede"))?;
+        }
+        tx.execute(
+            "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
+            params![old.serial, new_serial, ts(t), self.operator],
+        )
+        .map_err(CoreError::db("record renewal"))?;
+        tx.execute(
+            "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
+             VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                old.application_id,
+                old.serial,
+                cert_type.key(),
+                fee.0 as i64,
+                payment.method,
+                payment.reference,
+                self.operator,
+                ts(t)
+            ],
+        )
+        .map_err(CoreError::db("record renewal fee"))?;
+        audit::append(
+            &tx,
+            &self.operator,
+            "cert.renew",
+            &old.serial,
+            &serde_json::json!({ "new": issued.certificates.iter().map(|c| &c.serial).collect::<Vec<_>>(),
+                                  "superseded": superseded, "fee_fen": fee.0, "method": payment.method }),
+        )?;
+        tx.commit().map_err(CoreError::db("commit renewal"))?;
+        // Only now, with the new objects on the token and recorded, remove the old ones.
+        let mut removed = 0;
+        let session = module.login(
+            &TokenSelector(old.token_serial.clone()),
+            secrets.user_pin()?,
+        )?;
+        for key in std::iter::once(&old.key_id).chain(old_seals.iter().map(|s| &s.key_id)) {
+            if let Some(id) = KeyId::from_hex(key) {
+                match session.destroy_by_id(&id) {
+                    Ok(n) => removed += n,
+                    Err(e) => {
+                        tracing::warn!(key = %key, error = %e, "renewal: old token objects not removed")
+                    }
+                }
+            }
+        }
+        Ok(RenewReport {
+            old_serial: old.serial,
+            issued,
+            superseded,
+            removed_objects: removed,
+            fee_fen: fee.0,
+        })
+    }
+}
+
+/// Where a certificate to bind comes from.
+#[derive(Debug, Clone)]
+pub enum BindSource {
+    /// A PEM or DER file.
+    File(PathBuf),
+    /// A token: the first certificate on it, or the one with `key_id`.
+    Token {
+        /// Label or serial.
+        token: TokenSelector,
+        /// Which certificate.
+        key_id: Option<KeyId>,
+    },
+}
+
+/// A counter material for a binding: kind and file.
+#[derive(Debug, Clone)]
+pub struct BindMaterial {
+    /// business-licence, legal-rep-id-copy, agent-id-copy.
+    pub kind: String,
+    /// The scanned file.
+    pub file: PathBuf,
+}
+
+/// The materials the seed lists for a cross-platform binding (besides the token itself).
+pub const BIND_MATERIALS: [&str; 3] = ["business-licence", "legal-rep-id-copy", "agent-id-copy"];
+
+/// One binding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Binding {
+    /// Row id.
+    pub id: i64,
+    /// SHA-256 of the certificate DER.
+    pub fingerprint: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Serial (hex).
+    pub serial: String,
+    /// Validity end.
+    pub not_after: String,
+    /// pem or token.
+    pub source: String,
+    /// Token label when read from a token.
+    pub token_label: Option<String>,
+    /// active.
+    pub status: String,
+    /// Who activated it.
+    pub operator: String,
+    /// When.
+    pub bound_at: String,
+}
+
+impl Ca {
+    /// Registers and activates a certificate issued by another CA for the provincial platform.
+    pub fn bind(
+        &mut self,
+        source: &BindSource,
+        materials: &[BindMaterial],
+        issuer_ca: Option<&[u8]>,
+        module: Option<&Module>,
+        secrets: &Secrets,
+    ) -> Result<Binding> {
+        let missing: Vec<&str> = BIND_MATERIALS
+            .iter()
+            .copied()
+            .filter(|k| !materials.iter().any(|m| m.kind == *k))
+            .collect();
+        if !missing.is_empty() {
+            return Err(CoreError::Refused(format!(
+                "binding needs the materials {} (missing: {})",
+                BIND_MATERIALS.join(", "),
+                missing.join(", ")
+            )));
+        }
+        if let Some(m) = materials
+            .iter()
+            .find(|m| !BIND_MATERIALS.contains(&m.kind.as_str()))
+        {
+            return Err(CoreError::Refused(format!(
+                "unknown binding material `{}` (expected {})",
+                m.kind,
+                BIND_MATERIALS.join(", ")
+            )));
+        }
+        let (der, src, token_label, token_serial) = match source {
+            BindSource::File(p) => (read_cert_file(p)?, "pem", None, None),
+            BindSource::Token { token, key_id } => {
+                let module = module.ok_or_else(|| {
+                    CoreError::Refused("reading a token needs the PKCS#11 module".into())
+                })?;
+                let s = module.login(token, secrets.user_pin()?)?;
+                let der = match key_id {
+                    Some(id) => s.certificate(id)?,
+                    None => s.first_certificate()?,
+                };
+                let info = s.info().clone();
+                (der, "token", Some(info.label), Some(info.serial))
+            }
+        };
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).map_err(|e| {
+            CoreError::Parse {
+                what: "certificate to bind".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let serial = hex::encode(cert.raw_serial());
+        let t = now();
+        let (nb, na) = (
+            cert.validity().not_before.to_datetime(),
+            cert.validity().not_after.to_datetime(),
+        );
+        if t < nb || t > na {
+            return Err(CoreError::Refused(format!(
+                "certificate {serial} is not within its validity ({} .. {}); it cannot be activated",
+                ts(nb),
+                ts(na)
+            )));
+        }
+        let ours = crate::ca::issuing_der(&self.home)?;
+        if let Ok((_, our)) = x509_parser::certificate::X509Certificate::from_der(&ours)
+            && cert.issuer() == our.subject()
+        {
+            return Err(CoreError::Refused(format!(
+                "certificate {serial} was issued by this CA: it needs no cross-platform binding"
+            )));
+        }
+        if let Some(ca_der) = issuer_ca {
+            let (_, ca) =
+                x509_parser::certificate::X509Certificate::from_der(ca_der).map_err(|e| {
+                    CoreError::Parse {
+                        what: "issuer CA certificate".into(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            cert.verify_signature(Some(ca.public_key())).map_err(|_| {
+                CoreError::Refused(format!(
+                    "certificate {serial} is not signed by the given issuer CA ({})",
+                    ca.subject()
+                ))
+            })?;
+        }
+        if let Ok(rec) = self.store.cert(&serial)
+            && rec.status == CertStatus::Revoked
+        {
+            return Err(CoreError::Refused(format!(
+                "certificate {serial} is revoked by this CA"
+            )));
+        }
+        let fingerprint = hex::encode(Sha256::digest(&der));
+        let mut stored = Vec::new();
+        for m in materials {
+            let bytes =
+                std::fs::read(&m.file).map_err(CoreError::io("reading material", &m.file))?;
+            if bytes.is_empty() || bytes.len() > 10 * 1024 * 1024 {
+                return Err(CoreError::Refused(format!(
+                    "material {} ({}): must be 1 byte to 10 MiB",
+                    m.kind,
+                    m.file.display()
+                )));
+            }
+            let hash = hex::encode(Sha256::digest(&bytes));
+            crate::home::write_file(
+                &self.home.dir().join("materials").join(&hash),
+                &bytes,
+                0o600,
+            )?;
+            stored.push(serde_json::json!({ "kind": m.kind, "sha256": hash, "size": bytes.len() }));
+        }
+        let bound_at = ts(t);
+        let (issuer, subject) = (cert.issuer().to_string(), cert.subject().to_string());
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin binding"))?;
+        let inserted = tx.execute(
+            "INSERT INTO bindings (fingerprint, issuer, subject, serial, not_before, not_after, der, source, token_label, \
+             token_serial, materials, status, operator, bound_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13)",
+            params![
+                fingerprint,
+                issuer,
+                subject,
+                serial,
+                ts(nb),
+                ts(na),
+                der,
+                src,
+                token_label,
+                token_serial,
+                serde_json::Value::Array(stored).to_string(),
+                self.operator,
+                bound_at
+            ],
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(CoreError::Refused(format!(
+                    "certificate {serial} is already bound (fingerprint {fingerprint})"
+                )));
+            }
+            r => {
+                r.map_err(CoreError::db("record binding"))?;
+            }
+        }
+        let id = tx.last_insert_rowid();
+        audit::append(
+            &tx,
+            &self.operator,
+            "binding.activate",
+            &serial,
+            &serde_json::json!({ "issuer": issuer, "subject": subject, "fingerprint": fingerprint, "source": src }),
+        )?;
+        tx.commit().map_err(CoreError::db("commit binding"))?;
+        Ok(Binding {
+            id,
+            fingerprint,
+            issuer,
+            subject,
+            serial,
+            not_after: ts(na),
+            source: src.into(),
+            token_label,
+            status: "active".into(),
+            operator: self.operator.clone(),
+            bound_at,
+        })
+    }
+
+    /// Every binding, newest first.
+    pub fn bindings(&self) -> Result<Vec<Binding>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT id, fingerprint, issuer, subject, serial, not_after, source, token_label, status, operator, bound_at \
+                 FROM bindings ORDER BY id DESC",
+            )
+            .map_err(CoreError::db("list bindings"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Binding {
+                    id: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    issuer: r.get(2)?,
+                    subject: r.get(3)?,
+                    serial: r.get(4)?,
+                    not_after: r.get(5)?,
+                    source: r.get(6)?,
+                    token_label: r.get(7)?,
+                    status: r.get(8)?,
+                    operator: r.get(9)?,
+                    bound_at: r.get(10)?,
+                })
+            })
+            .map_err(CoreError::db("list bindings"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("list bindings"))
+    }
+}
+
+fn read_cert_file(p: &std::path::Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(p).map_err(CoreError::io("reading certificate", p))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let pem = pem::parse(&bytes).map_err(|e| CoreError::Parse {
+            what: p.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(pem.into_contents())
+    } else {
+        Ok(bytes)
+    }
+}

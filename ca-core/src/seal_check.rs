@@ -95,12 +95,16 @@ pub fn summarize(der: &[u8]) -> Result<(ParsedSeal, SealSummary)> {
 }
 
 impl Ca {
-    /// Verifies a seal; returns its summary when every check passes.
+    /// Verifies a seal now; returns its summary when every check passes.
     pub fn verify_seal(&self, der: &[u8]) -> Result<SealSummary> {
+        self.verify_seal_at(der, now())
+    }
+
+    /// Verifies a seal as of `t`.
+    pub fn verify_seal_at(&self, der: &[u8], t: time::OffsetDateTime) -> Result<SealSummary> {
         let (p, summary) = summarize(der)?;
         let issuing = ca::issuing_der(&self.home)?;
         p.verify_signature(&issuing)?;
-        let t = now();
         if !p.is_valid_at(t) {
             return Err(CoreError::Refused(format!(
                 "seal `{}` is outside its validity ({} .. {})",

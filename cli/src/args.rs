@@ -67,8 +67,15 @@ pub enum Command {
     /// Electronic seals.
     #[command(subcommand)]
     Seal(SealCmd),
+    /// Renew an identity certificate before it expires (annual fee): new keys on the same token.
+    Renew(RenewArgs),
     /// Revoke a certificate (free of charge); its seal certificate goes with it.
     Revoke(RevokeArgs),
+    /// Cross-platform binding (跨平台CA绑定): activate a former Daqing platform certificate.
+    Bind(BindArgs),
+    /// Cross-platform bindings.
+    #[command(subcommand)]
+    Bindings(BindingsCmd),
     /// Certificate revocation lists.
     #[command(subcommand)]
     Crl(CrlCmd),
@@ -160,6 +167,18 @@ pub enum TokenCmd {
         #[arg(long)]
         token: String,
     },
+    /// Change the user PIN (old from HLJCA_USER_PIN, new from HLJCA_NEW_USER_PIN).
+    ChangePin {
+        /// Token label or serial.
+        #[arg(long)]
+        token: String,
+    },
+    /// Unblock a locked user PIN with the SO PIN (HLJCA_SO_PIN), setting HLJCA_NEW_USER_PIN.
+    Unblock {
+        /// Token label or serial.
+        #[arg(long)]
+        token: String,
+    },
 }
 
 /// `issue` options.
@@ -242,7 +261,54 @@ pub enum SealCmd {
     /// Parse a seal and print its fields.
     Show(SealSource),
     /// Verify a seal: signature by our issuing CA, validity, seal certificate not revoked.
-    Verify(SealSource),
+    Verify {
+        /// The seal.
+        #[command(flatten)]
+        source: SealSource,
+        /// Verify as of this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// `renew` options.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Serial of the identity certificate (hex).
+    pub serial: String,
+    /// How the annual fee was paid: qr-wechat, qr-alipay, cash, card, bank-transfer.
+    #[arg(long, default_value = "qr-wechat", value_parser = ["qr-wechat", "qr-alipay", "cash", "card", "bank-transfer"])]
+    pub method: String,
+    /// Payment reference (transaction or receipt number).
+    #[arg(long)]
+    pub reference: Option<String>,
+}
+
+/// `bind` options.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// The certificate as a PEM or DER file.
+    #[arg(long, required_unless_present = "token", conflicts_with = "token")]
+    pub pem: Option<PathBuf>,
+    /// Read the certificate from this token (label or serial; needs HLJCA_USER_PIN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// With --token: the CKA_ID (hex) of the certificate; default the first one.
+    #[arg(long, requires = "token")]
+    pub key_id: Option<String>,
+    /// The former platform's CA certificate: when given, the signature is checked against it.
+    #[arg(long)]
+    pub issuer_ca: Option<PathBuf>,
+    /// Counter materials as KIND=FILE: business-licence, legal-rep-id-copy, agent-id-copy.
+    #[arg(long = "material", value_name = "KIND=FILE")]
+    pub materials: Vec<String>,
+}
+
+/// `bindings` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BindingsCmd {
+    /// Every binding.
+    List,
 }
 
 /// `revoke` options.

@@ -195,6 +195,22 @@ impl<'m> TokenSession<'m> {
         self.value(h)
     }
 
+    /// The DER of the first certificate object on the token (for tokens from other CAs).
+    pub fn first_certificate(&self) -> Result<Vec<u8>> {
+        let found = self
+            .session
+            .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
+            .map_err(self.err("C_FindObjects"))?;
+        let h = found
+            .into_iter()
+            .next()
+            .ok_or_else(|| TokenError::ObjectNotFound {
+                token: self.info.label.clone(),
+                what: "certificate".into(),
+            })?;
+        self.value(h)
+    }
+
     /// Writes a data object (the electronic seal) labelled for the key `id`.
     pub fn store_data(&self, id: &KeyId, value: &[u8]) -> Result<()> {
         let template = [

@@ -1,15 +1,585 @@
-//! The counter workflow commands (issue 5): placeholder until written.
+//! The counter workflow commands (issue 5): parse, call `hljca-core`, print.
+
+use hljca_core::Ca;
+use hljca_core::applications::{
+    AppId, AppIssueOutcome, AppState, Application, Channel, Delivery, MAX_MATERIAL_BYTES,
+    NewApplication, PayMethod, Site, check_material, delivery_summary,
+};
+use hljca_core::store::CertFilter;
+use hljca_policies::{Applicant, CertType, Mobile};
+use hljca_token::TokenSelector;
+use serde_json::json;
 
 use crate::Failure;
 use crate::args::{Cli, IssueArgs};
-use crate::args_apps::AppsCmd;
+use crate::args_apps::{
+    ApplyArgs, AppsCmd, AppsListCmd, DeliverArgs, MaterialsCmd, OrdersCmd, OutboxCmd, PayArgs,
+    ReviewCmd,
+};
+use crate::output;
+use crate::secrets;
 
-pub fn run(_cli: &Cli, _c: &AppsCmd) -> Result<(), Failure> {
-    Err(Failure::input(anyhow::anyhow!("not implemented yet")))
+fn bad(msg: impl std::fmt::Display) -> Failure {
+    Failure::input(anyhow::anyhow!("{msg}"))
 }
 
-pub fn issue_application(_cli: &Cli, app: &str, _a: &IssueArgs) -> Result<(), Failure> {
-    Err(Failure::input(anyhow::anyhow!(
-        "issuing application {app}: not implemented yet"
-    )))
+fn app_id(s: &str) -> Result<AppId, Failure> {
+    s.parse::<AppId>().map_err(bad)
+}
+
+/// The application, or exit 2 when there is no such number.
+fn load(ca: &Ca, s: &str) -> Result<Application, Failure> {
+    let id = app_id(s)?;
+    ca.find_application(id)?
+        .ok_or_else(|| bad(format!("there is no application {id} (see `apps list`)")))
+}
+
+pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
+    let mut ca = super::open_ca(cli)?;
+    match c {
+        AppsCmd::Apply(a) => apply(cli, &mut ca, a),
+        AppsCmd::Submit { app } => {
+            let id = load(&ca, app)?.id;
+            let a = ca.submit_application(id)?;
+            print_step(cli, &a, "submitted for review")
+        }
+        AppsCmd::Cancel { app, reason } => {
+            let id = load(&ca, app)?.id;
+            let a = ca.cancel_application(id, reason.as_deref())?;
+            print_step(cli, &a, "cancelled")
+        }
+        AppsCmd::Review(ReviewCmd::Approve { app }) => {
+            let id = load(&ca, app)?.id;
+            let a = ca.approve_application(id)?;
+            print_step(cli, &a, "approved; the applicant is told to pay")
+        }
+        AppsCmd::Review(ReviewCmd::Reject { app, reason }) => {
+            let id = load(&ca, app)?.id;
+            if reason.trim().is_empty() {
+                return Err(bad("a rejection needs its reason (--reason TEXT)"));
+            }
+            let a = ca.reject_application(id, reason)?;
+            print_step(cli, &a, "rejected")
+        }
+        AppsCmd::Materials(MaterialsCmd::Add { app, kind, file }) => {
+            let a = load(&ca, app)?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| file.display().to_string());
+            let meta = std::fs::metadata(file)
+                .map_err(|e| bad(format!("reading {}: {e}", file.display())))?;
+            if meta.len() > MAX_MATERIAL_BYTES {
+                return Err(bad(format!(
+                    "{name} is {} bytes, over the 10 MiB limit ({MAX_MATERIAL_BYTES} bytes)",
+                    meta.len()
+                )));
+            }
+            let bytes =
+                std::fs::read(file).map_err(|e| bad(format!("reading {}: {e}", file.display())))?;
+            check_material(ca.policies.get(a.cert_type), kind, &name, &bytes).map_err(bad)?;
+            let m = ca.add_material(a.id, kind, &name, &bytes)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&m)?;
+                v["path"] = json!(ca.material_path(&m.sha256));
+                output::json(&v)?;
+            } else {
+                println!(
+                    "{}: {} `{}` added ({} bytes, {}, sha256 {})",
+                    a.id, m.file_name, m.kind, m.size, m.media_type, m.sha256
+                );
+            }
+            Ok(())
+        }
+        AppsCmd::Materials(MaterialsCmd::List { app }) => materials_list(cli, &ca, app),
+        AppsCmd::Pay(p) => pay(cli, &mut ca, p),
+        AppsCmd::Deliver(d) => deliver(cli, &mut ca, d),
+        AppsCmd::Apps(AppsListCmd::List { state }) => {
+            let state = match state {
+                Some(s) => Some(s.parse::<AppState>().map_err(bad)?),
+                None => None,
+            };
+            let apps = ca.applications(state)?;
+            if cli.json {
+                output::json(&json!({ "applications": apps }))?;
+            } else {
+                let rows: Vec<Vec<String>> = apps
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.id.to_string(),
+                            a.cert_type.to_string(),
+                            a.state.to_string(),
+                            a.channel.as_str().into(),
+                            a.site.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                            a.business().into(),
+                            a.created_at.clone(),
+                            applicant_name(a),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "APP",
+                        "TYPE",
+                        "STATE",
+                        "CHANNEL",
+                        "SITE",
+                        "BUSINESS",
+                        "CREATED",
+                        "APPLICANT",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(())
+        }
+        AppsCmd::Apps(AppsListCmd::Show { app }) => show(cli, &ca, app),
+        AppsCmd::Orders(OrdersCmd::List { app }) => {
+            let id = match app {
+                Some(a) => Some(load(&ca, a)?.id),
+                None => None,
+            };
+            let orders = ca.orders(id)?;
+            if cli.json {
+                output::json(&json!({ "orders": orders }))?;
+            } else {
+                let rows: Vec<Vec<String>> = orders
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.id.to_string(),
+                            o.application_id
+                                .map(|a| a.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            o.cert_serial.clone().unwrap_or_else(|| "-".into()),
+                            o.business.clone(),
+                            o.cert_type.clone(),
+                            hljca_policies::Fen(o.amount_fen).to_string(),
+                            o.method.clone(),
+                            o.reference.clone().unwrap_or_else(|| "-".into()),
+                            o.operator.clone(),
+                            o.paid_at.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "ORDER",
+                        "APP",
+                        "CERT",
+                        "BUSINESS",
+                        "TYPE",
+                        "AMOUNT",
+                        "METHOD",
+                        "REFERENCE",
+                        "OPERATOR",
+                        "PAID AT",
+                    ],
+                    &rows,
+                );
+            }
+            Ok(())
+        }
+        AppsCmd::Outbox(OutboxCmd::List) => {
+            let msgs = ca.outbox()?;
+            if cli.json {
+                output::json(&json!({ "messages": msgs }))?;
+            } else {
+                let rows: Vec<Vec<String>> = msgs
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            m.id.to_string(),
+                            m.created_at.clone(),
+                            m.kind.clone(),
+                            m.mobile.clone(),
+                            m.application_id
+                                .map(|a| a.to_string())
+                                .or_else(|| m.cert_serial.clone())
+                                .unwrap_or_else(|| "-".into()),
+                            m.text.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "QUEUED", "KIND", "MOBILE", "FOR", "TEXT"], &rows);
+            }
+            Ok(())
+        }
+        AppsCmd::Remind { within } => {
+            let days = super::parse_days(within)?;
+            let r = ca.remind(days)?;
+            if cli.json {
+                output::json(&r)?;
+            } else {
+                for q in &r.queued {
+                    println!(
+                        "reminder queued: {} {} expires {} → {}",
+                        q.cert_type, q.serial, q.not_after, q.mobile
+                    );
+                }
+                println!(
+                    "{} reminder(s) queued for certificates expiring within {days} days; {} already reminded{}",
+                    r.queued.len(),
+                    r.already_reminded,
+                    if r.no_mobile.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; no mobile for {}", r.no_mobile.join(", "))
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn applicant_name(a: &Application) -> String {
+    ["organization", "name", "expert_name", "legal_rep_name"]
+        .iter()
+        .find_map(|k| a.applicant.get(*k).cloned())
+        .unwrap_or_default()
+}
+
+fn apply(cli: &Cli, ca: &mut Ca, a: &ApplyArgs) -> Result<(), Failure> {
+    let cert_type: CertType = a.cert_type.parse().map_err(Failure::input)?;
+    let site = match &a.site {
+        Some(s) => Some(s.parse::<Site>().map_err(bad)?),
+        None => None,
+    };
+    let channel = match &a.channel {
+        Some(c) => c.parse::<Channel>().map_err(bad)?,
+        None if site.is_some() => Channel::Counter,
+        None => Channel::Online,
+    };
+    match (channel, site) {
+        (Channel::Counter, None) => {
+            return Err(bad(
+                "--channel counter needs --site (harbin, hegang or qiqihar)",
+            ));
+        }
+        (Channel::Online, Some(_)) => {
+            return Err(bad("--site is only for --channel counter"));
+        }
+        _ => {}
+    }
+    let text = std::fs::read_to_string(&a.applicant).map_err(|e| {
+        bad(format!(
+            "reading applicant file {}: {e}",
+            a.applicant.display()
+        ))
+    })?;
+    let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
+    let app = ca.apply(&NewApplication {
+        cert_type,
+        applicant,
+        channel,
+        site,
+        renewal_of: a.renewal_of.clone(),
+    })?;
+    print_step(cli, &app, "draft created; add materials, then submit")
+}
+
+fn print_step(cli: &Cli, a: &Application, what: &str) -> Result<(), Failure> {
+    if cli.json {
+        let mut v = serde_json::to_value(a)?;
+        v["next"] = json!(a.next_steps());
+        output::json(&v)?;
+    } else {
+        let next = a.next_steps();
+        println!(
+            "{} ({}, {}): {what}; state {}{}",
+            a.id,
+            a.cert_type,
+            a.business(),
+            a.state,
+            if next.is_empty() {
+                String::new()
+            } else {
+                format!("; next: {}", next.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+fn materials_list(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
+    let a = load(ca, app)?;
+    let have = ca.application_materials(a.id)?;
+    let missing = ca.missing_materials(&a)?;
+    let policy = ca.policies.get(a.cert_type);
+    if cli.json {
+        let required: Vec<_> = policy
+            .materials
+            .iter()
+            .map(|m| {
+                json!({
+                    "kind": m.kind, "name_zh": m.name_zh, "name_en": m.name_en, "required": m.required,
+                    "provided": have.iter().any(|h| h.kind == m.kind),
+                })
+            })
+            .collect();
+        output::json(&json!({
+            "application": a.id, "type": a.cert_type, "required": required,
+            "materials": have, "missing": missing,
+        }))?;
+    } else {
+        let rows: Vec<Vec<String>> = policy
+            .materials
+            .iter()
+            .flat_map(|m| {
+                let files: Vec<_> = have.iter().filter(|h| h.kind == m.kind).collect();
+                let head = if m.required { "required" } else { "optional" };
+                if files.is_empty() {
+                    vec![vec![
+                        m.kind.clone(),
+                        head.into(),
+                        "MISSING".into(),
+                        String::new(),
+                        m.name_zh.clone(),
+                    ]]
+                } else {
+                    files
+                        .iter()
+                        .map(|f| {
+                            vec![
+                                m.kind.clone(),
+                                head.into(),
+                                f.file_name.clone(),
+                                format!("{} B {}", f.size, f.media_type),
+                                f.sha256.clone(),
+                            ]
+                        })
+                        .collect()
+                }
+            })
+            .collect();
+        output::table(&["KIND", "", "FILE", "SIZE/TYPE", "SHA-256 / NAME"], &rows);
+        if !missing.is_empty() {
+            println!("missing: {}", missing.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn pay(cli: &Cli, ca: &mut Ca, p: &PayArgs) -> Result<(), Failure> {
+    let a = load(ca, &p.app)?;
+    let method: PayMethod = p.method.parse().map_err(bad)?;
+    let reference = p
+        .reference
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reference.is_none() && method != PayMethod::Cash {
+        return Err(bad(format!(
+            "--reference is needed for a {} payment",
+            method.as_str()
+        )));
+    }
+    let (app, order) = ca.pay_application(a.id, method, reference)?;
+    if cli.json {
+        output::json(&json!({ "application": app, "order": order }))?;
+    } else {
+        println!(
+            "{}: order {} paid, {} {} ({}), {}; state {}; next: issue {} --token LABEL",
+            app.id,
+            order.id,
+            order.business,
+            hljca_policies::Fen(order.amount_fen),
+            order.cert_type,
+            order.method,
+            app.state,
+            app.id
+        );
+    }
+    Ok(())
+}
+
+fn deliver(cli: &Cli, ca: &mut Ca, d: &DeliverArgs) -> Result<(), Failure> {
+    let a = load(ca, &d.app)?;
+    let app = if d.collected {
+        ca.deliver_collected(a.id)?
+    } else if let Some(site) = &d.pickup {
+        let site: Site = site.parse().map_err(bad)?;
+        ca.deliver_by_pickup(a.id, site)?
+    } else {
+        let need = |v: &Option<String>, what: &str| -> Result<String, Failure> {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| bad(format!("deliver --mail needs {what}")))
+        };
+        let recipient = need(&d.recipient, "--recipient NAME")?;
+        let phone = need(&d.phone, "--phone MOBILE")?;
+        let phone: Mobile = phone
+            .parse()
+            .map_err(|e| bad(format!("--phone {phone}: {e}")))?;
+        let address = need(&d.address, "--address TEXT")?;
+        let tracking = need(&d.tracking, "--tracking NO")?;
+        ca.deliver_by_mail(a.id, &recipient, &phone, &address, &tracking)?
+    };
+    let what = match (&app.delivery, app.state) {
+        (_, AppState::Delivered) => "delivered".to_owned(),
+        (Some(Delivery::Mail { .. }), _) | (Some(Delivery::Pickup { .. }), _) => app
+            .delivery
+            .as_ref()
+            .map(delivery_summary)
+            .unwrap_or_default(),
+        (None, _) => String::new(),
+    };
+    print_step(cli, &app, &what)
+}
+
+fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
+    let a = load(ca, app)?;
+    let events = ca.application_events(a.id)?;
+    let materials = ca.application_materials(a.id)?;
+    let missing = ca.missing_materials(&a)?;
+    let orders = ca.orders(Some(a.id))?;
+    let certs: Vec<_> = ca
+        .store
+        .certs(&CertFilter {
+            include_unissued: true,
+            ..CertFilter::default()
+        })?
+        .into_iter()
+        .filter(|c| c.application_id == Some(a.id.0))
+        .collect();
+    if cli.json {
+        let mut v = serde_json::to_value(&a)?;
+        v["next"] = json!(a.next_steps());
+        v["events"] = json!(events);
+        v["materials"] = json!(materials);
+        v["missing_materials"] = json!(missing);
+        v["orders"] = json!(orders);
+        v["certificates"] = json!(certs);
+        output::json(&v)?;
+        return Ok(());
+    }
+    let next = a.next_steps();
+    output::fields(&[
+        ("application", a.id.to_string()),
+        ("type", a.cert_type.to_string()),
+        ("business", a.business().into()),
+        ("state", a.state.to_string()),
+        (
+            "next",
+            if next.is_empty() {
+                "-".into()
+            } else {
+                next.join(", ")
+            },
+        ),
+        (
+            "channel",
+            match a.site {
+                Some(s) => format!("{} at {s} ({})", a.channel.as_str(), s.address()),
+                None => a.channel.as_str().into(),
+            },
+        ),
+        ("applicant", applicant_name(&a)),
+        (
+            "renewal of",
+            a.renewal_of.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "rejected",
+            a.rejection_reason.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "USBKEY",
+            match (&a.token_label, &a.token_serial) {
+                (Some(l), Some(s)) => format!("{l} [{s}]"),
+                _ => "-".into(),
+            },
+        ),
+        (
+            "delivery",
+            a.delivery
+                .as_ref()
+                .map(delivery_summary)
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "materials",
+            format!(
+                "{} file(s){}",
+                materials.len(),
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; missing {}", missing.join(", "))
+                }
+            ),
+        ),
+        (
+            "paid",
+            orders
+                .iter()
+                .map(|o| format!("{} ({})", hljca_policies::Fen(o.amount_fen), o.method))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "certificates",
+            certs
+                .iter()
+                .map(|c| format!("{} {} {}", c.serial, c.role.as_str(), c.status))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+    ]);
+    println!();
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.clone(),
+                e.event.clone(),
+                e.from_state.clone().unwrap_or_else(|| "-".into()),
+                e.to_state.clone(),
+                e.operator.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["AT", "STEP", "FROM", "TO", "OPERATOR"], &rows);
+    Ok(())
+}
+
+pub fn issue_application(cli: &Cli, app: &str, a: &IssueArgs) -> Result<(), Failure> {
+    let Some(token) = &a.token else {
+        return Err(bad(format!("issue {app} needs --token LABEL (the USBKEY)")));
+    };
+    if a.seal_image.is_some() {
+        return Err(bad(
+            "--seal-image is not taken with an application: its seal picture is generated",
+        ));
+    }
+    let mut ca = super::open_ca(cli)?;
+    let id = load(&ca, app)?.id;
+    let mut s = secrets::gather(cli)?;
+    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+    let module = ca.module(cli.pkcs11_module.as_deref())?;
+    let out: AppIssueOutcome =
+        ca.issue_application(&module, &s, id, &TokenSelector(token.clone()))?;
+    if cli.json {
+        output::json(&out)?;
+        return Ok(());
+    }
+    super::issue::print_outcome(cli, &out.outcome)?;
+    println!(
+        "{}: {}; USBKEY {} [{}]; next: deliver {} --mail … | --pickup SITE",
+        out.application.id,
+        if out.resumed {
+            "certificates were already issued by an interrupted run; application finished"
+        } else {
+            "issued"
+        },
+        out.application.token_label.as_deref().unwrap_or("-"),
+        out.application.token_serial.as_deref().unwrap_or("-"),
+        out.application.id
+    );
+    Ok(())
 }

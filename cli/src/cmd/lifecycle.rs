@@ -119,3 +119,126 @@ pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+pub fn renew(cli: &Cli, a: &crate::args::RenewArgs) -> Result<(), Failure> {
+    let mut ca = super::open_ca(cli)?;
+    let mut s = secrets::gather(cli)?;
+    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+    let module = ca.module(cli.pkcs11_module.as_deref())?;
+    let r = ca.renew(
+        &module,
+        &s,
+        &a.serial,
+        &hljca_core::lifecycle::Payment {
+            method: a.method.clone(),
+            reference: a.reference.clone(),
+        },
+    )?;
+    if cli.json {
+        return Ok(output::json(&r)?);
+    }
+    println!(
+        "renewed {} (annual fee {}); superseded: {}; {} old object(s) removed from the token",
+        r.old_serial,
+        hljca_policies::Fen(r.fee_fen),
+        r.superseded.join(", "),
+        r.removed_objects
+    );
+    super::issue::print_outcome(cli, &r.issued)
+}
+
+pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
+    use hljca_core::lifecycle::{BindMaterial, BindSource};
+    let mut materials = Vec::new();
+    for m in &a.materials {
+        let (kind, file) = m.split_once('=').ok_or_else(|| {
+            Failure::input(anyhow::anyhow!("--material `{m}`: expected KIND=FILE"))
+        })?;
+        materials.push(BindMaterial {
+            kind: kind.trim().to_owned(),
+            file: file.into(),
+        });
+    }
+    let source =
+        match (&a.pem, &a.token) {
+            (Some(p), _) => BindSource::File(p.clone()),
+            (None, Some(t)) => BindSource::Token {
+                token: hljca_token::TokenSelector(t.clone()),
+                key_id: match &a.key_id {
+                    Some(k) => Some(hljca_token::KeyId::from_hex(k).ok_or_else(|| {
+                        Failure::input(anyhow::anyhow!("--key-id `{k}` is not hex"))
+                    })?),
+                    None => None,
+                },
+            },
+            (None, None) => {
+                return Err(Failure::input(anyhow::anyhow!(
+                    "give --pem FILE or --token LABEL"
+                )));
+            }
+        };
+    let issuer_ca = match &a.issuer_ca {
+        Some(p) => Some(
+            hljca_core::ca::read_pem_cert(p)
+                .or_else(|_| std::fs::read(p).map_err(anyhow::Error::from))?,
+        ),
+        None => None,
+    };
+    let mut ca = super::open_ca(cli)?;
+    let s = secrets::gather(cli)?;
+    let module = match &source {
+        BindSource::Token { .. } => Some(ca.module(cli.pkcs11_module.as_deref())?),
+        BindSource::File(_) => None,
+    };
+    let b = ca.bind(
+        &source,
+        &materials,
+        issuer_ca.as_deref(),
+        module.as_ref(),
+        &s,
+    )?;
+    if cli.json {
+        return Ok(output::json(&b)?);
+    }
+    println!(
+        "activated for the provincial platform: {} (serial {}, issuer {})",
+        b.subject, b.serial, b.issuer
+    );
+    Ok(())
+}
+
+pub fn bindings(cli: &Cli) -> Result<(), Failure> {
+    let ca = super::open_ca(cli)?;
+    let all = ca.bindings()?;
+    if cli.json {
+        return Ok(output::json(&serde_json::json!({ "bindings": all }))?);
+    }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.to_string(),
+                b.serial.clone(),
+                b.subject.clone(),
+                b.issuer.clone(),
+                b.not_after.clone(),
+                b.status.clone(),
+                b.bound_at.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "ID",
+            "SERIAL",
+            "SUBJECT",
+            "ISSUER",
+            "NOT AFTER",
+            "STATUS",
+            "BOUND AT",
+        ],
+        &rows,
+    );
+    Ok(())
+}

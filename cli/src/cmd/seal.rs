@@ -43,10 +43,19 @@ pub fn run(cli: &Cli, c: &SealCmd) -> Result<(), Failure> {
             let (_, s) = summarize(&der)?;
             print(cli, &s, None)
         }
-        SealCmd::Verify(src) => {
-            let der = load(cli, src)?;
+        SealCmd::Verify { source, at } => {
+            let at = match at {
+                Some(t) => {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .map_err(|e| {
+                        Failure::input(anyhow::anyhow!("--at `{t}`: not an RFC 3339 time ({e})"))
+                    })?
+                }
+                None => hljca_core::time_fmt::now(),
+            };
+            let der = load(cli, source)?;
             let ca = super::open_ca(cli)?;
-            let s = ca.verify_seal(&der)?;
+            let s = ca.verify_seal_at(&der, at)?;
             print(
                 cli,
                 &s,

@@ -65,6 +65,36 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                 );
             }
         }
+        TokenCmd::ChangePin { token } => {
+            let mut s = secrets::gather(cli)?;
+            secrets::prompt_if_missing(&mut s.user_pin, "current user PIN (HLJCA_USER_PIN)");
+            let new = new_pin()?;
+            let session = module.login(&TokenSelector(token.clone()), s.user_pin()?)?;
+            session.change_pin(s.user_pin()?, &new)?;
+            let serial = session.info().serial.clone();
+            audit_if_home(
+                cli,
+                "token.change-pin",
+                &serial,
+                serde_json::json!({ "token": token }),
+            );
+            println!("user PIN of token `{token}` changed");
+        }
+        TokenCmd::Unblock { token } => {
+            let mut s = secrets::gather(cli)?;
+            secrets::prompt_if_missing(&mut s.so_pin, "SO PIN (HLJCA_SO_PIN)");
+            let new = new_pin()?;
+            let session = module.login_so(&TokenSelector(token.clone()), s.so_pin()?)?;
+            session.init_user_pin(&new)?;
+            let serial = session.info().serial.clone();
+            audit_if_home(
+                cli,
+                "token.unblock",
+                &serial,
+                serde_json::json!({ "token": token }),
+            );
+            println!("user PIN of token `{token}` reset by the security officer");
+        }
         TokenCmd::Info { token } => {
             let sel = TokenSelector(token.clone());
             let info = module.find(&sel)?;
@@ -112,6 +142,19 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+fn new_pin() -> Result<hljca_token::Pin, Failure> {
+    let mut p = std::env::var("HLJCA_NEW_USER_PIN")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(hljca_token::Pin::new);
+    secrets::prompt_if_missing(&mut p, "new user PIN (HLJCA_NEW_USER_PIN)");
+    p.ok_or_else(|| {
+        Failure::input(anyhow::anyhow!(
+            "the new user PIN is needed: set HLJCA_NEW_USER_PIN"
+        ))
+    })
 }
 
 /// PIN operations are audited when a CA home is present; a bare token tool works without one.

@@ -1,1 +1,0 @@
-//! Applications and the counter workflow (issue 5): placeholder, being written.

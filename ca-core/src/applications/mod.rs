@@ -1,0 +1,580 @@
+//! Applications and the counter workflow (issue 5, SPEC.md sections 3-5).
+//!
+//! An application moves through
+//! `draft → submitted → approved | rejected → paid → issued → delivered`, and may be `cancelled`
+//! from draft, submitted, approved or paid. [`transition`] is the only place that decides which
+//! step is allowed; every step is recorded in `application_events` (operator and time) and in the
+//! audit log, in the same transaction as the change.
+//!
+//! Materials are stored content-addressed under `<home>/materials/<sha256>`; payments become rows
+//! of `orders` (amount from the policy, in fen); notifications the seed sends by SMS go into the
+//! `outbox` table; `remind` enqueues one expiry reminder per certificate per window.
+
+mod notify;
+mod ops;
+mod rows;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::{CoreError, Result};
+
+pub use notify::{OutboxEntry, RemindOutcome, Reminder};
+pub use ops::{AppIssueOutcome, NewApplication, delivery_summary};
+pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
+
+/// Largest material file accepted, in bytes (10 MiB).
+pub const MAX_MATERIAL_BYTES: u64 = 10 * 1024 * 1024;
+
+/// An application's number. Displays as `APP-7`; parses `APP-7`, `app-000007` or `7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AppId(pub i64);
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "APP-{}", self.0)
+    }
+}
+
+impl FromStr for AppId {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<AppId, String> {
+        let t = s.trim();
+        let digits = t
+            .get(..4)
+            .filter(|p| p.eq_ignore_ascii_case("APP-"))
+            .map_or(t, |_| &t[4..]);
+        digits
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(AppId)
+            .ok_or_else(|| format!("`{s}` is not an application number (e.g. APP-7 or 7)"))
+    }
+}
+
+/// Where an application is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppState {
+    /// Created, still being completed.
+    Draft,
+    /// Handed in for review.
+    Submitted,
+    /// Approved by a reviewer; waiting for payment.
+    Approved,
+    /// Refused by a reviewer (final).
+    Rejected,
+    /// Paid; waiting for issuance.
+    Paid,
+    /// Certificate(s) issued onto the USBKEY.
+    Issued,
+    /// The USBKEY reached the applicant (final).
+    Delivered,
+    /// Withdrawn (final).
+    Cancelled,
+}
+
+impl AppState {
+    /// Every state, in workflow order.
+    pub const ALL: [AppState; 8] = [
+        AppState::Draft,
+        AppState::Submitted,
+        AppState::Approved,
+        AppState::Rejected,
+        AppState::Paid,
+        AppState::Issued,
+        AppState::Delivered,
+        AppState::Cancelled,
+    ];
+
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Draft => "draft",
+            AppState::Submitted => "submitted",
+            AppState::Approved => "approved",
+            AppState::Rejected => "rejected",
+            AppState::Paid => "paid",
+            AppState::Issued => "issued",
+            AppState::Delivered => "delivered",
+            AppState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AppState {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<AppState, String> {
+        let w = s.trim().to_ascii_lowercase();
+        AppState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == w)
+            .ok_or_else(|| {
+                format!(
+                    "unknown application state `{s}` (states: {})",
+                    AppState::ALL.map(AppState::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// A step of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppEventKind {
+    /// `submit`.
+    Submit,
+    /// `review approve`.
+    Approve,
+    /// `review reject`.
+    Reject,
+    /// `pay`.
+    Pay,
+    /// `issue APP`.
+    Issue,
+    /// `deliver --mail` or `deliver --pickup` (the state stays `issued`).
+    Dispatch,
+    /// `deliver --collected`.
+    Collect,
+    /// `cancel`.
+    Cancel,
+}
+
+impl AppEventKind {
+    /// Every step.
+    pub const ALL: [AppEventKind; 8] = [
+        AppEventKind::Submit,
+        AppEventKind::Approve,
+        AppEventKind::Reject,
+        AppEventKind::Pay,
+        AppEventKind::Issue,
+        AppEventKind::Dispatch,
+        AppEventKind::Collect,
+        AppEventKind::Cancel,
+    ];
+
+    /// Stored form (and the audit action's suffix).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEventKind::Submit => "submit",
+            AppEventKind::Approve => "approve",
+            AppEventKind::Reject => "reject",
+            AppEventKind::Pay => "pay",
+            AppEventKind::Issue => "issue",
+            AppEventKind::Dispatch => "dispatch",
+            AppEventKind::Collect => "collect",
+            AppEventKind::Cancel => "cancel",
+        }
+    }
+
+    /// The command that performs the step.
+    pub fn command(self) -> &'static str {
+        match self {
+            AppEventKind::Submit => "submit",
+            AppEventKind::Approve => "review approve",
+            AppEventKind::Reject => "review reject",
+            AppEventKind::Pay => "pay",
+            AppEventKind::Issue => "issue",
+            AppEventKind::Dispatch => "deliver --mail/--pickup",
+            AppEventKind::Collect => "deliver --collected",
+            AppEventKind::Cancel => "cancel",
+        }
+    }
+
+    /// The states this step may start from.
+    pub fn sources(self) -> &'static [AppState] {
+        use AppState::*;
+        match self {
+            AppEventKind::Submit => &[Draft],
+            AppEventKind::Approve | AppEventKind::Reject => &[Submitted],
+            AppEventKind::Pay => &[Approved],
+            AppEventKind::Issue => &[Paid],
+            AppEventKind::Dispatch | AppEventKind::Collect => &[Issued],
+            AppEventKind::Cancel => &[Draft, Submitted, Approved, Paid],
+        }
+    }
+}
+
+/// The one place that decides the workflow: the state after `event` from `from`, or a refusal
+/// naming the current state, the state(s) the step needs and the steps allowed next.
+pub fn transition(id: AppId, from: AppState, event: AppEventKind) -> Result<AppState> {
+    use AppEventKind as E;
+    use AppState as S;
+    let to = match (from, event) {
+        (S::Draft, E::Submit) => S::Submitted,
+        (S::Submitted, E::Approve) => S::Approved,
+        (S::Submitted, E::Reject) => S::Rejected,
+        (S::Approved, E::Pay) => S::Paid,
+        (S::Paid, E::Issue) => S::Issued,
+        (S::Issued, E::Dispatch) => S::Issued,
+        (S::Issued, E::Collect) => S::Delivered,
+        (S::Draft | S::Submitted | S::Approved | S::Paid, E::Cancel) => S::Cancelled,
+        _ => {
+            let needs = event
+                .sources()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let next = next_steps(from);
+            let next = if next.is_empty() {
+                format!("{from} is final, nothing follows")
+            } else {
+                format!("next: {}", next.join(", "))
+            };
+            return Err(CoreError::Refused(format!(
+                "application {} is {from}: `{}` needs {needs}; {next}",
+                id.0,
+                event.command()
+            )));
+        }
+    };
+    Ok(to)
+}
+
+/// The commands allowed from `state`, in workflow order.
+pub fn next_steps(state: AppState) -> Vec<&'static str> {
+    AppEventKind::ALL
+        .into_iter()
+        .filter(|e| e.sources().contains(&state))
+        .map(AppEventKind::command)
+        .collect()
+}
+
+/// How the application came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// At a counter (线下窗口), at one of the sites.
+    Counter,
+    /// Through the online registration service (线上申请).
+    Online,
+}
+
+impl Channel {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Counter => "counter",
+            Channel::Online => "online",
+        }
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Channel, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "counter" => Ok(Channel::Counter),
+            "online" => Ok(Channel::Online),
+            _ => Err(format!("unknown channel `{s}` (channels: counter, online)")),
+        }
+    }
+}
+
+/// The HLJ CA service sites (SPEC.md section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Site {
+    /// Harbin, 市民大厦.
+    Harbin,
+    /// Hegang, 鹤岗市公共资源交易中心.
+    Hegang,
+    /// Qiqihar.
+    Qiqihar,
+}
+
+impl Site {
+    /// Every site.
+    pub const ALL: [Site; 3] = [Site::Harbin, Site::Hegang, Site::Qiqihar];
+
+    /// Key (stored form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Site::Harbin => "harbin",
+            Site::Hegang => "hegang",
+            Site::Qiqihar => "qiqihar",
+        }
+    }
+
+    /// The site's address.
+    pub fn address(self) -> &'static str {
+        match self {
+            Site::Harbin => "哈尔滨市南岗区中山路181号市民大厦4楼窗口",
+            Site::Hegang => {
+                "鹤岗市工农区北红旗路35号鹤岗市政府人民办事中心7楼鹤岗市公共资源交易中心708室"
+            }
+            Site::Qiqihar => "齐齐哈尔市建华区溪水家园北区45号楼",
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Site {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Site, String> {
+        let w = s.trim().to_ascii_lowercase();
+        Site::ALL
+            .into_iter()
+            .find(|x| x.as_str() == w)
+            .ok_or_else(|| {
+                format!(
+                    "unknown site `{s}` (sites: {})",
+                    Site::ALL.map(Site::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// How a payment was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayMethod {
+    /// WeChat Pay QR code.
+    QrWechat,
+    /// Alipay QR code.
+    QrAlipay,
+    /// Cash at the counter.
+    Cash,
+    /// Bank card at the counter.
+    Card,
+    /// Bank transfer.
+    BankTransfer,
+}
+
+impl PayMethod {
+    /// Every method.
+    pub const ALL: [PayMethod; 5] = [
+        PayMethod::QrWechat,
+        PayMethod::QrAlipay,
+        PayMethod::Cash,
+        PayMethod::Card,
+        PayMethod::BankTransfer,
+    ];
+
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayMethod::QrWechat => "qr-wechat",
+            PayMethod::QrAlipay => "qr-alipay",
+            PayMethod::Cash => "cash",
+            PayMethod::Card => "card",
+            PayMethod::BankTransfer => "bank-transfer",
+        }
+    }
+}
+
+impl FromStr for PayMethod {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<PayMethod, String> {
+        let w = s.trim().to_ascii_lowercase();
+        PayMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == w)
+            .ok_or_else(|| {
+                format!(
+                    "unknown payment method `{s}` (methods: {})",
+                    PayMethod::ALL.map(PayMethod::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// The file types accepted as materials, by magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MediaType {
+    /// `%PDF-`.
+    #[serde(rename = "application/pdf")]
+    Pdf,
+    /// PNG signature.
+    #[serde(rename = "image/png")]
+    Png,
+    /// JPEG SOI marker.
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+}
+
+impl MediaType {
+    /// The MIME type (stored form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Pdf => "application/pdf",
+            MediaType::Png => "image/png",
+            MediaType::Jpeg => "image/jpeg",
+        }
+    }
+
+    /// Detects the type from the first bytes.
+    pub fn detect(bytes: &[u8]) -> Option<MediaType> {
+        if bytes.starts_with(b"%PDF-") {
+            Some(MediaType::Pdf)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(MediaType::Png)
+        } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(MediaType::Jpeg)
+        } else {
+            None
+        }
+    }
+}
+
+/// Checks a material before anything is stored: its kind is one the policy lists, its size is
+/// within [`MAX_MATERIAL_BYTES`] and it is a PDF, PNG or JPEG. The error names what is wrong.
+pub fn check_material(
+    policy: &hljca_policies::Policy,
+    kind: &str,
+    file_name: &str,
+    bytes: &[u8],
+) -> std::result::Result<MediaType, String> {
+    if !policy.materials.iter().any(|m| m.kind == kind) {
+        let allowed = policy
+            .materials
+            .iter()
+            .map(|m| m.kind.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "`{kind}` is not a material of a {} application (kinds: {allowed})",
+            policy.cert_type
+        ));
+    }
+    if bytes.len() as u64 > MAX_MATERIAL_BYTES {
+        return Err(format!(
+            "{file_name} is {} bytes, over the 10 MiB limit ({MAX_MATERIAL_BYTES} bytes)",
+            bytes.len()
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(format!("{file_name} is empty"));
+    }
+    MediaType::detect(bytes).ok_or_else(|| {
+        format!("{file_name} is not a PDF, PNG or JPEG file (only those are accepted as materials)")
+    })
+}
+
+/// The applicant's contact mobile: the value of the policy's first field of kind `mobile`.
+pub fn contact_mobile(
+    policy: &hljca_policies::Policy,
+    applicant: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    policy
+        .fields
+        .iter()
+        .filter(|f| f.kind == hljca_policies::FieldKind::Mobile)
+        .find_map(|f| applicant.get(&f.name))
+        .filter(|m| !m.is_empty())
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_ids_parse_and_display() {
+        assert_eq!("APP-7".parse::<AppId>(), Ok(AppId(7)));
+        assert_eq!("app-000007".parse::<AppId>(), Ok(AppId(7)));
+        assert_eq!(" 7 ".parse::<AppId>(), Ok(AppId(7)));
+        assert!("APP-".parse::<AppId>().is_err());
+        assert!("0".parse::<AppId>().is_err());
+        assert!("x7".parse::<AppId>().is_err());
+        assert_eq!(AppId(12).to_string(), "APP-12");
+    }
+
+    #[test]
+    fn the_happy_path_and_cancel() {
+        use AppEventKind as E;
+        use AppState as S;
+        let id = AppId(1);
+        let mut s = S::Draft;
+        for e in [
+            E::Submit,
+            E::Approve,
+            E::Pay,
+            E::Issue,
+            E::Dispatch,
+            E::Collect,
+        ] {
+            s = transition(id, s, e).unwrap();
+        }
+        assert_eq!(s, S::Delivered);
+        for from in [S::Draft, S::Submitted, S::Approved, S::Paid] {
+            assert_eq!(transition(id, from, E::Cancel).unwrap(), S::Cancelled);
+        }
+        for from in [S::Rejected, S::Issued, S::Delivered, S::Cancelled] {
+            assert!(transition(id, from, E::Cancel).is_err());
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_state_and_what_is_next() {
+        let e = transition(AppId(3), AppState::Draft, AppEventKind::Pay)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "application 3 is draft: `pay` needs approved; next: submit, cancel"
+        );
+        let e = transition(AppId(3), AppState::Rejected, AppEventKind::Approve)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is rejected") && e.contains("final"), "{e}");
+    }
+
+    #[test]
+    fn every_pair_outside_the_table_is_refused() {
+        for from in AppState::ALL {
+            for e in AppEventKind::ALL {
+                let allowed = e.sources().contains(&from);
+                assert_eq!(
+                    transition(AppId(1), from, e).is_ok(),
+                    allowed,
+                    "{from} {e:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn media_types_by_magic() {
+        assert_eq!(MediaType::detect(b"%PDF-1.4\n"), Some(MediaType::Pdf));
+        assert_eq!(
+            MediaType::detect(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(MediaType::Jpeg)
+        );
+        assert_eq!(
+            MediaType::detect(b"\x89PNG\r\n\x1a\n...."),
+            Some(MediaType::Png)
+        );
+        assert_eq!(MediaType::detect(b"hello"), None);
+    }
+
+    #[test]
+    fn sites_and_methods_parse() {
+        assert_eq!("Harbin".parse::<Site>(), Ok(Site::Harbin));
+        let e = "daqing".parse::<Site>().unwrap_err();
+        assert!(e.contains("harbin, hegang, qiqihar"), "{e}");
+        assert_eq!("qr-wechat".parse::<PayMethod>(), Ok(PayMethod::QrWechat));
+        assert!("bitcoin".parse::<PayMethod>().is_err());
+    }
+}

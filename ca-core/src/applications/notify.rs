@@ -1,0 +1,201 @@
+//! The SMS outbox (no real gateway: rows for a sender to pick up) and expiry reminders.
+
+use hljca_policies::{CertType, PolicySet};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{AppId, contact_mobile};
+use crate::error::{CoreError, Result};
+use crate::store::{CertFilter, CertRole};
+use crate::time_fmt::{now, ts};
+use crate::{Ca, audit};
+
+/// Customer service phone (SPEC.md section 5).
+pub(super) const SERVICE_PHONE: &str = "0451-55918888";
+
+/// One queued message.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    /// Row id.
+    pub id: i64,
+    /// When queued.
+    pub created_at: String,
+    /// Recipient mobile.
+    pub mobile: String,
+    /// Message text.
+    pub text: String,
+    /// `approved`, `rejected`, `paid`, `mailed`, `ready-for-pickup`, `expiry`.
+    pub kind: String,
+    /// The application concerned.
+    pub application_id: Option<AppId>,
+    /// The certificate concerned.
+    pub cert_serial: Option<String>,
+}
+
+/// Queues one message (inside the caller's transaction); returns its id.
+pub(super) fn enqueue(
+    conn: &Connection,
+    mobile: &str,
+    text: &str,
+    kind: &str,
+    app: Option<AppId>,
+    cert_serial: Option<&str>,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![ts(now()), mobile, text, kind, app.map(|a| a.0), cert_serial],
+    )
+    .map_err(CoreError::db("queue message"))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Every queued message, oldest first.
+pub(super) fn list(conn: &Connection) -> Result<Vec<OutboxEntry>> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id",
+        )
+        .map_err(CoreError::db("list outbox"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(OutboxEntry {
+                id: r.get(0)?,
+                created_at: r.get(1)?,
+                mobile: r.get(2)?,
+                text: r.get(3)?,
+                kind: r.get(4)?,
+                application_id: r.get::<_, Option<i64>>(5)?.map(AppId),
+                cert_serial: r.get(6)?,
+            })
+        })
+        .map_err(CoreError::db("list outbox"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("list outbox"))
+}
+
+/// One expiry reminder queued.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reminder {
+    /// The identity certificate.
+    pub serial: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub cert_type: String,
+    /// Its notAfter (RFC 3339).
+    pub not_after: String,
+    /// Where the SMS goes.
+    pub mobile: String,
+    /// The outbox row.
+    pub outbox_id: i64,
+}
+
+/// What `remind` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemindOutcome {
+    /// The window, in days.
+    pub within_days: i64,
+    /// Reminders queued now.
+    pub queued: Vec<Reminder>,
+    /// Certificates in the window already reminded for this window.
+    pub already_reminded: usize,
+    /// Certificates in the window whose applicant data has no mobile.
+    pub no_mobile: Vec<String>,
+}
+
+fn expiry_text(policies: &PolicySet, cert_type: &str, serial: &str, not_after: &str) -> String {
+    let name = cert_type
+        .parse::<CertType>()
+        .map(|t| policies.get(t).name_zh.clone())
+        .unwrap_or_else(|_| "数字证书".into());
+    let date = not_after.get(..10).unwrap_or(not_after);
+    format!(
+        "【黑龙江CA】您的{name}（序列号{serial}）将于{date}到期，请在到期前办理续费，逾期将无法使用。客服电话{SERVICE_PHONE}。"
+    )
+}
+
+impl Ca {
+    /// Every queued message, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        list(&self.store.conn)
+    }
+
+    /// Queues one expiry reminder for every issued identity certificate whose notAfter falls
+    /// within `within_days` from now, at most once per certificate and window length: running it
+    /// again with the same window queues nothing new.
+    pub fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
+        let certs = self.store.certs(&CertFilter {
+            expiring_before: Some(now() + time::Duration::days(within_days)),
+            ..CertFilter::default()
+        })?;
+        let mut out = RemindOutcome {
+            within_days,
+            queued: Vec::new(),
+            already_reminded: 0,
+            no_mobile: Vec::new(),
+        };
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin reminders"))?;
+        for c in certs.iter().filter(|c| c.role == CertRole::Identity) {
+            let done: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM reminders WHERE cert_serial = ?1 AND window_days = ?2",
+                    params![c.serial, within_days],
+                    |r| r.get(0),
+                )
+                .map_err(CoreError::db("reminder lookup"))?;
+            if done > 0 {
+                out.already_reminded += 1;
+                continue;
+            }
+            let applicant: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&c.applicant_json).unwrap_or_default();
+            let mobile = c
+                .cert_type
+                .parse::<CertType>()
+                .ok()
+                .and_then(|t| contact_mobile(self.policies.get(t), &applicant));
+            let Some(mobile) = mobile else {
+                out.no_mobile.push(c.serial.clone());
+                continue;
+            };
+            let not_after = c.not_after.map(ts).unwrap_or_default();
+            let text = expiry_text(&self.policies, &c.cert_type, &c.serial, &not_after);
+            let outbox_id = enqueue(
+                &tx,
+                &mobile,
+                &text,
+                "expiry",
+                c.application_id.map(AppId),
+                Some(&c.serial),
+            )?;
+            tx.execute(
+                "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.serial, within_days, not_after, outbox_id, ts(now())],
+            )
+            .map_err(CoreError::db("record reminder"))?;
+            audit::append(
+                &tx,
+                &self.operator,
+                "cert.remind",
+                &c.serial,
+                &serde_json::json!({
+                    "within_days": within_days, "not_after": not_after, "mobile": mobile, "outbox_id": outbox_id,
+                }),
+            )?;
+            out.queued.push(Reminder {
+                serial: c.serial.clone(),
+                cert_type: c.cert_type.clone(),
+                not_after,
+                mobile,
+                outbox_id,
+            });
+        }
+        tx.commit().map_err(CoreError::db("commit reminders"))?;
+        Ok(out)
+    }
+}

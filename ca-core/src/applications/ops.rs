@@ -1,0 +1,768 @@
+//! The workflow steps as methods on [`Ca`]: each checks, changes, records the event, queues the
+//! SMS and appends the audit row in one transaction.
+
+use hljca_policies::{Applicant, CertType, Fen, Mobile};
+use hljca_token::{Module, TokenSelector};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::notify::{SERVICE_PHONE, enqueue};
+use super::rows::{self, Application, Delivery, MaterialRecord, Order};
+use super::{
+    AppEvent, AppEventKind, AppId, AppState, Channel, PayMethod, Site, check_material,
+    contact_mobile, transition,
+};
+use crate::error::{CoreError, Result};
+use crate::home::{create_private_dir, write_file};
+use crate::issue::{IssueOutcome, IssueRequest, IssuedCert, SealLocation};
+use crate::keys::Secrets;
+use crate::store::{CertRecord, CertRole, CertStatus};
+use crate::time_fmt::{now, ts};
+use crate::{Ca, audit};
+
+/// What `apply` needs.
+#[derive(Debug, Clone)]
+pub struct NewApplication {
+    /// The certificate type.
+    pub cert_type: CertType,
+    /// Raw applicant data (validated by the policy before anything is stored).
+    pub applicant: Applicant,
+    /// Counter or online.
+    pub channel: Channel,
+    /// The counter's site (required for the counter channel).
+    pub site: Option<Site>,
+    /// For a renewal: the certificate renewed (the annual fee applies instead of the first-time fee).
+    pub renewal_of: Option<String>,
+}
+
+/// What `issue APP` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppIssueOutcome {
+    /// The application after the step.
+    pub application: Application,
+    /// True when the certificates had already been issued by an interrupted run and only the
+    /// application's state was finished now.
+    pub resumed: bool,
+    /// The certificates (and seal).
+    #[serde(flatten)]
+    pub outcome: IssueOutcome,
+}
+
+fn app_object(id: AppId) -> String {
+    format!("APP-{}", id.0)
+}
+
+impl Ca {
+    /// One application, or `None` when there is no such number.
+    pub fn find_application(&self, id: AppId) -> Result<Option<Application>> {
+        rows::get(&self.store.conn, id)
+    }
+
+    /// One application; an unknown number is refused.
+    pub fn application(&self, id: AppId) -> Result<Application> {
+        self.find_application(id)?
+            .ok_or_else(|| CoreError::Refused(format!("there is no application {id}")))
+    }
+
+    /// Applications, newest first, optionally only those in `state`.
+    pub fn applications(&self, state: Option<AppState>) -> Result<Vec<Application>> {
+        rows::list(&self.store.conn, state)
+    }
+
+    /// The recorded steps of an application, oldest first.
+    pub fn application_events(&self, id: AppId) -> Result<Vec<AppEvent>> {
+        rows::events(&self.store.conn, id)
+    }
+
+    /// The materials handed in for an application.
+    pub fn application_materials(&self, id: AppId) -> Result<Vec<MaterialRecord>> {
+        rows::materials(&self.store.conn, id)
+    }
+
+    /// The required material kinds of the application's type not handed in yet.
+    pub fn missing_materials(&self, app: &Application) -> Result<Vec<String>> {
+        let have = self.application_materials(app.id)?;
+        Ok(self
+            .policies
+            .get(app.cert_type)
+            .materials
+            .iter()
+            .filter(|m| m.required && !have.iter().any(|h| h.kind == m.kind))
+            .map(|m| m.kind.clone())
+            .collect())
+    }
+
+    /// Orders, oldest first; only those of `app` when given.
+    pub fn orders(&self, app: Option<AppId>) -> Result<Vec<Order>> {
+        rows::orders(&self.store.conn, app)
+    }
+
+    /// Where `materials add` stores a file with this SHA-256.
+    pub fn material_path(&self, sha256_hex: &str) -> std::path::PathBuf {
+        self.home.dir().join("materials").join(sha256_hex)
+    }
+
+    /// Creates a draft application after validating the applicant data against the policy.
+    pub fn apply(&mut self, new: &NewApplication) -> Result<Application> {
+        let policy = self.policies.get(new.cert_type);
+        let validated = policy
+            .validate(&new.applicant)
+            .map_err(|errors| CoreError::Applicant {
+                cert_type: new.cert_type,
+                errors,
+            })?;
+        match (new.channel, new.site) {
+            (Channel::Counter, None) => {
+                return Err(CoreError::Refused(
+                    "a counter application needs its site (harbin, hegang or qiqihar)".into(),
+                ));
+            }
+            (Channel::Online, Some(s)) => {
+                return Err(CoreError::Refused(format!(
+                    "an online application has no site (given: {s}); use the counter channel"
+                )));
+            }
+            _ => {}
+        }
+        let renewal_of = match &new.renewal_of {
+            Some(serial) => {
+                let c = self.store.cert(serial)?;
+                if c.role != CertRole::Identity
+                    || c.cert_type != new.cert_type.key()
+                    || c.status != CertStatus::Issued
+                {
+                    return Err(CoreError::Refused(format!(
+                        "--renewal-of {}: needs an issued {} identity certificate, this one is a {} {} certificate, {}",
+                        c.serial,
+                        new.cert_type,
+                        c.cert_type,
+                        c.role.as_str(),
+                        c.status
+                    )));
+                }
+                Some(c.serial)
+            }
+            None => None,
+        };
+        let applicant_json =
+            serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
+                what: "applicant JSON",
+                reason: e.to_string(),
+            })?;
+        let at = ts(now());
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin apply"))?;
+        tx.execute(
+            "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+             created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![
+                new.cert_type.key(),
+                new.channel.as_str(),
+                new.site.map(Site::as_str),
+                applicant_json,
+                renewal_of,
+                self.operator,
+                at
+            ],
+        )
+        .map_err(CoreError::db("insert application"))?;
+        let id = AppId(tx.last_insert_rowid());
+        let details = serde_json::json!({
+            "type": new.cert_type.key(), "channel": new.channel.as_str(),
+            "site": new.site.map(Site::as_str), "renewal_of": renewal_of,
+        });
+        rows::add_event(
+            &tx,
+            id,
+            "apply",
+            (None, AppState::Draft),
+            &self.operator,
+            &at,
+            &details,
+        )?;
+        audit::append(&tx, &self.operator, "app.apply", &app_object(id), &details)?;
+        tx.commit().map_err(CoreError::db("commit apply"))?;
+        self.application(id)
+    }
+
+    /// One step: checks the transition, runs `change` (extra updates, messages) and records the
+    /// event and the audit row, all in one transaction.
+    fn step(
+        &mut self,
+        id: AppId,
+        event: AppEventKind,
+        mut details: serde_json::Value,
+        change: impl FnOnce(&Transaction<'_>, &Application, &str) -> Result<serde_json::Value>,
+    ) -> Result<Application> {
+        let app = self.application(id)?;
+        let to = transition(id, app.state, event)?;
+        let at = ts(now());
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin application step"))?;
+        // The change first: the row's CHECKs (a rejection has its reason) hold when the state moves.
+        let extra = change(&tx, &app, &at)?;
+        rows::set_state(&tx, id, app.state, to, &at)?;
+        if let (Some(d), serde_json::Value::Object(e)) = (details.as_object_mut(), extra) {
+            d.extend(e);
+        }
+        rows::add_event(
+            &tx,
+            id,
+            event.as_str(),
+            (Some(app.state), to),
+            &self.operator,
+            &at,
+            &details,
+        )?;
+        let mut audit_details = details.clone();
+        if let Some(d) = audit_details.as_object_mut() {
+            d.insert("from".into(), app.state.as_str().into());
+            d.insert("to".into(), to.as_str().into());
+        }
+        audit::append(
+            &tx,
+            &self.operator,
+            &format!("app.{}", event.as_str()),
+            &app_object(id),
+            &audit_details,
+        )?;
+        tx.commit()
+            .map_err(CoreError::db("commit application step"))?;
+        self.application(id)
+    }
+
+    /// `submit`: draft → submitted; the submitter is remembered for the four-eyes rule.
+    pub fn submit_application(&mut self, id: AppId) -> Result<Application> {
+        let op = self.operator.clone();
+        self.step(
+            id,
+            AppEventKind::Submit,
+            serde_json::json!({}),
+            |tx, _, _| {
+                tx.execute(
+                    "UPDATE applications SET submitted_by = ?2 WHERE id = ?1",
+                    params![id.0, op],
+                )
+                .map_err(CoreError::db("record submitter"))?;
+                Ok(serde_json::json!({}))
+            },
+        )
+    }
+
+    fn check_reviewer(&self, app: &Application, event: AppEventKind) -> Result<()> {
+        transition(app.id, app.state, event)?;
+        if app.submitted_by.as_deref() == Some(self.operator.as_str()) {
+            return Err(CoreError::Refused(format!(
+                "four eyes: {} was submitted by `{}`, who may not review it; another operator must (--operator or HLJCA_OPERATOR)",
+                app.id, self.operator
+            )));
+        }
+        Ok(())
+    }
+
+    /// `review approve`: submitted → approved, by someone other than the submitter, with every
+    /// required material handed in. Queues the "approved, please pay" SMS.
+    pub fn approve_application(&mut self, id: AppId) -> Result<Application> {
+        let app = self.application(id)?;
+        self.check_reviewer(&app, AppEventKind::Approve)?;
+        let missing = self.missing_materials(&app)?;
+        if !missing.is_empty() {
+            return Err(CoreError::Refused(format!(
+                "{id} cannot be approved: required materials missing: {} (add them with `materials add {id} KIND FILE`)",
+                missing.join(", ")
+            )));
+        }
+        let fee = self.fee(&app);
+        let text =
+            format!("【黑龙江CA】您的数字证书申请（{id}）已审核通过，请登录缴费，应缴金额{fee}。");
+        self.reviewed_step(
+            id,
+            AppEventKind::Approve,
+            serde_json::json!({}),
+            "approved",
+            text,
+        )
+    }
+
+    /// `review reject`: submitted → rejected with its reason, by someone other than the submitter.
+    pub fn reject_application(&mut self, id: AppId, reason: &str) -> Result<Application> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(CoreError::Refused(
+                "a rejection needs its reason (--reason)".into(),
+            ));
+        }
+        let app = self.application(id)?;
+        self.check_reviewer(&app, AppEventKind::Reject)?;
+        let text = format!(
+            "【黑龙江CA】您的数字证书申请（{id}）未通过审核：{reason}。如有疑问请致电{SERVICE_PHONE}。"
+        );
+        self.reviewed_step(
+            id,
+            AppEventKind::Reject,
+            serde_json::json!({ "reason": reason }),
+            "rejected",
+            text,
+        )
+    }
+
+    fn reviewed_step(
+        &mut self,
+        id: AppId,
+        event: AppEventKind,
+        details: serde_json::Value,
+        sms_kind: &str,
+        text: String,
+    ) -> Result<Application> {
+        let op = self.operator.clone();
+        let reason = details
+            .get("reason")
+            .and_then(|r| r.as_str())
+            .map(str::to_owned);
+        let policy = self.policies.get(self.application(id)?.cert_type).clone();
+        self.step(id, event, details, move |tx, app, _| {
+            tx.execute(
+                "UPDATE applications SET reviewed_by = ?2, rejection_reason = ?3 WHERE id = ?1",
+                params![id.0, op, reason],
+            )
+            .map_err(CoreError::db("record review"))?;
+            notify_with(tx, &policy, app, sms_kind, &text)
+        })
+    }
+
+    /// `cancel`: from draft, submitted, approved or paid.
+    pub fn cancel_application(&mut self, id: AppId, reason: Option<&str>) -> Result<Application> {
+        self.step(
+            id,
+            AppEventKind::Cancel,
+            serde_json::json!({ "reason": reason }),
+            |_, _, _| Ok(serde_json::json!({})),
+        )
+    }
+
+    fn fee(&self, app: &Application) -> Fen {
+        let fees = self.policies.get(app.cert_type).fees;
+        if app.renewal_of.is_some() {
+            fees.annual
+        } else {
+            fees.first
+        }
+    }
+
+    /// `materials add`: stores the file content-addressed under `<home>/materials/` (0600) and
+    /// records it; only while the application is a draft or submitted.
+    pub fn add_material(
+        &mut self,
+        id: AppId,
+        kind: &str,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<MaterialRecord> {
+        let app = self.application(id)?;
+        if !matches!(app.state, AppState::Draft | AppState::Submitted) {
+            return Err(CoreError::Refused(format!(
+                "application {} is {}: materials can be added while it is draft or submitted",
+                id.0, app.state
+            )));
+        }
+        let policy = self.policies.get(app.cert_type);
+        let media = check_material(policy, kind, file_name, bytes).map_err(CoreError::Refused)?;
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        let dup: Option<i64> = self
+            .store
+            .conn
+            .query_row(
+                "SELECT id FROM materials WHERE application_id = ?1 AND kind = ?2 AND sha256 = ?3",
+                params![id.0, kind, sha],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(CoreError::db("material lookup"))?;
+        if dup.is_some() {
+            return Err(CoreError::Refused(format!(
+                "{file_name} (sha256 {sha}) is already a `{kind}` material of {id}"
+            )));
+        }
+        let dir = self.home.dir().join("materials");
+        create_private_dir(&dir)?;
+        let path = self.material_path(&sha);
+        if !path.is_file() {
+            // Content-addressed: written before the row, so a row always has its file; a file
+            // without a row (a failed commit) is harmless and reused by the next attempt.
+            write_file(&path, bytes, 0o600)?;
+        }
+        let at = ts(now());
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin material"))?;
+        tx.execute(
+            "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![id.0, kind, sha, bytes.len() as i64, media.as_str(), file_name, self.operator, at],
+        )
+        .map_err(CoreError::db("insert material"))?;
+        let mid = tx.last_insert_rowid();
+        let details = serde_json::json!({
+            "kind": kind, "sha256": sha, "size": bytes.len(), "media_type": media.as_str(), "file_name": file_name,
+        });
+        rows::add_event(
+            &tx,
+            id,
+            "material",
+            (Some(app.state), app.state),
+            &self.operator,
+            &at,
+            &details,
+        )?;
+        audit::append(
+            &tx,
+            &self.operator,
+            "app.material",
+            &app_object(id),
+            &details,
+        )?;
+        tx.commit().map_err(CoreError::db("commit material"))?;
+        Ok(MaterialRecord {
+            id: mid,
+            application_id: id,
+            kind: kind.to_owned(),
+            sha256: sha,
+            size: bytes.len() as u64,
+            media_type: media.as_str().to_owned(),
+            file_name: file_name.to_owned(),
+            operator: self.operator.clone(),
+            added_at: at,
+        })
+    }
+
+    /// `pay`: approved → paid with an order whose amount is the policy's first-time fee (USBKEY
+    /// included) or, for a renewal, its annual fee. Queues the "payment received" SMS.
+    pub fn pay_application(
+        &mut self,
+        id: AppId,
+        method: PayMethod,
+        reference: Option<&str>,
+    ) -> Result<(Application, Order)> {
+        let app = self.application(id)?;
+        transition(id, app.state, AppEventKind::Pay)?;
+        let fee = self.fee(&app);
+        let business = app.business();
+        let policy = self.policies.get(app.cert_type).clone();
+        let op = self.operator.clone();
+        let reference = reference
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
+        let text = format!(
+            "【黑龙江CA】已收到您的{}申请（{id}）费用{fee}，我们将尽快为您制作证书。",
+            policy.name_zh
+        );
+        let mut order_id = 0;
+        let oid = &mut order_id;
+        let app = self.step(
+            id,
+            AppEventKind::Pay,
+            serde_json::json!({
+                "business": business, "amount_fen": fee.0, "method": method.as_str(), "reference": reference,
+            }),
+            |tx, app, at| {
+                tx.execute(
+                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+                     reference, operator, paid_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        id.0,
+                        app.renewal_of,
+                        business,
+                        app.cert_type.key(),
+                        fee.0 as i64,
+                        method.as_str(),
+                        reference,
+                        op,
+                        at
+                    ],
+                )
+                .map_err(CoreError::db("insert order"))?;
+                *oid = tx.last_insert_rowid();
+                let mut v = notify_with(tx, &policy, app, "paid", &text)?;
+                v["order_id"] = (*oid).into();
+                Ok(v)
+            },
+        )?;
+        let order = self
+            .orders(Some(id))?
+            .into_iter()
+            .find(|o| o.id == order_id)
+            .ok_or_else(|| CoreError::Refused(format!("order {order_id} vanished")))?;
+        Ok((app, order))
+    }
+
+    /// `issue APP`: issues a paid application onto the holder's USBKEY (all or nothing, see
+    /// [`Ca::issue`]), then moves it to issued and records the USBKEY. When an earlier run had
+    /// already committed the certificates but not the state, only the state is finished.
+    pub fn issue_application(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        id: AppId,
+        token: &TokenSelector,
+    ) -> Result<AppIssueOutcome> {
+        let app = self.application(id)?;
+        if app.state == AppState::Paid {
+            let done = self.issued_for_application(id)?;
+            if !done.is_empty() {
+                let outcome = self.outcome_from_records(&done);
+                return self.finish_issue(&app, outcome, true);
+            }
+        }
+        transition(id, app.state, AppEventKind::Issue)?;
+        let outcome = self.issue(
+            module,
+            secrets,
+            &IssueRequest {
+                cert_type: app.cert_type,
+                applicant: Applicant(app.applicant.clone()),
+                token: token.clone(),
+                seal_image: None,
+                external_id: None,
+                application_id: Some(id.0),
+            },
+        )?;
+        self.finish_issue(&app, outcome, false)
+    }
+
+    fn issued_for_application(&self, id: AppId) -> Result<Vec<CertRecord>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT serial FROM certificates WHERE application_id = ?1 AND status = 'issued' \
+                 ORDER BY role = 'seal', id",
+            )
+            .map_err(CoreError::db("certificates of application"))?;
+        let serials = stmt
+            .query_map([id.0], |r| r.get::<_, String>(0))
+            .map_err(CoreError::db("certificates of application"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("certificates of application"))?;
+        serials.iter().map(|s| self.store.cert(s)).collect()
+    }
+
+    fn outcome_from_records(&self, recs: &[CertRecord]) -> IssueOutcome {
+        let mut certificates = Vec::new();
+        let mut seal = None;
+        for c in recs {
+            let Ok(cert_type) = c.cert_type.parse::<CertType>() else {
+                continue;
+            };
+            if c.role == CertRole::Seal {
+                seal = Some(SealLocation {
+                    token_label: c.token_label.clone(),
+                    object_label: format!("hljca-seal-{}", c.key_id),
+                    file: self.home.seal_file(&c.serial),
+                    seal_cert_serial: c.serial.clone(),
+                });
+            }
+            certificates.push(IssuedCert {
+                serial: c.serial.clone(),
+                cert_type,
+                role: c.role,
+                pem: self.home.cert_pem(&c.serial),
+                key_id: c.key_id.clone(),
+                subject: c.subject.clone(),
+                token_label: c.token_label.clone(),
+                token_serial: c.token_serial.clone(),
+                not_after: c.not_after.map(ts).unwrap_or_default(),
+            });
+        }
+        IssueOutcome { certificates, seal }
+    }
+
+    fn finish_issue(
+        &mut self,
+        app: &Application,
+        outcome: IssueOutcome,
+        resumed: bool,
+    ) -> Result<AppIssueOutcome> {
+        let first = outcome.certificates.first();
+        let label = first.map(|c| c.token_label.clone()).unwrap_or_default();
+        let serial = first.map(|c| c.token_serial.clone()).unwrap_or_default();
+        let serials: Vec<String> = outcome
+            .certificates
+            .iter()
+            .map(|c| c.serial.clone())
+            .collect();
+        let id = app.id;
+        let application = self.step(
+            id,
+            AppEventKind::Issue,
+            serde_json::json!({
+                "token_label": label, "token_serial": serial, "certificates": serials, "resumed": resumed,
+            }),
+            |tx, _, _| {
+                tx.execute(
+                    "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
+                    params![id.0, label, serial],
+                )
+                .map_err(CoreError::db("record USBKEY"))?;
+                Ok(serde_json::json!({}))
+            },
+        )?;
+        Ok(AppIssueOutcome {
+            application,
+            resumed,
+            outcome,
+        })
+    }
+
+    /// `deliver --mail`: records the postal delivery and queues the "mailed" SMS.
+    pub fn deliver_by_mail(
+        &mut self,
+        id: AppId,
+        recipient: &str,
+        phone: &Mobile,
+        address: &str,
+        tracking_no: &str,
+    ) -> Result<Application> {
+        for (what, v) in [
+            ("--recipient", recipient),
+            ("--address", address),
+            ("--tracking", tracking_no),
+        ] {
+            if v.trim().is_empty() {
+                return Err(CoreError::Refused(format!("delivery by mail needs {what}")));
+            }
+        }
+        let text = format!(
+            "【黑龙江CA】您的数字证书USBKEY（{id}）已寄出，快递单号{}，收件人{}，请注意查收。",
+            tracking_no.trim(),
+            recipient.trim()
+        );
+        let delivery = Delivery::Mail {
+            recipient: recipient.trim().to_owned(),
+            phone: phone.as_str().to_owned(),
+            address: address.trim().to_owned(),
+            tracking_no: tracking_no.trim().to_owned(),
+        };
+        self.dispatch(id, delivery, "mailed", text)
+    }
+
+    /// `deliver --pickup SITE`: the USBKEY waits at a site; queues the "ready for pickup" SMS.
+    pub fn deliver_by_pickup(&mut self, id: AppId, site: Site) -> Result<Application> {
+        let text = format!(
+            "【黑龙江CA】您的数字证书USBKEY（{id}）已制作完成，请携带有效证件到{}领取。客服电话{SERVICE_PHONE}。",
+            site.address()
+        );
+        let delivery = Delivery::Pickup {
+            site,
+            address: site.address().to_owned(),
+        };
+        self.dispatch(id, delivery, "ready-for-pickup", text)
+    }
+
+    fn dispatch(
+        &mut self,
+        id: AppId,
+        delivery: Delivery,
+        sms_kind: &str,
+        text: String,
+    ) -> Result<Application> {
+        let app = self.application(id)?;
+        transition(id, app.state, AppEventKind::Dispatch)?;
+        if let Some(d) = &app.delivery {
+            return Err(CoreError::Refused(format!(
+                "application {} is issued and its delivery is already arranged ({}); next: deliver --collected",
+                id.0,
+                delivery_summary(d)
+            )));
+        }
+        let policy = self.policies.get(app.cert_type).clone();
+        let details = serde_json::to_value(&delivery).map_err(|e| CoreError::Encoding {
+            what: "delivery JSON",
+            reason: e.to_string(),
+        })?;
+        self.step(id, AppEventKind::Dispatch, details, move |tx, app, _| {
+            match &delivery {
+                Delivery::Mail {
+                    recipient,
+                    phone,
+                    address,
+                    tracking_no,
+                } => tx.execute(
+                    "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
+                     tracking_no = ?5 WHERE id = ?1",
+                    params![id.0, recipient, phone, address, tracking_no],
+                ),
+                Delivery::Pickup { site, .. } => tx.execute(
+                    "UPDATE applications SET delivery_method = 'pickup', pickup_site = ?2 WHERE id = ?1",
+                    params![id.0, site.as_str()],
+                ),
+            }
+            .map_err(CoreError::db("record delivery"))?;
+            notify_with(tx, &policy, app, sms_kind, &text)
+        })
+    }
+
+    /// `deliver --collected`: issued → delivered, once the delivery was arranged.
+    pub fn deliver_collected(&mut self, id: AppId) -> Result<Application> {
+        let app = self.application(id)?;
+        transition(id, app.state, AppEventKind::Collect)?;
+        if app.delivery.is_none() {
+            return Err(CoreError::Refused(format!(
+                "application {} is issued but its delivery is not arranged: run `deliver {id} --mail …` or `deliver {id} --pickup SITE` first",
+                id.0
+            )));
+        }
+        self.step(
+            id,
+            AppEventKind::Collect,
+            serde_json::json!({}),
+            |tx, _, at| {
+                tx.execute(
+                    "UPDATE applications SET collected_at = ?2 WHERE id = ?1",
+                    params![id.0, at],
+                )
+                .map_err(CoreError::db("record collection"))?;
+                Ok(serde_json::json!({}))
+            },
+        )
+    }
+}
+
+fn notify_with(
+    tx: &Transaction<'_>,
+    policy: &hljca_policies::Policy,
+    app: &Application,
+    kind: &str,
+    text: &str,
+) -> Result<serde_json::Value> {
+    match contact_mobile(policy, &app.applicant) {
+        Some(m) => {
+            let oid = enqueue(tx, &m, text, kind, Some(app.id), None)?;
+            Ok(serde_json::json!({ "sms": { "outbox_id": oid, "mobile": m, "kind": kind } }))
+        }
+        None => {
+            tracing::warn!(application = %app.id, kind, "no mobile in the applicant data: no SMS queued");
+            Ok(serde_json::json!({ "sms": null }))
+        }
+    }
+}
+
+/// One line describing a delivery.
+pub fn delivery_summary(d: &Delivery) -> String {
+    match d {
+        Delivery::Mail {
+            recipient,
+            tracking_no,
+            ..
+        } => format!("mail to {recipient}, tracking {tracking_no}"),
+        Delivery::Pickup { site, address } => format!("pickup at {site} ({address})"),
+    }
+}
