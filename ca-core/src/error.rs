@@ -120,6 +120,9 @@ pub enum CoreError {
     /// A business rule refused the request.
     #[error("{0}")]
     Refused(String),
+    /// The request itself is malformed (a field, a choice, a file): exit code 2.
+    #[error("{0}")]
+    BadInput(String),
     /// The audit log's hash chain is broken.
     #[error("audit log broken at row {seq}: {reason}")]
     AuditBroken {
@@ -160,6 +163,7 @@ impl CoreError {
                 | CoreError::UnknownSerial { .. }
                 | CoreError::MissingSecret { .. }
                 | CoreError::Parse { .. }
+                | CoreError::BadInput(_)
         )
     }
 }

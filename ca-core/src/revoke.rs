@@ -140,6 +140,13 @@ impl Ca {
                 &serde_json::json!({ "reason": reason.name(), "role": t.role.as_str(), "via": cert.serial }),
             )?;
         }
+        // Revocation is free of charge; the zero-amount order keeps the business record complete.
+        tx.execute(
+            "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
+             VALUES (?1, ?2, 'revocation', ?3, 0, 'free', NULL, ?4, ?5)",
+            params![cert.application_id, cert.serial, cert.cert_type, self.operator, at],
+        )
+        .map_err(CoreError::db("record revocation order"))?;
         tx.commit().map_err(CoreError::db("commit revocation"))?;
         let mut removed = 0;
         if let Some((module, secrets)) = remove_from {

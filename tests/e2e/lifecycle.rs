@@ -23,6 +23,12 @@ fn revocation_reaches_the_crl_and_openssl_rejects_the_certificate() {
         "keyCompromise",
         "--remove-from-token",
     ]);
+    let serial_a = a["certificates"][0]["serial"].as_str().unwrap();
+    assert_eq!(
+        env.sql(&format!("select amount_fen || '|' || method from orders where business = 'revocation' and cert_serial = '{serial_a}'")),
+        "0|free",
+        "revocation is free of charge and recorded"
+    );
     assert_eq!(
         count(&env.objects("crl-a", USER_PIN), "Object"),
         0,

@@ -29,12 +29,21 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         ..CertFilter::default()
     })?;
     let crl = ca.last_crl()?;
+    use hljca_core::applications::AppState;
+    let mut waiting = serde_json::Map::new();
+    for st in [AppState::Submitted, AppState::Approved, AppState::Paid] {
+        waiting.insert(
+            st.as_str().into(),
+            serde_json::json!(ca.applications(Some(st))?.len()),
+        );
+    }
     let count = |st: &str| all.iter().filter(|c| c.status.as_str() == st).count();
     let v = serde_json::json!({
         "home": ca.home.dir(),
         "ca": { "root": root, "issuing": issuing, "key_store": ca.config.ca.key_store },
         "tokens": tokens,
         "certificates": { "issued": count("issued"), "revoked": count("revoked"), "superseded": count("superseded") },
+        "pending_applications": waiting,
         "pending_issuances": pending.iter().map(|c| &c.serial).collect::<Vec<_>>(),
         "expiring_within_30_days": expiring.iter().map(|c| serde_json::json!({"serial": c.serial, "not_after": c.not_after.map(ts), "subject": c.subject})).collect::<Vec<_>>(),
         "last_crl": crl.as_ref().map(|(n, t, u)| serde_json::json!({"number": n, "this_update": t, "next_update": u})),
@@ -62,7 +71,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         ),
         ("issued", count("issued").to_string()),
         ("revoked", count("revoked").to_string()),
-        ("pending", pending.len().to_string()),
+        ("pending issuances", pending.len().to_string()),
+        (
+            "applications",
+            format!(
+                "{} submitted (to review), {} approved (to pay), {} paid (to issue)",
+                waiting["submitted"], waiting["approved"], waiting["paid"]
+            ),
+        ),
         ("expiring ≤30d", expiring.len().to_string()),
         (
             "last CRL",

@@ -78,7 +78,13 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                 &serial,
                 serde_json::json!({ "token": token }),
             );
-            println!("user PIN of token `{token}` changed");
+            if cli.json {
+                output::json(
+                    &serde_json::json!({ "token": token, "serial": serial, "changed": true }),
+                )?;
+            } else {
+                println!("user PIN of token `{token}` changed");
+            }
         }
         TokenCmd::Unblock { token } => {
             let mut s = secrets::gather(cli)?;
@@ -93,7 +99,13 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                 &serial,
                 serde_json::json!({ "token": token }),
             );
-            println!("user PIN of token `{token}` reset by the security officer");
+            if cli.json {
+                output::json(
+                    &serde_json::json!({ "token": token, "serial": serial, "unblocked": true }),
+                )?;
+            } else {
+                println!("user PIN of token `{token}` reset by the security officer");
+            }
         }
         TokenCmd::Info { token } => {
             let sel = TokenSelector(token.clone());
