@@ -714,3 +714,41 @@ fn remind_queues_one_reminder_per_certificate_per_window() {
         "2"
     );
 }
+
+#[test]
+fn full_flow_for_every_type() {
+    let env = Env::new();
+    env.init_ca();
+    for ty in TYPES {
+        let id = paid(&env, ty, &["--site", "harbin"]);
+        let n = id.to_string();
+        let label = format!("flow-{ty}");
+        env.token(&label);
+        let out = env.json(&["issue", &n, "--token", &label]);
+        let certs = out["certificates"].as_array().unwrap();
+        let has_seal = !matches!(ty, "medical" | "enterprise-secondary");
+        assert_eq!(certs.len(), if has_seal { 2 } else { 1 }, "{ty}: {out}");
+        for c in certs {
+            let v = env.openssl_verify(Path::new(c["pem"].as_str().unwrap()));
+            assert!(
+                v.status.success(),
+                "{ty}: {}",
+                String::from_utf8_lossy(&v.stderr)
+            );
+        }
+        assert_eq!(issued_rows(&env, id), certs.len().to_string(), "{ty}");
+        env.json(&["deliver", &n, "--pickup", "harbin"]);
+        let done = env.json(&["deliver", &n, "--collected"]);
+        assert_eq!(done["state"], "delivered", "{ty}: {done}");
+        let orders = env.json(&["orders", "list", "--app", &n]);
+        let fee = env.json(&["policy", "show", ty])["fees"]["first"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            orders["orders"][0]["amount_fen"].as_u64(),
+            Some(fee),
+            "{ty}: {orders}"
+        );
+    }
+    assert_eq!(env.json(&["audit", "verify"])["intact"], true);
+}
