@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::FromDer;
 
+use crate::applications::{check_file, material_hash};
 use crate::error::{CoreError, Result};
 use crate::issue::{IssueOutcome, IssueRequest};
 use crate::keys::Secrets;
@@ -350,20 +351,14 @@ impl Ca {
         for m in materials {
             let bytes =
                 std::fs::read(&m.file).map_err(CoreError::io("reading material", &m.file))?;
-            if bytes.is_empty() || bytes.len() > 10 * 1024 * 1024 {
-                return Err(CoreError::Refused(format!(
-                    "material {} ({}): must be 1 byte to 10 MiB",
-                    m.kind,
-                    m.file.display()
-                )));
-            }
-            let hash = hex::encode(Sha256::digest(&bytes));
-            crate::home::write_file(
-                &self.home.dir().join("materials").join(&hash),
-                &bytes,
-                0o600,
-            )?;
-            stored.push(serde_json::json!({ "kind": m.kind, "sha256": hash, "size": bytes.len() }));
+            let name = m.file.display().to_string();
+            let media = check_file(&name, &bytes)
+                .map_err(|e| CoreError::BadInput(format!("material {}: {e}", m.kind)))?;
+            let hash = material_hash(&bytes);
+            self.store_material_file(&hash, &bytes)?;
+            stored.push(serde_json::json!({
+                "kind": m.kind, "sha256": hash, "size": bytes.len(), "media_type": media.as_str(),
+            }));
         }
         let bound_at = ts(t);
         let (issuer, subject) = (cert.issuer().to_string(), cert.subject().to_string());

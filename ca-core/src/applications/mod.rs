@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::error::{CoreError, Result};
 
 pub use notify::{OutboxEntry, RemindOutcome, Reminder};
-pub use ops::{AppIssueOutcome, NewApplication, delivery_summary};
+pub use ops::{AppIssueOutcome, NewApplication, delivery_summary, material_hash};
 pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
 /// Largest material file accepted, in bytes (10 MiB).
@@ -458,6 +458,12 @@ pub fn check_material(
             policy.cert_type
         ));
     }
+    check_file(file_name, bytes)
+}
+
+/// Checks a scanned file (any material, also a binding's): non-empty, within
+/// [`MAX_MATERIAL_BYTES`], and a PDF, PNG or JPEG. The error names the file and the rule.
+pub fn check_file(file_name: &str, bytes: &[u8]) -> std::result::Result<MediaType, String> {
     if bytes.len() as u64 > MAX_MATERIAL_BYTES {
         return Err(format!(
             "{file_name} is {} bytes, over the 10 MiB limit ({MAX_MATERIAL_BYTES} bytes)",

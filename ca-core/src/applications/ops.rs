@@ -52,6 +52,11 @@ fn app_object(id: AppId) -> String {
     format!("APP-{}", id.0)
 }
 
+/// SHA-256 of a material, lower-case hex: its name in the store.
+pub fn material_hash(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
 impl Ca {
     /// One application, or `None` when there is no such number.
     pub fn find_application(&self, id: AppId) -> Result<Option<Application>> {
@@ -355,6 +360,22 @@ impl Ca {
         }
     }
 
+    /// Writes a checked material file content-addressed under `<home>/materials/` (0600).
+    /// Written before the row that refers to it, so a row always has its file; a file without a
+    /// row (a failed commit) is harmless and reused by the next attempt.
+    pub fn store_material_file(
+        &self,
+        sha256_hex: &str,
+        bytes: &[u8],
+    ) -> Result<std::path::PathBuf> {
+        create_private_dir(&self.home.dir().join("materials"))?;
+        let path = self.material_path(sha256_hex);
+        if !path.is_file() {
+            write_file(&path, bytes, 0o600)?;
+        }
+        Ok(path)
+    }
+
     /// `materials add`: stores the file content-addressed under `<home>/materials/` (0600) and
     /// records it; only while the application is a draft or submitted.
     pub fn add_material(
@@ -373,7 +394,7 @@ impl Ca {
         }
         let policy = self.policies.get(app.cert_type);
         let media = check_material(policy, kind, file_name, bytes).map_err(CoreError::Refused)?;
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        let sha = material_hash(bytes);
         let dup: Option<i64> = self
             .store
             .conn
@@ -389,14 +410,7 @@ impl Ca {
                 "{file_name} (sha256 {sha}) is already a `{kind}` material of {id}"
             )));
         }
-        let dir = self.home.dir().join("materials");
-        create_private_dir(&dir)?;
-        let path = self.material_path(&sha);
-        if !path.is_file() {
-            // Content-addressed: written before the row, so a row always has its file; a file
-            // without a row (a failed commit) is harmless and reused by the next attempt.
-            write_file(&path, bytes, 0o600)?;
-        }
+        self.store_material_file(&sha, bytes)?;
         let at = ts(now());
         let tx = self
             .store
