@@ -10,6 +10,7 @@
 //! of `orders` (amount from the policy, in fen); notifications the seed sends by SMS go into the
 //! `outbox` table; `remind` enqueues one expiry reminder per certificate per window.
 
+mod fulfil;
 mod notify;
 mod ops;
 mod rows;
@@ -21,8 +22,9 @@ use serde::Serialize;
 
 use crate::error::{CoreError, Result};
 
+pub use fulfil::delivery_summary;
 pub use notify::{OutboxEntry, RemindOutcome, Reminder};
-pub use ops::{AppIssueOutcome, NewApplication, delivery_summary, material_hash};
+pub use ops::{AppIssueOutcome, NewApplication, material_hash};
 pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
 /// Largest material file accepted, in bytes (10 MiB).

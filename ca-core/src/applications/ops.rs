@@ -1,22 +1,20 @@
 //! The workflow steps as methods on [`Ca`]: each checks, changes, records the event, queues the
 //! SMS and appends the audit row in one transaction.
 
-use hljca_policies::{Applicant, CertType, Fen, Mobile};
-use hljca_token::{Module, TokenSelector};
+use hljca_policies::{Applicant, CertType, Fen};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::notify::{SERVICE_PHONE, enqueue};
-use super::rows::{self, Application, Delivery, MaterialRecord, Order};
+use super::rows::{self, Application, MaterialRecord, Order};
 use super::{
-    AppEvent, AppEventKind, AppId, AppState, Channel, PayMethod, Site, check_material,
-    contact_mobile, transition,
+    AppEvent, AppEventKind, AppId, AppState, Channel, Site, check_material, contact_mobile,
+    transition,
 };
 use crate::error::{CoreError, Result};
 use crate::home::{create_private_dir, write_file};
-use crate::issue::{IssueOutcome, IssueRequest, IssuedCert, SealLocation};
-use crate::keys::Secrets;
-use crate::store::{CertRecord, CertRole, CertStatus};
+use crate::issue::IssueOutcome;
+use crate::store::{CertRole, CertStatus};
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
@@ -48,7 +46,7 @@ pub struct AppIssueOutcome {
     pub outcome: IssueOutcome,
 }
 
-fn app_object(id: AppId) -> String {
+pub(super) fn app_object(id: AppId) -> String {
     format!("APP-{}", id.0)
 }
 
@@ -195,7 +193,7 @@ impl Ca {
 
     /// One step: checks the transition, runs `change` (extra updates, messages) and records the
     /// event and the audit row, all in one transaction.
-    fn step(
+    pub(super) fn step(
         &mut self,
         id: AppId,
         event: AppEventKind,
@@ -351,7 +349,7 @@ impl Ca {
         )
     }
 
-    fn fee(&self, app: &Application) -> Fen {
+    pub(super) fn fee(&self, app: &Application) -> Fen {
         let fees = self.policies.get(app.cert_type).fees;
         if app.renewal_of.is_some() {
             fees.annual
@@ -456,301 +454,9 @@ impl Ca {
             added_at: at,
         })
     }
-
-    /// `pay`: approved → paid with an order whose amount is the policy's first-time fee (USBKEY
-    /// included) or, for a renewal, its annual fee. Queues the "payment received" SMS.
-    pub fn pay_application(
-        &mut self,
-        id: AppId,
-        method: PayMethod,
-        reference: Option<&str>,
-    ) -> Result<(Application, Order)> {
-        let app = self.application(id)?;
-        transition(id, app.state, AppEventKind::Pay)?;
-        let fee = self.fee(&app);
-        let business = app.business();
-        let policy = self.policies.get(app.cert_type).clone();
-        let op = self.operator.clone();
-        let reference = reference
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned);
-        let text = format!(
-            "【黑龙江CA】已收到您的{}申请（{id}）费用{fee}，我们将尽快为您制作证书。",
-            policy.name_zh
-        );
-        let mut order_id = 0;
-        let oid = &mut order_id;
-        let app = self.step(
-            id,
-            AppEventKind::Pay,
-            serde_json::json!({
-                "business": business, "amount_fen": fee.0, "method": method.as_str(), "reference": reference,
-            }),
-            |tx, app, at| {
-                tx.execute(
-                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
-                     reference, operator, paid_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        id.0,
-                        app.renewal_of,
-                        business,
-                        app.cert_type.key(),
-                        fee.0 as i64,
-                        method.as_str(),
-                        reference,
-                        op,
-                        at
-                    ],
-                )
-                .map_err(CoreError::db("insert order"))?;
-                *oid = tx.last_insert_rowid();
-                let mut v = notify_with(tx, &policy, app, "paid", &text)?;
-                v["order_id"] = (*oid).into();
-                Ok(v)
-            },
-        )?;
-        let order = self
-            .orders(Some(id))?
-            .into_iter()
-            .find(|o| o.id == order_id)
-            .ok_or_else(|| CoreError::Refused(format!("order {order_id} vanished")))?;
-        Ok((app, order))
-    }
-
-    /// `issue APP`: issues a paid application onto the holder's USBKEY (all or nothing, see
-    /// [`Ca::issue`]), then moves it to issued and records the USBKEY. When an earlier run had
-    /// already committed the certificates but not the state, only the state is finished.
-    pub fn issue_application(
-        &mut self,
-        module: &Module,
-        secrets: &Secrets,
-        id: AppId,
-        token: &TokenSelector,
-    ) -> Result<AppIssueOutcome> {
-        let app = self.application(id)?;
-        if app.state == AppState::Paid {
-            let done = self.issued_for_application(id)?;
-            if !done.is_empty() {
-                let outcome = self.outcome_from_records(&done);
-                return self.finish_issue(&app, outcome, true);
-            }
-        }
-        transition(id, app.state, AppEventKind::Issue)?;
-        let outcome = self.issue(
-            module,
-            secrets,
-            &IssueRequest {
-                cert_type: app.cert_type,
-                applicant: Applicant(app.applicant.clone()),
-                token: token.clone(),
-                seal_image: None,
-                external_id: None,
-                application_id: Some(id.0),
-            },
-        )?;
-        self.finish_issue(&app, outcome, false)
-    }
-
-    fn issued_for_application(&self, id: AppId) -> Result<Vec<CertRecord>> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(
-                "SELECT serial FROM certificates WHERE application_id = ?1 AND status = 'issued' \
-                 ORDER BY role = 'seal', id",
-            )
-            .map_err(CoreError::db("certificates of application"))?;
-        let serials = stmt
-            .query_map([id.0], |r| r.get::<_, String>(0))
-            .map_err(CoreError::db("certificates of application"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("certificates of application"))?;
-        serials.iter().map(|s| self.store.cert(s)).collect()
-    }
-
-    fn outcome_from_records(&self, recs: &[CertRecord]) -> IssueOutcome {
-        let mut certificates = Vec::new();
-        let mut seal = None;
-        for c in recs {
-            let Ok(cert_type) = c.cert_type.parse::<CertType>() else {
-                continue;
-            };
-            if c.role == CertRole::Seal {
-                seal = Some(SealLocation {
-                    token_label: c.token_label.clone(),
-                    object_label: format!("hljca-seal-{}", c.key_id),
-                    file: self.home.seal_file(&c.serial),
-                    seal_cert_serial: c.serial.clone(),
-                });
-            }
-            certificates.push(IssuedCert {
-                serial: c.serial.clone(),
-                cert_type,
-                role: c.role,
-                pem: self.home.cert_pem(&c.serial),
-                key_id: c.key_id.clone(),
-                subject: c.subject.clone(),
-                token_label: c.token_label.clone(),
-                token_serial: c.token_serial.clone(),
-                not_after: c.not_after.map(ts).unwrap_or_default(),
-            });
-        }
-        IssueOutcome { certificates, seal }
-    }
-
-    fn finish_issue(
-        &mut self,
-        app: &Application,
-        outcome: IssueOutcome,
-        resumed: bool,
-    ) -> Result<AppIssueOutcome> {
-        let first = outcome.certificates.first();
-        let label = first.map(|c| c.token_label.clone()).unwrap_or_default();
-        let serial = first.map(|c| c.token_serial.clone()).unwrap_or_default();
-        let serials: Vec<String> = outcome
-            .certificates
-            .iter()
-            .map(|c| c.serial.clone())
-            .collect();
-        let id = app.id;
-        let application = self.step(
-            id,
-            AppEventKind::Issue,
-            serde_json::json!({
-                "token_label": label, "token_serial": serial, "certificates": serials, "resumed": resumed,
-            }),
-            |tx, _, _| {
-                tx.execute(
-                    "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
-                    params![id.0, label, serial],
-                )
-                .map_err(CoreError::db("record USBKEY"))?;
-                Ok(serde_json::json!({}))
-            },
-        )?;
-        Ok(AppIssueOutcome {
-            application,
-            resumed,
-            outcome,
-        })
-    }
-
-    /// `deliver --mail`: records the postal delivery and queues the "mailed" SMS.
-    pub fn deliver_by_mail(
-        &mut self,
-        id: AppId,
-        recipient: &str,
-        phone: &Mobile,
-        address: &str,
-        tracking_no: &str,
-    ) -> Result<Application> {
-        for (what, v) in [
-            ("--recipient", recipient),
-            ("--address", address),
-            ("--tracking", tracking_no),
-        ] {
-            if v.trim().is_empty() {
-                return Err(CoreError::Refused(format!("delivery by mail needs {what}")));
-            }
-        }
-        let text = format!(
-            "【黑龙江CA】您的数字证书USBKEY（{id}）已寄出，快递单号{}，收件人{}，请注意查收。",
-            tracking_no.trim(),
-            recipient.trim()
-        );
-        let delivery = Delivery::Mail {
-            recipient: recipient.trim().to_owned(),
-            phone: phone.as_str().to_owned(),
-            address: address.trim().to_owned(),
-            tracking_no: tracking_no.trim().to_owned(),
-        };
-        self.dispatch(id, delivery, "mailed", text)
-    }
-
-    /// `deliver --pickup SITE`: the USBKEY waits at a site; queues the "ready for pickup" SMS.
-    pub fn deliver_by_pickup(&mut self, id: AppId, site: Site) -> Result<Application> {
-        let text = format!(
-            "【黑龙江CA】您的数字证书USBKEY（{id}）已制作完成，请携带有效证件到{}领取。客服电话{SERVICE_PHONE}。",
-            site.address()
-        );
-        let delivery = Delivery::Pickup {
-            site,
-            address: site.address().to_owned(),
-        };
-        self.dispatch(id, delivery, "ready-for-pickup", text)
-    }
-
-    fn dispatch(
-        &mut self,
-        id: AppId,
-        delivery: Delivery,
-        sms_kind: &str,
-        text: String,
-    ) -> Result<Application> {
-        let app = self.application(id)?;
-        transition(id, app.state, AppEventKind::Dispatch)?;
-        if let Some(d) = &app.delivery {
-            return Err(CoreError::Refused(format!(
-                "application {} is issued and its delivery is already arranged ({}); next: deliver --collected",
-                id.0,
-                delivery_summary(d)
-            )));
-        }
-        let policy = self.policies.get(app.cert_type).clone();
-        let details = serde_json::to_value(&delivery).map_err(|e| CoreError::Encoding {
-            what: "delivery JSON",
-            reason: e.to_string(),
-        })?;
-        self.step(id, AppEventKind::Dispatch, details, move |tx, app, _| {
-            match &delivery {
-                Delivery::Mail {
-                    recipient,
-                    phone,
-                    address,
-                    tracking_no,
-                } => tx.execute(
-                    "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
-                     tracking_no = ?5 WHERE id = ?1",
-                    params![id.0, recipient, phone, address, tracking_no],
-                ),
-                Delivery::Pickup { site, .. } => tx.execute(
-                    "UPDATE applications SET delivery_method = 'pickup', pickup_site = ?2 WHERE id = ?1",
-                    params![id.0, site.as_str()],
-                ),
-            }
-            .map_err(CoreError::db("record delivery"))?;
-            notify_with(tx, &policy, app, sms_kind, &text)
-        })
-    }
-
-    /// `deliver --collected`: issued → delivered, once the delivery was arranged.
-    pub fn deliver_collected(&mut self, id: AppId) -> Result<Application> {
-        let app = self.application(id)?;
-        transition(id, app.state, AppEventKind::Collect)?;
-        if app.delivery.is_none() {
-            return Err(CoreError::Refused(format!(
-                "application {} is issued but its delivery is not arranged: run `deliver {id} --mail …` or `deliver {id} --pickup SITE` first",
-                id.0
-            )));
-        }
-        self.step(
-            id,
-            AppEventKind::Collect,
-            serde_json::json!({}),
-            |tx, _, at| {
-                tx.execute(
-                    "UPDATE applications SET collected_at = ?2 WHERE id = ?1",
-                    params![id.0, at],
-                )
-                .map_err(CoreError::db("record collection"))?;
-                Ok(serde_json::json!({}))
-            },
-        )
-    }
 }
 
-fn notify_with(
+pub(super) fn notify_with(
     tx: &Transaction<'_>,
     policy: &hljca_policies::Policy,
     app: &Application,
@@ -766,17 +472,5 @@ fn notify_with(
             tracing::warn!(application = %app.id, kind, "no mobile in the applicant data: no SMS queued");
             Ok(serde_json::json!({ "sms": null }))
         }
-    }
-}
-
-/// One line describing a delivery.
-pub fn delivery_summary(d: &Delivery) -> String {
-    match d {
-        Delivery::Mail {
-            recipient,
-            tracking_no,
-            ..
-        } => format!("mail to {recipient}, tracking {tracking_no}"),
-        Delivery::Pickup { site, address } => format!("pickup at {site} ({address})"),
     }
 }
