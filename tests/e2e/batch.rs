@@ -1,0 +1,874 @@
+//! Issue 6: batch issuance across several tokens, reruns, bad rows, kill -9 + recover, and
+//! issuance from a PKCS#10 request.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::support::*;
+
+/// The example applicant of `ty` as a JSON object.
+fn applicant(ty: &str) -> Map<String, Value> {
+    let text = std::fs::read_to_string(example(ty)).unwrap();
+    match serde_json::from_str(&text).unwrap() {
+        Value::Object(m) => m,
+        other => panic!("{other}"),
+    }
+}
+
+/// A batch row: the example applicant of `ty` with an external id (and a token when given).
+fn row(ty: &str, external_id: &str, token: Option<&str>) -> Value {
+    let mut m = Map::new();
+    m.insert("external_id".into(), json!(external_id));
+    m.insert("type".into(), json!(ty));
+    if let Some(t) = token {
+        m.insert("token".into(), json!(t));
+    }
+    m.extend(applicant(ty));
+    Value::Object(m)
+}
+
+fn write_jsonl(env: &Env, name: &str, rows: &[Value]) -> PathBuf {
+    let p = env.dir.path().join(name);
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `n` rows: mostly medical (no seal), every tenth an expert or legal-person (with a seal).
+fn many_rows(n: usize, prefix: &str) -> Vec<Value> {
+    (1..=n)
+        .map(|i| {
+            let ty = match i % 10 {
+                3 => "expert",
+                7 => "legal-person",
+                _ => "medical",
+            };
+            row(ty, &format!("{prefix}-{i:04}"), None)
+        })
+        .collect()
+}
+
+fn make_token(env: &Env, label: &str) -> String {
+    let info = env.json(&["token", "init", "--label", label]);
+    info["serial"].as_str().unwrap().to_owned()
+}
+
+/// Objects on a token as (kind, id) pairs, from `pkcs11-tool --list-objects`.
+fn token_objects(env: &Env, label: &str) -> Vec<(String, String)> {
+    let text = env.objects(label, USER_PIN);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            let kind = if line.starts_with("Private Key Object") {
+                "private"
+            } else if line.starts_with("Public Key Object") {
+                "public"
+            } else if line.starts_with("Certificate Object") {
+                "cert"
+            } else if line.starts_with("Data object") {
+                "data"
+            } else {
+                "other"
+            };
+            out.push((kind.into(), String::new()));
+        } else if let Some(id) = line.trim().strip_prefix("ID:")
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = id.trim().to_lowercase();
+        }
+    }
+    out
+}
+
+fn keypairgen(env: &Env, token: &str, id: &str, label: &str) {
+    let o = Command::new("pkcs11-tool")
+        .args([
+            "--module",
+            &env.module,
+            "--token-label",
+            token,
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            id,
+            "--label",
+            label,
+        ])
+        .env("SOFTHSM2_CONF", &env.conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The CKA_IDs of the objects of one kind. Objects without any CKA_ID (and without a label)
+/// are left out: SoftHSM's file store writes a new object's attributes non-atomically, so a
+/// SIGKILL in the middle of C_GenerateKeyPair/C_CreateObject can leave such a nameless,
+/// unpairable fragment (a real USBKEY creates objects atomically). hljca always sets CKA_ID in
+/// the creating template, so every key it made whole has one.
+fn ids_of(objs: &[(String, String)], kind: &str) -> BTreeSet<String> {
+    objs.iter()
+        .filter(|(k, id)| k == kind && !id.is_empty())
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
+/// Every private key on the token has a certificate with the same CKA_ID, and the token holds
+/// exactly the certificates the database says were issued onto it.
+fn assert_token_consistent(env: &Env, label: &str) -> usize {
+    let objs = token_objects(env, label);
+    let private = ids_of(&objs, "private");
+    let certs = ids_of(&objs, "cert");
+    assert_eq!(
+        private, certs,
+        "token {label}: orphan keys or certificates (private key ids vs certificate ids)"
+    );
+    let db: BTreeSet<String> = env
+        .sql(&format!(
+            "SELECT key_id FROM certificates WHERE token_label = '{label}' AND status = 'issued'"
+        ))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        certs, db,
+        "token {label}: certificates on the token vs issued rows"
+    );
+    certs.len()
+}
+
+fn batch_json(env: &Env, file: &Path, extra: &[&str]) -> (Option<i32>, Value, String) {
+    let mut args = vec!["batch", "issue", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    let o = env.run(&args);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "batch --json gave invalid JSON ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (
+        o.status.code(),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn assert_every_row_once(env: &Env, n: usize) {
+    assert_eq!(
+        env.sql(
+            "SELECT COUNT(DISTINCT external_id) FROM certificates WHERE role = 'identity' AND status = 'issued'"
+        ),
+        n.to_string()
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role = 'identity' AND status = 'issued'"),
+        n.to_string(),
+        "an external id was issued twice"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) - COUNT(DISTINCT serial) FROM certificates"),
+        "0"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        "0"
+    );
+    // Every seal certificate belongs to an issued identity certificate of the same row.
+    assert_eq!(
+        env.sql(
+            "SELECT COUNT(*) FROM certificates s JOIN certificates i ON s.identity_serial = i.serial \
+             WHERE s.role = 'seal' AND s.status = 'issued' AND (i.status != 'issued' OR i.external_id != s.external_id)"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
+    let env = Env::new();
+    env.init_ca();
+    for t in ["b1", "b2", "b3"] {
+        make_token(&env, t);
+    }
+    let mut rows = many_rows(48, "HLJ");
+    // Two rows name their token; the rest are spread over --tokens.
+    rows.push(row("medical", "HLJ-fixed-1", Some("b3")));
+    rows.push(row("expert", "HLJ-fixed-2", Some("b3")));
+    let file = write_jsonl(&env, "fifty.jsonl", &rows);
+
+    // Dry run: the plan, nothing issued.
+    let (code, plan, _) = batch_json(&env, &file, &["--tokens", "b1,b2,b3", "--dry-run"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["rows"], 50);
+    let planned = plan["plan"].as_array().unwrap();
+    assert_eq!(planned[0]["token"], "b1");
+    assert_eq!(planned[1]["token"], "b2");
+    assert_eq!(planned[2]["token"], "b3");
+    assert_eq!(planned[49]["token"], "b3");
+    assert_eq!(planned[49]["token_assigned"], false);
+    assert_eq!(env.sql("SELECT COUNT(*) FROM certificates"), "0");
+
+    let (code, r, err) = batch_json(&env, &file, &["--tokens", "b1,b2,b3"]);
+    assert_eq!(code, Some(0), "{err}\n{r}");
+    assert_eq!(r["rows"], 50);
+    assert_eq!(r["issued"], 50, "{r}");
+    assert_eq!(r["skipped"], 0);
+    assert_eq!(r["failed"], 0);
+    assert_eq!(r["results"].as_array().unwrap().len(), 50);
+    assert_every_row_once(&env, 50);
+
+    // Every certificate on its token, no orphan key; all three tokens used.
+    let mut on_tokens = 0;
+    for t in ["b1", "b2", "b3"] {
+        let n = assert_token_consistent(&env, t);
+        assert!(n >= 10, "token {t} holds only {n} certificates");
+        on_tokens += n;
+    }
+    let issued: usize = env
+        .sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'")
+        .parse()
+        .unwrap();
+    assert_eq!(on_tokens, issued);
+
+    // Outside verification of a sample, seal certificates included.
+    for serial in env
+        .sql(
+            "SELECT serial FROM certificates WHERE status = 'issued' AND (role = 'seal' OR id % 9 = 0) LIMIT 8",
+        )
+        .lines()
+    {
+        let pem = env.home.join("certs").join(format!("{serial}.pem"));
+        let v = env.openssl_verify(&pem);
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    }
+
+    // Rerun: nothing new.
+    let (code, r2, err) = batch_json(&env, &file, &["--tokens", "b1,b2,b3"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(r2["issued"], 0);
+    assert_eq!(r2["skipped"], 50);
+    assert_eq!(r2["failed"], 0);
+    assert_every_row_once(&env, 50);
+
+    // The jobs are recorded and audited.
+    assert_eq!(
+        env.sql(
+            "SELECT COUNT(*), SUM(issued), SUM(skipped), MIN(status), MAX(status) FROM batch_jobs"
+        ),
+        "2|50|50|finished|finished"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(DISTINCT file_sha256) FROM batch_jobs"),
+        "1"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM audit_log WHERE action IN ('batch.start', 'batch.finish')"),
+        "4"
+    );
+    env.ok(&["audit", "verify"]);
+}
+
+#[test]
+fn bad_rows_are_all_reported_before_any_token_is_touched() {
+    let env = Env::new();
+    env.init_ca();
+    make_token(&env, "b1");
+    let mut bad_uscc = row("enterprise", "E-1", Some("b1"));
+    bad_uscc["uscc"] = json!("91230103MA1CXK7R53"); // wrong check character
+    let mut no_id = row("medical", "x", Some("b1"));
+    no_id.as_object_mut().unwrap().remove("external_id");
+    let mut bad_type = row("medical", "E-4", Some("b1"));
+    bad_type["type"] = json!("notary");
+    let rows = vec![
+        row("medical", "E-0", Some("b1")),
+        bad_uscc,
+        no_id,
+        row("expert", "E-3", Some("b1")),
+        bad_type,
+    ];
+    let file = write_jsonl(&env, "bad.jsonl", &rows);
+    let err = env.fails(&["batch", "issue", file.to_str().unwrap()], 2);
+    for l in ["line 2", "line 3", "line 5"] {
+        assert!(err.contains(l), "stderr does not name {l}:\n{err}");
+    }
+    for l in ["line 1 ", "line 4 "] {
+        assert!(!err.contains(l), "stderr names a good row ({l}):\n{err}");
+    }
+    assert!(err.contains("uscc"), "{err}");
+    assert!(err.contains("external_id"), "{err}");
+    assert!(err.contains("notary"), "{err}");
+
+    // The same as JSON.
+    let (code, v, _) = batch_json(&env, &file, &[]);
+    assert_eq!(code, Some(2));
+    let lines: BTreeSet<u64> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, BTreeSet::from([2, 3, 5]));
+    assert_eq!(v["bad_rows"], 3);
+
+    // A token that is not present, and a CSV file, are reported the same way.
+    let csv = env.dir.path().join("bad.csv");
+    std::fs::write(
+        &csv,
+        "external_id,type,token,organization\nC-1,medical,nope,x\n,medical,b1,y\n",
+    )
+    .unwrap();
+    let err = env.fails(&["batch", "issue", csv.to_str().unwrap()], 2);
+    assert!(err.contains("line 2") && err.contains("nope"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+
+    // Nothing on the token, no certificate row, no job.
+    assert!(token_objects(&env, "b1").is_empty());
+    assert_eq!(env.sql("SELECT COUNT(*) FROM certificates"), "0");
+    assert_eq!(env.sql("SELECT COUNT(*) FROM batch_jobs"), "0");
+}
+
+#[test]
+fn example_batch_files_issue_every_type_in_order() {
+    let env = Env::new();
+    env.init_ca();
+    make_token(&env, "batch-01");
+    make_token(&env, "batch-02");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/batch");
+    let csv = dir.join("applications.csv");
+    let jsonl = dir.join("applications.jsonl");
+    let (code, plan, err) = batch_json(
+        &env,
+        &jsonl,
+        &["--tokens", "batch-01,batch-02", "--dry-run"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(plan["rows"], 7);
+    let (code, r, err) = batch_json(&env, &csv, &["--tokens", "batch-01,batch-02"]);
+    assert_eq!(code, Some(0), "{err}\n{r}");
+    assert_eq!(r["issued"], 7, "{r}");
+    // The JSONL file holds the same applications: all skipped.
+    let (code, r, err) = batch_json(&env, &jsonl, &["--tokens", "batch-01,batch-02"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(r["skipped"], 7, "{r}");
+    let types: BTreeSet<String> = env
+        .sql("SELECT DISTINCT cert_type FROM certificates WHERE status = 'issued'")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(types.len(), 7, "{types:?}");
+    assert_token_consistent(&env, "batch-01");
+    assert_token_consistent(&env, "batch-02");
+}
+
+/// Starts a batch of `n` rows over k1..k3 in a child process and SIGKILLs it once at least ten
+/// rows are issued. Returns `None` when the kill left SoftHSM unable to read a token: SoftHSM's
+/// file store rewrites `token.object` in place on every login, so a kill during that write
+/// loses the token (a SoftHSM artefact; a real USBKEY writes atomically).
+fn start_and_kill(n: usize) -> Option<(Env, BTreeMap<&'static str, String>, PathBuf)> {
+    let env = Env::new();
+    env.init_ca();
+    let mut serials = BTreeMap::new();
+    for t in ["k1", "k2", "k3"] {
+        serials.insert(t, make_token(&env, t));
+    }
+    let rows: Vec<Value> = (1..=n)
+        .map(|i| {
+            let ty = if i % 15 == 4 { "expert" } else { "medical" };
+            row(ty, &format!("K-{i:04}"), None)
+        })
+        .collect();
+    let file = write_jsonl(&env, "kill.jsonl", &rows);
+    let mut child = env
+        .cmd(&[
+            "batch",
+            "issue",
+            file.to_str().unwrap(),
+            "--tokens",
+            "k1,k2,k3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let issued: usize = if env.db().exists() {
+            env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'")
+                .parse()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        if issued >= 10 {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("batch ended ({st}) before it could be killed");
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "batch too slow");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let list = env.json(&["token", "list"]);
+    let labels: BTreeSet<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["label"].as_str())
+        .collect();
+    if ["k1", "k2", "k3", "hljca-ca"]
+        .iter()
+        .any(|l| !labels.contains(l))
+    {
+        eprintln!("SoftHSM lost a token file to the kill ({labels:?}); starting over");
+        return None;
+    }
+    Some((env, serials, file))
+}
+
+#[test]
+fn batch_killed_midway_is_recovered_and_finished_by_a_rerun() {
+    let n = 60;
+    let (env, serials, file) = (0..3)
+        .find_map(|_| start_and_kill(n))
+        .expect("SoftHSM lost a token on three kills in a row");
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM batch_jobs WHERE status = 'running'"),
+        "1"
+    );
+
+    // A crash after the certificates were written to the token but before the rows were
+    // marked issued: put an issued identity row, and an issued identity + seal pair, back to
+    // pending without their DER. Recover must find them on the token and finish them.
+    let medical = env.sql(
+        "SELECT serial FROM certificates WHERE status = 'issued' AND cert_type = 'medical' ORDER BY id LIMIT 1",
+    );
+    let expert: Vec<String> = env
+        .sql(
+            "SELECT serial FROM certificates WHERE status = 'issued' AND cert_type = 'expert' ORDER BY id LIMIT 2",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        expert.len(),
+        2,
+        "expected the first expert row (line 4) to be issued"
+    );
+    let to_finish: Vec<String> = std::iter::once(medical).chain(expert).collect();
+    let der_before: Vec<String> = to_finish
+        .iter()
+        .map(|s| {
+            env.sql(&format!(
+                "SELECT hex(der) FROM certificates WHERE serial = '{s}'"
+            ))
+        })
+        .collect();
+    for s in &to_finish {
+        env.sql(&format!(
+            "UPDATE certificates SET status = 'pending', der = NULL, seal = NULL, not_before = NULL, \
+             not_after = NULL WHERE serial = '{s}'"
+        ));
+    }
+
+    // The kill may or may not have fallen between "pending row committed" and "marked issued";
+    // make sure there is such a crash too: a fresh key on k2 with no certificate, its row pending.
+    // Recover must destroy the key and void the row; the rerun then issues that row.
+    let pending: usize = env
+        .sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'")
+        .parse()
+        .unwrap();
+    let issued_ids: BTreeSet<String> = env
+        .sql("SELECT external_id FROM certificates WHERE status IN ('issued', 'pending')")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let victim = (1..=n)
+        .map(|i| format!("K-{i:04}"))
+        .find(|id| !issued_ids.contains(id))
+        .expect("some row not yet issued");
+    let key_id = "c0ffee00112233445566778899aabbcc";
+    keypairgen(&env, "k2", key_id, "x");
+    env.sql(&format!(
+        "INSERT INTO certificates (serial, cert_type, role, subject, applicant_json, token_label, token_serial, \
+         key_id, status, created_at, updated_at, external_id) VALUES ('7f00000000000000000000000000c0de', 'medical', \
+         'identity', 'CN=x', '{{}}', 'k2', '{}', '{key_id}', 'pending', '2026-01-01T00:00:00Z', \
+         '2026-01-01T00:00:00Z', '{victim}')",
+        serials["k2"]
+    ));
+    assert!(ids_of(&token_objects(&env, "k2"), "private").contains(key_id));
+    let pending_before = pending + 1;
+    // A crash right after key generation, before the pending row: a key with hljca's label and
+    // no row at all. And a key of some other software, which recover must leave alone.
+    keypairgen(
+        &env,
+        "k3",
+        "0abc0abc",
+        "medical identity 哈尔滨北方康复医院",
+    );
+    keypairgen(&env, "k1", "0def0def", "other-app signing key");
+
+    // A rerun before recover refuses the pending rows rather than issuing them twice.
+    let (code, r, _) = batch_json(&env, &file, &["--tokens", "k1,k2,k3"]);
+    assert_eq!(code, Some(1), "{r}");
+    let refused: Vec<&Value> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == "failed")
+        .collect();
+    assert!(
+        refused.iter().any(|x| x["external_id"] == victim.as_str()
+            && x["error"].as_str().unwrap().contains("hljca recover")),
+        "{r}"
+    );
+
+    let rec = env.json(&["recover"]);
+    let orphans = rec["orphan_keys"].as_array().unwrap();
+    assert!(
+        orphans
+            .iter()
+            .any(|k| k["key_id"] == "0abc0abc" && k["destroyed"] == true),
+        "{rec}"
+    );
+    assert!(orphans.iter().all(|k| k["key_id"] != "0def0def"), "{rec}");
+    assert!(!ids_of(&token_objects(&env, "k3"), "private").contains("0abc0abc"));
+    assert!(!ids_of(&token_objects(&env, "k3"), "public").contains("0abc0abc"));
+    assert!(ids_of(&token_objects(&env, "k1"), "private").contains("0def0def"));
+    for ty in ["privkey", "pubkey"] {
+        let o = Command::new("pkcs11-tool")
+            .args([
+                "--module",
+                &env.module,
+                "--token-label",
+                "k1",
+                "--login",
+                "--pin",
+                USER_PIN,
+                "--delete-object",
+                "--type",
+                ty,
+                "--id",
+                "0def0def",
+            ])
+            .env("SOFTHSM2_CONF", &env.conf)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let finished = rec["finished"].as_u64().unwrap() as usize;
+    let voided = rec["voided"].as_u64().unwrap() as usize;
+    assert_eq!(rec["left"], 0, "{rec}");
+    assert_eq!(rec["interrupted_jobs"], json!([1]), "{rec}");
+    assert_eq!(finished + voided, pending_before, "{rec}");
+    assert!(voided >= 1, "{rec}");
+    assert!(
+        rec["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["serial"] == "7f00000000000000000000000000c0de" && x["action"] == "voided"),
+        "{rec}"
+    );
+    assert!(!ids_of(&token_objects(&env, "k2"), "private").contains(key_id));
+    for (s, der) in to_finish.iter().zip(&der_before) {
+        assert_eq!(
+            env.sql(&format!(
+                "SELECT status, hex(der), not_after IS NOT NULL FROM certificates WHERE serial = '{s}'"
+            )),
+            format!("issued|{der}|1"),
+            "{rec}"
+        );
+        assert!(env.home.join("certs").join(format!("{s}.pem")).exists());
+    }
+    assert_eq!(
+        env.sql(&format!(
+            "SELECT COUNT(*) FROM certificates WHERE serial IN ('{}', '{}') AND role = 'seal' AND seal IS NOT NULL",
+            to_finish[1], to_finish[2]
+        )),
+        "1",
+        "the seal was not restored from the token"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        "0"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM audit_log WHERE action IN ('cert.recover-void', 'cert.recover-finish')"),
+        pending_before.to_string()
+    );
+    // Nothing left to do.
+    let again = env.json(&["recover"]);
+    assert_eq!(again["rows"].as_array().unwrap().len(), 0);
+    assert_eq!(again["interrupted_jobs"], json!([]));
+    // The killed job is recorded as interrupted; the refused rerun finished normally.
+    assert_eq!(
+        env.sql("SELECT id, status FROM batch_jobs ORDER BY id"),
+        "1|interrupted\n2|finished"
+    );
+
+    let (code, r, err) = batch_json(&env, &file, &["--tokens", "k1,k2,k3"]);
+    assert_eq!(code, Some(0), "{err}\n{r}");
+    assert_eq!(r["failed"], 0);
+    assert_eq!(
+        r["issued"].as_u64().unwrap() + r["skipped"].as_u64().unwrap(),
+        n as u64
+    );
+    assert!(r["issued"].as_u64().unwrap() >= 1);
+    assert_every_row_once(&env, n);
+    for t in ["k1", "k2", "k3"] {
+        assert_token_consistent(&env, t);
+    }
+    env.ok(&["audit", "verify"]);
+}
+
+fn openssl_ok(args: &[&str]) {
+    let o = openssl(args);
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn issue_from_csr_checks_signature_and_key_algorithm() {
+    let env = Env::new();
+    env.init_ca();
+    let d = env.dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &p("k.pem"),
+        "-subj",
+        "/CN=x",
+        "-out",
+        &p("r.csr"),
+    ]);
+    let medical = example("medical");
+    let out = env.json(&[
+        "issue",
+        "--csr",
+        &p("r.csr"),
+        "--type",
+        "medical",
+        "--applicant",
+        medical.to_str().unwrap(),
+        "--out",
+        &p("out.pem"),
+    ]);
+    let c = &out["certificates"][0];
+    assert_eq!(c["type"], "medical");
+    assert_eq!(c["role"], "identity");
+    assert!(out["note"].is_null());
+    for pem in [c["pem"].as_str().unwrap(), &p("out.pem")] {
+        let v = env.openssl_verify(Path::new(pem));
+        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    }
+    let cert_pub = openssl(&["x509", "-in", &p("out.pem"), "-noout", "-pubkey"]).stdout;
+    let csr_pub = openssl(&["req", "-in", &p("r.csr"), "-noout", "-pubkey"]).stdout;
+    assert!(!cert_pub.is_empty());
+    assert_eq!(cert_pub, csr_pub, "certificate key is not the CSR's");
+    // The subject comes from the applicant, not the CSR.
+    let subj = String::from_utf8(
+        openssl(&[
+            "x509",
+            "-in",
+            &p("out.pem"),
+            "-noout",
+            "-subject",
+            "-nameopt",
+            "utf8,sep_comma_plus",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(subj.contains("哈尔滨北方康复医院"), "{subj}");
+    assert!(!subj.contains("CN=x"), "{subj}");
+    assert_eq!(
+        env.sql("SELECT token_label, token_serial, status, length(key_id) FROM certificates"),
+        "(csr)||issued|64"
+    );
+
+    // DER form, a type with a seal: identity only, and the output says so.
+    openssl_ok(&[
+        "req",
+        "-in",
+        &p("r.csr"),
+        "-outform",
+        "DER",
+        "-out",
+        &p("r.der"),
+    ]);
+    let expert = example("expert");
+    let out = env.json(&[
+        "issue",
+        "--csr",
+        &p("r.der"),
+        "--type",
+        "expert",
+        "--applicant",
+        expert.to_str().unwrap(),
+    ]);
+    assert_eq!(out["certificates"].as_array().unwrap().len(), 1);
+    assert!(out["note"].as_str().unwrap().contains("seal"), "{out}");
+
+    // RSA and P-384 keys are refused, naming the rule.
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("rsa.key"),
+        "-subj",
+        "/CN=x",
+        "-out",
+        &p("rsa.csr"),
+    ]);
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-nodes",
+        "-keyout",
+        &p("k384.pem"),
+        "-subj",
+        "/CN=x",
+        "-out",
+        &p("p384.csr"),
+    ]);
+    for (csr, what) in [("rsa.csr", "RSA 2048"), ("p384.csr", "P-384")] {
+        let err = env.fails(
+            &[
+                "issue",
+                "--csr",
+                &p(csr),
+                "--type",
+                "medical",
+                "--applicant",
+                medical.to_str().unwrap(),
+            ],
+            2,
+        );
+        assert!(err.contains("key_algorithm"), "{err}");
+        assert!(err.contains(what), "{err}");
+    }
+
+    // A broken signature: flip a byte at the end of the DER (inside the signature value).
+    let mut der = std::fs::read(p("r.der")).unwrap();
+    let last = der.len() - 2;
+    der[last] ^= 0x01;
+    std::fs::write(p("bad.der"), &der).unwrap();
+    let err = env.fails(
+        &[
+            "issue",
+            "--csr",
+            &p("bad.der"),
+            "--type",
+            "medical",
+            "--applicant",
+            medical.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("signature"), "{err}");
+
+    // Bad applicant data is refused too.
+    let bad = d.join("bad-app.json");
+    let mut a = applicant("medical");
+    a.insert("uscc".into(), json!("52230103MJ6H4B2W1X"));
+    std::fs::write(&bad, Value::Object(a).to_string()).unwrap();
+    let err = env.fails(
+        &[
+            "issue",
+            "--csr",
+            &p("r.csr"),
+            "--type",
+            "medical",
+            "--applicant",
+            bad.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(err.contains("uscc"), "{err}");
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'"),
+        "2"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE status != 'issued'"),
+        "0"
+    );
+}
+
+#[test]
+fn a_failing_row_is_reported_and_the_batch_goes_on() {
+    let env = Env::new();
+    env.init_ca();
+    make_token(&env, "good");
+    // A token whose user PIN is not HLJCA_USER_PIN: every row onto it fails at login.
+    let o = env
+        .cmd(&["token", "init", "--label", "other-pin"])
+        .env("HLJCA_USER_PIN", "99999999")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = vec![
+        row("medical", "F-1", Some("good")),
+        row("medical", "F-2", Some("other-pin")),
+        row("medical", "F-3", Some("good")),
+        row("medical", "F-4", Some("other-pin")),
+    ];
+    let file = write_jsonl(&env, "fail.jsonl", &rows);
+    let (code, r, err) = batch_json(&env, &file, &[]);
+    assert_eq!(code, Some(1), "{err}\n{r}");
+    assert!(err.contains("2 of 4"), "{err}");
+    assert_eq!(r["issued"], 2, "{r}");
+    assert_eq!(r["failed"], 2, "{r}");
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results[1]["status"], "failed");
+    assert!(results[1]["error"].as_str().unwrap().contains("PIN"), "{r}");
+    // The second row onto that token is not tried: no PIN try is wasted.
+    assert!(
+        results[3]["error"].as_str().unwrap().contains("not tried"),
+        "{r}"
+    );
+    assert_eq!(results[2]["status"], "issued");
+    assert_token_consistent(&env, "good");
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE token_label = 'other-pin'"),
+        "0"
+    );
+    assert_eq!(
+        env.sql("SELECT issued, skipped, failed, status FROM batch_jobs"),
+        "2|0|2|finished"
+    );
+    assert_eq!(
+        env.sql("SELECT outcome, COUNT(*) FROM batch_rows GROUP BY outcome ORDER BY outcome"),
+        "failed|2\nissued|2"
+    );
+}

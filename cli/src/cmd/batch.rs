@@ -1,18 +1,332 @@
-//! Automation commands (issue 6): placeholder until written.
+//! Automation commands (issue 6): `batch issue`, `recover`, and `issue --csr`.
 
+use std::io::IsTerminal;
 use std::path::Path;
+
+use hljca_core::batch::{
+    BatchPlan, BatchReport, RecoverAction, RecoverReport, RowStatus, check_csr,
+};
+use hljca_policies::{Applicant, CertType};
 
 use crate::Failure;
 use crate::args::{Cli, IssueArgs};
-use crate::args_batch::BatchCmd;
+use crate::args_batch::{BatchCmd, BatchIssueArgs, BatchSub};
+use crate::output;
+use crate::secrets;
 
-pub fn run(_cli: &Cli, _c: &BatchCmd) -> Result<(), Failure> {
-    Err(Failure::input(anyhow::anyhow!("not implemented yet")))
+pub fn run(cli: &Cli, c: &BatchCmd) -> Result<(), Failure> {
+    match c {
+        BatchCmd::Batch(BatchSub::Issue(a)) => batch_issue(cli, a),
+        BatchCmd::Recover => recover(cli),
+    }
 }
 
-pub fn issue_csr(_cli: &Cli, csr: &Path, _a: &IssueArgs) -> Result<(), Failure> {
-    Err(Failure::input(anyhow::anyhow!(
-        "issuing from {}: not implemented yet",
-        csr.display()
-    )))
+/// A progress bar on stderr, only for a person at a terminal (not with CI set, not with -q).
+fn progress(cli: &Cli, len: usize) -> Option<indicatif::ProgressBar> {
+    if cli.quiet || std::env::var_os("CI").is_some() || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}",
+    ) {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
+fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
+    let mut ca = super::open_ca(cli)?;
+    let module = ca.module(cli.pkcs11_module.as_deref())?;
+    let plan = ca.batch_plan(&module, &a.file, &a.tokens)?;
+    if !plan.errors.is_empty() {
+        if cli.json {
+            output::json(&serde_json::json!({
+                "file": plan.file,
+                "sha256": plan.sha256,
+                "rows": plan.rows.len() + bad_lines(&plan),
+                "bad_rows": bad_lines(&plan),
+                "errors": plan.errors,
+            }))?;
+        }
+        let lines: Vec<String> = plan.errors.iter().map(|e| format!("  {e}")).collect();
+        return Err(Failure::input(anyhow::anyhow!(
+            "{}: {} bad row(s), nothing issued, no token touched:\n{}",
+            plan.file.display(),
+            bad_lines(&plan),
+            lines.join("\n")
+        )));
+    }
+    if a.dry_run {
+        return print_plan(cli, &plan);
+    }
+    let mut s = secrets::gather(cli)?;
+    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+    let pb = progress(cli, plan.rows.len());
+    let mut on_row = |r: &hljca_core::batch::RowResult| {
+        if let Some(pb) = &pb {
+            pb.set_message(format!("{} {}", r.external_id, r.status_word()));
+            pb.inc(1);
+        }
+    };
+    let report = ca.batch_issue(&module, &s, &plan, &mut on_row)?;
+    if let Some(pb) = &pb {
+        pb.finish_and_clear();
+    }
+    print_report(cli, &report)?;
+    if report.failed > 0 {
+        return Err(Failure::from(anyhow::anyhow!(
+            "{} of {} row(s) failed (see the summary); fix the cause and run the same file again — \
+             issued rows are skipped",
+            report.failed,
+            report.rows
+        )));
+    }
+    Ok(())
+}
+
+trait StatusWord {
+    fn status_word(&self) -> &'static str;
+}
+
+impl StatusWord for hljca_core::batch::RowResult {
+    fn status_word(&self) -> &'static str {
+        match self.status {
+            RowStatus::Issued => "issued",
+            RowStatus::Skipped => "skipped",
+            RowStatus::Failed => "failed",
+        }
+    }
+}
+
+fn bad_lines(plan: &BatchPlan) -> usize {
+    let mut lines: Vec<u64> = plan
+        .errors
+        .iter()
+        .map(|e| e.line)
+        .filter(|l| *l > 0)
+        .collect();
+    lines.dedup();
+    lines.len()
+}
+
+fn print_plan(cli: &Cli, plan: &BatchPlan) -> Result<(), Failure> {
+    if cli.json {
+        output::json(&serde_json::json!({
+            "dry_run": true,
+            "file": plan.file,
+            "format": plan.format,
+            "sha256": plan.sha256,
+            "rows": plan.rows.len(),
+            "plan": plan.rows,
+        }))?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = plan
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.line.to_string(),
+                r.external_id.clone(),
+                r.cert_type.to_string(),
+                if r.token_assigned {
+                    format!("{} (--tokens)", r.token_label)
+                } else {
+                    r.token_label.clone()
+                },
+                if r.seal { "yes".into() } else { "no".into() },
+            ]
+        })
+        .collect();
+    output::table(&["LINE", "EXTERNAL ID", "TYPE", "TOKEN", "SEAL"], &rows);
+    println!(
+        "dry run: {} row(s) valid in {}; nothing issued",
+        plan.rows.len(),
+        plan.file.display()
+    );
+    Ok(())
+}
+
+fn print_report(cli: &Cli, r: &BatchReport) -> Result<(), Failure> {
+    if cli.json {
+        output::json(r)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = r
+        .results
+        .iter()
+        .filter(|x| x.status != RowStatus::Skipped)
+        .map(|x| {
+            vec![
+                x.line.to_string(),
+                x.external_id.clone(),
+                x.cert_type.to_string(),
+                x.token.clone(),
+                x.status_word().into(),
+                match (&x.error, x.serials.first()) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(s)) => s.clone(),
+                    (None, None) => String::new(),
+                },
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        output::table(
+            &[
+                "LINE",
+                "EXTERNAL ID",
+                "TYPE",
+                "TOKEN",
+                "STATUS",
+                "SERIAL / WHY",
+            ],
+            &rows,
+        );
+        println!();
+    }
+    output::fields(&[
+        ("job", r.job_id.to_string()),
+        ("file", r.file.display().to_string()),
+        ("rows", r.rows.to_string()),
+        ("issued", r.issued.to_string()),
+        ("skipped", r.skipped.to_string()),
+        ("failed", r.failed.to_string()),
+    ]);
+    Ok(())
+}
+
+fn recover(cli: &Cli) -> Result<(), Failure> {
+    let mut ca = super::open_ca(cli)?;
+    let mut s = secrets::gather(cli)?;
+    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    let module = match ca.module(cli.pkcs11_module.as_deref()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "no PKCS#11 module: rows on tokens will be left pending");
+            None
+        }
+    };
+    let report = ca.recover(module.as_ref(), &s)?;
+    print_recover(cli, &report)?;
+    if report.left > 0 {
+        return Err(Failure::from(anyhow::anyhow!(
+            "{} pending row(s) left (see the reasons); insert the tokens and run `hljca recover` again",
+            report.left
+        )));
+    }
+    Ok(())
+}
+
+fn print_recover(cli: &Cli, r: &RecoverReport) -> Result<(), Failure> {
+    if cli.json {
+        output::json(r)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|x| {
+            vec![
+                x.serial.clone(),
+                x.cert_type.clone(),
+                x.role.as_str().into(),
+                x.token_label.clone(),
+                match x.action {
+                    RecoverAction::Finished => "finished".into(),
+                    RecoverAction::Voided => "voided".into(),
+                    RecoverAction::Left => "left pending".into(),
+                },
+                x.reason.clone(),
+            ]
+        })
+        .collect();
+    if !r.interrupted_jobs.is_empty() {
+        let ids: Vec<String> = r.interrupted_jobs.iter().map(i64::to_string).collect();
+        println!(
+            "batch job(s) {} marked interrupted (their process is gone); rerun their files to finish them",
+            ids.join(", ")
+        );
+    }
+    for k in &r.orphan_keys {
+        println!(
+            "orphan key {} on token `{}`: {}",
+            k.key_id, k.token_label, k.reason
+        );
+    }
+    if rows.is_empty() {
+        println!("no pending certificate rows: nothing to recover");
+        return Ok(());
+    }
+    output::table(&["SERIAL", "TYPE", "ROLE", "TOKEN", "ACTION", "WHY"], &rows);
+    println!();
+    output::fields(&[
+        ("finished", r.finished.to_string()),
+        ("voided", r.voided.to_string()),
+        ("left", r.left.to_string()),
+    ]);
+    Ok(())
+}
+
+pub fn issue_csr(cli: &Cli, csr: &Path, a: &IssueArgs) -> Result<(), Failure> {
+    if a.token.is_some() {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--token does not apply with --csr: the key stays with the requesting system"
+        )));
+    }
+    let Some(applicant_path) = &a.applicant else {
+        return Err(Failure::input(anyhow::anyhow!(
+            "--csr needs --applicant FILE: the subject comes from the applicant data, not the CSR"
+        )));
+    };
+    let cert_type: CertType = a.cert_type.parse().map_err(Failure::input)?;
+    let bytes = std::fs::read(csr)
+        .map_err(|e| Failure::input(anyhow::anyhow!("reading CSR {}: {e}", csr.display())))?;
+    let text = std::fs::read_to_string(applicant_path).map_err(|e| {
+        Failure::input(anyhow::anyhow!(
+            "reading applicant file {}: {e}",
+            applicant_path.display()
+        ))
+    })?;
+    let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
+    let mut ca = super::open_ca(cli)?;
+    let checked = check_csr(&bytes, ca.policies.get(cert_type))
+        .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", csr.display())))?;
+    let mut s = secrets::gather(cli)?;
+    secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+    let module = match ca.config.ca.key_store {
+        hljca_core::KeyStore::Hsm => Some(ca.module(cli.pkcs11_module.as_deref())?),
+        hljca_core::KeyStore::File => None,
+    };
+    let outcome = ca.issue_csr(module.as_ref(), &s, &checked, &applicant, a.out.as_deref())?;
+    if cli.json {
+        output::json(&outcome)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = outcome
+        .certificates
+        .iter()
+        .map(|c| {
+            vec![
+                c.serial.clone(),
+                c.cert_type.to_string(),
+                c.role.as_str().into(),
+                c.subject.clone(),
+                c.pem.display().to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["SERIAL", "TYPE", "ROLE", "SUBJECT", "PEM"], &rows);
+    if let Some(o) = &outcome.out {
+        println!("written to {}", o.display());
+    }
+    if let Some(n) = &outcome.note {
+        println!("note: {n}");
+    }
+    Ok(())
 }

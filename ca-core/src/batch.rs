@@ -1,1 +1,0 @@
-//! Batch issuance, recovery and CSR issuance (issue 6): placeholder, being written.

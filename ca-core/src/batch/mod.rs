@@ -1,0 +1,629 @@
+//! Automated jobs (issue 6): batch issuance from a JSON Lines or CSV file, recovery of issuances
+//! interrupted by a crash, and issuance from a PKCS#10 request for systems that keep their keys.
+//!
+//! A batch is validated as a whole first — every bad row is reported at once and no token is
+//! touched — then issued row by row through [`Ca::issue`], which is all or nothing per row.
+//! Each row carries an external id that is recorded on its certificates, so a rerun of the same
+//! file skips the rows already issued; rows left `pending` by a crash are finished or voided by
+//! [`Ca::recover`] first.
+
+mod csr;
+mod file;
+mod recover;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use hljca_policies::{Applicant, CertType};
+use hljca_token::{Module, TokenError, TokenInfo, TokenSelector};
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::error::{CoreError, Result};
+use crate::issue::IssueRequest;
+use crate::keys::{CaKeys, Secrets};
+use crate::time_fmt::{now, ts};
+use crate::{Ca, audit};
+
+pub use csr::{CheckedCsr, CsrOutcome, CsrRejected, check_csr};
+pub use file::{BatchFile, FileFormat, RawRow, RowError, read};
+pub use recover::{RecoverAction, RecoverReport, RecoveredRow};
+
+/// Column holding the caller's id of a row.
+pub const EXTERNAL_ID: &str = "external_id";
+/// Column holding the certificate type key.
+pub const TYPE: &str = "type";
+/// Column holding the target token (label or serial).
+pub const TOKEN: &str = "token";
+
+/// One validated row, ready to issue.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRow {
+    /// Line in the file.
+    pub line: u64,
+    /// The caller's id (unique within the file).
+    pub external_id: String,
+    /// Certificate type.
+    #[serde(rename = "type")]
+    pub cert_type: CertType,
+    /// Target token, as named in the file or by `--tokens`.
+    pub token: String,
+    /// Label of that token.
+    pub token_label: String,
+    /// True when the token came from the `--tokens` round-robin rather than the row.
+    pub token_assigned: bool,
+    /// True when the type carries an electronic seal (a second key and certificate).
+    pub seal: bool,
+    /// Applicant data (without `external_id`, `type`, `token`).
+    #[serde(skip)]
+    pub applicant: Applicant,
+}
+
+/// A validated batch: the rows to issue, or every reason it cannot be issued.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchPlan {
+    /// The file.
+    pub file: PathBuf,
+    /// Its format.
+    pub format: FileFormat,
+    /// SHA-256 of its bytes (hex).
+    pub sha256: String,
+    /// Rows in file order.
+    pub rows: Vec<PlannedRow>,
+    /// Every problem found; issuance is refused unless this is empty.
+    pub errors: Vec<RowError>,
+}
+
+/// What happened to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatus {
+    /// Certificates issued now.
+    Issued,
+    /// Already issued by an earlier run (same external id).
+    Skipped,
+    /// Not issued; see the error.
+    Failed,
+}
+
+impl RowStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Issued => "issued",
+            RowStatus::Skipped => "skipped",
+            RowStatus::Failed => "failed",
+        }
+    }
+}
+
+/// The outcome of one row.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowResult {
+    /// Line in the file.
+    pub line: u64,
+    /// The caller's id.
+    pub external_id: String,
+    /// Certificate type.
+    #[serde(rename = "type")]
+    pub cert_type: CertType,
+    /// Target token.
+    pub token: String,
+    /// Outcome.
+    pub status: RowStatus,
+    /// Serials issued now (issued) or earlier (skipped), identity first.
+    pub serials: Vec<String>,
+    /// Why the row failed.
+    pub error: Option<String>,
+}
+
+/// The outcome of a batch run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    /// Row id in `batch_jobs`.
+    pub job_id: i64,
+    /// The file.
+    pub file: PathBuf,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Rows in the file.
+    pub rows: usize,
+    /// Rows issued now.
+    pub issued: usize,
+    /// Rows already issued before.
+    pub skipped: usize,
+    /// Rows that failed.
+    pub failed: usize,
+    /// Per-row outcomes in file order.
+    pub results: Vec<RowResult>,
+}
+
+fn token_matches(t: &TokenInfo, sel: &str) -> bool {
+    t.initialized && (t.label == sel || t.serial == sel)
+}
+
+impl Ca {
+    /// Reads and validates a batch file without touching any token: missing or duplicate
+    /// external ids, unknown types, applicant data against each type's policy, the target
+    /// tokens among those present (`tokens` is the `--tokens` round-robin list for rows that
+    /// name none), and the enterprise certificate an enterprise-secondary row needs.
+    pub fn batch_plan(&self, module: &Module, path: &Path, tokens: &[String]) -> Result<BatchPlan> {
+        let f = file::read(path)?;
+        let present = module.tokens()?;
+        let ca_token_serial = self.config.ca.token_serial.clone();
+        let mut errors = f.errors.clone();
+        let err =
+            |line: u64, id: Option<&str>, field: &str, problem: String, rule: &str| RowError {
+                line,
+                external_id: id.map(str::to_owned),
+                field: field.into(),
+                problem,
+                rule: rule.into(),
+            };
+        let present_names = || {
+            present
+                .iter()
+                .filter(|t| t.initialized && Some(&t.serial) != ca_token_serial.as_ref())
+                .map(|t| format!("{} ({})", t.label, t.serial))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Resolves a token name to its label, or explains why it cannot be used.
+        let resolve = |sel: &str| -> std::result::Result<String, String> {
+            let found: Vec<&TokenInfo> = present.iter().filter(|t| token_matches(t, sel)).collect();
+            match found.as_slice() {
+                [] => Err(format!(
+                    "no initialised token `{sel}` is present (present: {})",
+                    present_names()
+                )),
+                [one] if Some(&one.serial) == ca_token_serial.as_ref() => Err(format!(
+                    "`{sel}` is the CA's own HSM token; certificates go onto holders' USBKEYs"
+                )),
+                [one] => Ok(one.label.clone()),
+                _ => Err(format!("`{sel}` names several tokens; use its serial")),
+            }
+        };
+        let mut round_robin = Vec::new();
+        for t in tokens {
+            match resolve(t) {
+                Ok(label) => round_robin.push((t.clone(), label)),
+                Err(problem) => errors.push(err(
+                    0,
+                    None,
+                    "--tokens",
+                    problem,
+                    "every --tokens entry is a present token (label or serial)",
+                )),
+            }
+        }
+        let mut seen: HashMap<String, u64> = HashMap::new();
+        // USCCs of enterprise rows earlier in the file (an enterprise-secondary needs one).
+        let mut enterprise_orgs: HashSet<String> = HashSet::new();
+        let mut rows = Vec::new();
+        let mut next = 0usize;
+        for raw in &f.rows {
+            let mut fields: BTreeMap<String, String> = raw.fields.clone();
+            let line = raw.line;
+            let external_id = fields
+                .remove(EXTERNAL_ID)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            let id = external_id.as_deref();
+            let type_text = fields.remove(TYPE);
+            let token = fields
+                .remove(TOKEN)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            let before = errors.len();
+            match id {
+                None => errors.push(err(
+                    line,
+                    None,
+                    EXTERNAL_ID,
+                    "missing".into(),
+                    "every row has a non-empty external_id",
+                )),
+                Some(x) => {
+                    if let Some(first) = seen.get(x) {
+                        errors.push(err(
+                            line,
+                            id,
+                            EXTERNAL_ID,
+                            format!("`{x}` is already used on line {first}"),
+                            "external_id is unique within the file",
+                        ));
+                    } else {
+                        seen.insert(x.to_owned(), line);
+                    }
+                }
+            }
+            let cert_type = match type_text.as_deref().map(str::trim) {
+                None | Some("") => {
+                    errors.push(err(
+                        line,
+                        id,
+                        TYPE,
+                        "missing".into(),
+                        "every row names its certificate type",
+                    ));
+                    None
+                }
+                Some(t) => match t.parse::<CertType>() {
+                    Ok(ct) => Some(ct),
+                    Err(e) => {
+                        errors.push(err(
+                            line,
+                            id,
+                            TYPE,
+                            e.to_string(),
+                            "type is one of the seven certificate type keys",
+                        ));
+                        None
+                    }
+                },
+            };
+            let applicant = Applicant(fields);
+            let mut org = None;
+            if let Some(ct) = cert_type {
+                let policy = self.policies.get(ct);
+                match policy.validate(&applicant) {
+                    Ok(v) => {
+                        org = policy
+                            .extensions
+                            .uscc_field
+                            .as_deref()
+                            .and_then(|f| v.get(f))
+                            .map(str::to_owned);
+                    }
+                    Err(es) => {
+                        for e in es.0 {
+                            let field = e.field.clone();
+                            let problem = if e.label_zh.is_empty() {
+                                e.problem
+                            } else {
+                                format!("{} ({})", e.problem, e.label_zh)
+                            };
+                            errors.push(err(line, id, &field, problem, &e.rule));
+                        }
+                    }
+                }
+                if ct == CertType::EnterpriseSecondary
+                    && let Some(o) = &org
+                    && !enterprise_orgs.contains(o)
+                    && self
+                        .store
+                        .valid_for_org(CertType::Enterprise.key(), o, now())?
+                        .is_empty()
+                {
+                    errors.push(err(
+                        line,
+                        id,
+                        "uscc",
+                        format!(
+                            "no issued enterprise certificate for USCC {o}, and no enterprise row for it earlier in the file"
+                        ),
+                        "an enterprise-secondary (副锁) needs its enterprise certificate first",
+                    ));
+                }
+                if ct == CertType::Enterprise
+                    && let Some(o) = &org
+                {
+                    enterprise_orgs.insert(o.clone());
+                }
+            }
+            let (token, token_label, token_assigned) = match token {
+                Some(t) => match resolve(&t) {
+                    Ok(label) => (t, label, false),
+                    Err(problem) => {
+                        errors.push(err(
+                            line,
+                            id,
+                            TOKEN,
+                            problem,
+                            "token names a present USBKEY (label or serial)",
+                        ));
+                        (t, String::new(), false)
+                    }
+                },
+                None if !tokens.is_empty() => {
+                    let (t, label) = round_robin
+                        .get(next % round_robin.len().max(1))
+                        .cloned()
+                        .unwrap_or_default();
+                    next += 1;
+                    (t, label, true)
+                }
+                None => {
+                    errors.push(err(
+                        line,
+                        id,
+                        TOKEN,
+                        "missing".into(),
+                        "every row names its token, or --tokens lists tokens to spread rows over",
+                    ));
+                    (String::new(), String::new(), false)
+                }
+            };
+            if errors.len() == before
+                && let (Some(external_id), Some(cert_type)) = (external_id, cert_type)
+            {
+                rows.push(PlannedRow {
+                    line,
+                    external_id,
+                    cert_type,
+                    token,
+                    token_label,
+                    token_assigned,
+                    seal: self.policies.get(cert_type).seal.is_some(),
+                    applicant,
+                });
+            }
+        }
+        if f.rows.is_empty() && f.errors.is_empty() {
+            errors.push(err(
+                0,
+                None,
+                "(file)",
+                "the file has no rows".into(),
+                "a batch file holds at least one application",
+            ));
+        }
+        errors.sort_by_key(|e| e.line);
+        Ok(BatchPlan {
+            file: path.to_path_buf(),
+            format: f.format,
+            sha256: f.sha256,
+            rows,
+            errors,
+        })
+    }
+
+    /// Issues a validated batch row by row. Rows whose external id already has an issued
+    /// certificate are skipped; a row that fails is reported and the others go on. The job is
+    /// recorded in `batch_jobs`/`batch_rows` and audited (`batch.start`, `batch.finish`).
+    /// `on_row` is called after each row (for a progress bar).
+    pub fn batch_issue(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        plan: &BatchPlan,
+        on_row: &mut dyn FnMut(&RowResult),
+    ) -> Result<BatchReport> {
+        if !plan.errors.is_empty() {
+            return Err(CoreError::Refused(format!(
+                "{} has {} bad row(s); fix them first",
+                plan.file.display(),
+                plan.errors.len()
+            )));
+        }
+        secrets.user_pin()?;
+        // Log in to the CA once up front: a wrong CA PIN fails here, once, rather than on every
+        // row (and does not use up the token's PIN tries).
+        drop(CaKeys::open(
+            &self.config,
+            &self.home,
+            Some(module),
+            secrets,
+        )?);
+        let file_name = plan.file.display().to_string();
+        let started = ts(now());
+        // One batch at a time: two runs of one file could both find a row unissued. The check
+        // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it.
+        let tx = self
+            .store
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(CoreError::db("begin batch job"))?;
+        let running: Vec<(i64, i64)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, pid FROM batch_jobs WHERE status = 'running'")
+                .map_err(CoreError::db("running batch jobs"))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(CoreError::db("running batch jobs"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(CoreError::db("running batch jobs"))?
+        };
+        if let Some((id, pid)) = running.iter().find(|(_, pid)| recover::process_alive(*pid)) {
+            return Err(CoreError::Refused(format!(
+                "batch job {id} is still running (process {pid}); wait for it to finish before starting another"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO batch_jobs (file_name, file_sha256, operator, pid, started_at, status, rows_total) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
+            params![
+                file_name,
+                plan.sha256,
+                self.operator,
+                i64::from(std::process::id()),
+                started,
+                plan.rows.len() as i64
+            ],
+        )
+        .map_err(CoreError::db("insert batch job"))?;
+        let job_id = tx.last_insert_rowid();
+        tx.commit().map_err(CoreError::db("commit batch job"))?;
+        self.audit(
+            "batch.start",
+            &format!("batch-{job_id}"),
+            serde_json::json!({ "file": file_name, "sha256": plan.sha256, "rows": plan.rows.len() }),
+        )?;
+
+        let mut results = Vec::with_capacity(plan.rows.len());
+        // Tokens whose user PIN was refused: trying again would only use up the PIN's tries.
+        let mut refused_tokens: HashMap<String, String> = HashMap::new();
+        for row in &plan.rows {
+            let result = self.batch_row(module, secrets, row, &mut refused_tokens);
+            self.store
+                .conn
+                .execute(
+                    "INSERT INTO batch_rows (job_id, line, external_id, cert_type, token, outcome, serials, error, at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        job_id,
+                        row.line as i64,
+                        row.external_id,
+                        row.cert_type.key(),
+                        row.token,
+                        result.status.as_str(),
+                        result.serials.join(","),
+                        result.error,
+                        ts(now())
+                    ],
+                )
+                .map_err(CoreError::db("insert batch row"))?;
+            on_row(&result);
+            results.push(result);
+        }
+        let count = |s: RowStatus| results.iter().filter(|r| r.status == s).count();
+        let (issued, skipped, failed) = (
+            count(RowStatus::Issued),
+            count(RowStatus::Skipped),
+            count(RowStatus::Failed),
+        );
+        let tx = self
+            .store
+            .conn
+            .transaction()
+            .map_err(CoreError::db("begin batch finish"))?;
+        tx.execute(
+            "UPDATE batch_jobs SET status = 'finished', finished_at = ?2, issued = ?3, skipped = ?4, failed = ?5 \
+             WHERE id = ?1",
+            params![job_id, ts(now()), issued as i64, skipped as i64, failed as i64],
+        )
+        .map_err(CoreError::db("finish batch job"))?;
+        audit::append(
+            &tx,
+            &self.operator,
+            "batch.finish",
+            &format!("batch-{job_id}"),
+            &serde_json::json!({
+                "file": file_name, "sha256": plan.sha256, "rows": plan.rows.len(),
+                "issued": issued, "skipped": skipped, "failed": failed,
+            }),
+        )?;
+        tx.commit().map_err(CoreError::db("commit batch finish"))?;
+        Ok(BatchReport {
+            job_id,
+            file: plan.file.clone(),
+            sha256: plan.sha256.clone(),
+            rows: plan.rows.len(),
+            issued,
+            skipped,
+            failed,
+            results,
+        })
+    }
+
+    fn batch_row(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        row: &PlannedRow,
+        refused_tokens: &mut HashMap<String, String>,
+    ) -> RowResult {
+        let mut result = RowResult {
+            line: row.line,
+            external_id: row.external_id.clone(),
+            cert_type: row.cert_type,
+            token: row.token.clone(),
+            status: RowStatus::Failed,
+            serials: Vec::new(),
+            error: None,
+        };
+        match self.external_id_state(&row.external_id) {
+            Err(e) => {
+                result.error = Some(e.to_string());
+                return result;
+            }
+            Ok(ExternalState::Issued(serials)) => {
+                result.status = RowStatus::Skipped;
+                result.serials = serials;
+                return result;
+            }
+            Ok(ExternalState::Pending(serials)) => {
+                result.error = Some(format!(
+                    "an earlier run was interrupted while issuing this row (pending serial {}); \
+                     run `hljca recover`, then run this batch again",
+                    serials.join(", ")
+                ));
+                return result;
+            }
+            Ok(ExternalState::None) => {}
+        }
+        if let Some(why) = refused_tokens.get(&row.token) {
+            result.error = Some(format!("not tried: {why}"));
+            return result;
+        }
+        let req = IssueRequest {
+            cert_type: row.cert_type,
+            applicant: row.applicant.clone(),
+            token: TokenSelector(row.token.clone()),
+            seal_image: None,
+            external_id: Some(row.external_id.clone()),
+            application_id: None,
+        };
+        match self.issue(module, secrets, &req) {
+            Ok(outcome) => {
+                result.status = RowStatus::Issued;
+                result.serials = outcome.certificates.into_iter().map(|c| c.serial).collect();
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    CoreError::Token(
+                        TokenError::PinIncorrect { .. } | TokenError::PinLocked { .. }
+                    )
+                ) {
+                    refused_tokens.insert(
+                        row.token.clone(),
+                        format!(
+                            "the user PIN of token `{}` was refused earlier in this batch",
+                            row.token
+                        ),
+                    );
+                }
+                result.error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    /// Where an external id stands: issued before (its serials), pending, or unused.
+    fn external_id_state(&self, external_id: &str) -> Result<ExternalState> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT serial, status FROM certificates WHERE external_id = ?1 \
+                 AND status IN ('pending', 'issued', 'revoked', 'superseded') ORDER BY id",
+            )
+            .map_err(CoreError::db("external id lookup"))?;
+        let rows = stmt
+            .query_map([external_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(CoreError::db("external id lookup"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("external id lookup"))?;
+        let pending: Vec<String> = rows
+            .iter()
+            .filter(|(_, s)| s == "pending")
+            .map(|(serial, _)| serial.clone())
+            .collect();
+        if !pending.is_empty() {
+            return Ok(ExternalState::Pending(pending));
+        }
+        if rows.is_empty() {
+            return Ok(ExternalState::None);
+        }
+        Ok(ExternalState::Issued(
+            rows.into_iter().map(|(serial, _)| serial).collect(),
+        ))
+    }
+}
+
+enum ExternalState {
+    None,
+    Pending(Vec<String>),
+    Issued(Vec<String>),
+}
