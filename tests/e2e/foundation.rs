@@ -438,3 +438,94 @@ fn file_key_store_for_development() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn every_reporting_command_speaks_json() {
+    let env = Env::new();
+    env.init_ca();
+    env.token("json-key");
+    let out = env.issue("enterprise", "json-key");
+    let serial = out["certificates"][0]["serial"].as_str().unwrap();
+    env.json(&["crl", "generate"]);
+    for args in [
+        vec!["status"],
+        vec!["config", "show"],
+        vec!["ca", "show"],
+        vec!["crl", "show"],
+        vec!["cert", "list"],
+        vec!["cert", "show", serial],
+        vec!["token", "list"],
+        vec!["token", "info", "--token", "json-key"],
+        vec!["policy", "list"],
+        vec!["policy", "show", "expert"],
+        vec!["audit", "list"],
+        vec!["audit", "verify"],
+        vec!["bindings", "list"],
+        vec!["apps", "list"],
+        vec!["orders", "list"],
+        vec!["outbox", "list"],
+    ] {
+        let v = env.json(&args);
+        assert!(v.is_object() || v.is_array(), "{args:?}: {v}");
+    }
+    let status = env.json(&["status"]);
+    assert_eq!(status["certificates"]["issued"], 2);
+    assert_eq!(status["last_crl"]["number"], 1);
+    // Completions for people's shells; help documents the exit codes.
+    for shell in ["bash", "zsh", "fish"] {
+        assert!(env.ok(&["completions", shell]).contains("hljca"));
+    }
+    assert!(
+        env.ok(&["--help"])
+            .contains("Exit codes: 0 ok, 1 operation failed, 2 bad usage or bad input")
+    );
+    // Bad usage is exit 2.
+    env.fails(&["no-such-command"], 2);
+}
+
+#[test]
+fn issued_certificates_parse_cleanly_in_x509_parser() {
+    use x509_parser::prelude::*;
+    let env = Env::new();
+    env.init_ca();
+    for ty in ["enterprise", "legal-person", "expert"] {
+        let label = format!("xp-{ty}");
+        env.token(&label);
+        let out = env.issue(ty, &label);
+        for c in out["certificates"].as_array().unwrap() {
+            let pem = std::fs::read(c["pem"].as_str().unwrap()).unwrap();
+            let (_, p) = parse_x509_pem(&pem).unwrap();
+            let (rest, cert) = X509Certificate::from_der(&p.contents).unwrap();
+            assert!(rest.is_empty());
+            assert_eq!(cert.version(), X509Version::V3);
+            assert!(!cert.is_ca());
+            for ext in cert.extensions() {
+                // Every extension we write parses; only basicConstraints and keyUsage are critical.
+                if ext.critical {
+                    assert!(matches!(
+                        ext.parsed_extension(),
+                        ParsedExtension::BasicConstraints(_) | ParsedExtension::KeyUsage(_)
+                    ));
+                }
+                assert!(
+                    !matches!(ext.parsed_extension(), ParsedExtension::ParseError { .. }),
+                    "{ty}: {:?}",
+                    ext.oid
+                );
+            }
+            // Identifiers are never stuffed into the CN.
+            let cn = cert
+                .subject()
+                .iter_common_name()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                !cn.chars().any(|ch| ch.is_ascii_digit()),
+                "{ty}: CN `{cn}` carries an identifier"
+            );
+        }
+    }
+}
