@@ -8,7 +8,7 @@
 //! voids the pending rows, so no orphan key and no unrecorded certificate is left.
 
 use hljca_policies::{Applicant, CertType, Policy, ValidatedApplicant};
-use hljca_token::{GeneratedKey, Module, TokenSelector, TokenSession};
+use hljca_token::{KeyId, Module, TokenSelector, TokenSession};
 use rcgen::Issuer;
 use serde::Serialize;
 use x509_parser::prelude::FromDer;
@@ -88,7 +88,8 @@ pub struct IssueOutcome {
 
 struct Planned {
     role: CertRole,
-    key: GeneratedKey,
+    key_id: KeyId,
+    public_point: Vec<u8>,
     serial: String,
     serial_bytes: [u8; 16],
     der: Option<Vec<u8>>,
@@ -158,8 +159,8 @@ impl Ca {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 for p in &plan {
-                    if let Err(ce) = session.destroy_by_id(&p.key.id) {
-                        tracing::error!(key = %p.key.id, error = %ce, "cleanup: could not remove token objects");
+                    if let Err(ce) = session.destroy_by_id(&p.key_id) {
+                        tracing::error!(key = %p.key_id, error = %ce, "cleanup: could not remove token objects");
                     }
                     if let Err(ce) = self.store.mark_void(&p.serial) {
                         tracing::error!(serial = %p.serial, error = %ce, "cleanup: could not void pending row");
@@ -217,24 +218,12 @@ impl Ca {
         if let Some(sp) = &policy.seal {
             roles.push((CertRole::Seal, &sp.cert));
         }
-        // Keys first, then the pending rows: each is recorded in `plan` at once so cleanup sees it.
+        // Each pending row (with its key id) is committed before the key is generated, and is
+        // in `plan` before generation starts, so cleanup and `recover` always know every key.
         for (role, _) in &roles {
-            let key = session.generate_p256(&format!(
-                "{} {} {}",
-                type_key,
-                role.as_str(),
-                short(&subject_text)
-            ))?;
+            let key_id = KeyId::random();
             let serial_bytes = self.unused_serial()?;
             let serial = hex::encode(serial_bytes);
-            plan.push(Planned {
-                role: *role,
-                key,
-                serial: serial.clone(),
-                serial_bytes,
-                der: None,
-                seal: None,
-            });
             let identity_serial = plan
                 .first()
                 .filter(|_| *role == CertRole::Seal)
@@ -249,10 +238,24 @@ impl Ca {
                 applicant_json: &applicant_json,
                 token_label: &info.label,
                 token_serial: &info.serial,
-                key_id: &plan.last().map(|p| p.key.id.to_hex()).unwrap_or_default(),
+                key_id: &key_id.to_hex(),
                 external_id: req.external_id.as_deref(),
                 application_id: req.application_id,
             })?;
+            plan.push(Planned {
+                role: *role,
+                key_id: key_id.clone(),
+                public_point: Vec::new(),
+                serial,
+                serial_bytes,
+                der: None,
+                seal: None,
+            });
+            let label = format!("{} {} {}", type_key, role.as_str(), short(&subject_text));
+            let key = session.generate_p256_with_id(&label, &key_id)?;
+            if let Some(p) = plan.last_mut() {
+                p.public_point = key.public_point;
+            }
         }
         let not_before = now();
         for (i, (_, profile)) in roles.iter().enumerate() {
@@ -270,7 +273,7 @@ impl Ca {
                 },
             )?;
             let cert = params
-                .signed_by(&TokenPublicKey(p.key.public_point.clone()), issuer)
+                .signed_by(&TokenPublicKey(p.public_point.clone()), issuer)
                 .map_err(CoreError::cert(format!(
                     "{} certificate {}",
                     p.role.as_str(),
@@ -306,9 +309,9 @@ impl Ca {
             let der = p.der.as_deref().unwrap_or_default();
             let subject_der = subject_der(der)?;
             let label = format!("{} {} {}", type_key, p.role.as_str(), p.serial);
-            session.store_certificate(&p.key.id, &label, der, &subject_der)?;
+            session.store_certificate(&p.key_id, &label, der, &subject_der)?;
             if let Some(seal) = &p.seal {
-                session.store_data(&p.key.id, seal)?;
+                session.store_data(&p.key_id, seal)?;
             }
         }
         // Record, in one transaction with the audit entry.
@@ -333,7 +336,7 @@ impl Ca {
                 &p.serial,
                 &serde_json::json!({
                     "type": type_key, "role": p.role.as_str(), "subject": subject_text,
-                    "token_label": info.label, "token_serial": info.serial, "key_id": p.key.id.to_hex(),
+                    "token_label": info.label, "token_serial": info.serial, "key_id": p.key_id.to_hex(),
                     "seal": p.seal.is_some(),
                 }),
             )?;
@@ -352,7 +355,7 @@ impl Ca {
                 write_file(&file, seal, 0o644)?;
                 seal_loc = Some(SealLocation {
                     token_label: info.label.clone(),
-                    object_label: p.key.id.data_label(),
+                    object_label: p.key_id.data_label(),
                     file,
                     seal_cert_serial: p.serial.clone(),
                 });
@@ -362,7 +365,7 @@ impl Ca {
                 cert_type: policy.cert_type,
                 role: p.role,
                 pem: pem_path,
-                key_id: p.key.id.to_hex(),
+                key_id: p.key_id.to_hex(),
                 subject: subject_text.clone(),
                 token_label: info.label.clone(),
                 token_serial: info.serial.clone(),

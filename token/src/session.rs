@@ -72,7 +72,14 @@ impl<'m> TokenSession<'m> {
 
     /// Generates an EC P-256 key pair on the token: private half sensitive, never extractable.
     pub fn generate_p256(&self, label: &str) -> Result<GeneratedKey> {
-        let id = KeyId::random();
+        self.generate_p256_with_id(label, &KeyId::random())
+    }
+
+    /// As [`Self::generate_p256`] with a `CKA_ID` chosen by the caller, who can record it
+    /// (e.g. in a pending database row) before the key exists, so a crash never leaves a key
+    /// nobody knows about.
+    pub fn generate_p256_with_id(&self, label: &str, id: &KeyId) -> Result<GeneratedKey> {
+        let id = id.clone();
         let label = label.as_bytes().to_vec();
         let public = [
             Attribute::Token(true),
@@ -295,17 +302,30 @@ impl<'m> TokenSession<'m> {
             .map_err(self.err("C_FindObjects"))?;
         let mut out = Vec::with_capacity(handles.len());
         for h in handles {
-            let attrs = self
-                .session
-                .get_attributes(
-                    h,
-                    &[
-                        AttributeType::Class,
-                        AttributeType::Label,
-                        AttributeType::Id,
-                    ],
-                )
-                .map_err(self.err("C_GetAttributeValue"))?;
+            let attrs = self.session.get_attributes(
+                h,
+                &[
+                    AttributeType::Class,
+                    AttributeType::Label,
+                    AttributeType::Id,
+                ],
+            );
+            // A crash while the module wrote an object can leave one whose attributes cannot be
+            // read: list it as unreadable rather than failing the whole token.
+            let attrs = match attrs {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(token = %self.info.label, error = %e, "unreadable object on token");
+                    out.push(ObjectSummary {
+                        kind: ObjectKind::Other,
+                        label: "(unreadable)".into(),
+                        id: String::new(),
+                        sensitive: None,
+                        extractable: None,
+                    });
+                    continue;
+                }
+            };
             let mut s = ObjectSummary {
                 kind: ObjectKind::Other,
                 label: String::new(),
@@ -325,7 +345,7 @@ impl<'m> TokenSession<'m> {
                 let flags = self
                     .session
                     .get_attributes(h, &[AttributeType::Sensitive, AttributeType::Extractable])
-                    .map_err(self.err("C_GetAttributeValue"))?;
+                    .unwrap_or_default();
                 for a in flags {
                     match a {
                         Attribute::Sensitive(v) => s.sensitive = Some(v),
