@@ -104,22 +104,7 @@ impl Ca {
         secrets: &Secrets,
         req: &IssueRequest,
     ) -> Result<IssueOutcome> {
-        let policy = self.policies.get(req.cert_type).clone();
-        let validated = policy
-            .validate(&req.applicant)
-            .map_err(|errors| CoreError::Applicant {
-                cert_type: req.cert_type,
-                errors,
-            })?;
-        let org_id = policy
-            .extensions
-            .uscc_field
-            .as_deref()
-            .and_then(|f| validated.get(f))
-            .map(str::to_owned);
-        if req.cert_type == CertType::EnterpriseSecondary {
-            self.require_primary_enterprise(org_id.as_deref())?;
-        }
+        let (policy, validated, org_id) = self.check_applicant(req.cert_type, &req.applicant)?;
         let picture = match (&policy.seal, &req.seal_image) {
             (Some(sp), Some(img)) => Some(SealPicture::from_image(
                 img.clone(),
@@ -171,6 +156,38 @@ impl Ca {
         }
     }
 
+    /// Validates applicant data against its type's policy, including the rule that a secondary
+    /// lock needs a valid enterprise certificate with the same USCC. Returns the policy, the
+    /// validated data and the organisation identifier (when the type has one).
+    pub fn check_applicant(
+        &self,
+        cert_type: CertType,
+        applicant: &Applicant,
+    ) -> Result<(Policy, ValidatedApplicant, Option<String>)> {
+        let policy = self.policies.get(cert_type).clone();
+        let validated = policy
+            .validate(applicant)
+            .map_err(|errors| CoreError::Applicant { cert_type, errors })?;
+        let org_id = policy
+            .extensions
+            .uscc_field
+            .as_deref()
+            .and_then(|f| validated.get(f))
+            .map(str::to_owned);
+        if cert_type == CertType::EnterpriseSecondary {
+            self.require_primary_enterprise(org_id.as_deref())?;
+        }
+        Ok((policy, validated, org_id))
+    }
+
+    /// Applicant data as stored with each certificate row.
+    pub(crate) fn applicant_json(validated: &ValidatedApplicant) -> Result<String> {
+        serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
+            what: "applicant JSON",
+            reason: e.to_string(),
+        })
+    }
+
     fn require_primary_enterprise(&self, org_id: Option<&str>) -> Result<()> {
         let org = org_id.ok_or_else(|| {
             CoreError::Refused("enterprise-secondary needs the USCC of its enterprise".into())
@@ -207,11 +224,7 @@ impl Ca {
             .resident_id_field
             .as_deref()
             .and_then(|f| validated.get(f));
-        let applicant_json =
-            serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
-                what: "applicant JSON",
-                reason: e.to_string(),
-            })?;
+        let applicant_json = Ca::applicant_json(validated)?;
         let info = session.info().clone();
         let type_key = policy.cert_type.key();
         let mut roles = vec![(CertRole::Identity, &policy.identity)];

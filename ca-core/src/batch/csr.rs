@@ -177,43 +177,14 @@ impl Ca {
         applicant: &Applicant,
         out: Option<&Path>,
     ) -> Result<CsrOutcome> {
-        let policy = self.policies.get(csr.cert_type).clone();
-        let validated = policy
-            .validate(applicant)
-            .map_err(|errors| CoreError::Applicant {
-                cert_type: csr.cert_type,
-                errors,
-            })?;
-        let org_id = policy
-            .extensions
-            .uscc_field
-            .as_deref()
-            .and_then(|f| validated.get(f))
-            .map(str::to_owned);
-        if csr.cert_type == CertType::EnterpriseSecondary {
-            let org = org_id.as_deref().unwrap_or_default();
-            if self
-                .store
-                .valid_for_org(CertType::Enterprise.key(), org, now())?
-                .is_empty()
-            {
-                return Err(CoreError::Refused(format!(
-                    "enterprise-secondary (副锁) for USCC {org} refused: no issued, unexpired enterprise \
-                     certificate with that USCC; issue the enterprise certificate first"
-                )));
-            }
-        }
+        let (policy, validated, org_id) = self.check_applicant(csr.cert_type, applicant)?;
         let resident_id = policy
             .extensions
             .resident_id_field
             .as_deref()
             .and_then(|f| validated.get(f));
         let (dn, subject_text) = subject(&policy, &validated)?;
-        let applicant_json =
-            serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
-                what: "applicant JSON",
-                reason: e.to_string(),
-            })?;
+        let applicant_json = Ca::applicant_json(&validated)?;
         let keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
         let (issuer, _) = issuer(&self.home, &keys)?;
         let key_id = hex::encode(Sha256::digest(&csr.spki_der));
