@@ -752,3 +752,51 @@ fn full_flow_for_every_type() {
     }
     assert_eq!(env.json(&["audit", "verify"])["intact"], true);
 }
+
+#[test]
+fn a_renewal_application_supersedes_the_old_certificate_on_the_same_token() {
+    let env = Env::new();
+    env.init_ca();
+    env.token("renew-key");
+    let first = env.issue("legal-person", "renew-key");
+    let old = first["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_key = first["certificates"][0]["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Open the renewal window wide enough for a fresh certificate.
+    let cfg = env.home.join("hljca.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("renewal_window_days = 90", "renewal_window_days = 400");
+    std::fs::write(&cfg, text).unwrap();
+    let id = paid(&env, "legal-person", &["--renewal-of", &old]);
+    let n = id.to_string();
+    let fee = env.sql(&format!(
+        "select amount_fen || '|' || business from orders where application_id = {id}"
+    ));
+    assert_eq!(
+        fee, "10000|renewal",
+        "the annual fee of a legal-person certificate"
+    );
+    // Onto another token: refused, nothing issued.
+    env.token("other-key");
+    let err = fails_as(&env, "tester", &["issue", &n, "--token", "other-key"], 1);
+    assert!(err.contains("same USBKEY"), "{err}");
+    assert_eq!(issued_rows(&env, id), "0");
+    let out = env.json(&["issue", &n, "--token", "renew-key"]);
+    assert_eq!(out["certificates"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        env.sql(&format!(
+            "select status from certificates where serial = '{old}' or identity_serial = '{old}' order by role"
+        )),
+        "superseded\nsuperseded"
+    );
+    let objs = env.objects("renew-key", USER_PIN);
+    assert!(!objs.contains(&old_key), "old key removed: {objs}");
+    assert_eq!(count(&objs, "Private Key Object"), 2, "{objs}");
+    assert_eq!(env.json(&["audit", "verify"])["intact"], true);
+}

@@ -94,10 +94,28 @@ impl Ca {
             let done = self.issued_for_application(id)?;
             if !done.is_empty() {
                 let outcome = self.outcome_from_records(&done);
+                if let Some(old) = &app.renewal_of {
+                    let old = self.store.cert(old)?;
+                    self.supersede_renewed(module, secrets, &old, &outcome, None)?;
+                }
                 return self.finish_issue(&app, outcome, true);
             }
         }
         transition(id, app.state, AppEventKind::Issue)?;
+        // A renewal goes onto the holder's USBKEY, inside the renewal window.
+        let renewed = match &app.renewal_of {
+            Some(serial) => {
+                let old = self.renewable(serial)?;
+                if token.0 != old.token_serial && token.0 != old.token_label {
+                    return Err(CoreError::Refused(format!(
+                        "application {} renews {}: it is re-issued onto the same USBKEY `{}` (serial {}), not `{}`",
+                        id.0, old.serial, old.token_label, old.token_serial, token.0
+                    )));
+                }
+                Some(old)
+            }
+            None => None,
+        };
         let outcome = self.issue(
             module,
             secrets,
@@ -110,6 +128,11 @@ impl Ca {
                 application_id: Some(id.0),
             },
         )?;
+        if let Some(old) = &renewed {
+            // The fee was taken by `pay` (the annual fee); here the old certificates are
+            // superseded and their token objects removed, now that the new ones are written.
+            self.supersede_renewed(module, secrets, old, &outcome, None)?;
+        }
         self.finish_issue(&app, outcome, false)
     }
 

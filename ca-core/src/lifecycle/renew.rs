@@ -9,7 +9,7 @@ use crate::error::{CoreError, Result};
 use crate::issue::{IssueOutcome, IssueRequest};
 use crate::keys::Secrets;
 use crate::seal::parse as parse_seal;
-use crate::store::{CertRole, CertStatus};
+use crate::store::{CertRecord, CertRole, CertStatus};
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
@@ -48,6 +48,54 @@ impl Ca {
         serial: &str,
         payment: &Payment,
     ) -> Result<RenewReport> {
+        let old = self.renewable(serial)?;
+        let cert_type: CertType = old.cert_type.parse()?;
+        let fee = self.policies.get(cert_type).fees.annual;
+        let applicant: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&old.applicant_json).map_err(|e| CoreError::Parse {
+                what: format!("stored applicant data of {}", old.serial),
+                reason: e.to_string(),
+            })?;
+        let old_seals = self.store.seals_of(&old.serial)?;
+        // Keep a supplied PNG/JPEG seal picture; a generated SVG seal is generated again.
+        let seal_image = old_seals
+            .iter()
+            .filter_map(|s| s.seal.as_deref())
+            .filter_map(|d| parse_seal(d).ok())
+            .find(|p| p.picture_kind != "SVG")
+            .map(|p| p.picture);
+        let issued = self.issue(
+            module,
+            secrets,
+            &IssueRequest {
+                cert_type,
+                applicant: Applicant(applicant),
+                token: TokenSelector(old.token_serial.clone()),
+                seal_image,
+                external_id: None,
+                application_id: old.application_id,
+            },
+        )?;
+        let order = RenewalOrder {
+            cert_type,
+            fee_fen: fee.0,
+            payment,
+        };
+        let (superseded, removed) =
+            self.supersede_renewed(module, secrets, &old, &issued, Some(&order))?;
+        Ok(RenewReport {
+            old_serial: old.serial,
+            issued,
+            superseded,
+            removed_objects: removed,
+            fee_fen: fee.0,
+        })
+    }
+
+    /// The issued identity certificate `serial`, if it may be renewed now: not a seal
+    /// certificate, issued, not expired (then a new application is needed), and inside the
+    /// renewal window before its expiry.
+    pub fn renewable(&self, serial: &str) -> Result<CertRecord> {
         let old = self.store.cert(serial)?;
         if old.role != CertRole::Identity {
             return Err(CoreError::Refused(format!(
@@ -85,33 +133,23 @@ impl Ca {
                 self.config.lifecycle.renewal_window_days
             )));
         }
-        let cert_type: CertType = old.cert_type.parse()?;
-        let fee = self.policies.get(cert_type).fees.annual;
-        let applicant: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&old.applicant_json).map_err(|e| CoreError::Parse {
-                what: format!("stored applicant data of {}", old.serial),
-                reason: e.to_string(),
-            })?;
+        Ok(old)
+    }
+
+    /// After the renewed certificates are issued and recorded: the old identity certificate and
+    /// its seal certificates become superseded (with the renewal, the fee when `order` is given,
+    /// and the audit row, in one transaction); only then are the old token objects removed.
+    /// Idempotent: a second call for the same renewal changes nothing. Returns the superseded
+    /// serials and the number of token objects removed.
+    pub fn supersede_renewed(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        old: &CertRecord,
+        issued: &IssueOutcome,
+        order: Option<&RenewalOrder<'_>>,
+    ) -> Result<(Vec<String>, usize)> {
         let old_seals = self.store.seals_of(&old.serial)?;
-        // Keep a supplied PNG/JPEG seal picture; a generated SVG seal is generated again.
-        let seal_image = old_seals
-            .iter()
-            .filter_map(|s| s.seal.as_deref())
-            .filter_map(|d| parse_seal(d).ok())
-            .find(|p| p.picture_kind != "SVG")
-            .map(|p| p.picture);
-        let issued = self.issue(
-            module,
-            secrets,
-            &IssueRequest {
-                cert_type,
-                applicant: Applicant(applicant),
-                token: TokenSelector(old.token_serial.clone()),
-                seal_image,
-                external_id: None,
-                application_id: old.application_id,
-            },
-        )?;
         let new_serial = issued
             .certificates
             .first()
@@ -124,45 +162,56 @@ impl Ca {
                 .filter(|s| s.status == CertStatus::Issued)
                 .map(|s| s.serial.clone()),
         );
+        let t = ts(now());
         let tx = self
             .store
             .conn
             .transaction()
             .map_err(CoreError::db("begin renewal"))?;
+        let mut changed = 0;
         for s in &superseded {
-            tx.execute(
-                "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
-                params![s, ts(t)],
-            )
-            .map_err(CoreError::db("supersede"))?;
+            changed += tx
+                .execute(
+                    "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
+                    params![s, t],
+                )
+                .map_err(CoreError::db("supersede"))?;
+        }
+        if changed == 0 {
+            // Already superseded by an earlier, interrupted run.
+            return Ok((Vec::new(), 0));
         }
         tx.execute(
             "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
-            params![old.serial, new_serial, ts(t), self.operator],
+            params![old.serial, new_serial, t, self.operator],
         )
         .map_err(CoreError::db("record renewal"))?;
-        tx.execute(
-            "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
-             VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                old.application_id,
-                old.serial,
-                cert_type.key(),
-                fee.0 as i64,
-                payment.method,
-                payment.reference,
-                self.operator,
-                ts(t)
-            ],
-        )
-        .map_err(CoreError::db("record renewal fee"))?;
+        if let Some(o) = order {
+            tx.execute(
+                "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
+                 VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    old.application_id,
+                    old.serial,
+                    o.cert_type.key(),
+                    o.fee_fen as i64,
+                    o.payment.method,
+                    o.payment.reference,
+                    self.operator,
+                    t
+                ],
+            )
+            .map_err(CoreError::db("record renewal fee"))?;
+        }
         audit::append(
             &tx,
             &self.operator,
             "cert.renew",
             &old.serial,
             &serde_json::json!({ "new": issued.certificates.iter().map(|c| &c.serial).collect::<Vec<_>>(),
-                                  "superseded": superseded, "fee_fen": fee.0, "method": payment.method }),
+                                  "superseded": superseded,
+                                  "fee_fen": order.map(|o| o.fee_fen),
+                                  "method": order.map(|o| o.payment.method.clone()) }),
         )?;
         tx.commit().map_err(CoreError::db("commit renewal"))?;
         // Only now, with the new objects on the token and recorded, remove the old ones.
@@ -181,12 +230,17 @@ impl Ca {
                 }
             }
         }
-        Ok(RenewReport {
-            old_serial: old.serial,
-            issued,
-            superseded,
-            removed_objects: removed,
-            fee_fen: fee.0,
-        })
+        Ok((superseded, removed))
     }
+}
+
+/// The annual fee of a renewal paid at the counter (`hljca renew`).
+#[derive(Debug, Clone)]
+pub struct RenewalOrder<'a> {
+    /// The certificate type.
+    pub cert_type: CertType,
+    /// The annual fee in fen.
+    pub fee_fen: u64,
+    /// How it was paid.
+    pub payment: &'a Payment,
 }
