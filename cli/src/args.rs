@@ -199,7 +199,7 @@ pub struct IssueArgs {
     /// Issue from a PKCS#10 request (PEM or DER) for a system that keeps its own key.
     #[arg(long, conflicts_with = "seal_image")]
     pub csr: Option<PathBuf>,
-    /// Write the certificate issued from --csr here (PEM); default: certs/<serial>.pem only.
+    /// Write the certificate issued from --csr here (PEM); default: `certs/<serial>.pem` only.
     #[arg(long, requires = "csr")]
     pub out: Option<PathBuf>,
     /// Seal picture (PNG or JPEG); a round red seal is generated when absent.
