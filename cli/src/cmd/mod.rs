@@ -1,6 +1,7 @@
 //! One module per command group; `run` dispatches.
 
 mod apps;
+mod apps_view;
 mod batch;
 mod certs;
 mod demo;
