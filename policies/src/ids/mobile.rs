@@ -1,6 +1,5 @@
 //! Mainland China mobile numbers.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -51,24 +50,7 @@ impl FromStr for Mobile {
     }
 }
 
-impl TryFrom<String> for Mobile {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Mobile> for String {
-    fn from(m: Mobile) -> String {
-        m.0
-    }
-}
-
-impl fmt::Display for Mobile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Mobile);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,30 @@
 //! Identifiers the application forms carry, as checked newtypes, and the plain-name check.
 
+/// The conversions every checked identifier newtype shares: parse from a `String` (serde's
+/// `try_from`), give back its `String` (serde's `into`), and display as its text.
+macro_rules! string_newtype {
+    ($ty:ident) => {
+        impl TryFrom<String> for $ty {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 mod mobile;
 mod org_id;
 mod regno;

@@ -13,7 +13,6 @@
 //! Equivalently, with `p` after the first 14 digits, the check digit is `(11 − p) mod 10`.
 //! Known valid numbers: `110108000000016`, `440301103097413`.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -93,24 +92,7 @@ impl FromStr for RegistrationNumber {
     }
 }
 
-impl TryFrom<String> for RegistrationNumber {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<RegistrationNumber> for String {
-    fn from(r: RegistrationNumber) -> String {
-        r.0
-    }
-}
-
-impl fmt::Display for RegistrationNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(RegistrationNumber);
 
 #[cfg(test)]
 mod tests {

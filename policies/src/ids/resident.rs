@@ -1,6 +1,5 @@
 //! Resident identity card number (公民身份号码), GB 11643-1999.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -160,24 +159,7 @@ impl FromStr for ResidentId {
     }
 }
 
-impl TryFrom<String> for ResidentId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<ResidentId> for String {
-    fn from(r: ResidentId) -> String {
-        r.0
-    }
-}
-
-impl fmt::Display for ResidentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(ResidentId);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,5 @@
 //! Unified Social Credit Code (统一社会信用代码), GB 32100-2015.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -111,24 +110,7 @@ impl FromStr for Uscc {
     }
 }
 
-impl TryFrom<String> for Uscc {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Uscc> for String {
-    fn from(u: Uscc) -> String {
-        u.0
-    }
-}
-
-impl fmt::Display for Uscc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Uscc);
 
 #[cfg(test)]
 mod tests {
