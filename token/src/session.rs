@@ -159,16 +159,24 @@ impl<'m> TokenSession<'m> {
         id: &KeyId,
         what: &str,
     ) -> Result<ObjectHandle> {
+        self.find_first(
+            &[Attribute::Class(class), Attribute::Id(id.0.clone())],
+            &format!("{what} with id {id}"),
+        )
+    }
+
+    /// The first object matching `template`, or an error naming `what` is missing.
+    fn find_first(&self, template: &[Attribute], what: &str) -> Result<ObjectHandle> {
         let found = self
             .session
-            .find_objects(&[Attribute::Class(class), Attribute::Id(id.0.clone())])
+            .find_objects(template)
             .map_err(self.err("C_FindObjects"))?;
         found
             .into_iter()
             .next()
             .ok_or_else(|| TokenError::ObjectNotFound {
                 token: self.info.label.clone(),
-                what: format!("{what} with id {id}"),
+                what: what.to_owned(),
             })
     }
 
@@ -204,17 +212,7 @@ impl<'m> TokenSession<'m> {
 
     /// The DER of the first certificate object on the token (for tokens from other CAs).
     pub fn first_certificate(&self) -> Result<Vec<u8>> {
-        let found = self
-            .session
-            .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
-            .map_err(self.err("C_FindObjects"))?;
-        let h = found
-            .into_iter()
-            .next()
-            .ok_or_else(|| TokenError::ObjectNotFound {
-                token: self.info.label.clone(),
-                what: "certificate".into(),
-            })?;
+        let h = self.find_first(&[Attribute::Class(ObjectClass::CERTIFICATE)], "certificate")?;
         self.value(h)
     }
 
@@ -236,20 +234,13 @@ impl<'m> TokenSession<'m> {
 
     /// The value of the data object (the seal) belonging to key `id`.
     pub fn data(&self, id: &KeyId) -> Result<Vec<u8>> {
-        let found = self
-            .session
-            .find_objects(&[
+        let h = self.find_first(
+            &[
                 Attribute::Class(ObjectClass::DATA),
                 Attribute::Label(id.data_label().into_bytes()),
-            ])
-            .map_err(self.err("C_FindObjects"))?;
-        let h = found
-            .into_iter()
-            .next()
-            .ok_or_else(|| TokenError::ObjectNotFound {
-                token: self.info.label.clone(),
-                what: format!("seal data object {}", id.data_label()),
-            })?;
+            ],
+            &format!("seal data object {}", id.data_label()),
+        )?;
         self.value(h)
     }
 
