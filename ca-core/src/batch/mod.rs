@@ -97,6 +97,10 @@ pub struct BatchReport {
     pub skipped: usize,
     /// Rows that failed.
     pub failed: usize,
+    /// The run was stopped (Ctrl-C) after a row; the rest were not attempted.
+    pub interrupted: bool,
+    /// Rows not attempted because of the interruption.
+    pub not_attempted: usize,
     /// Per-row outcomes in file order.
     pub results: Vec<RowResult>,
 }
@@ -105,13 +109,14 @@ impl Ca {
     /// Issues a validated batch row by row. Rows whose external id already has an issued
     /// certificate are skipped; a row that fails is reported and the others go on. The job is
     /// recorded in `batch_jobs`/`batch_rows` and audited (`batch.start`, `batch.finish`).
-    /// `on_row` is called after each row (for a progress bar).
+    /// `on_row` is called after each row (for a progress bar); when it breaks (Ctrl-C), the run
+    /// stops cleanly after that row and the job is recorded as interrupted.
     pub fn batch_issue(
         &mut self,
         module: &Module,
         secrets: &Secrets,
         plan: &BatchPlan,
-        on_row: &mut dyn FnMut(&RowResult),
+        on_row: &mut dyn FnMut(&RowResult) -> std::ops::ControlFlow<()>,
     ) -> Result<BatchReport> {
         if !plan.errors.is_empty() {
             return Err(CoreError::Refused(format!(
@@ -196,9 +201,18 @@ impl Ca {
                     ],
                 )
                 .map_err(CoreError::db("insert batch row"))?;
-            on_row(&result);
+            let flow = on_row(&result);
             results.push(result);
+            if flow.is_break() {
+                break;
+            }
         }
+        let not_attempted = plan.rows.len() - results.len();
+        let status = if not_attempted > 0 {
+            "interrupted"
+        } else {
+            "finished"
+        };
         let count = |s: RowStatus| results.iter().filter(|r| r.status == s).count();
         let (issued, skipped, failed) = (
             count(RowStatus::Issued),
@@ -211,9 +225,9 @@ impl Ca {
             .transaction()
             .map_err(CoreError::db("begin batch finish"))?;
         tx.execute(
-            "UPDATE batch_jobs SET status = 'finished', finished_at = ?2, issued = ?3, skipped = ?4, failed = ?5 \
+            "UPDATE batch_jobs SET status = ?6, finished_at = ?2, issued = ?3, skipped = ?4, failed = ?5 \
              WHERE id = ?1",
-            params![job_id, ts(now()), issued as i64, skipped as i64, failed as i64],
+            params![job_id, ts(now()), issued as i64, skipped as i64, failed as i64, status],
         )
         .map_err(CoreError::db("finish batch job"))?;
         audit::append(
@@ -223,7 +237,7 @@ impl Ca {
             &format!("batch-{job_id}"),
             &serde_json::json!({
                 "file": file_name, "sha256": plan.sha256, "rows": plan.rows.len(),
-                "issued": issued, "skipped": skipped, "failed": failed,
+                "issued": issued, "skipped": skipped, "failed": failed, "not_attempted": not_attempted,
             }),
         )?;
         tx.commit().map_err(CoreError::db("commit batch finish"))?;
@@ -235,6 +249,8 @@ impl Ca {
             issued,
             skipped,
             failed,
+            interrupted: not_attempted > 0,
+            not_attempted,
             results,
         })
     }

@@ -67,10 +67,16 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
     secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let pb = progress(cli, plan.rows.len());
+    let stop = interrupt_flag();
     let mut on_row = |r: &hljca_core::batch::RowResult| {
         if let Some(pb) = &pb {
             pb.set_message(format!("{} {}", r.external_id, r.status_word()));
             pb.inc(1);
+        }
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
         }
     };
     let report = ca.batch_issue(&module, &s, &plan, &mut on_row)?;
@@ -78,6 +84,12 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
         pb.finish_and_clear();
     }
     print_report(cli, &report)?;
+    if report.interrupted {
+        return Err(Failure::from(anyhow::anyhow!(
+            "interrupted: {} row(s) not attempted; run the same file again to finish them",
+            report.not_attempted
+        )));
+    }
     if report.failed > 0 {
         return Err(Failure::from(anyhow::anyhow!(
             "{} of {} row(s) failed (see the summary); fix the cause and run the same file again — \
@@ -87,6 +99,25 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// The first Ctrl-C (SIGINT or SIGTERM) asks the batch to stop after the row in progress, so
+/// nothing is left half-issued; a second one ends the process at once (`hljca recover` then
+/// finishes or voids what was in flight).
+fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let seen = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("hljca: stopping after the row in progress (Ctrl-C again to stop at once)");
+    });
+    if let Err(e) = installed {
+        tracing::warn!(error = %e, "no Ctrl-C handler: an interruption stops the batch at once");
+    }
+    flag
 }
 
 trait StatusWord {
@@ -197,6 +228,7 @@ fn print_report(cli: &Cli, r: &BatchReport) -> Result<(), Failure> {
         ("issued", r.issued.to_string()),
         ("skipped", r.skipped.to_string()),
         ("failed", r.failed.to_string()),
+        ("not attempted", r.not_attempted.to_string()),
     ]);
     Ok(())
 }
