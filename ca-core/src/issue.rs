@@ -86,6 +86,14 @@ pub struct IssueOutcome {
     pub seal: Option<SealLocation>,
 }
 
+/// The checked inputs of one issuance.
+struct Prepared {
+    policy: Policy,
+    validated: ValidatedApplicant,
+    org_id: Option<String>,
+    picture: Option<SealPicture>,
+}
+
 struct Planned {
     role: CertRole,
     key_id: KeyId,
@@ -104,6 +112,28 @@ impl Ca {
         secrets: &Secrets,
         req: &IssueRequest,
     ) -> Result<IssueOutcome> {
+        let prepared = self.prepare_issue(req)?;
+        let user_pin = secrets.user_pin()?;
+        let keys = CaKeys::open(&self.config, &self.home, Some(module), secrets)?;
+        let session = module.login(&req.token, user_pin)?;
+        self.issue_prepared(&keys, &session, req, prepared)
+    }
+
+    /// As [`Ca::issue`], with the CA keys and the holder's token already open (a batch opens
+    /// each once). `session` must be the token `req.token` names.
+    pub fn issue_on(
+        &mut self,
+        keys: &CaKeys<'_>,
+        session: &TokenSession<'_>,
+        req: &IssueRequest,
+    ) -> Result<IssueOutcome> {
+        let prepared = self.prepare_issue(req)?;
+        self.issue_prepared(keys, session, req, prepared)
+    }
+
+    /// Everything checked before any token is touched: the applicant against the policy and
+    /// the seal picture.
+    fn prepare_issue(&self, req: &IssueRequest) -> Result<Prepared> {
         let (policy, validated, org_id) = self.check_applicant(req.cert_type, &req.applicant)?;
         let picture = match (&policy.seal, &req.seal_image) {
             (Some(sp), Some(img)) => Some(SealPicture::from_image(
@@ -123,20 +153,31 @@ impl Ca {
             }
             (None, None) => None,
         };
-        let user_pin = secrets.user_pin()?;
-        let keys = CaKeys::open(&self.config, &self.home, Some(module), secrets)?;
-        let (issuer, issuing_der) = issuer(&self.home, &keys)?;
-        let session = module.login(&req.token, user_pin)?;
+        Ok(Prepared {
+            policy,
+            validated,
+            org_id,
+            picture,
+        })
+    }
 
+    fn issue_prepared(
+        &mut self,
+        keys: &CaKeys<'_>,
+        session: &TokenSession<'_>,
+        req: &IssueRequest,
+        prepared: Prepared,
+    ) -> Result<IssueOutcome> {
+        let (issuer, issuing_der) = issuer(&self.home, keys)?;
         let mut plan: Vec<Planned> = Vec::new();
         let result = self.issue_inner(
-            &session,
+            session,
             &issuer,
             &issuing_der,
-            &policy,
-            &validated,
-            org_id.as_deref(),
-            picture.as_ref(),
+            &prepared.policy,
+            &prepared.validated,
+            prepared.org_id.as_deref(),
+            prepared.picture.as_ref(),
             req,
             &mut plan,
         );

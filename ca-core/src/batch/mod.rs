@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use hljca_policies::CertType;
-use hljca_token::{Module, TokenError, TokenSelector};
+use hljca_token::{Module, TokenError, TokenSelector, TokenSession};
 use rusqlite::params;
 use serde::Serialize;
 
@@ -128,12 +128,10 @@ impl Ca {
         secrets.user_pin()?;
         // Log in to the CA once up front: a wrong CA PIN fails here, once, rather than on every
         // row (and does not use up the token's PIN tries).
-        drop(CaKeys::open(
-            &self.config,
-            &self.home,
-            Some(module),
-            secrets,
-        )?);
+        // The same CA session then signs every row, and each holder token is logged in to once:
+        // fewer logins, fewer PIN tries, and fewer token-file writes a crash could interrupt.
+        let keys = CaKeys::open(&self.config, &self.home, Some(module), secrets)?;
+        let mut sessions: HashMap<String, TokenSession<'_>> = HashMap::new();
         let file_name = plan.file.display().to_string();
         let started = ts(now());
         // One batch at a time: two runs of one file could both find a row unissued. The check
@@ -182,7 +180,14 @@ impl Ca {
         // Tokens whose user PIN was refused: trying again would only use up the PIN's tries.
         let mut refused_tokens: HashMap<String, String> = HashMap::new();
         for row in &plan.rows {
-            let result = self.batch_row(module, secrets, row, &mut refused_tokens);
+            let result = self.batch_row(
+                module,
+                secrets,
+                &keys,
+                &mut sessions,
+                row,
+                &mut refused_tokens,
+            );
             self.store
                 .conn
                 .execute(
@@ -255,10 +260,12 @@ impl Ca {
         })
     }
 
-    fn batch_row(
+    fn batch_row<'m>(
         &mut self,
-        module: &Module,
+        module: &'m Module,
         secrets: &Secrets,
+        keys: &CaKeys<'_>,
+        sessions: &mut HashMap<String, TokenSession<'m>>,
         row: &PlannedRow,
         refused_tokens: &mut HashMap<String, String>,
     ) -> RowResult {
@@ -303,7 +310,26 @@ impl Ca {
             external_id: Some(row.external_id.clone()),
             application_id: None,
         };
-        match self.issue(module, secrets, &req) {
+        let issued = match sessions.entry(row.token.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => self.issue_on(keys, e.get(), &req),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                match secrets
+                    .user_pin()
+                    .and_then(|pin| Ok(module.login(&req.token, pin)?))
+                {
+                    Ok(session) => {
+                        let session = v.insert(session);
+                        self.issue_on(keys, session, &req)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if matches!(issued, Err(CoreError::Token(TokenError::Pkcs11 { .. }))) {
+            // The token may have been pulled out: log in afresh for its next row.
+            sessions.remove(&row.token);
+        }
+        match issued {
             Ok(outcome) => {
                 result.status = RowStatus::Issued;
                 result.serials = outcome.certificates.into_iter().map(|c| c.serial).collect();
