@@ -944,3 +944,58 @@ fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
     assert_eq!(again["skipped"].as_u64().unwrap() as usize, done);
     assert_every_row_once(&env, n);
 }
+
+#[test]
+fn a_second_batch_is_refused_while_one_runs() {
+    let env = Env::new();
+    env.init_ca();
+    make_token(&env, "busy-1");
+    let file = write_jsonl(&env, "busy.jsonl", &many_rows(40, "BUSY"));
+    let other = write_jsonl(&env, "other.jsonl", &many_rows(2, "OTHER"));
+    let mut child = env
+        .cmd(&[
+            "batch",
+            "issue",
+            file.to_str().unwrap(),
+            "--tokens",
+            "busy-1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while env.db().exists()
+        && env
+            .sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'")
+            .parse::<usize>()
+            .unwrap_or(0)
+            < 2
+    {
+        assert!(start.elapsed() < Duration::from_secs(300), "batch too slow");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = env.run(&[
+        "batch",
+        "issue",
+        other.to_str().unwrap(),
+        "--tokens",
+        "busy-1",
+    ]);
+    let still_running = child.try_wait().unwrap().is_none();
+    child.wait().unwrap();
+    eprintln!("second batch test: first still running = {still_running}");
+    if still_running {
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("still running"), "{err}");
+        assert_eq!(
+            env.sql("SELECT COUNT(*) FROM certificates WHERE external_id LIKE 'OTHER-%'"),
+            "0"
+        );
+    }
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        "0"
+    );
+}
