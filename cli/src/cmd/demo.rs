@@ -150,16 +150,20 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         module.path().display(),
         token.label
     );
-    println!("  hljca --home {} cert list", home.dir().display());
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "hljca".into());
+    println!("  {me} --home {} cert list", home.dir().display());
+    println!(
+        "  {me} --home {} seal verify --file <seal file above>",
+        home.dir().display()
+    );
     Ok(())
 }
 
 fn absolute(p: &std::path::Path) -> Result<PathBuf, Failure> {
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    })
+    // `std::path::absolute` also drops `.` components, so paths print cleanly.
+    Ok(std::path::absolute(p)?)
 }
 
 /// Writes the home's own SoftHSM2 configuration and points this process at it.
