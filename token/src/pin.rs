@@ -75,14 +75,15 @@ impl PinState {
 
     /// A short word for tables: `ok`, `count low`, `final try`, `locked`, `not set`.
     pub fn summary(&self) -> &'static str {
-        if self.locked {
+        // A blank token's counters mean nothing (SoftHSM even reports its SO PIN as locked).
+        if !self.initialized {
+            "not set"
+        } else if self.locked {
             "locked"
         } else if self.final_try {
             "final try"
         } else if self.count_low {
             "count low"
-        } else if !self.initialized {
-            "not set"
         } else {
             "ok"
         }

@@ -1,6 +1,7 @@
 //! `hljca init` and `hljca ca`.
 
 use hljca_core::ca::{self, InitOptions};
+use hljca_core::time_fmt::ts;
 use hljca_core::{Home, KeyStore};
 use hljca_token::Module;
 
@@ -120,7 +121,7 @@ pub fn cert_summary(name: &str, der: &[u8]) -> Result<serde_json::Value, Failure
         "subject": c.subject().to_string(),
         "issuer": c.issuer().to_string(),
         "serial": hex::encode(c.raw_serial()),
-        "not_before": c.validity().not_before.to_datetime().to_string(),
-        "not_after": c.validity().not_after.to_datetime().to_string(),
+        "not_before": ts(c.validity().not_before.to_datetime()),
+        "not_after": ts(c.validity().not_after.to_datetime()),
     }))
 }
