@@ -247,3 +247,49 @@ impl rcgen::PublicKeyData for TokenPublicKey {
         &rcgen::PKCS_ECDSA_P256_SHA256
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identify_code_is_context_tag_zero_printable() {
+        let der = identify_code("11010519491231002X").unwrap();
+        assert_eq!(der[0], 0x80, "[0] IMPLICIT, primitive");
+        assert_eq!(der[1] as usize, 18);
+        assert_eq!(&der[2..], b"11010519491231002X");
+    }
+
+    #[test]
+    fn certificate_policies_and_aia_parse_back() {
+        use x509_parser::extensions::{ParsedExtension, X509Extension};
+        use x509_parser::prelude::FromDer;
+        let cp = certificate_policies("1.3.6.1.4.1.99999.1.1.1").unwrap();
+        // Wrap as an extension and let x509-parser decode it.
+        let oid = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.32");
+        let ext = x509_cert::ext::Extension {
+            extn_id: oid,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(cp).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        let (_, parsed) = X509Extension::from_der(&ext).unwrap();
+        match parsed.parsed_extension() {
+            ParsedExtension::CertificatePolicies(p) => {
+                assert_eq!(p[0].policy_id.to_id_string(), "1.3.6.1.4.1.99999.1.1.1")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(aia("http://x.example/ca.cer").is_ok());
+        assert!(certificate_policies("not.an.oid").is_err());
+    }
+
+    #[test]
+    fn serials_are_positive_sixteen_bytes() {
+        for _ in 0..200 {
+            let s = random_serial();
+            assert!(s[0] >= 1 && s[0] <= 0x7f);
+        }
+    }
+}

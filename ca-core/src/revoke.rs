@@ -171,3 +171,22 @@ impl Ca {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_parse_by_rfc_name_in_any_case() {
+        for r in Reason::ALL {
+            assert_eq!(r.name().parse::<Reason>().unwrap(), r);
+            assert_eq!(r.name().to_uppercase().parse::<Reason>().unwrap(), r);
+        }
+        assert_eq!(
+            "key-compromise".parse::<Reason>().unwrap(),
+            Reason::KeyCompromise
+        );
+        let err = "lost".parse::<Reason>().unwrap_err();
+        assert!(err.contains("keyCompromise"), "{err}");
+    }
+}

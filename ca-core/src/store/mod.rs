@@ -55,3 +55,50 @@ impl Store {
             .map_err(CoreError::db("user_version"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn opens_private_migrated_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        let s = Store::open(&p).unwrap();
+        let v = s.schema_version().unwrap();
+        assert!(v >= 4);
+        drop(s);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Reopening applies nothing twice.
+        assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), v);
+    }
+
+    #[test]
+    fn serials_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("x.db")).unwrap();
+        let p = NewPending {
+            serial: "0102",
+            cert_type: "medical",
+            role: CertRole::Identity,
+            identity_serial: None,
+            subject: "CN=x",
+            org_id: None,
+            applicant_json: "{}",
+            token_label: "t",
+            token_serial: "s",
+            key_id: "aa",
+            external_id: None,
+            application_id: None,
+        };
+        s.insert_pending(&p).unwrap();
+        assert!(s.insert_pending(&p).is_err(), "UNIQUE serial");
+        s.mark_void("0102").unwrap();
+        assert_eq!(s.cert("01:02").unwrap().status, CertStatus::Void);
+    }
+}
