@@ -159,25 +159,20 @@ pub fn verify(conn: &Connection) -> Result<usize> {
 mod tests {
     use super::*;
 
+    /// A fresh store with five chained rows.
     fn store() -> (tempfile::TempDir, crate::Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = crate::Store::open(&dir.path().join("t.db")).unwrap();
+        for i in 0..5 {
+            let details = serde_json::json!({ "i": i });
+            append(&s.conn, "op", "test.event", &format!("obj-{i}"), &details).unwrap();
+        }
         (dir, s)
     }
 
     #[test]
     fn chain_verifies_and_links_rows() {
         let (_d, s) = store();
-        for i in 0..5 {
-            append(
-                &s.conn,
-                "op",
-                "test.event",
-                &format!("obj-{i}"),
-                &serde_json::json!({ "i": i }),
-            )
-            .unwrap();
-        }
         assert_eq!(verify(&s.conn).unwrap(), 5);
         let rows = list(&s.conn).unwrap();
         assert_eq!(rows[0].prev_hash, GENESIS);
@@ -198,16 +193,6 @@ mod tests {
         ];
         for sql in tamper {
             let (_d, s) = store();
-            for i in 0..5 {
-                append(
-                    &s.conn,
-                    "op",
-                    "test.event",
-                    &format!("obj-{i}"),
-                    &serde_json::json!({ "i": i }),
-                )
-                .unwrap();
-            }
             s.conn.execute_batch(sql).unwrap();
             assert!(
                 matches!(verify(&s.conn), Err(CoreError::AuditBroken { .. })),

@@ -86,10 +86,16 @@ pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
     match c {
         AuditCmd::Verify => {
             let n = ca.audit_verify()?;
+            // The head hash: record it outside the CA (a log book, a ticket) to detect a
+            // truncated log later, which no hash chain can show by itself.
+            let head = ca.audit_list()?.last().map(|r| r.hash.clone());
             if cli.json {
-                output::json(&serde_json::json!({ "intact": true, "rows": n }))?;
+                output::json(&serde_json::json!({ "intact": true, "rows": n, "head": head }))?;
             } else {
-                println!("audit log intact: {n} rows, hash chain verified");
+                println!(
+                    "audit log intact: {n} rows, hash chain verified; head {}",
+                    head.as_deref().unwrap_or("(empty)")
+                );
             }
         }
         AuditCmd::List => {
