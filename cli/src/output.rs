@@ -49,3 +49,28 @@ pub fn fields(pairs: &[(&str, String)]) {
         println!("{k:<w$}  {v}");
     }
 }
+
+/// Writes exported bytes to `out`, or to stdout; with `--json`, reports where they went (or
+/// carries the text) as one JSON object instead.
+pub fn export(
+    json_mode: bool,
+    out: Option<&std::path::Path>,
+    data: &[u8],
+    what: &str,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    match (out, json_mode) {
+        (Some(p), _) => {
+            std::fs::write(p, data)
+                .map_err(|e| anyhow::anyhow!("writing {what} to {}: {e}", p.display()))?;
+            if json_mode {
+                json(&serde_json::json!({ "exported": what, "path": p, "bytes": data.len() }))?;
+            }
+        }
+        (None, true) => {
+            json(&serde_json::json!({ "exported": what, "pem": String::from_utf8_lossy(data) }))?
+        }
+        (None, false) => std::io::stdout().write_all(data)?,
+    }
+    Ok(())
+}

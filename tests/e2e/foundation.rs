@@ -464,6 +464,8 @@ fn every_reporting_command_speaks_json() {
         vec!["apps", "list"],
         vec!["orders", "list"],
         vec!["outbox", "list"],
+        vec!["ca", "export"],
+        vec!["cert", "export", serial],
     ] {
         let v = env.json(&args);
         assert!(v.is_object() || v.is_array(), "{args:?}: {v}");

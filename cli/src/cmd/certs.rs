@@ -118,13 +118,12 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             } else {
                 hljca_core::ca::pem_cert(&bytes).into_bytes()
             };
-            match out {
-                Some(p) => std::fs::write(p, data)?,
-                None => {
-                    use std::io::Write;
-                    std::io::stdout().write_all(&data)?;
-                }
+            if *der && cli.json && out.is_none() {
+                return Err(Failure::input(anyhow::anyhow!(
+                    "--der with --json needs --out FILE (DER is binary)"
+                )));
             }
+            output::export(cli.json, out.as_deref(), &data, "certificate")?;
         }
     }
     Ok(())

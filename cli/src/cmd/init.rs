@@ -101,11 +101,8 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
             }
         }
         CaCmd::Export { out } => {
-            let text = std::fs::read_to_string(ca.home.chain_pem())?;
-            match out {
-                Some(p) => std::fs::write(p, text)?,
-                None => print!("{text}"),
-            }
+            let text = std::fs::read(ca.home.chain_pem())?;
+            output::export(cli.json, out.as_deref(), &text, "CA chain")?;
         }
     }
     Ok(())
