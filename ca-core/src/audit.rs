@@ -155,6 +155,101 @@ pub fn verify(conn: &Connection) -> Result<usize> {
     Ok(rows.len())
 }
 
+/// What an anchor's signature covers.
+fn anchor_message(seq: i64, head: &str, at: &str) -> String {
+    format!("hljca audit anchor\nseq={seq}\nhead={head}\nat={at}\n")
+}
+
+/// Signs the current head of the log (sequence number and hash) with `signer` (the issuing CA)
+/// and stores the anchor. Rows can be appended later; a log cut below an anchor no longer
+/// matches it. Returns the anchored sequence number (0 for an empty log: nothing is stored).
+pub fn anchor(conn: &Connection, signer: &impl rcgen::SigningKey) -> Result<i64> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(CoreError::db("audit tail"))?;
+    let Some((seq, head)) = last else {
+        return Ok(0);
+    };
+    let at = ts(now());
+    let signature = signer
+        .sign(anchor_message(seq, &head, &at).as_bytes())
+        .map_err(CoreError::cert("audit anchor"))?;
+    conn.execute(
+        "INSERT INTO audit_anchors (seq, head, at, signature) VALUES (?1, ?2, ?3, ?4)",
+        params![seq, head, at, signature],
+    )
+    .map_err(CoreError::db("store audit anchor"))?;
+    Ok(seq)
+}
+
+/// Checks every anchor: its signature by the issuing CA (`issuing_der`), and that the row it
+/// names is still there with the same hash. Returns the number of anchors.
+pub fn verify_anchors(conn: &Connection, issuing_der: &[u8]) -> Result<usize> {
+    use p256::ecdsa::signature::Verifier;
+    use x509_parser::prelude::FromDer;
+    let (_, ca) =
+        x509_parser::certificate::X509Certificate::from_der(issuing_der).map_err(|e| {
+            CoreError::Parse {
+                what: "issuing CA certificate".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&ca.public_key().subject_public_key.data)
+        .map_err(|e| CoreError::Parse {
+            what: "issuing CA public key".into(),
+            reason: e.to_string(),
+        })?;
+    let mut stmt = conn
+        .prepare("SELECT seq, head, at, signature FROM audit_anchors ORDER BY id")
+        .map_err(CoreError::db("audit anchors"))?;
+    let anchors = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })
+        .map_err(CoreError::db("audit anchors"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("audit anchors"))?;
+    for (seq, head, at, sig) in &anchors {
+        let bad = |reason: String| CoreError::AuditBroken { seq: *seq, reason };
+        let sig = p256::ecdsa::Signature::from_der(sig)
+            .map_err(|_| bad("the anchor's signature is malformed".into()))?;
+        key.verify(anchor_message(*seq, head, at).as_bytes(), &sig)
+            .map_err(|_| {
+                bad("the anchor's signature does not verify: the anchor was changed".into())
+            })?;
+        let row: Option<String> = conn
+            .query_row("SELECT hash FROM audit_log WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(CoreError::db("anchored row"))?;
+        match row {
+            None => {
+                return Err(bad(format!(
+                    "row {seq}, signed as the head on {at}, is gone: the log was cut"
+                )));
+            }
+            Some(h) if &h != head => {
+                return Err(bad(format!(
+                    "row {seq} no longer has the hash signed on {at}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(anchors.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +294,37 @@ mod tests {
                 "not detected: {sql}"
             );
         }
+    }
+
+    #[test]
+    fn signed_anchors_catch_a_cut_log() {
+        let (_d, s) = store();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert_eq!(anchor(&s.conn, &key).unwrap(), 5);
+        append(&s.conn, "op", "later", "x", &serde_json::json!({})).unwrap();
+        assert_eq!(verify_anchors(&s.conn, cert.der()).unwrap(), 1);
+        // Cut back to 4 rows: the chain is still valid, the anchor is not.
+        s.conn
+            .execute_batch("DELETE FROM audit_log WHERE seq >= 5")
+            .unwrap();
+        assert_eq!(verify(&s.conn).unwrap(), 4);
+        assert!(matches!(
+            verify_anchors(&s.conn, cert.der()),
+            Err(CoreError::AuditBroken { seq: 5, .. })
+        ));
+        // An anchor signed by another key does not verify.
+        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let other_cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&other)
+            .unwrap();
+        let (_d2, s2) = store();
+        anchor(&s2.conn, &key).unwrap();
+        assert!(verify_anchors(&s2.conn, other_cert.der()).is_err());
     }
 
     #[test]

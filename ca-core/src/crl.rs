@@ -88,6 +88,8 @@ impl Ca {
             &number.to_string(),
             &serde_json::json!({ "revoked": n_revoked, "next_update": ts(next_update) }),
         )?;
+        // The audit head is signed with every CRL, so a log cut later shows (`audit verify`).
+        audit::anchor(&tx, issuer.key())?;
         tx.commit().map_err(CoreError::db("commit CRL"))?;
         // Published after the commit: the database holds every CRL, so a failed write can be
         // republished, while a file for an unrecorded CRL number could never be explained.

@@ -81,9 +81,12 @@ impl Ca {
         audit::append(&self.store.conn, &self.operator, action, object, &details)
     }
 
-    /// Checks the audit chain; returns the number of rows.
-    pub fn audit_verify(&self) -> Result<usize> {
-        audit::verify(&self.store.conn)
+    /// Checks the audit chain and the signed anchors of its head; returns the number of rows
+    /// and of anchors.
+    pub fn audit_verify(&self) -> Result<(usize, usize)> {
+        let rows = audit::verify(&self.store.conn)?;
+        let anchors = audit::verify_anchors(&self.store.conn, &ca::issuing_der(&self.home)?)?;
+        Ok((rows, anchors))
     }
 
     /// All audit rows.

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_applications.sql"),
     include_str!("migrations/003_batch.sql"),
     include_str!("migrations/004_lifecycle.sql"),
+    include_str!("migrations/005_audit_anchors.sql"),
 ];
 
 /// Brings the schema to the newest version.

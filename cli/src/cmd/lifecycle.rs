@@ -85,15 +85,17 @@ pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
     match c {
         AuditCmd::Verify => {
-            let n = ca.audit_verify()?;
+            let (n, anchors) = ca.audit_verify()?;
             // The head hash: record it outside the CA (a log book, a ticket) to detect a
             // truncated log later, which no hash chain can show by itself.
             let head = ca.audit_list()?.last().map(|r| r.hash.clone());
             if cli.json {
-                output::json(&serde_json::json!({ "intact": true, "rows": n, "head": head }))?;
+                output::json(
+                    &serde_json::json!({ "intact": true, "rows": n, "head": head, "anchors": anchors }),
+                )?;
             } else {
                 println!(
-                    "audit log intact: {n} rows, hash chain verified; head {}",
+                    "audit log intact: {n} rows, hash chain and {anchors} signed anchor(s) verified; head {}",
                     head.as_deref().unwrap_or("(empty)")
                 );
             }
