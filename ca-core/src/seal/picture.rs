@@ -163,11 +163,11 @@ fn check_jpeg_end(bytes: &[u8]) -> Result<(), SealError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A `w` x `h` opaque red RGB PNG made with the png crate.
-    fn red_png(w: u32, h: u32) -> Vec<u8> {
+    /// A `w` x `h` opaque red RGB PNG made with the png crate (also used by `seal::tests`).
+    pub(in crate::seal) fn red_png(w: u32, h: u32) -> Vec<u8> {
         let mut out = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut out, w, h);

@@ -1,6 +1,7 @@
 //! End-to-end tests: build → parse → verify with real ECDSA P-256 keys.
 
 use super::asn1::SesSeal;
+use super::picture::tests::red_png;
 use super::*;
 use der::asn1::{Any, ObjectIdentifier};
 use der::{Decode, Encode};
@@ -22,19 +23,6 @@ fn self_signed(cn: &str) -> (KeyPair, Vec<u8>) {
         .push(rcgen::DnType::CommonName, cn);
     let cert = params.self_signed(&key).unwrap();
     (key, cert.der().to_vec())
-}
-
-fn red_png(w: u32, h: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().unwrap();
-        let pixels: Vec<u8> = (0..w * h).flat_map(|_| [0xD7u8, 0x00, 0x0F]).collect();
-        writer.write_image_data(&pixels).unwrap();
-    }
-    out
 }
 
 fn fixture_with(picture: SealPicture) -> Fixture {

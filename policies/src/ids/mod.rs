@@ -90,6 +90,22 @@ pub fn check_name(field: &str, value: &str, max_chars: usize) -> Result<(), Stri
     Ok(())
 }
 
+/// The values of the characters of `s`, which must all be decimal digits; the error names the
+/// first character that is not, and its position, under `rule`.
+pub(crate) fn digit_values(s: &str, rule: &'static str) -> Result<Vec<u32>, IdError> {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            c.to_digit(10).ok_or_else(|| {
+                IdError::new(
+                    rule,
+                    format!("character {} at position {} is not a digit", show(c), i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Describes a character for messages: `'A'`, or `U+0009` for invisible ones.
 pub(crate) fn show(c: char) -> String {
     if c.is_control() || c.is_whitespace() {

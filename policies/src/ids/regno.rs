@@ -17,7 +17,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{IdError, show};
+use super::{IdError, digit_values};
 
 const RULE_FORMAT: &str = "business-licence registration number: 15 digits (GS 15-2006)";
 const RULE_CHECK: &str = "registration number check digit, ISO 7064 MOD 11,10 (GB/T 17710)";
@@ -59,17 +59,7 @@ fn digits(s: &str, len: usize) -> Result<Vec<u32>, IdError> {
             format!("has {n} characters; expected {len} digits"),
         ));
     }
-    s.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            c.to_digit(10).ok_or_else(|| {
-                IdError::new(
-                    RULE_FORMAT,
-                    format!("character {} at position {} is not a digit", show(c), i + 1),
-                )
-            })
-        })
-        .collect()
+    digit_values(s, RULE_FORMAT)
 }
 
 impl FromStr for RegistrationNumber {

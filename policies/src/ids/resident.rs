@@ -5,7 +5,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime};
 
-use super::{IdError, show};
+use super::{IdError, digit_values, show};
 
 /// Weights of positions 1-17 (2^(18-i) mod 11).
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -115,17 +115,7 @@ fn digits17(body: &str) -> Result<Vec<u32>, IdError> {
             format!("a number body has 17 digits, not {n}"),
         ));
     }
-    body.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            c.to_digit(10).ok_or_else(|| {
-                IdError::new(
-                    RULE_FORMAT,
-                    format!("character {} at position {} is not a digit", show(c), i + 1),
-                )
-            })
-        })
-        .collect()
+    digit_values(body, RULE_FORMAT)
 }
 
 /// The birth date in positions 7-14 of an all-digit number: a real date, year 1900 or later.
