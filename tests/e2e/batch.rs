@@ -52,6 +52,26 @@ fn many_rows(n: usize, prefix: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until the batch `child` has issued at least `n` identity certificates; false when it
+/// ended before that.
+fn wait_for_issued(env: &Env, child: &mut std::process::Child, n: usize) -> bool {
+    let start = Instant::now();
+    loop {
+        let issued: usize = env
+            .sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued' AND role = 'identity'")
+            .parse()
+            .unwrap_or(0);
+        if issued >= n {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "batch too slow");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn make_token(env: &Env, label: &str) -> String {
     let info = env.json(&["token", "init", "--label", label]);
     info["serial"].as_str().unwrap().to_owned()
@@ -401,23 +421,8 @@ fn start_and_kill(n: usize) -> Option<(Env, BTreeMap<&'static str, String>, Path
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let issued: usize = if env.db().exists() {
-            env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'")
-                .parse()
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        if issued >= 10 {
-            break;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("batch ended ({st}) before it could be killed");
-        }
-        assert!(start.elapsed() < Duration::from_secs(300), "batch too slow");
-        std::thread::sleep(Duration::from_millis(20));
+    if !wait_for_issued(&env, &mut child, 10) {
+        panic!("batch ended before it could be killed");
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -632,15 +637,6 @@ fn batch_killed_midway_is_recovered_and_finished_by_a_rerun() {
         assert_token_consistent(&env, t);
     }
     env.ok(&["audit", "verify"]);
-}
-
-fn openssl_ok(args: &[&str]) {
-    let o = openssl(args);
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -880,7 +876,7 @@ fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
     make_token(&env, "int-1");
     let n = 40;
     let file = write_jsonl(&env, "interrupt.jsonl", &many_rows(n, "INT"));
-    let child = env
+    let mut child = env
         .cmd(&[
             "batch",
             "issue",
@@ -893,23 +889,13 @@ fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    loop {
-        let issued: usize = env
-            .sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued' AND role = 'identity'")
-            .parse()
-            .unwrap_or(0);
-        if issued >= 3 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(300), "batch too slow");
-        std::thread::sleep(Duration::from_millis(20));
+    if wait_for_issued(&env, &mut child, 3) {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
     }
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
     let out = child.wait_with_output().unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -964,17 +950,7 @@ fn a_second_batch_is_refused_while_one_runs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while env.db().exists()
-        && env
-            .sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'")
-            .parse::<usize>()
-            .unwrap_or(0)
-            < 2
-    {
-        assert!(start.elapsed() < Duration::from_secs(300), "batch too slow");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_issued(&env, &mut child, 2);
     let o = env.run(&[
         "batch",
         "issue",

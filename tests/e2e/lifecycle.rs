@@ -256,15 +256,6 @@ fn renewal_window_edges_fee_and_token_objects() {
     assert!(env.json(&["audit", "verify"])["intact"] == true);
 }
 
-fn openssl_ok(args: &[&str]) {
-    let o = openssl(args);
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// A "former Daqing platform" CA and a leaf certificate it issued, made with openssl.
 fn foreign_cert(dir: &Path, days: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();

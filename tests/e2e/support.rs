@@ -205,6 +205,16 @@ pub fn openssl(args: &[&str]) -> Output {
         .expect("openssl is needed")
 }
 
+/// Runs openssl and requires success.
+pub fn openssl_ok(args: &[&str]) {
+    let o = openssl(args);
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 pub fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
