@@ -4,7 +4,7 @@
 //! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details)`.
 //! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -60,9 +60,10 @@ fn row_hash(
     hex::encode(h.finalize())
 }
 
-/// Appends one row (inside the caller's transaction when `conn` is one).
-pub fn append(
-    conn: &Connection,
+/// Appends one row, inside the caller's write transaction (`Store::write`, which begins
+/// IMMEDIATE, so the head read here cannot change before the commit).
+pub(crate) fn append(
+    conn: &Transaction<'_>,
     operator: &str,
     action: &str,
     object: &str,
@@ -160,10 +161,10 @@ fn anchor_message(seq: i64, head: &str, at: &str) -> String {
     format!("hljca audit anchor\nseq={seq}\nhead={head}\nat={at}\n")
 }
 
-/// Signs the current head of the log (sequence number and hash) with `signer` (the issuing CA)
-/// and stores the anchor. Rows can be appended later; a log cut below an anchor no longer
-/// matches it. Returns the anchored sequence number (0 for an empty log: nothing is stored).
-pub fn anchor(conn: &Connection, signer: &impl rcgen::SigningKey) -> Result<i64> {
+/// Signs the current head of the log (sequence number and hash) with `signer` (the seal
+/// maker) and stores the anchor. Rows can be appended later; a log cut below an anchor no
+/// longer matches it. Returns the anchored sequence number (0 for an empty log).
+pub(crate) fn anchor(conn: &Transaction<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
     let last: Option<(i64, String)> = conn
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -180,32 +181,44 @@ pub fn anchor(conn: &Connection, signer: &impl rcgen::SigningKey) -> Result<i64>
         .sign(anchor_message(seq, &head, &at).as_bytes())
         .map_err(CoreError::cert("audit anchor"))?;
     conn.execute(
-        "INSERT INTO audit_anchors (seq, head, at, signature) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO audit_anchors (seq, head, at, signature, signer) VALUES (?1, ?2, ?3, ?4, 'seal-maker')",
         params![seq, head, at, signature],
     )
     .map_err(CoreError::db("store audit anchor"))?;
     Ok(seq)
 }
 
-/// Checks every anchor: its signature by the issuing CA (`issuing_der`), and that the row it
-/// names is still there with the same hash. Returns the number of anchors.
-pub fn verify_anchors(conn: &Connection, issuing_der: &[u8]) -> Result<usize> {
-    use p256::ecdsa::signature::Verifier;
+fn p256_key(der: &[u8], what: &str) -> Result<p256::ecdsa::VerifyingKey> {
     use x509_parser::prelude::FromDer;
-    let (_, ca) =
-        x509_parser::certificate::X509Certificate::from_der(issuing_der).map_err(|e| {
-            CoreError::Parse {
-                what: "issuing CA certificate".into(),
-                reason: e.to_string(),
-            }
-        })?;
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&ca.public_key().subject_public_key.data)
-        .map_err(|e| CoreError::Parse {
-            what: "issuing CA public key".into(),
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
+        CoreError::Parse {
+            what: what.into(),
             reason: e.to_string(),
-        })?;
+        }
+    })?;
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&c.public_key().subject_public_key.data).map_err(
+        |e| CoreError::Parse {
+            what: format!("{what} public key"),
+            reason: e.to_string(),
+        },
+    )
+}
+
+/// Checks every anchor: its signature (by the seal maker, `maker_der`, or — anchors made before
+/// the seal maker existed — by the issuing CA, `issuing_der`), and that the row it names is
+/// still there with the same hash. Returns the number of anchors.
+pub fn verify_anchors(
+    conn: &Connection,
+    issuing_der: &[u8],
+    maker_der: Option<&[u8]>,
+) -> Result<usize> {
+    use p256::ecdsa::signature::Verifier;
+    let issuing_key = p256_key(issuing_der, "issuing CA certificate")?;
+    let maker_key = maker_der
+        .map(|d| p256_key(d, "seal maker certificate"))
+        .transpose()?;
     let mut stmt = conn
-        .prepare("SELECT seq, head, at, signature FROM audit_anchors ORDER BY id")
+        .prepare("SELECT seq, head, at, signature, signer FROM audit_anchors ORDER BY id")
         .map_err(CoreError::db("audit anchors"))?;
     let anchors = stmt
         .query_map([], |r| {
@@ -214,13 +227,20 @@ pub fn verify_anchors(conn: &Connection, issuing_der: &[u8]) -> Result<usize> {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, String>(4)?,
             ))
         })
         .map_err(CoreError::db("audit anchors"))?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(CoreError::db("audit anchors"))?;
-    for (seq, head, at, sig) in &anchors {
+    for (seq, head, at, sig, signer) in &anchors {
         let bad = |reason: String| CoreError::AuditBroken { seq: *seq, reason };
+        let key = match signer.as_str() {
+            "issuing" => &issuing_key,
+            _ => maker_key.as_ref().ok_or_else(|| {
+                bad("the anchor is signed by the seal maker, whose certificate is missing".into())
+            })?,
+        };
         let sig = p256::ecdsa::Signature::from_der(sig)
             .map_err(|_| bad("the anchor's signature is malformed".into()))?;
         key.verify(anchor_message(*seq, head, at).as_bytes(), &sig)
@@ -257,10 +277,11 @@ mod tests {
     /// A fresh store with five chained rows.
     fn store() -> (tempfile::TempDir, crate::Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::open(&dir.path().join("t.db")).unwrap();
+        let s = crate::Store::create(&dir.path().join("t.db")).unwrap();
         for i in 0..5 {
             let details = serde_json::json!({ "i": i });
-            append(&s.conn, "op", "test.event", &format!("obj-{i}"), &details).unwrap();
+            s.write("t", |tx| append(tx, "op", "test.event", &format!("obj-{i}"), &details))
+                .unwrap();
         }
         (dir, s)
     }
@@ -304,27 +325,37 @@ mod tests {
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        assert_eq!(anchor(&s.conn, &key).unwrap(), 5);
-        append(&s.conn, "op", "later", "x", &serde_json::json!({})).unwrap();
-        assert_eq!(verify_anchors(&s.conn, cert.der()).unwrap(), 1);
+        assert_eq!(s.write("t", |tx| anchor(tx, &key)).unwrap(), 5);
+        s.write("t", |tx| append(tx, "op", "later", "x", &serde_json::json!({})))
+            .unwrap();
+        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let other_cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&other)
+            .unwrap();
+        // Signed by the seal maker: verifies with its certificate, not with the issuing CA's.
+        assert_eq!(
+            verify_anchors(&s.conn, other_cert.der(), Some(cert.der())).unwrap(),
+            1
+        );
+        assert!(verify_anchors(&s.conn, cert.der(), Some(other_cert.der())).is_err());
         // Cut back to 4 rows: the chain is still valid, the anchor is not.
         s.conn
             .execute_batch("DELETE FROM audit_log WHERE seq >= 5")
             .unwrap();
         assert_eq!(verify(&s.conn).unwrap(), 4);
         assert!(matches!(
-            verify_anchors(&s.conn, cert.der()),
+            verify_anchors(&s.conn, other_cert.der(), Some(cert.der())),
             Err(CoreError::AuditBroken { seq: 5, .. })
         ));
-        // An anchor signed by another key does not verify.
-        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let other_cert = rcgen::CertificateParams::new(Vec::<String>::new())
-            .unwrap()
-            .self_signed(&other)
-            .unwrap();
+        // Anchors made before the seal maker existed verify with the issuing CA.
         let (_d2, s2) = store();
-        anchor(&s2.conn, &key).unwrap();
-        assert!(verify_anchors(&s2.conn, other_cert.der()).is_err());
+        s2.write("t", |tx| anchor(tx, &key)).unwrap();
+        s2.conn
+            .execute_batch("UPDATE audit_anchors SET signer = 'issuing'")
+            .unwrap();
+        assert_eq!(verify_anchors(&s2.conn, cert.der(), None).unwrap(), 1);
+        assert!(verify_anchors(&s2.conn, other_cert.der(), None).is_err());
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use hljca_token::{Module, Pin, TokenSelector};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose, SerialNumber};
-use time::Duration;
 
 use crate::config::{Config, KeyStore};
 use crate::error::{CoreError, Result};
@@ -15,6 +14,27 @@ use crate::time_fmt::now;
 pub const ROOT_CN: &str = "黑龙江CA根证书";
 /// Issuing CA common name.
 pub const ISSUING_CN: &str = "黑龙江CA业务签发证书";
+
+/// Common name of the seal maker's certificate.
+pub const SEAL_MAKER_CN: &str = "黑龙江CA电子印章制作";
+
+/// The seal maker's certificate: an end-entity certificate of the issuing CA whose key signs
+/// electronic seals and audit anchors (digitalSignature, nonRepudiation), ending with the
+/// issuing CA.
+pub(crate) fn seal_maker_params(issuing_not_after: time::OffsetDateTime) -> Result<CertificateParams> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = ca_subject(SEAL_MAKER_CN)?;
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    p.not_before = crate::validity::ca(now(), 0).0;
+    p.not_after = issuing_not_after;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::ContentCommitment,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    Ok(p)
+}
 
 /// How to create the CA.
 #[derive(Debug, Clone)]
@@ -66,8 +86,7 @@ fn ca_params(cn: &str, years: u32, path_len: Option<u8>) -> Result<CertificatePa
     let mut p = CertificateParams::default();
     p.distinguished_name = ca_subject(cn)?;
     p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-    p.not_before = now();
-    p.not_after = p.not_before + Duration::days(365 * i64::from(years));
+    (p.not_before, p.not_after) = crate::validity::ca(now(), years);
     p.is_ca = IsCa::Ca(match path_len {
         Some(n) => BasicConstraints::Constrained(n),
         None => BasicConstraints::Unconstrained,
@@ -196,6 +215,8 @@ pub fn init(
         format!("{issuing_pem}{root_pem}").as_bytes(),
         0o644,
     )?;
+    // The database is made here and only here: every other command refuses a missing one.
+    crate::Store::create(&home.db())?;
     // The config file is written last: its presence is what marks the home as initialised.
     write_file(&home.config(), config.to_toml()?.as_bytes(), 0o600)?;
     Ok(InitReport {

@@ -60,6 +60,9 @@ pub struct CaConfig {
     /// `CKA_ID` (hex) of the issuing key on the CA token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuing_key_id: Option<String>,
+    /// `CKA_ID` (hex) of the seal maker's key on the CA token (signs seals and audit anchors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_maker_key_id: Option<String>,
     /// Root CA validity in years (default 20).
     #[serde(default = "default_root_years")]
     pub root_years: u32,
@@ -146,6 +149,7 @@ impl Config {
                 token_serial: None,
                 root_key_id: None,
                 issuing_key_id: None,
+                seal_maker_key_id: None,
                 root_years: default_root_years(),
                 issuing_years: default_issuing_years(),
             },

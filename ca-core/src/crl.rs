@@ -8,10 +8,10 @@ use time::Duration;
 
 use hljca_token::Module;
 
-use crate::ca::issuer;
+use crate::engine::Authority;
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
-use crate::keys::{CaKeys, Secrets};
+use crate::keys::Secrets;
 use crate::revoke::Reason;
 use crate::time_fmt::{now, parse_ts, ts};
 use crate::{Ca, audit};
@@ -34,69 +34,68 @@ pub struct CrlReport {
 }
 
 impl Ca {
-    /// Generates and publishes the next CRL.
+    /// Generates and publishes the next CRL. Its number is allocated, the CRL signed and
+    /// recorded, and the audit head anchored, in one IMMEDIATE transaction, so concurrent runs
+    /// get distinct, increasing numbers; `issuing.crl` is only ever replaced by a newer CRL.
     pub fn generate_crl(
         &mut self,
         module: Option<&Module>,
         secrets: &Secrets,
     ) -> Result<CrlReport> {
-        let keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
-        let (issuer, issuing_der) = issuer(&self.home, &keys)?;
-        let aki = subject_key_id(&issuing_der)?;
-        let last: Option<i64> = self
-            .store
-            .conn
-            .query_row("SELECT max(number) FROM crls", [], |r| r.get(0))
-            .optional()
-            .map_err(CoreError::db("last CRL number"))?
-            .flatten();
-        let number = last.unwrap_or(0) + 1;
-        let revoked = self.revoked_entries()?;
-        let this_update = now();
-        let next_update =
-            this_update + Duration::hours(i64::from(self.config.crl.next_update_hours));
-        let params = CertificateRevocationListParams {
-            this_update,
-            next_update,
-            crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
-            issuing_distribution_point: None,
-            revoked_certs: revoked,
-            // AKI = the issuing certificate's own SKI, whatever method made it.
-            key_identifier_method: KeyIdMethod::PreSpecified(aki),
-        };
-        let n_revoked = params.revoked_certs.len();
-        let crl = params.signed_by(&issuer).map_err(CoreError::cert("CRL"))?;
-        let der = crl.der().to_vec();
+        let keys = self.ca_keys(module, secrets)?;
+        let auth = Authority::new(self, &keys)?;
+        let aki = subject_key_id(auth.issuing_der())?;
+        let op = &self.operator;
+        let (number, this_update, next_update, n_revoked, der) =
+            self.store.write("generate CRL", |tx| {
+                let last: Option<i64> = tx
+                    .query_row("SELECT max(number) FROM crls", [], |r| r.get(0))
+                    .optional()
+                    .map_err(CoreError::db("last CRL number"))?
+                    .flatten();
+                let number = last.unwrap_or(0) + 1;
+                let revoked = revoked_entries(tx)?;
+                let this_update = crate::validity::ca(now(), 0).0;
+                let next_update =
+                    this_update + Duration::hours(i64::from(self.config.crl.next_update_hours));
+                let params = CertificateRevocationListParams {
+                    this_update,
+                    next_update,
+                    crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+                    issuing_distribution_point: None,
+                    revoked_certs: revoked,
+                    // AKI = the issuing certificate's own SKI, whatever method made it.
+                    key_identifier_method: KeyIdMethod::PreSpecified(aki.clone()),
+                };
+                let n_revoked = params.revoked_certs.len();
+                let crl = params.signed_by(auth.issuer()).map_err(CoreError::cert("CRL"))?;
+                let der = crl.der().to_vec();
+                tx.execute(
+                    "INSERT INTO crls (number, this_update, next_update, revoked, der) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![number, ts(this_update), ts(next_update), n_revoked as i64, der],
+                )
+                .map_err(CoreError::db("record CRL"))?;
+                audit::append(
+                    tx,
+                    op,
+                    "crl.generate",
+                    &number.to_string(),
+                    &serde_json::json!({ "revoked": n_revoked, "next_update": ts(next_update) }),
+                )?;
+                // The audit head is signed with every CRL (by the seal maker), so a log cut
+                // later shows (`audit verify`).
+                audit::anchor(tx, auth.seal_signer())?;
+                Ok((number, this_update, next_update, n_revoked, der))
+            })?;
+        // Published after the commit: the database holds every CRL, so a failed write can be
+        // republished, while a file for an unrecorded CRL number could never be explained.
         let dir = self.home.dir().join(&self.config.crl.publish_dir);
         let der_path = dir.join(format!("issuing-{number}.crl"));
         let pem_path = dir.join(format!("issuing-{number}.pem"));
         let pem_text = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
-        let tx = self
-            .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin CRL"))?;
-        tx.execute(
-            "INSERT INTO crls (number, this_update, next_update, revoked, der) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![number, ts(this_update), ts(next_update), n_revoked as i64, der],
-        )
-        .map_err(CoreError::db("record CRL"))?;
-        audit::append(
-            &tx,
-            &self.operator,
-            "crl.generate",
-            &number.to_string(),
-            &serde_json::json!({ "revoked": n_revoked, "next_update": ts(next_update) }),
-        )?;
-        // The audit head is signed with every CRL, so a log cut later shows (`audit verify`).
-        audit::anchor(&tx, issuer.key())?;
-        tx.commit().map_err(CoreError::db("commit CRL"))?;
-        // Published after the commit: the database holds every CRL, so a failed write can be
-        // republished, while a file for an unrecorded CRL number could never be explained.
         write_file(&der_path, &der, 0o644)?;
         write_file(&pem_path, pem_text.as_bytes(), 0o644)?;
-        write_file(&dir.join("issuing.crl"), &der, 0o644)?;
-        write_file(&dir.join("issuing.pem"), pem_text.as_bytes(), 0o644)?;
+        publish_latest(&dir, number, &der, &pem_text)?;
         Ok(CrlReport {
             number,
             this_update: ts(this_update),
@@ -105,39 +104,6 @@ impl Ca {
             der: der_path,
             pem: pem_path,
         })
-    }
-
-    fn revoked_entries(&self) -> Result<Vec<RevokedCertParams>> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' ORDER BY revoked_at")
-            .map_err(CoreError::db("revoked list"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(CoreError::db("revoked list"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (serial, at, reason) = row.map_err(CoreError::db("revoked list"))?;
-            let bytes = hex::decode(&serial).map_err(|e| CoreError::Parse {
-                what: format!("stored serial {serial}"),
-                reason: e.to_string(),
-            })?;
-            let reason: Option<Reason> = reason.and_then(|r| r.parse().ok());
-            out.push(RevokedCertParams {
-                serial_number: SerialNumber::from_slice(&bytes),
-                revocation_time: at.as_deref().and_then(parse_ts).unwrap_or_else(now),
-                reason_code: reason.map(Reason::rcgen),
-                invalidity_date: None,
-            });
-        }
-        Ok(out)
     }
 
     /// The newest CRL's number, thisUpdate and nextUpdate.
@@ -152,6 +118,66 @@ impl Ca {
             .optional()
             .map_err(CoreError::db("last CRL"))
     }
+}
+
+fn revoked_entries(conn: &rusqlite::Connection) -> Result<Vec<RevokedCertParams>> {
+    let mut stmt = conn
+        .prepare("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' ORDER BY revoked_at")
+        .map_err(CoreError::db("revoked list"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .map_err(CoreError::db("revoked list"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (serial, at, reason) = row.map_err(CoreError::db("revoked list"))?;
+        let bytes = hex::decode(&serial).map_err(|e| CoreError::Parse {
+            what: format!("stored serial {serial}"),
+            reason: e.to_string(),
+        })?;
+        let reason: Option<Reason> = reason.and_then(|r| r.parse().ok());
+        out.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&bytes),
+            revocation_time: at.as_deref().and_then(parse_ts).unwrap_or_else(now),
+            reason_code: reason.map(Reason::rcgen),
+            invalidity_date: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Replaces `issuing.crl`/`issuing.pem` with CRL `number` unless a newer one is already
+/// there. Publishers take an exclusive lock on the directory's lock file first, so two runs
+/// finishing in either order leave the newest CRL published.
+fn publish_latest(dir: &std::path::Path, number: i64, der: &[u8], pem_text: &str) -> Result<()> {
+    let lock_path = dir.join(".publish.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(CoreError::io("opening", &lock_path))?;
+    lock.lock().map_err(CoreError::io("locking", &lock_path))?;
+    let latest = dir.join("issuing.crl");
+    let current = std::fs::read(&latest).ok().and_then(|d| crl_number(&d));
+    if current.is_none_or(|c| c < number) {
+        write_file(&latest, der, 0o644)?;
+        write_file(&dir.join("issuing.pem"), pem_text.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// The CRL number of a DER CRL.
+fn crl_number(der: &[u8]) -> Option<i64> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
+    let n = crl.crl_number()?;
+    i64::try_from(n).ok()
 }
 
 /// The subjectKeyIdentifier of a CA certificate.

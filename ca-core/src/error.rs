@@ -18,6 +18,39 @@ pub enum CoreError {
         /// Home directory.
         home: PathBuf,
     },
+    /// The database of an initialised home is missing or empty: never started afresh silently.
+    #[error(
+        "database {path} {reason}: the home {home} holds a CA (hljca.toml, ca/*.pem) whose history is \
+         in that file; restore it from a backup (only `hljca init` creates a database)"
+    )]
+    DatabaseMissing {
+        /// The database file.
+        path: PathBuf,
+        /// The home.
+        home: PathBuf,
+        /// missing, empty, or without the hljca schema.
+        reason: &'static str,
+    },
+    /// The issuing CA certificate in the home does not belong to the CA key, or a certificate
+    /// just signed does not verify against it.
+    #[error("issuing CA check failed: {0}; nothing was recorded")]
+    IssuerMismatch(String),
+    /// A holder's token was named that is the CA's own HSM token.
+    #[error(
+        "token `{selector}` is the CA's HSM token (label `{label}`, serial {serial}): it holds the CA keys \
+         and never a holder's keys or certificates; name the applicant's USBKEY"
+    )]
+    CaTokenAsHolder {
+        /// How it was named.
+        selector: String,
+        /// Its label.
+        label: String,
+        /// Its serial.
+        serial: String,
+    },
+    /// An issuance is being worked on by another process (its lease is held).
+    #[error("{0}")]
+    InProgress(String),
     /// A file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -164,6 +197,7 @@ impl CoreError {
                 | CoreError::MissingSecret { .. }
                 | CoreError::Parse { .. }
                 | CoreError::BadInput(_)
+                | CoreError::CaTokenAsHolder { .. }
         )
     }
 }

@@ -38,6 +38,10 @@ impl Home {
     pub fn issuing_pem(&self) -> PathBuf {
         self.dir.join("ca").join("issuing.pem")
     }
+    /// The seal maker's certificate (PEM), issued by the issuing CA.
+    pub fn seal_maker_pem(&self) -> PathBuf {
+        self.dir.join("ca").join("seal-maker.pem")
+    }
     /// The chain issuing + root (PEM).
     pub fn chain_pem(&self) -> PathBuf {
         self.dir.join("ca").join("chain.pem")

@@ -15,8 +15,11 @@ use crate::home::Home;
 pub enum CaKeyRole {
     /// The self-signed root.
     Root,
-    /// The issuing CA that signs end-entity certificates, CRLs and seals.
+    /// The issuing CA: signs end-entity certificates and CRLs, nothing else.
     Issuing,
+    /// The seal maker (an end-entity key certified by the issuing CA): signs electronic seals
+    /// and audit anchors.
+    SealMaker,
 }
 
 impl CaKeyRole {
@@ -25,6 +28,7 @@ impl CaKeyRole {
         match self {
             CaKeyRole::Root => "root",
             CaKeyRole::Issuing => "issuing",
+            CaKeyRole::SealMaker => "seal-maker",
         }
     }
 }
@@ -83,6 +87,8 @@ pub enum CaKeys<'m> {
         root: KeyId,
         /// Issuing key id.
         issuing: KeyId,
+        /// Seal maker key id (absent in homes made before it existed).
+        seal_maker: Option<KeyId>,
     },
     /// Decrypted key files (development only).
     File {
@@ -90,6 +96,10 @@ pub enum CaKeys<'m> {
         root: Box<rcgen::KeyPair>,
         /// Issuing key.
         issuing: Box<rcgen::KeyPair>,
+        /// Seal maker key.
+        seal_maker: Option<Box<rcgen::KeyPair>>,
+        /// The passphrase, to encrypt a seal maker key made later.
+        pass: Pin,
     },
 }
 
@@ -164,17 +174,28 @@ impl<'m> CaKeys<'m> {
                             reason: format!("ca.{which}_key_id is missing or not hex"),
                         })
                 };
+                let seal_maker = match &config.ca.seal_maker_key_id {
+                    Some(_) => Some(id(&config.ca.seal_maker_key_id, "seal_maker")?),
+                    None => None,
+                };
                 Ok(CaKeys::Hsm {
                     root: id(&config.ca.root_key_id, "root")?,
                     issuing: id(&config.ca.issuing_key_id, "issuing")?,
+                    seal_maker,
                     session,
                 })
             }
             KeyStore::File => {
                 let pass = secrets.ca_passphrase()?;
+                let maker = home.key_file(CaKeyRole::SealMaker.name());
                 Ok(CaKeys::File {
                     root: Box::new(load_key_file(&home.key_file("root"), pass)?),
                     issuing: Box::new(load_key_file(&home.key_file("issuing"), pass)?),
+                    seal_maker: match maker.exists() {
+                        true => Some(Box::new(load_key_file(&maker, pass)?)),
+                        false => None,
+                    },
+                    pass: pass.clone(),
                 })
             }
         }
@@ -182,24 +203,82 @@ impl<'m> CaKeys<'m> {
 
     /// The signer for one CA key.
     pub fn signer(&self, role: CaKeyRole) -> Result<CaSigner<'_>> {
+        let missing = || {
+            CoreError::Refused(
+                "this CA has no seal maker key yet; it is made the first time a seal is needed".into(),
+            )
+        };
         match self {
             CaKeys::Hsm {
                 session,
                 root,
                 issuing,
+                seal_maker,
             } => {
-                let id = if role == CaKeyRole::Root {
-                    root
-                } else {
-                    issuing
+                let id = match role {
+                    CaKeyRole::Root => root,
+                    CaKeyRole::Issuing => issuing,
+                    CaKeyRole::SealMaker => seal_maker.as_ref().ok_or_else(missing)?,
                 };
                 Ok(CaSigner::Token(session.signer(id)?))
             }
-            CaKeys::File { root, issuing } => Ok(CaSigner::File(if role == CaKeyRole::Root {
-                root
-            } else {
-                issuing
+            CaKeys::File {
+                root,
+                issuing,
+                seal_maker,
+                ..
+            } => Ok(CaSigner::File(match role {
+                CaKeyRole::Root => root,
+                CaKeyRole::Issuing => issuing,
+                CaKeyRole::SealMaker => seal_maker.as_ref().ok_or_else(missing)?,
             })),
+        }
+    }
+
+    /// True when the seal maker key is there.
+    pub fn has_seal_maker(&self) -> bool {
+        match self {
+            CaKeys::Hsm { seal_maker, .. } => seal_maker.is_some(),
+            CaKeys::File { seal_maker, .. } => seal_maker.is_some(),
+        }
+    }
+
+    /// The token the keys are on (key_store = hsm).
+    pub fn token(&self) -> Option<&hljca_token::TokenInfo> {
+        match self {
+            CaKeys::Hsm { session, .. } => Some(session.info()),
+            CaKeys::File { .. } => None,
+        }
+    }
+
+    /// Makes the seal maker key (on the CA token, or as an encrypted file) and returns its
+    /// public key bits; `seal_maker_key_id` goes into the configuration for the HSM store.
+    pub(crate) fn create_seal_maker(&mut self, home: &Home) -> Result<(Vec<u8>, Option<String>)> {
+        match self {
+            CaKeys::Hsm {
+                session,
+                seal_maker,
+                ..
+            } => {
+                let key = session.generate_p256("hljca-seal-maker")?;
+                let hex = key.id.to_hex();
+                let point = key.public_point.clone();
+                *seal_maker = Some(key.id);
+                Ok((point, Some(hex)))
+            }
+            CaKeys::File {
+                seal_maker, pass, ..
+            } => {
+                let (key, enc) = new_encrypted_key(pass)?;
+                crate::home::write_new_file(
+                    &home.key_file(CaKeyRole::SealMaker.name()),
+                    &enc,
+                    0o600,
+                )?;
+                let bits = rcgen::PublicKeyData::der_bytes(&key).to_vec();
+                *seal_maker = Some(Box::new(key));
+                Ok((bits, None))
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod ca;
 pub mod config;
 pub mod crl;
+pub mod engine;
 mod error;
 pub mod home;
 pub mod issue;
@@ -23,6 +24,7 @@ pub mod seal;
 pub mod seal_check;
 pub mod store;
 pub mod time_fmt;
+pub mod validity;
 
 use std::path::{Path, PathBuf};
 
@@ -35,27 +37,24 @@ pub use home::Home;
 pub use keys::Secrets;
 pub use store::Store;
 
-/// An opened CA home: configuration, database and policies, for one command.
+/// An opened CA home: configuration, database and policies, for one command. Its parts are
+/// private: callers act through its methods, and only the store writes the database.
 #[derive(Debug)]
 pub struct Ca {
-    /// The home.
-    pub home: Home,
-    /// Its configuration.
-    pub config: Config,
-    /// Its database.
-    pub store: Store,
-    /// The certificate types in force.
-    pub policies: PolicySet,
-    /// Who is acting (recorded in the audit log).
-    pub operator: String,
+    home: Home,
+    config: Config,
+    store: Store,
+    policies: PolicySet,
+    operator: String,
 }
 
 impl Ca {
-    /// Opens an initialised home.
+    /// Opens an initialised home. Its database must be there: a missing or empty one is an
+    /// error naming the file, never a silent new history.
     pub fn open(home: Home, operator: impl Into<String>) -> Result<Ca> {
         home.require_initialized()?;
         let config = Config::load(&home.config())?;
-        let store = Store::open(&home.db())?;
+        let store = Store::open(&home.db(), home.dir())?;
         let policy_dir = home.dir().join(&config.policy_dir);
         let policies = PolicySet::load(Some(&policy_dir))?;
         Ok(Ca {
@@ -76,16 +75,49 @@ impl Ca {
         Ok(Module::open(path.as_deref())?)
     }
 
-    /// Appends an audit row outside any other transaction.
+    /// The home.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The database, for reading.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The certificate types in force.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// Who is acting.
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+
+    /// Records an event that changed nothing in the database (a token initialised, objects
+    /// removed from a token): one audit row in its own write transaction.
     pub fn audit(&self, action: &str, object: &str, details: serde_json::Value) -> Result<()> {
-        audit::append(&self.store.conn, &self.operator, action, object, &details)
+        self.store.write("audit", |tx| {
+            audit::append(tx, &self.operator, action, object, &details)
+        })
     }
 
     /// Checks the audit chain and the signed anchors of its head; returns the number of rows
     /// and of anchors.
     pub fn audit_verify(&self) -> Result<(usize, usize)> {
         let rows = audit::verify(&self.store.conn)?;
-        let anchors = audit::verify_anchors(&self.store.conn, &ca::issuing_der(&self.home)?)?;
+        let maker = ca::read_pem_cert(&self.home.seal_maker_pem()).ok();
+        let anchors = audit::verify_anchors(
+            &self.store.conn,
+            &ca::issuing_der(&self.home)?,
+            maker.as_deref(),
+        )?;
         Ok((rows, anchors))
     }
 

@@ -18,7 +18,7 @@ use rcgen::{
     CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue,
     ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SerialNumber,
 };
-use time::{Duration, OffsetDateTime};
+
 use x509_cert::ext::pkix::certpolicy::{CertificatePolicies, PolicyInformation};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
@@ -105,10 +105,8 @@ pub struct EeParams<'a> {
     pub serial: [u8; 16],
     /// Key usage etc.
     pub profile: &'a CertProfile,
-    /// Validity start.
-    pub not_before: OffsetDateTime,
-    /// Validity in days.
-    pub validity_days: u32,
+    /// Validity (from [`crate::validity`]).
+    pub validity: crate::validity::Validity,
     /// Organisation identifier for the GM/T 0015 extension.
     pub org_id: Option<&'a str>,
     /// Resident ID number for the GM/T 0015 extension.
@@ -124,8 +122,8 @@ pub fn end_entity(
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     params.serial_number = Some(SerialNumber::from_slice(&p.serial));
-    params.not_before = p.not_before;
-    params.not_after = p.not_before + Duration::days(i64::from(p.validity_days));
+    params.not_before = p.validity.not_before;
+    params.not_after = p.validity.not_after;
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = p.profile.key_usage.iter().map(|k| key_usage(*k)).collect();
@@ -238,6 +236,25 @@ fn ext_key_usage(k: &ExtKeyUsage) -> ExtendedKeyUsagePurpose {
 /// A public key read from a token, as rcgen wants it.
 #[derive(Debug)]
 pub struct TokenPublicKey(pub Vec<u8>);
+
+/// A subject's public key as rcgen wants it: the BIT STRING content of its
+/// SubjectPublicKeyInfo (an EC point, or an RSAPublicKey) and its algorithm.
+#[derive(Debug, Clone)]
+pub struct SubjectKey {
+    /// The BIT STRING content.
+    pub bits: Vec<u8>,
+    /// The algorithm.
+    pub alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl rcgen::PublicKeyData for SubjectKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
+    }
+}
 
 impl rcgen::PublicKeyData for TokenPublicKey {
     fn der_bytes(&self) -> &[u8] {

@@ -120,40 +120,46 @@ impl Ca {
             );
         }
         let at = ts(now());
-        let tx = self
-            .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin revocation"))?;
-        for t in &targets {
+        let op = &self.operator;
+        self.store.write("revoke", |tx| {
+            for t in &targets {
+                // Compare-and-set: a concurrent revocation of the same certificate changes nothing.
+                let n = tx
+                    .execute(
+                        "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3, updated_at = ?2 \
+                         WHERE serial = ?1 AND status IN ('issued', 'superseded')",
+                        params![t.serial, at, reason.name()],
+                    )
+                    .map_err(CoreError::db("revoke"))?;
+                if n != 1 && t.serial == cert.serial {
+                    return Err(CoreError::BadState {
+                        serial: t.serial.clone(),
+                        status: "revoked".into(),
+                        what: "it was revoked meanwhile by another command".into(),
+                    });
+                }
+                audit::append(
+                    tx,
+                    op,
+                    "cert.revoke",
+                    &t.serial,
+                    &serde_json::json!({ "reason": reason.name(), "role": t.role.as_str(), "via": cert.serial }),
+                )?;
+            }
+            // Revocation is free of charge; the zero-amount order keeps the business record complete.
             tx.execute(
-                "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3, updated_at = ?2 \
-                 WHERE serial = ?1",
-                params![t.serial, at, reason.name()],
+                "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
+                 VALUES (?1, ?2, 'revocation', ?3, 0, 'free', NULL, ?4, ?5)",
+                params![cert.application_id, cert.serial, cert.cert_type, op, at],
             )
-            .map_err(CoreError::db("revoke"))?;
-            audit::append(
-                &tx,
-                &self.operator,
-                "cert.revoke",
-                &t.serial,
-                &serde_json::json!({ "reason": reason.name(), "role": t.role.as_str(), "via": cert.serial }),
-            )?;
-        }
-        // Revocation is free of charge; the zero-amount order keeps the business record complete.
-        tx.execute(
-            "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
-             VALUES (?1, ?2, 'revocation', ?3, 0, 'free', NULL, ?4, ?5)",
-            params![cert.application_id, cert.serial, cert.cert_type, self.operator, at],
-        )
-        .map_err(CoreError::db("record revocation order"))?;
-        tx.commit().map_err(CoreError::db("commit revocation"))?;
+            .map_err(CoreError::db("record revocation order"))?;
+            Ok(())
+        })?;
         let mut removed = 0;
         if let Some((module, secrets)) = remove_from {
-            let session = module.login(
-                &TokenSelector(cert.token_serial.clone()),
-                secrets.user_pin()?,
-            )?;
+            let sel = TokenSelector(cert.token_serial.clone());
+            self.holder_token(module, &sel)?;
+            let session = module.login(&sel, secrets.user_pin()?)?;
             for t in &targets {
                 if let Some(id) = KeyId::from_hex(&t.key_id) {
                     removed += session.destroy_by_id(&id)?;

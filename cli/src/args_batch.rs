@@ -10,16 +10,30 @@ pub enum BatchCmd {
     /// Automated issuance from a file of applications.
     #[command(subcommand)]
     Batch(BatchSub),
-    /// Finish or void issuances a crash left pending (kill -9, power cut, token pulled out).
+    /// Finish or void issuances a crash left open (kill -9, power cut, token pulled out).
     ///
-    /// For each pending certificate row: log in to its token (by serial, HLJCA_USER_PIN); if the
-    /// certificate with the row's key id is there, carries the row's serial and verifies against
-    /// the issuing CA, the row is marked issued; otherwise every object with that key id is
-    /// destroyed and the row voided (a batch rerun then issues it afresh). Rows whose token is
-    /// absent stay pending. Do not run it while an issuance is in progress.
+    /// Only issuances whose lease nobody holds are touched (a running `issue` or batch holds
+    /// its lease, so recover can run beside it). By the stage the issuance reached: before
+    /// signing, its recorded keys are destroyed and it is voided; signed, its recorded
+    /// certificates are written to the token and it is recorded as issued; written, it is
+    /// recorded as issued when the token holds them. Nothing is touched whose key id is not on
+    /// record. Each holder token is logged in to with its own PIN: with --token, HLJCA_USER_PIN
+    /// (or --user-pin-file) for that token only; with --pin-dir DIR, the file DIR/<token serial>
+    /// or DIR/<token label>; else a prompt per token at a terminal.
     ///
-    /// Exit codes: 0 nothing left pending, 1 some rows left pending, 2 bad usage.
-    Recover,
+    /// Exit codes: 0 nothing left open, 1 some issuances left open, 2 bad usage.
+    Recover(RecoverArgs),
+}
+
+/// `recover` options.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Only the issuances on this token (label or serial), with HLJCA_USER_PIN as its PIN.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// A directory of PIN files named by token serial or label (mode 0600).
+    #[arg(long, value_name = "DIR", conflicts_with = "token")]
+    pub pin_dir: Option<PathBuf>,
 }
 
 /// `batch` subcommands.

@@ -8,6 +8,11 @@ use hljca_token::Pin;
 
 use crate::args::Cli;
 
+/// A PIN from a file (trailing newline dropped).
+pub fn pin_file(path: &Path) -> anyhow::Result<Pin> {
+    from_file(path)
+}
+
 fn from_file(path: &Path) -> anyhow::Result<Pin> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path)

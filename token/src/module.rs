@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::session::UserType;
 use cryptoki::slot::Slot;
@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::error::{PinRole, TokenError};
+use crate::login::{LoginState, LoginTable, Logins, digests_equal};
 use crate::pin::{Pin, PinState};
 use crate::session::TokenSession;
 
@@ -65,9 +66,14 @@ pub struct TokenInfo {
 }
 
 /// A loaded, initialised PKCS#11 module.
+///
+/// The module remembers which tokens it is logged in to (PKCS#11 login state is shared by all
+/// sessions of the process on a token), so that a wrong PIN always fails even while another
+/// session is logged in, and so that dropping one session does not log out the others.
 pub struct Module {
     ctx: Pkcs11,
     path: PathBuf,
+    logins: Logins,
 }
 
 impl std::fmt::Debug for Module {
@@ -93,7 +99,11 @@ impl Module {
         let ctx = Pkcs11::new(&path).map_err(load)?;
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
             .map_err(load)?;
-        Ok(Module { ctx, path })
+        Ok(Module {
+            ctx,
+            path,
+            logins: LoginTable::new(),
+        })
     }
 
     /// The first SoftHSM2 module present on this machine.
@@ -222,12 +232,17 @@ impl Module {
     }
 
     /// Opens a read-write session on the token and logs in as its user.
+    ///
+    /// If a session of this module is already logged in to the token, the PIN is checked
+    /// against the one that logged in (the token itself would accept any PIN then): a different
+    /// PIN fails with [`TokenError::PinIncorrect`], the same one shares the login.
     pub fn login(&self, sel: &TokenSelector, pin: &Pin) -> Result<TokenSession<'_>> {
         let info = self.find(sel)?;
         self.login_as(info, UserType::User, pin)
     }
 
     /// Opens a read-write session and logs in as security officer (for unblocking a PIN).
+    /// Checked like [`Self::login`] when this module is already logged in to the token.
     pub fn login_so(&self, sel: &TokenSelector, so_pin: &Pin) -> Result<TokenSession<'_>> {
         let info = self.find(sel)?;
         self.login_as(info, UserType::So, so_pin)
@@ -238,26 +253,45 @@ impl Module {
             UserType::So => PinRole::SecurityOfficer,
             _ => PinRole::User,
         };
+        let digest = self.logins.digest(pin);
+        // Held until the session is counted, so two threads cannot both find the token logged
+        // out and both call C_Login.
+        let mut logins = self.logins.lock();
+        if let Some(held) = logins.get_mut(&info.slot_id) {
+            if held.role != role {
+                // What C_Login would answer, without giving the token a PIN to count.
+                return Err(TokenError::pkcs11(
+                    "C_Login",
+                    &info.label,
+                    CkError::Pkcs11(RvError::UserAnotherAlreadyLoggedIn, Function::Login),
+                ));
+            }
+            if !digests_equal(&held.pin_digest, &digest) {
+                drop(logins);
+                return Err(self.pin_incorrect(info, role));
+            }
+            let session = self
+                .ctx
+                .open_rw_session(info.slot)
+                .map_err(|e| TokenError::pkcs11("C_OpenSession", &info.label, e))?;
+            held.sessions += 1;
+            return Ok(TokenSession::new(session, info, self.logins.clone()));
+        }
         let session = self
             .ctx
             .open_rw_session(info.slot)
             .map_err(|e| TokenError::pkcs11("C_OpenSession", &info.label, e))?;
         match session.login(who, Some(&pin.auth())) {
             Ok(()) => {}
-            // Another session of this process is already logged in to the token.
-            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            // Logged in by someone outside this module's record (another Module on the same
+            // library, or a caller of the raw cryptoki context): the token did not check the
+            // PIN, so this is no success.
+            Err(e @ CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                return Err(TokenError::pkcs11("C_Login", &info.label, e));
+            }
             Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
-                let after = self.info(info.slot)?;
-                let state = if role == PinRole::User {
-                    after.user_pin
-                } else {
-                    after.so_pin
-                };
-                return Err(TokenError::PinIncorrect {
-                    token: info.label,
-                    role,
-                    state,
-                });
+                drop(logins);
+                return Err(self.pin_incorrect(info, role));
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
                 return Err(TokenError::PinLocked {
@@ -275,7 +309,32 @@ impl Module {
             }
             Err(e) => return Err(TokenError::pkcs11("C_Login", &info.label, e)),
         }
-        Ok(TokenSession::new(session, info))
+        logins.insert(
+            info.slot_id,
+            LoginState {
+                role,
+                sessions: 1,
+                pin_digest: digest,
+            },
+        );
+        Ok(TokenSession::new(session, info, self.logins.clone()))
+    }
+
+    /// The error for a wrong PIN, with the token's PIN counters as they are now.
+    fn pin_incorrect(&self, info: TokenInfo, role: PinRole) -> TokenError {
+        let after = match self.info(info.slot) {
+            Ok(after) => after,
+            Err(e) => return e,
+        };
+        TokenError::PinIncorrect {
+            token: info.label,
+            role,
+            state: if role == PinRole::User {
+                after.user_pin
+            } else {
+                after.so_pin
+            },
+        }
     }
 }
 

@@ -8,13 +8,12 @@ use cryptoki::session::Session;
 
 use crate::Result;
 use crate::error::TokenError;
+use crate::key::{KeyKind, P256_PARAMS, RSA_MODULUS_BITS, RSA_PUBLIC_EXPONENT, TokenPublicKey};
+use crate::login::Logins;
 use crate::module::TokenInfo;
 use crate::objects::{KeyId, ObjectKind, ObjectSummary};
 use crate::pin::Pin;
 use crate::signer::TokenSigner;
-
-/// DER of the named curve OID prime256v1 (1.2.840.10045.3.1.7), as `CKA_EC_PARAMS` wants it.
-const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// Application name stored on data objects written by hljca.
 pub const DATA_APPLICATION: &str = "hljca e-seal (GM/T 0031-2014)";
@@ -24,14 +23,20 @@ pub const DATA_APPLICATION: &str = "hljca e-seal (GM/T 0031-2014)";
 pub struct GeneratedKey {
     /// The `CKA_ID` of both halves.
     pub id: KeyId,
-    /// The uncompressed EC point (65 bytes, `04 || x || y`).
+    /// The public half.
+    pub public: TokenPublicKey,
+    /// For an EC P-256 key, the uncompressed EC point (65 bytes, `04 || x || y`); empty for an
+    /// RSA key. Kept for callers of [`TokenSession::generate_p256`]; prefer
+    /// [`GeneratedKey::public`].
     pub public_point: Vec<u8>,
 }
 
-/// A read-write session, logged in as the token's user. Logs out and closes when dropped.
+/// A read-write session, logged in as the token's user (or SO). Closes when dropped, and logs
+/// the token out when it is the last live session of its module relying on that login.
 pub struct TokenSession<'m> {
     session: Session,
     info: TokenInfo,
+    logins: Logins,
     _module: std::marker::PhantomData<&'m ()>,
 }
 
@@ -46,17 +51,33 @@ impl std::fmt::Debug for TokenSession<'_> {
 
 impl Drop for TokenSession<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.session.logout() {
-            tracing::debug!(token = %self.info.label, error = %e, "logout on drop");
+        // Held across C_Logout so that no login on this token can start in between.
+        let mut logins = self.logins.lock();
+        let last = match logins.get_mut(&self.info.slot_id) {
+            Some(held) => {
+                held.sessions = held.sessions.saturating_sub(1);
+                held.sessions == 0
+            }
+            None => {
+                tracing::warn!(token = %self.info.label, "session dropped without a recorded login");
+                false
+            }
+        };
+        if last {
+            logins.remove(&self.info.slot_id);
+            if let Err(e) = self.session.logout() {
+                tracing::debug!(token = %self.info.label, error = %e, "logout on drop");
+            }
         }
     }
 }
 
 impl<'m> TokenSession<'m> {
-    pub(crate) fn new(session: Session, info: TokenInfo) -> Self {
+    pub(crate) fn new(session: Session, info: TokenInfo, logins: Logins) -> Self {
         TokenSession {
             session,
             info,
+            logins,
             _module: std::marker::PhantomData,
         }
     }
@@ -72,24 +93,53 @@ impl<'m> TokenSession<'m> {
 
     /// Generates an EC P-256 key pair on the token: private half sensitive, never extractable.
     pub fn generate_p256(&self, label: &str) -> Result<GeneratedKey> {
-        self.generate_p256_with_id(label, &KeyId::random())
+        self.generate_with_id(KeyKind::EcP256, label, &KeyId::random())
     }
 
     /// As [`Self::generate_p256`] with a `CKA_ID` chosen by the caller, who can record it
     /// (e.g. in a pending database row) before the key exists, so a crash never leaves a key
     /// nobody knows about.
     pub fn generate_p256_with_id(&self, label: &str, id: &KeyId) -> Result<GeneratedKey> {
+        self.generate_with_id(KeyKind::EcP256, label, id)
+    }
+
+    /// Generates a key pair of `kind` on the token, both halves token objects with `CKA_ID`
+    /// `id` and `CKA_LABEL` `label`; the private half sensitive, never extractable, for signing
+    /// only. EC P-256 uses `CKM_EC_KEY_PAIR_GEN` on prime256v1; RSA-2048 uses
+    /// `CKM_RSA_PKCS_KEY_PAIR_GEN` with a 2048-bit modulus and public exponent 65537.
+    ///
+    /// The caller chooses the id so it can record it (e.g. in a pending database row) before
+    /// the key exists, and a crash never leaves a key nobody knows about.
+    pub fn generate_with_id(&self, kind: KeyKind, label: &str, id: &KeyId) -> Result<GeneratedKey> {
         let id = id.clone();
         let label = label.as_bytes().to_vec();
-        let public = [
+        let (mechanism, mut public, mut private) = match kind {
+            KeyKind::EcP256 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(P256_PARAMS.to_vec())],
+                vec![],
+            ),
+            KeyKind::Rsa2048 => (
+                Mechanism::RsaPkcsKeyPairGen,
+                vec![
+                    Attribute::ModulusBits((RSA_MODULUS_BITS as u64).into()),
+                    Attribute::PublicExponent(RSA_PUBLIC_EXPONENT.to_vec()),
+                    // A signing key: no encryption or key wrapping with the public half, no
+                    // decryption or unwrapping with the private one.
+                    Attribute::Encrypt(false),
+                    Attribute::Wrap(false),
+                ],
+                vec![Attribute::Decrypt(false), Attribute::Unwrap(false)],
+            ),
+        };
+        public.extend([
             Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Verify(true),
-            Attribute::EcParams(P256_PARAMS.to_vec()),
             Attribute::Id(id.0.clone()),
             Attribute::Label(label.clone()),
-        ];
-        let private = [
+        ]);
+        private.extend([
             Attribute::Token(true),
             Attribute::Private(true),
             Attribute::Sensitive(true),
@@ -97,13 +147,20 @@ impl<'m> TokenSession<'m> {
             Attribute::Sign(true),
             Attribute::Id(id.0.clone()),
             Attribute::Label(label),
-        ];
+        ]);
         let (pub_h, _priv_h) = self
             .session
-            .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+            .generate_key_pair(&mechanism, &public, &private)
             .map_err(self.err("C_GenerateKeyPair"))?;
-        let point = match self.read_point(pub_h) {
-            Ok(p) => p,
+        let read = self.read_public(pub_h).and_then(|k| {
+            if k.kind() == kind {
+                Ok(k)
+            } else {
+                Err(self.bad_key(&format!("asked for {kind}, the token made {}", k.kind())))
+            }
+        });
+        let public = match read {
+            Ok(k) => k,
             Err(e) => {
                 // Leave no orphan half-made key behind.
                 let _ = self.destroy_by_id(&id);
@@ -112,14 +169,61 @@ impl<'m> TokenSession<'m> {
         };
         Ok(GeneratedKey {
             id,
-            public_point: point,
+            public_point: public.ec_point().map(<[u8]>::to_vec).unwrap_or_default(),
+            public,
         })
     }
 
-    /// The uncompressed EC point of the public key with this id.
-    pub fn public_point(&self, id: &KeyId) -> Result<Vec<u8>> {
+    /// The public key with this id, EC P-256 or RSA-2048.
+    pub fn public_key(&self, id: &KeyId) -> Result<TokenPublicKey> {
         let h = self.find_one(ObjectClass::PUBLIC_KEY, id, "public key")?;
-        self.read_point(h)
+        self.read_public(h)
+    }
+
+    /// The uncompressed EC point of the (EC P-256) public key with this id.
+    pub fn public_point(&self, id: &KeyId) -> Result<Vec<u8>> {
+        match self.public_key(id)? {
+            TokenPublicKey::EcP256 { point } => Ok(point),
+            other => Err(self.bad_key(&format!("key {id} is {}, not EC", other.kind()))),
+        }
+    }
+
+    fn key_type(&self, h: ObjectHandle) -> Result<KeyType> {
+        self.session
+            .get_attributes(h, &[AttributeType::KeyType])
+            .map_err(self.err("C_GetAttributeValue(CKA_KEY_TYPE)"))?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::KeyType(k) => Some(k),
+                _ => None,
+            })
+            .ok_or_else(|| self.bad_key("no CKA_KEY_TYPE"))
+    }
+
+    fn read_public(&self, h: ObjectHandle) -> Result<TokenPublicKey> {
+        let kt = self.key_type(h)?;
+        if kt == KeyType::EC {
+            TokenPublicKey::ec_p256(self.read_point(h)?).map_err(|r| self.bad_key(r))
+        } else if kt == KeyType::RSA {
+            let attrs = self
+                .session
+                .get_attributes(h, &[AttributeType::Modulus, AttributeType::PublicExponent])
+                .map_err(self.err("C_GetAttributeValue(CKA_MODULUS, CKA_PUBLIC_EXPONENT)"))?;
+            let (mut modulus, mut exponent) = (None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(m) => modulus = Some(m),
+                    Attribute::PublicExponent(e) => exponent = Some(e),
+                    _ => {}
+                }
+            }
+            let (Some(modulus), Some(exponent)) = (modulus, exponent) else {
+                return Err(self.bad_key("no CKA_MODULUS or CKA_PUBLIC_EXPONENT"));
+            };
+            TokenPublicKey::rsa_2048(&modulus, &exponent).map_err(|r| self.bad_key(&r))
+        } else {
+            Err(self.bad_key(&format!("unsupported key type {kt}")))
+        }
     }
 
     fn read_point(&self, h: ObjectHandle) -> Result<Vec<u8>> {
@@ -350,33 +454,45 @@ impl<'m> TokenSession<'m> {
         Ok(out)
     }
 
-    /// A signer for the private key `id` (EC P-256, ECDSA with SHA-256).
+    /// A signer for the private key `id`: ECDSA with SHA-256 for EC P-256 keys, PKCS#1 v1.5
+    /// with SHA-256 (`CKM_SHA256_RSA_PKCS`) for RSA-2048 keys.
     pub fn signer(&self, id: &KeyId) -> Result<TokenSigner<'_>> {
         let key = self.find_one(ObjectClass::PRIVATE_KEY, id, "private key")?;
-        let kt = self
-            .session
-            .get_attributes(key, &[AttributeType::KeyType])
-            .map_err(self.err("C_GetAttributeValue(CKA_KEY_TYPE)"))?;
-        if !kt
-            .iter()
-            .any(|a| matches!(a, Attribute::KeyType(k) if *k == KeyType::EC))
-        {
-            return Err(self.bad_key("signing key is not an EC key"));
+        let kt = self.key_type(key)?;
+        let kind = if kt == KeyType::EC {
+            KeyKind::EcP256
+        } else if kt == KeyType::RSA {
+            KeyKind::Rsa2048
+        } else {
+            return Err(self.bad_key(&format!("signing key type {kt} is neither EC nor RSA")));
+        };
+        let public = self.public_key(id)?;
+        if public.kind() != kind {
+            return Err(self.bad_key(&format!(
+                "private key {id} is {kind} but its public key is {}",
+                public.kind()
+            )));
         }
-        let point = self.public_point(id)?;
         Ok(TokenSigner::new(
             &self.session,
             key,
-            point,
+            public,
             self.info.label.clone(),
         ))
     }
 
-    /// Changes the user PIN.
+    /// Changes the PIN of whoever is logged in (the user PIN, or the SO PIN in an SO session).
+    /// Later logins through the same module then need the new PIN.
     pub fn change_pin(&self, old: &Pin, new: &Pin) -> Result<()> {
+        // Held across C_SetPIN so no login compares against a PIN about to change.
+        let mut logins = self.logins.lock();
         self.session
             .set_pin(&old.auth(), &new.auth())
-            .map_err(self.err("C_SetPIN"))
+            .map_err(self.err("C_SetPIN"))?;
+        if let Some(held) = logins.get_mut(&self.info.slot_id) {
+            held.pin_digest = self.logins.digest(new);
+        }
+        Ok(())
     }
 
     /// Sets a new user PIN (needs a session logged in as SO): unblocks a locked PIN.

@@ -5,14 +5,20 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use sha2::{Digest, Sha256};
 
-/// An EC P-256 private key on a token, usable wherever rcgen wants a [`rcgen::SigningKey`].
+use crate::key::{KeyKind, TokenPublicKey};
+
+/// A private key on a token (EC P-256 or RSA-2048), usable wherever rcgen wants a
+/// [`rcgen::SigningKey`].
 ///
-/// `CKM_ECDSA` signs a digest we supply and returns raw `r || s`; X.509 wants the DER
-/// `Ecdsa-Sig-Value`, so we hash first and convert after.
+/// For EC, `CKM_ECDSA` signs a digest we supply and returns raw `r || s`; X.509 wants the DER
+/// `Ecdsa-Sig-Value`, so we hash first and convert after. For RSA, `CKM_SHA256_RSA_PKCS` hashes
+/// and pads on the token and returns the PKCS#1 v1.5 signature X.509 wants as it is.
 pub struct TokenSigner<'s> {
     session: &'s Session,
     key: ObjectHandle,
-    public_point: Vec<u8>,
+    public: TokenPublicKey,
+    /// [`TokenPublicKey::subject_public_key_bits`], kept to lend to rcgen.
+    public_bits: Vec<u8>,
     token: String,
 }
 
@@ -20,6 +26,7 @@ impl std::fmt::Debug for TokenSigner<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSigner")
             .field("token", &self.token)
+            .field("kind", &self.public.kind())
             .finish()
     }
 }
@@ -28,47 +35,75 @@ impl<'s> TokenSigner<'s> {
     pub(crate) fn new(
         session: &'s Session,
         key: ObjectHandle,
-        public_point: Vec<u8>,
+        public: TokenPublicKey,
         token: String,
     ) -> Self {
         TokenSigner {
             session,
             key,
-            public_point,
+            public_bits: public.subject_public_key_bits(),
+            public,
             token,
         }
     }
 
-    /// The uncompressed public point.
-    pub fn public_point(&self) -> &[u8] {
-        &self.public_point
+    /// The kind of key.
+    pub fn kind(&self) -> KeyKind {
+        self.public.kind()
+    }
+
+    /// The public half of the key.
+    pub fn public_key(&self) -> &TokenPublicKey {
+        &self.public
+    }
+
+    /// The uncompressed public point, for an EC key.
+    pub fn public_point(&self) -> Option<&[u8]> {
+        self.public.ec_point()
     }
 }
 
 impl rcgen::PublicKeyData for TokenSigner<'_> {
+    /// The EC point, or the DER `RSAPublicKey`.
     fn der_bytes(&self) -> &[u8] {
-        &self.public_point
+        &self.public_bits
     }
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
+        self.public.rcgen_algorithm()
     }
 }
 
 impl rcgen::SigningKey for TokenSigner<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let digest = Sha256::digest(msg);
-        let raw = self
-            .session
-            .sign(&Mechanism::Ecdsa, self.key, &digest)
-            .map_err(|e| {
-                tracing::error!(token = %self.token, error = %e, "C_Sign failed");
-                rcgen::Error::RemoteKeyError
-            })?;
-        let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|e| {
-            tracing::error!(token = %self.token, error = %e, "token returned a malformed ECDSA signature");
+        let failed = |e: cryptoki::error::Error| {
+            tracing::error!(token = %self.token, error = %e, "C_Sign failed");
             rcgen::Error::RemoteKeyError
-        })?;
-        Ok(sig.to_der().as_bytes().to_vec())
+        };
+        match self.public.kind() {
+            KeyKind::EcP256 => {
+                let digest = Sha256::digest(msg);
+                let raw = self
+                    .session
+                    .sign(&Mechanism::Ecdsa, self.key, &digest)
+                    .map_err(failed)?;
+                let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|e| {
+                    tracing::error!(token = %self.token, error = %e, "token returned a malformed ECDSA signature");
+                    rcgen::Error::RemoteKeyError
+                })?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+            KeyKind::Rsa2048 => {
+                let sig = self
+                    .session
+                    .sign(&Mechanism::Sha256RsaPkcs, self.key, msg)
+                    .map_err(failed)?;
+                if sig.len() != crate::key::RSA_MODULUS_BITS / 8 {
+                    tracing::error!(token = %self.token, len = sig.len(), "token returned an RSA signature of the wrong length");
+                    return Err(rcgen::Error::RemoteKeyError);
+                }
+                Ok(sig)
+            }
+        }
     }
 }

@@ -2,20 +2,18 @@
 //! Each checks, changes, records the event, queues the SMS and appends the audit row in one
 //! transaction.
 
-use hljca_policies::{Applicant, CertType, Mobile};
+use hljca_policies::{Applicant, Mobile};
 use hljca_token::{Module, TokenSelector};
 use rusqlite::params;
 
 use super::notify::SERVICE_PHONE;
 use super::ops::{AppIssueOutcome, notify_with};
 use super::rows::{Application, Delivery, Order};
-use super::{AppEventKind, AppId, AppState, PayMethod, Site, transition};
+use super::{AppEventKind, AppId, PayMethod, Site, transition};
 use crate::Ca;
+use crate::engine::IssueParams;
 use crate::error::{CoreError, Result};
-use crate::issue::{IssueOutcome, IssueRequest, IssuedCert, SealLocation};
 use crate::keys::Secrets;
-use crate::store::{CertRecord, CertRole};
-use crate::time_fmt::ts;
 
 impl Ca {
     /// `pay`: approved → paid with an order whose amount is the policy's first-time fee (USBKEY
@@ -79,9 +77,10 @@ impl Ca {
         Ok((app, order))
     }
 
-    /// `issue APP`: issues a paid application onto the holder's USBKEY (all or nothing, see
-    /// [`Ca::issue`]), then moves it to issued and records the USBKEY. When an earlier run had
-    /// already committed the certificates but not the state, only the state is finished.
+    /// `issue APP`: issues a paid application onto the holder's USBKEY through the issuance
+    /// engine, which claims it (`paid → issuing`) before any key is made, so two runs cannot
+    /// both issue it; it becomes issued when the engine commits (or paid again if voided). A
+    /// renewal application goes onto the renewed certificate's own USBKEY, inside the window.
     pub fn issue_application(
         &mut self,
         module: &Module,
@@ -90,132 +89,15 @@ impl Ca {
         token: &TokenSelector,
     ) -> Result<AppIssueOutcome> {
         let app = self.application(id)?;
-        if app.state == AppState::Paid {
-            let done = self.issued_for_application(id)?;
-            if !done.is_empty() {
-                let outcome = self.outcome_from_records(&done);
-                if let Some(old) = &app.renewal_of {
-                    let old = self.store.cert(old)?;
-                    self.supersede_renewed(module, secrets, &old, &outcome, None)?;
-                }
-                return self.finish_issue(&app, outcome, true);
-            }
-        }
         transition(id, app.state, AppEventKind::Issue)?;
-        // A renewal goes onto the holder's USBKEY, inside the renewal window.
-        let renewed = match &app.renewal_of {
-            Some(serial) => {
-                let old = self.renewable(serial)?;
-                if token.0 != old.token_serial && token.0 != old.token_label {
-                    return Err(CoreError::Refused(format!(
-                        "application {} renews {}: it is re-issued onto the same USBKEY `{}` (serial {}), not `{}`",
-                        id.0, old.serial, old.token_label, old.token_serial, token.0
-                    )));
-                }
-                Some(old)
-            }
-            None => None,
-        };
-        let outcome = self.issue(
-            module,
-            secrets,
-            &IssueRequest {
-                cert_type: app.cert_type,
-                applicant: Applicant(app.applicant.clone()),
-                token: token.clone(),
-                seal_image: None,
-                external_id: None,
-                application_id: Some(id.0),
-            },
-        )?;
-        if let Some(old) = &renewed {
-            // The fee was taken by `pay` (the annual fee); here the old certificates are
-            // superseded and their token objects removed, now that the new ones are written.
-            self.supersede_renewed(module, secrets, old, &outcome, None)?;
-        }
-        self.finish_issue(&app, outcome, false)
-    }
-
-    fn issued_for_application(&self, id: AppId) -> Result<Vec<CertRecord>> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(
-                "SELECT serial FROM certificates WHERE application_id = ?1 AND status = 'issued' \
-                 ORDER BY role = 'seal', id",
-            )
-            .map_err(CoreError::db("certificates of application"))?;
-        let serials = stmt
-            .query_map([id.0], |r| r.get::<_, String>(0))
-            .map_err(CoreError::db("certificates of application"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("certificates of application"))?;
-        serials.iter().map(|s| self.store.cert(s)).collect()
-    }
-
-    fn outcome_from_records(&self, recs: &[CertRecord]) -> IssueOutcome {
-        let mut certificates = Vec::new();
-        let mut seal = None;
-        for c in recs {
-            let Ok(cert_type) = c.cert_type.parse::<CertType>() else {
-                continue;
-            };
-            if c.role == CertRole::Seal {
-                seal = Some(SealLocation {
-                    token_label: c.token_label.clone(),
-                    object_label: format!("hljca-seal-{}", c.key_id),
-                    file: self.home.seal_file(&c.serial),
-                    seal_cert_serial: c.serial.clone(),
-                });
-            }
-            certificates.push(IssuedCert {
-                serial: c.serial.clone(),
-                cert_type,
-                role: c.role,
-                pem: self.home.cert_pem(&c.serial),
-                key_id: c.key_id.clone(),
-                subject: c.subject.clone(),
-                token_label: c.token_label.clone(),
-                token_serial: c.token_serial.clone(),
-                not_after: c.not_after.map(ts).unwrap_or_default(),
-            });
-        }
-        IssueOutcome { certificates, seal }
-    }
-
-    fn finish_issue(
-        &mut self,
-        app: &Application,
-        outcome: IssueOutcome,
-        resumed: bool,
-    ) -> Result<AppIssueOutcome> {
-        let first = outcome.certificates.first();
-        let label = first.map(|c| c.token_label.clone()).unwrap_or_default();
-        let serial = first.map(|c| c.token_serial.clone()).unwrap_or_default();
-        let serials: Vec<String> = outcome
-            .certificates
-            .iter()
-            .map(|c| c.serial.clone())
-            .collect();
-        let id = app.id;
-        let application = self.step(
-            id,
-            AppEventKind::Issue,
-            serde_json::json!({
-                "token_label": label, "token_serial": serial, "certificates": serials, "resumed": resumed,
-            }),
-            |tx, _, _| {
-                tx.execute(
-                    "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
-                    params![id.0, label, serial],
-                )
-                .map_err(CoreError::db("record USBKEY"))?;
-                Ok(serde_json::json!({}))
-            },
-        )?;
+        let mut params = IssueParams::new(app.cert_type, Applicant(app.applicant.clone()));
+        params.application_id = Some(id.0);
+        // The fee was taken by `pay` (the annual fee for a renewal).
+        params.renewal_of = app.renewal_of.clone();
+        let outcome = self.issue(module, secrets, token, &params)?;
         Ok(AppIssueOutcome {
-            application,
-            resumed,
+            application: self.application(id)?,
+            resumed: false,
             outcome,
         })
     }

@@ -27,6 +27,44 @@ pub use notify::{OutboxEntry, RemindOutcome, Reminder};
 pub use ops::{AppIssueOutcome, NewApplication, material_hash};
 pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
+/// Moves application `id` from `from` to `to` inside an issuance transaction, with its event
+/// and audit row (`claim`, `issue`, `release`); refuses when it is no longer at `from`.
+pub(crate) fn move_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: AppId,
+    (from, to): (AppState, AppState),
+    event: &str,
+    operator: &str,
+    details: &serde_json::Value,
+) -> Result<()> {
+    let at = crate::time_fmt::ts(crate::time_fmt::now());
+    rows::set_state(tx, id, from, to, &at)?;
+    rows::add_event(tx, id, event, (Some(from), to), operator, &at, details)?;
+    let mut audit_details = details.clone();
+    if let Some(d) = audit_details.as_object_mut() {
+        d.insert("from".into(), from.as_str().into());
+        d.insert("to".into(), to.as_str().into());
+    }
+    crate::audit::append(tx, operator, &format!("app.{event}"), &ops::app_object(id), &audit_details)
+}
+
+/// Records the holder's USBKEY on an application (inside the issuance transaction).
+pub(crate) fn record_token(tx: &rusqlite::Transaction<'_>, id: AppId, label: &str, serial: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
+        rusqlite::params![id.0, label, serial],
+    )
+    .map_err(CoreError::db("record USBKEY"))?;
+    Ok(())
+}
+
+/// The state of application `id`, read inside a transaction.
+pub(crate) fn state_in(tx: &rusqlite::Transaction<'_>, id: AppId) -> Result<AppState> {
+    rows::get(tx, id)?
+        .map(|a| a.state)
+        .ok_or_else(|| CoreError::BadInput(format!("no application {id}")))
+}
+
 /// Largest material file accepted, in bytes (10 MiB).
 pub const MAX_MATERIAL_BYTES: u64 = 10 * 1024 * 1024;
 
@@ -73,6 +111,9 @@ pub enum AppState {
     Rejected,
     /// Paid; waiting for issuance.
     Paid,
+    /// Claimed by an issuance in progress (`issue APP`); becomes issued when it commits, or
+    /// paid again when it is voided (by the issuing process or `hljca recover`).
+    Issuing,
     /// Certificate(s) issued onto the USBKEY.
     Issued,
     /// The USBKEY reached the applicant (final).
@@ -83,12 +124,13 @@ pub enum AppState {
 
 impl AppState {
     /// Every state, in workflow order.
-    pub const ALL: [AppState; 8] = [
+    pub const ALL: [AppState; 9] = [
         AppState::Draft,
         AppState::Submitted,
         AppState::Approved,
         AppState::Rejected,
         AppState::Paid,
+        AppState::Issuing,
         AppState::Issued,
         AppState::Delivered,
         AppState::Cancelled,
@@ -102,6 +144,7 @@ impl AppState {
             AppState::Approved => "approved",
             AppState::Rejected => "rejected",
             AppState::Paid => "paid",
+            AppState::Issuing => "issuing",
             AppState::Issued => "issued",
             AppState::Delivered => "delivered",
             AppState::Cancelled => "cancelled",
@@ -219,7 +262,9 @@ pub fn transition(id: AppId, from: AppState, event: AppEventKind) -> Result<AppS
         (S::Submitted, E::Approve) => S::Approved,
         (S::Submitted, E::Reject) => S::Rejected,
         (S::Approved, E::Pay) => S::Paid,
-        (S::Paid, E::Issue) => S::Issued,
+        // The issuance engine claims the application; it moves on to issued (or back to paid)
+        // in the engine's own transactions, see `engine`.
+        (S::Paid, E::Issue) => S::Issuing,
         (S::Issued, E::Dispatch) => S::Issued,
         (S::Issued, E::Collect) => S::Delivered,
         (S::Draft | S::Submitted | S::Approved | S::Paid, E::Cancel) => S::Cancelled,

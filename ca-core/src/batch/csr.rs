@@ -3,29 +3,24 @@
 //! The request's self-signature proves possession of the key; its key algorithm is checked
 //! against the policy. Its subject and extensions are not trusted: the subject comes from the
 //! policy and the applicant data, exactly as for a key on a USBKEY. Only the identity
-//! certificate is issued (a seal needs its key on a token). Crash-safety order as in
-//! [`Ca::issue`]: pending row (token `(csr)`, key id = SHA-256 of the SPKI), sign, mark issued
-//! with the audit row in one transaction, then write the PEM files.
+//! certificate is issued (a seal needs its key on a token). The issuance engine does the rest
+//! (token `(csr)`, key id = SHA-256 of the SPKI).
 
 use std::path::Path;
 
 use hljca_policies::{Applicant, CertType, KeyAlgorithm, Policy};
 use hljca_token::Module;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use crate::ca::{issuer, pem_cert};
+use crate::Ca;
+use crate::engine::{Engine, IssueParams, IssuedCert, KeySource};
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
-use crate::issue::IssuedCert;
-use crate::keys::{CaKeys, Secrets};
-use crate::profile::{EeParams, TokenPublicKey, end_entity, random_serial, subject};
-use crate::store::{CertRole, NewPending, Store};
-use crate::time_fmt::now;
-use crate::{Ca, audit};
+use crate::keys::Secrets;
+use crate::profile::SubjectKey;
 
 /// Token label recorded on certificate rows issued from a CSR.
 pub const CSR_TOKEN_LABEL: &str = "(csr)";
@@ -68,9 +63,24 @@ pub enum CsrRejected {
 pub struct CheckedCsr {
     cert_type: CertType,
     spki_der: Vec<u8>,
-    public_point: Vec<u8>,
+    key: SubjectKey,
     /// The subject the request asked for (informational; not used).
     pub requested_subject: String,
+}
+
+impl CheckedCsr {
+    /// The type whose policy the request was checked against.
+    pub fn cert_type(&self) -> CertType {
+        self.cert_type
+    }
+    /// The request's SubjectPublicKeyInfo (DER).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+    /// The request's key, as the certificate will carry it.
+    pub fn subject_key(&self) -> SubjectKey {
+        self.key.clone()
+    }
 }
 
 /// What `issue --csr` made.
@@ -140,8 +150,7 @@ pub fn check_csr(bytes: &[u8], policy: &Policy) -> std::result::Result<CheckedCs
         KeyAlgorithm::EcP256 => ("EC P-256", "ec-p256"),
         KeyAlgorithm::Rsa2048 => ("RSA 2048-bit", "rsa-2048"),
     };
-    // Certificates are built for EC P-256 keys only (as on the USBKEYs).
-    if policy.key_algorithm != KeyAlgorithm::EcP256 || found != "EC P-256" {
+    if found != wanted {
         return Err(CsrRejected::KeyAlgorithm {
             cert_type: policy.cert_type,
             found,
@@ -149,26 +158,33 @@ pub fn check_csr(bytes: &[u8], policy: &Policy) -> std::result::Result<CheckedCs
             rule,
         });
     }
-    let point = spki.subject_public_key.data.to_vec();
-    if point.len() != 65 || point.first() != Some(&0x04) {
-        return Err(CsrRejected::KeyAlgorithm {
-            cert_type: policy.cert_type,
-            found: "EC P-256 with a compressed or malformed point".into(),
-            wanted: "an uncompressed EC P-256 point",
-            rule,
-        });
-    }
+    let bits = spki.subject_public_key.data.to_vec();
+    let alg = match policy.key_algorithm {
+        KeyAlgorithm::EcP256 => {
+            if bits.len() != 65 || bits.first() != Some(&0x04) {
+                return Err(CsrRejected::KeyAlgorithm {
+                    cert_type: policy.cert_type,
+                    found: "EC P-256 with a compressed or malformed point".into(),
+                    wanted: "an uncompressed EC P-256 point",
+                    rule,
+                });
+            }
+            &rcgen::PKCS_ECDSA_P256_SHA256
+        }
+        KeyAlgorithm::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
+    };
     Ok(CheckedCsr {
         cert_type: policy.cert_type,
         spki_der: spki.raw.to_vec(),
-        public_point: point,
+        key: SubjectKey { bits, alg },
         requested_subject: info.subject.to_string(),
     })
 }
 
 impl Ca {
     /// Issues the identity certificate of `csr.cert_type` for the key in a checked CSR, with the
-    /// subject from the policy and `applicant`. Writes `certs/<serial>.pem`, and `out` when given.
+    /// subject from the policy and `applicant`, through the issuance engine. Writes
+    /// `certs/<serial>.pem`, and `out` when given.
     pub fn issue_csr(
         &mut self,
         module: Option<&Module>,
@@ -177,113 +193,26 @@ impl Ca {
         applicant: &Applicant,
         out: Option<&Path>,
     ) -> Result<CsrOutcome> {
-        let (policy, validated, org_id) = self.check_applicant(csr.cert_type, applicant)?;
-        let resident_id = policy
-            .extensions
-            .resident_id_field
-            .as_deref()
-            .and_then(|f| validated.get(f));
-        let (dn, subject_text) = subject(&policy, &validated)?;
-        let applicant_json = Ca::applicant_json(&validated)?;
-        let keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
-        let (issuer, _) = issuer(&self.home, &keys)?;
-        let key_id = hex::encode(Sha256::digest(&csr.spki_der));
-        let type_key = policy.cert_type.key();
-
-        let mut serial_bytes = random_serial();
-        for _ in 0..4 {
-            if !self.store.serial_exists(&hex::encode(serial_bytes))? {
-                break;
-            }
-            serial_bytes = random_serial();
+        self.check_applicant(csr.cert_type, applicant)?;
+        let keys = self.ca_keys(module, secrets)?;
+        let engine = Engine::new(self, &keys)?;
+        let mut params = IssueParams::new(csr.cert_type, applicant.clone());
+        params.source = KeySource::Csr(csr.clone());
+        let issued = params.issue(self, &engine, None)?;
+        if let (Some(o), Some(c)) = (out, issued.certificates.first()) {
+            let pem_text = std::fs::read(&c.pem).map_err(CoreError::io("reading", &c.pem))?;
+            write_file(o, &pem_text, 0o644)?;
         }
-        let serial = hex::encode(serial_bytes);
-        self.store.insert_pending(&NewPending {
-            serial: &serial,
-            cert_type: type_key,
-            role: CertRole::Identity,
-            identity_serial: None,
-            subject: &subject_text,
-            org_id: org_id.as_deref(),
-            applicant_json: &applicant_json,
-            token_label: CSR_TOKEN_LABEL,
-            token_serial: "",
-            key_id: &key_id,
-            external_id: None,
-            application_id: None,
-        })?;
-        let not_before = now();
-        let not_after = not_before + time::Duration::days(i64::from(policy.validity_days));
-        let signed = (|| -> Result<Vec<u8>> {
-            let params = end_entity(
-                &self.config,
-                dn,
-                &EeParams {
-                    serial: serial_bytes,
-                    profile: &policy.identity,
-                    not_before,
-                    validity_days: policy.validity_days,
-                    org_id: org_id.as_deref(),
-                    resident_id,
-                },
-            )?;
-            let cert = params
-                .signed_by(&TokenPublicKey(csr.public_point.clone()), &issuer)
-                .map_err(CoreError::cert(format!("identity certificate {serial}")))?;
-            let der = cert.der().to_vec();
-            let tx = self
-                .store
-                .conn
-                .transaction()
-                .map_err(CoreError::db("begin issuance"))?;
-            Store::mark_issued_tx(&tx, &serial, &der, not_before, not_after, None)?;
-            audit::append(
-                &tx,
-                &self.operator,
-                "cert.issue",
-                &serial,
-                &serde_json::json!({
-                    "type": type_key, "role": "identity", "subject": subject_text,
-                    "source": "csr", "key_id": key_id, "seal": false,
-                }),
-            )?;
-            tx.commit().map_err(CoreError::db("commit issuance"))?;
-            Ok(der)
-        })();
-        let der = match signed {
-            Ok(d) => d,
-            Err(e) => {
-                if let Err(ve) = self.store.mark_void(&serial) {
-                    tracing::error!(serial = %serial, error = %ve, "cleanup: could not void pending row");
-                }
-                return Err(e);
-            }
-        };
-        let pem_text = pem_cert(&der);
-        let pem_path = self.home.cert_pem(&serial);
-        write_file(&pem_path, pem_text.as_bytes(), 0o644)?;
-        if let Some(o) = out {
-            write_file(o, pem_text.as_bytes(), 0o644)?;
-        }
-        let note = policy.seal.as_ref().map(|_| {
+        let note = self.policies.get(csr.cert_type).seal.as_ref().map(|_| {
             format!(
-                "a {type_key} certificate normally comes with an electronic seal, whose key must be \
+                "a {} certificate normally comes with an electronic seal, whose key must be \
                  generated on a USBKEY; --csr issued the identity certificate only (issue onto a \
-                 token with --token for the seal)"
+                 token with --token for the seal)",
+                csr.cert_type.key()
             )
         });
         Ok(CsrOutcome {
-            certificates: vec![IssuedCert {
-                serial,
-                cert_type: policy.cert_type,
-                role: CertRole::Identity,
-                pem: pem_path,
-                key_id,
-                subject: subject_text,
-                token_label: CSR_TOKEN_LABEL.into(),
-                token_serial: String::new(),
-                not_after: crate::time_fmt::ts(not_after),
-            }],
+            certificates: issued.certificates,
             out: out.map(Path::to_path_buf),
             note,
         })

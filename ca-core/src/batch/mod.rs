@@ -5,12 +5,11 @@
 //! touched — then issued row by row through [`Ca::issue`], which is all or nothing per row.
 //! Each row carries an external id that is recorded on its certificates, so a rerun of the same
 //! file skips the rows already issued; rows left `pending` by a crash are finished or voided by
-//! [`Ca::recover`] first.
+//! [`Ca::recover`] first. Every row goes through the issuance engine ([`crate::engine`]).
 
 mod csr;
 mod file;
 mod plan;
-mod recover;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,16 +19,16 @@ use hljca_token::{Module, TokenError, TokenSelector, TokenSession};
 use rusqlite::params;
 use serde::Serialize;
 
+use crate::engine::{Engine, IssueParams, Lease, Probe};
 use crate::error::{CoreError, Result};
-use crate::issue::IssueRequest;
-use crate::keys::{CaKeys, Secrets};
+use crate::keys::Secrets;
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
-pub use csr::{CheckedCsr, CsrOutcome, CsrRejected, check_csr};
+pub use csr::{CSR_TOKEN_LABEL, CheckedCsr, CsrOutcome, CsrRejected, check_csr};
 pub use file::{BatchFile, FileFormat, RawRow, RowError, read};
 pub use plan::{BatchPlan, PlannedRow};
-pub use recover::{RecoverAction, RecoverReport, RecoveredRow};
+pub use crate::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
 
 /// Column holding the caller's id of a row.
 pub const EXTERNAL_ID: &str = "external_id";
@@ -130,51 +129,59 @@ impl Ca {
         // row (and does not use up the token's PIN tries).
         // The same CA session then signs every row, and each holder token is logged in to once:
         // fewer logins, fewer PIN tries, and fewer token-file writes a crash could interrupt.
-        let keys = CaKeys::open(&self.config, &self.home, Some(module), secrets)?;
+        let keys = self.ca_keys(Some(module), secrets)?;
+        let engine = Engine::new(self, &keys)?;
         let mut sessions: HashMap<String, TokenSession<'_>> = HashMap::new();
         let file_name = plan.file.display().to_string();
         let started = ts(now());
         // One batch at a time: two runs of one file could both find a row unissued. The check
-        // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it.
-        let tx = self
-            .store
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(CoreError::db("begin batch job"))?;
-        let running: Vec<(i64, i64)> = {
-            let mut stmt = tx
-                .prepare("SELECT id, pid FROM batch_jobs WHERE status = 'running'")
-                .map_err(CoreError::db("running batch jobs"))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(CoreError::db("running batch jobs"))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(CoreError::db("running batch jobs"))?
-        };
-        if let Some((id, pid)) = running.iter().find(|(_, pid)| recover::process_alive(*pid)) {
-            return Err(CoreError::Refused(format!(
-                "batch job {id} is still running (process {pid}); wait for it to finish before starting another"
-            )));
-        }
-        tx.execute(
-            "INSERT INTO batch_jobs (file_name, file_sha256, operator, pid, started_at, status, rows_total) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6)",
-            params![
-                file_name,
-                plan.sha256,
-                self.operator,
-                i64::from(std::process::id()),
-                started,
-                plan.rows.len() as i64
-            ],
-        )
-        .map_err(CoreError::db("insert batch job"))?;
-        let job_id = tx.last_insert_rowid();
-        tx.commit().map_err(CoreError::db("commit batch job"))?;
-        self.audit(
-            "batch.start",
-            &format!("batch-{job_id}"),
-            serde_json::json!({ "file": file_name, "sha256": plan.sha256, "rows": plan.rows.len() }),
-        )?;
+        // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it; a
+        // running job whose lease is free belongs to a process that is gone.
+        let op = &self.operator;
+        let home = &self.home;
+        let job_id = self.store.write("begin batch job", |tx| {
+            let running: Vec<(i64, Option<String>)> = {
+                let mut stmt = tx
+                    .prepare("SELECT id, lease FROM batch_jobs WHERE status = 'running'")
+                    .map_err(CoreError::db("running batch jobs"))?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(CoreError::db("running batch jobs"))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(CoreError::db("running batch jobs"))?
+            };
+            for (id, lease) in &running {
+                if let Some(l) = lease
+                    && matches!(Lease::probe(home, l)?, Probe::Held)
+                {
+                    return Err(CoreError::InProgress(format!(
+                        "batch job {id} is still running (lease {l}); wait for it to finish before starting another"
+                    )));
+                }
+            }
+            tx.execute(
+                "INSERT INTO batch_jobs (file_name, file_sha256, operator, pid, started_at, status, rows_total, lease) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+                params![
+                    file_name,
+                    plan.sha256,
+                    op,
+                    i64::from(std::process::id()),
+                    started,
+                    plan.rows.len() as i64,
+                    engine.lease_id()
+                ],
+            )
+            .map_err(CoreError::db("insert batch job"))?;
+            let job_id = tx.last_insert_rowid();
+            audit::append(
+                tx,
+                op,
+                "batch.start",
+                &format!("batch-{job_id}"),
+                &serde_json::json!({ "file": file_name, "sha256": plan.sha256, "rows": plan.rows.len() }),
+            )?;
+            Ok(job_id)
+        })?;
 
         let mut results = Vec::with_capacity(plan.rows.len());
         // Tokens whose user PIN was refused: trying again would only use up the PIN's tries.
@@ -183,14 +190,14 @@ impl Ca {
             let result = self.batch_row(
                 module,
                 secrets,
-                &keys,
+                &engine,
                 &mut sessions,
                 row,
                 &mut refused_tokens,
             );
-            self.store
-                .conn
-                .execute(
+            let op = &self.operator;
+            self.store.write("record batch row", |tx| {
+                tx.execute(
                     "INSERT INTO batch_rows (job_id, line, external_id, cert_type, token, outcome, serials, error, at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
@@ -206,6 +213,17 @@ impl Ca {
                     ],
                 )
                 .map_err(CoreError::db("insert batch row"))?;
+                audit::append(
+                    tx,
+                    op,
+                    "batch.row",
+                    &format!("batch-{job_id}"),
+                    &serde_json::json!({
+                        "line": row.line, "external_id": row.external_id, "outcome": result.status.as_str(),
+                        "serials": result.serials, "error": result.error,
+                    }),
+                )
+            })?;
             let flow = on_row(&result);
             results.push(result);
             if flow.is_break() {
@@ -224,11 +242,8 @@ impl Ca {
             count(RowStatus::Skipped),
             count(RowStatus::Failed),
         );
-        let tx = self
-            .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin batch finish"))?;
+        let op = &self.operator;
+        self.store.write("finish batch job", |tx| {
         tx.execute(
             "UPDATE batch_jobs SET status = ?6, finished_at = ?2, issued = ?3, skipped = ?4, failed = ?5 \
              WHERE id = ?1",
@@ -236,16 +251,16 @@ impl Ca {
         )
         .map_err(CoreError::db("finish batch job"))?;
         audit::append(
-            &tx,
-            &self.operator,
+            tx,
+            op,
             "batch.finish",
             &format!("batch-{job_id}"),
             &serde_json::json!({
                 "file": file_name, "sha256": plan.sha256, "rows": plan.rows.len(),
                 "issued": issued, "skipped": skipped, "failed": failed, "not_attempted": not_attempted,
             }),
-        )?;
-        tx.commit().map_err(CoreError::db("commit batch finish"))?;
+        )
+        })?;
         Ok(BatchReport {
             job_id,
             file: plan.file.clone(),
@@ -264,7 +279,7 @@ impl Ca {
         &mut self,
         module: &'m Module,
         secrets: &Secrets,
-        keys: &CaKeys<'_>,
+        engine: &Engine<'_>,
         sessions: &mut HashMap<String, TokenSession<'m>>,
         row: &PlannedRow,
         refused_tokens: &mut HashMap<String, String>,
@@ -302,24 +317,20 @@ impl Ca {
             result.error = Some(format!("not tried: {why}"));
             return result;
         }
-        let req = IssueRequest {
-            cert_type: row.cert_type,
-            applicant: row.applicant.clone(),
-            token: TokenSelector(row.token.clone()),
-            seal_image: None,
-            external_id: Some(row.external_id.clone()),
-            application_id: None,
-        };
+        let mut params = IssueParams::new(row.cert_type, row.applicant.clone());
+        params.external_id = Some(row.external_id.clone());
+        let sel = TokenSelector(row.token.clone());
         let issued = match sessions.entry(row.token.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => self.issue_on(keys, e.get(), &req),
+            std::collections::hash_map::Entry::Occupied(e) => params.issue(self, engine, Some(e.get())),
             std::collections::hash_map::Entry::Vacant(v) => {
-                match secrets
-                    .user_pin()
-                    .and_then(|pin| Ok(module.login(&req.token, pin)?))
-                {
+                match self.holder_token(module, &sel).and_then(|_| {
+                    secrets
+                        .user_pin()
+                        .and_then(|pin| Ok(module.login(&sel, pin)?))
+                }) {
                     Ok(session) => {
                         let session = v.insert(session);
-                        self.issue_on(keys, session, &req)
+                        params.issue(self, engine, Some(session))
                     }
                     Err(e) => Err(e),
                 }

@@ -5,4 +5,4 @@ mod bind;
 mod renew;
 
 pub use bind::{BIND_MATERIALS, BindMaterial, BindSource, Binding};
-pub use renew::{Payment, RenewReport, RenewalOrder};
+pub use renew::{Payment, RenewReport};

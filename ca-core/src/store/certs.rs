@@ -108,6 +108,8 @@ pub struct NewPending<'a> {
     pub external_id: Option<&'a str>,
     /// The application this issuance fulfils, when any.
     pub application_id: Option<i64>,
+    /// The issuance this row belongs to.
+    pub issuance_id: i64,
 }
 
 /// One certificate row.
@@ -160,13 +162,18 @@ pub struct CertRecord {
     pub external_id: Option<String>,
     /// The application it fulfils, when any.
     pub application_id: Option<i64>,
+    /// The issuance that made it (absent for rows older than the engine).
+    pub issuance_id: Option<i64>,
+    /// The subject public key (SPKI bit string content), once generated.
+    #[serde(skip)]
+    pub spki: Option<Vec<u8>>,
 }
 
-const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
+pub(super) const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
     key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, applicant_json, der, seal, \
-    external_id, application_id";
+    external_id, application_id, issuance_id, spki";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
     let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
     let status: String = r.get(9)?;
     Ok(CertRecord {
@@ -190,7 +197,37 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
         seal: r.get(17)?,
         external_id: r.get(18)?,
         application_id: r.get(19)?,
+        issuance_id: r.get(20)?,
+        spki: r.get(21)?,
     })
+}
+
+/// Reserves a serial with a pending row (inside the reservation transaction).
+pub(crate) fn insert_pending(tx: &rusqlite::Transaction<'_>, p: &NewPending<'_>) -> Result<()> {
+    let now = ts(OffsetDateTime::now_utc());
+    tx.execute(
+        "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
+         token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id, issuance_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13, ?14)",
+        params![
+            p.serial,
+            p.cert_type,
+            p.role.as_str(),
+            p.identity_serial,
+            p.subject,
+            p.org_id,
+            p.applicant_json,
+            p.token_label,
+            p.token_serial,
+            p.key_id,
+            now,
+            p.external_id,
+            p.application_id,
+            p.issuance_id
+        ],
+    )
+    .map_err(CoreError::db("insert pending certificate"))?;
+    Ok(())
 }
 
 /// Filters for listing certificates.
@@ -207,34 +244,6 @@ pub struct CertFilter {
 }
 
 impl Store {
-    /// Reserves a serial with a pending row and commits it (before anything is signed).
-    pub fn insert_pending(&self, p: &NewPending<'_>) -> Result<()> {
-        let now = ts(OffsetDateTime::now_utc());
-        self.conn
-            .execute(
-                "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
-                 token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13)",
-                params![
-                    p.serial,
-                    p.cert_type,
-                    p.role.as_str(),
-                    p.identity_serial,
-                    p.subject,
-                    p.org_id,
-                    p.applicant_json,
-                    p.token_label,
-                    p.token_serial,
-                    p.key_id,
-                    now,
-                    p.external_id,
-                    p.application_id
-                ],
-            )
-            .map_err(CoreError::db("insert pending certificate"))?;
-        Ok(())
-    }
-
     /// True when the serial is already used (pending or otherwise).
     pub fn serial_exists(&self, serial: &str) -> Result<bool> {
         self.conn
@@ -246,41 +255,6 @@ impl Store {
             .optional()
             .map(|o| o.is_some())
             .map_err(CoreError::db("serial lookup"))
-    }
-
-    /// Marks a pending row issued with its DER and validity (and seal).
-    pub(crate) fn mark_issued_tx(
-        tx: &rusqlite::Transaction<'_>,
-        serial: &str,
-        der: &[u8],
-        not_before: OffsetDateTime,
-        not_after: OffsetDateTime,
-        seal: Option<&[u8]>,
-    ) -> Result<()> {
-        let n = tx
-            .execute(
-                "UPDATE certificates SET status = 'issued', der = ?2, not_before = ?3, not_after = ?4, seal = ?5, \
-                 updated_at = ?6 WHERE serial = ?1 AND status = 'pending'",
-                params![serial, der, ts(not_before), ts(not_after), seal, ts(OffsetDateTime::now_utc())],
-            )
-            .map_err(CoreError::db("mark certificate issued"))?;
-        if n != 1 {
-            return Err(CoreError::Refused(format!(
-                "certificate {serial} was no longer pending when it was to be marked issued"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Voids a pending row (issuance abandoned, nothing on the token).
-    pub fn mark_void(&self, serial: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE certificates SET status = 'void', updated_at = ?2 WHERE serial = ?1 AND status = 'pending'",
-                params![serial, ts(OffsetDateTime::now_utc())],
-            )
-            .map_err(CoreError::db("void certificate"))?;
-        Ok(())
     }
 
     /// One certificate by serial (case-insensitive hex, colons allowed).

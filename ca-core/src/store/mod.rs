@@ -1,17 +1,22 @@
 //! The SQLite store: one file, WAL, foreign keys, migrations tracked in `user_version`.
 
 mod certs;
+mod issuances;
 mod schema;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{CoreError, Result};
 
+pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
+pub(crate) use issuances::{mark_issued, record_key, record_signed, set_stage, void_rows};
+pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
+pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 
 /// An open database.
 #[derive(Debug)]
@@ -20,22 +25,55 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating with mode 0600 when missing) and migrates the database at `path`.
-    pub fn open(path: &Path) -> Result<Store> {
-        if !path.exists() {
-            // Create the file ourselves so it is 0600 from the first byte.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(CoreError::io("creating database", path))?;
+    /// Opens the database of an initialised home. A missing, empty or schema-less file is an
+    /// error, never a fresh start: only [`Store::create`] (`hljca init`) makes a database.
+    pub fn open(path: &Path, home: &Path) -> Result<Store> {
+        let missing = |reason| CoreError::DatabaseMissing {
+            path: path.to_path_buf(),
+            home: home.to_path_buf(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|_| missing("is missing"))?;
+        if meta.len() == 0 {
+            return Err(missing("is empty (0 bytes)"));
         }
+        let mut store = Store::connect(path)?;
+        if store.schema_version()? == 0 {
+            return Err(missing("has no hljca schema"));
+        }
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Creates a new database (mode 0600 from the first byte); refuses an existing non-empty file.
+    pub fn create(path: &Path) -> Result<Store> {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return Err(CoreError::Refused(format!(
+                "database {} already exists; `hljca init` never overwrites a CA's history",
+                path.display()
+            )));
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(CoreError::io("creating database", path))?;
+        let mut store = Store::connect(path)?;
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    fn connect(path: &Path) -> Result<Store> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(CoreError::io("setting permissions on", path))?;
-        let conn = Connection::open(path).map_err(CoreError::db("open"))?;
-        conn.busy_timeout(Duration::from_secs(10))
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(CoreError::db("open"))?;
+        conn.busy_timeout(Duration::from_secs(30))
             .map_err(CoreError::db("busy_timeout"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(CoreError::db("journal_mode=WAL"))?;
@@ -43,9 +81,22 @@ impl Store {
             .map_err(CoreError::db("foreign_keys=ON"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(CoreError::db("synchronous=FULL"))?;
-        let mut store = Store { conn };
-        schema::migrate(&mut store.conn)?;
-        Ok(store)
+        Ok(Store { conn })
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it: the only way anything is
+    /// written. IMMEDIATE takes the write lock first, so what `f` reads (the audit head, a CRL
+    /// number, a state to compare-and-set) cannot change under it before the commit.
+    pub(crate) fn write<T>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(CoreError::db(what))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(CoreError::db(what))?;
+        Ok(value)
     }
 
     /// The schema version (`PRAGMA user_version`).
@@ -66,7 +117,7 @@ mod tests {
     fn opens_private_migrated_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.db");
-        let s = Store::open(&p).unwrap();
+        let s = Store::create(&p).unwrap();
         let v = s.schema_version().unwrap();
         assert!(v >= 4);
         drop(s);
@@ -75,13 +126,29 @@ mod tests {
             0o600
         );
         // Reopening applies nothing twice.
-        assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), v);
+        assert_eq!(
+            Store::open(&p, dir.path()).unwrap().schema_version().unwrap(),
+            v
+        );
+        // ... but never creates over an existing one, nor opens a missing or empty one.
+        assert!(Store::create(&p).is_err());
+        std::fs::write(&p, b"").unwrap();
+        assert!(matches!(
+            Store::open(&p, dir.path()),
+            Err(CoreError::DatabaseMissing { .. })
+        ));
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(
+            Store::open(&p, dir.path()),
+            Err(CoreError::DatabaseMissing { .. })
+        ));
+        assert!(!p.exists(), "open must not create a database");
     }
 
     #[test]
     fn serials_are_unique() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("x.db")).unwrap();
+        let s = Store::create(&dir.path().join("x.db")).unwrap();
         let p = NewPending {
             serial: "0102",
             cert_type: "medical",
@@ -95,10 +162,16 @@ mod tests {
             key_id: "aa",
             external_id: None,
             application_id: None,
+            issuance_id: 0,
         };
-        s.insert_pending(&p).unwrap();
-        assert!(s.insert_pending(&p).is_err(), "UNIQUE serial");
-        s.mark_void("0102").unwrap();
-        assert_eq!(s.cert("01:02").unwrap().status, CertStatus::Void);
+        s.write("t", |tx| {
+            tx.execute_batch("PRAGMA defer_foreign_keys = ON").unwrap();
+            insert_pending(tx, &p)?;
+            assert!(insert_pending(tx, &p).is_err(), "UNIQUE serial");
+            tx.execute("DELETE FROM certificates", []).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert!(s.cert("01:02").is_err());
     }
 }

@@ -78,7 +78,7 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
             }
             let bytes =
                 std::fs::read(file).map_err(|e| bad(format!("reading {}: {e}", file.display())))?;
-            check_material(ca.policies.get(a.cert_type), kind, &name, &bytes).map_err(bad)?;
+            check_material(ca.policies().get(a.cert_type), kind, &name, &bytes).map_err(bad)?;
             let m = ca.add_material(a.id, kind, &name, &bytes)?;
             if cli.json {
                 let mut v = serde_json::to_value(&m)?;

@@ -44,7 +44,7 @@ pub(super) fn materials_list(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failur
     let a = load(ca, app)?;
     let have = ca.application_materials(a.id)?;
     let missing = ca.missing_materials(&a)?;
-    let policy = ca.policies.get(a.cert_type);
+    let policy = ca.policies().get(a.cert_type);
     if cli.json {
         let required: Vec<_> = policy
             .materials
@@ -106,7 +106,7 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
     let missing = ca.missing_materials(&a)?;
     let orders = ca.orders(Some(a.id))?;
     let certs: Vec<_> = ca
-        .store
+        .store()
         .certs(&CertFilter {
             include_unissued: true,
             ..CertFilter::default()

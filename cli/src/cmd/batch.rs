@@ -7,17 +7,18 @@ use hljca_core::batch::{
     BatchPlan, BatchReport, RecoverAction, RecoverReport, RowStatus, check_csr,
 };
 use hljca_policies::{Applicant, CertType};
+use hljca_token::{Pin, TokenInfo, TokenSelector};
 
 use crate::Failure;
 use crate::args::{Cli, IssueArgs};
-use crate::args_batch::{BatchCmd, BatchIssueArgs, BatchSub};
+use crate::args_batch::{BatchCmd, BatchIssueArgs, BatchSub, RecoverArgs};
 use crate::output;
 use crate::secrets;
 
 pub fn run(cli: &Cli, c: &BatchCmd) -> Result<(), Failure> {
     match c {
         BatchCmd::Batch(BatchSub::Issue(a)) => batch_issue(cli, a),
-        BatchCmd::Recover => recover(cli),
+        BatchCmd::Recover(a) => recover(cli, a),
     }
 }
 
@@ -233,23 +234,47 @@ fn print_report(cli: &Cli, r: &BatchReport) -> Result<(), Failure> {
     Ok(())
 }
 
-fn recover(cli: &Cli) -> Result<(), Failure> {
+fn recover(cli: &Cli, a: &RecoverArgs) -> Result<(), Failure> {
     let mut ca = super::open_ca(cli)?;
-    let mut s = secrets::gather(cli)?;
-    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    let s = secrets::gather(cli)?;
     let module = match ca.module(cli.pkcs11_module.as_deref()) {
         Ok(m) => Some(m),
         Err(e) => {
-            tracing::warn!(error = %e, "no PKCS#11 module: rows on tokens will be left pending");
+            tracing::warn!(error = %e, "no PKCS#11 module: issuances on tokens will be left open");
             None
         }
     };
-    let report = ca.recover(module.as_ref(), &s)?;
+    let only = a.token.clone().map(TokenSelector);
+    let user_pin = s.user_pin.clone();
+    let pin_dir = a.pin_dir.clone();
+    let interactive = std::env::var_os("CI").is_none() && std::io::stdin().is_terminal();
+    let mut pins = |t: &TokenInfo| -> Option<Pin> {
+        if only.is_some() {
+            return user_pin.clone();
+        }
+        if let Some(dir) = &pin_dir {
+            return [&t.serial, &t.label]
+                .iter()
+                .map(|n| dir.join(n))
+                .find(|p| p.is_file())
+                .and_then(|p| secrets::pin_file(&p).ok());
+        }
+        if interactive {
+            let mut slot = None;
+            secrets::prompt_if_missing(
+                &mut slot,
+                &format!("user PIN of token `{}` (serial {})", t.label, t.serial),
+            );
+            return slot;
+        }
+        None
+    };
+    let report = ca.recover(module.as_ref(), &mut pins, only.as_ref())?;
     print_recover(cli, &report)?;
-    if report.left > 0 {
+    let left = report.count(RecoverAction::Left) + report.count(RecoverAction::InProgress);
+    if report.count(RecoverAction::Left) > 0 {
         return Err(Failure::from(anyhow::anyhow!(
-            "{} pending row(s) left (see the reasons); insert the tokens and run `hljca recover` again",
-            report.left
+            "{left} issuance(s) left open (see the reasons); insert the tokens, give their PINs and run `hljca recover` again"
         )));
     }
     Ok(())
@@ -260,47 +285,47 @@ fn print_recover(cli: &Cli, r: &RecoverReport) -> Result<(), Failure> {
         output::json(r)?;
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = r
-        .rows
-        .iter()
-        .map(|x| {
-            vec![
-                x.serial.clone(),
-                x.cert_type.clone(),
-                x.role.as_str().into(),
-                x.token_label.clone(),
-                match x.action {
-                    RecoverAction::Finished => "finished".into(),
-                    RecoverAction::Voided => "voided".into(),
-                    RecoverAction::Left => "left pending".into(),
-                },
-                x.reason.clone(),
-            ]
-        })
-        .collect();
-    if !r.interrupted_jobs.is_empty() {
-        let ids: Vec<String> = r.interrupted_jobs.iter().map(i64::to_string).collect();
+    if !r.batch_jobs_interrupted.is_empty() {
+        let ids: Vec<String> = r.batch_jobs_interrupted.iter().map(i64::to_string).collect();
         println!(
             "batch job(s) {} marked interrupted (their process is gone); rerun their files to finish them",
             ids.join(", ")
         );
     }
-    for k in &r.orphan_keys {
-        println!(
-            "orphan key {} on token `{}`: {}",
-            k.key_id, k.token_label, k.reason
-        );
-    }
-    if rows.is_empty() {
-        println!("no pending certificate rows: nothing to recover");
+    if r.issuances.is_empty() {
+        println!("no open issuances: nothing to recover");
         return Ok(());
     }
-    output::table(&["SERIAL", "TYPE", "ROLE", "TOKEN", "ACTION", "WHY"], &rows);
+    let rows: Vec<Vec<String>> = r
+        .issuances
+        .iter()
+        .map(|x| {
+            vec![
+                x.issuance.to_string(),
+                x.stage.to_string(),
+                x.cert_type.clone(),
+                x.token_label.clone().unwrap_or_else(|| "(csr)".into()),
+                x.serials.join(","),
+                match x.action {
+                    RecoverAction::Finished => "finished".into(),
+                    RecoverAction::Voided => "voided".into(),
+                    RecoverAction::Left => "left open".into(),
+                    RecoverAction::InProgress => "in progress".into(),
+                },
+                x.reason.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ISSUANCE", "STAGE", "TYPE", "TOKEN", "SERIALS", "ACTION", "WHY"],
+        &rows,
+    );
     println!();
     output::fields(&[
-        ("finished", r.finished.to_string()),
-        ("voided", r.voided.to_string()),
-        ("left", r.left.to_string()),
+        ("finished", r.count(RecoverAction::Finished).to_string()),
+        ("voided", r.count(RecoverAction::Voided).to_string()),
+        ("left", r.count(RecoverAction::Left).to_string()),
+        ("in progress", r.count(RecoverAction::InProgress).to_string()),
     ]);
     Ok(())
 }
@@ -327,11 +352,11 @@ pub fn issue_csr(cli: &Cli, csr: &Path, a: &IssueArgs) -> Result<(), Failure> {
     })?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
     let mut ca = super::open_ca(cli)?;
-    let checked = check_csr(&bytes, ca.policies.get(cert_type))
+    let checked = check_csr(&bytes, ca.policies().get(cert_type))
         .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", csr.display())))?;
     let mut s = secrets::gather(cli)?;
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
-    let module = match ca.config.ca.key_store {
+    let module = match ca.config().ca.key_store {
         hljca_core::KeyStore::Hsm => Some(ca.module(cli.pkcs11_module.as_deref())?),
         hljca_core::KeyStore::File => None,
     };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use hljca_core::ca::{self, InitOptions};
-use hljca_core::issue::IssueRequest;
+use hljca_core::engine::IssueParams;
 use hljca_core::{Ca, Home, KeyStore, Secrets};
 use hljca_policies::{Applicant, CertType};
 use hljca_token::{Module, Pin, TokenSelector};
@@ -71,14 +71,11 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let outcome = ca.issue(
         &module,
         &secrets,
-        &IssueRequest {
-            cert_type: CertType::Enterprise,
-            applicant: Applicant::from_json(ENTERPRISE_EXAMPLE)?,
-            token: TokenSelector(token.serial.clone()),
-            seal_image: None,
-            external_id: None,
-            application_id: None,
-        },
+        &TokenSelector(token.serial.clone()),
+        &IssueParams::new(
+            CertType::Enterprise,
+            Applicant::from_json(ENTERPRISE_EXAMPLE)?,
+        ),
     )?;
     let v = serde_json::json!({
         "home": home.dir(),

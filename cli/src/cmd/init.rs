@@ -43,6 +43,8 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
     )?;
     let ca = super::open_ca(cli)?;
     ca.audit("ca.init", "issuing-ca", serde_json::to_value(&report)?)?;
+    // The seal maker (signs seals and audit anchors) is made now, as part of the ceremony.
+    drop(ca.ca_keys(module.as_ref(), &s)?);
     if cli.json {
         output::json(&report)?;
     } else {
@@ -69,8 +71,8 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
         CaCmd::Show => {
             let mut out = Vec::new();
             for (name, der) in [
-                ("root", ca::root_der(&ca.home)?),
-                ("issuing", ca::issuing_der(&ca.home)?),
+                ("root", ca::root_der(&ca.home())?),
+                ("issuing", ca::issuing_der(&ca.home())?),
             ] {
                 out.push(cert_summary(name, &der)?);
             }
@@ -101,7 +103,7 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
             }
         }
         CaCmd::Export { out } => {
-            let text = std::fs::read(ca.home.chain_pem())?;
+            let text = std::fs::read(ca.home().chain_pem())?;
             output::export(cli.json, out.as_deref(), &text, "CA chain")?;
         }
     }

@@ -1,6 +1,6 @@
 //! `hljca issue`.
 
-use hljca_core::issue::{IssueOutcome, IssueRequest};
+use hljca_core::engine::{IssueOutcome, IssueParams};
 use hljca_policies::{Applicant, CertType};
 use hljca_token::TokenSelector;
 
@@ -40,18 +40,9 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
     secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let module = ca.module(cli.pkcs11_module.as_deref())?;
-    let outcome = ca.issue(
-        &module,
-        &s,
-        &IssueRequest {
-            cert_type,
-            applicant,
-            token: TokenSelector(token.clone()),
-            seal_image,
-            external_id: None,
-            application_id: None,
-        },
-    )?;
+    let mut params = IssueParams::new(cert_type, applicant);
+    params.seal_image = seal_image;
+    let outcome = ca.issue(&module, &s, &TokenSelector(token.clone()), &params)?;
     print_outcome(cli, &outcome)
 }
 
@@ -75,6 +66,9 @@ pub fn print_outcome(cli: &Cli, o: &IssueOutcome) -> Result<(), Failure> {
         })
         .collect();
     output::table(&["SERIAL", "TYPE", "ROLE", "TOKEN", "KEY ID", "PEM"], &rows);
+    if let Some(w) = &o.warning {
+        eprintln!("warning: {w}");
+    }
     if let Some(seal) = &o.seal {
         println!(
             "seal: data object `{}` on token `{}`, copy at {}",

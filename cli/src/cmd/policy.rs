@@ -9,7 +9,7 @@ use crate::output;
 fn policies(cli: &Cli) -> Result<PolicySet, Failure> {
     // Works without an initialised home (the built-in types), and honours a home's overrides.
     match super::open_ca(cli) {
-        Ok(ca) => Ok(ca.policies),
+        Ok(ca) => Ok(ca.policies().clone()),
         Err(_) => Ok(PolicySet::builtin()?),
     }
 }

@@ -10,8 +10,8 @@ use crate::output;
 
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
-    let root = super::init::cert_summary("root", &hljca_core::ca::root_der(&ca.home)?)?;
-    let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(&ca.home)?)?;
+    let root = super::init::cert_summary("root", &hljca_core::ca::root_der(&ca.home())?)?;
+    let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(&ca.home())?)?;
     let tokens = match ca
         .module(cli.pkcs11_module.as_deref())
         .and_then(|m: Module| Ok(m.tokens()?))
@@ -19,12 +19,12 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let all = ca.store.certs(&CertFilter::default())?;
-    let pending = ca.store.certs(&CertFilter {
+    let all = ca.store().certs(&CertFilter::default())?;
+    let pending = ca.store().certs(&CertFilter {
         status: Some(hljca_core::store::CertStatus::Pending),
         ..CertFilter::default()
     })?;
-    let expiring = ca.store.certs(&CertFilter {
+    let expiring = ca.store().certs(&CertFilter {
         expiring_before: Some(now() + time::Duration::days(30)),
         ..CertFilter::default()
     })?;
@@ -39,8 +39,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     }
     let count = |st: &str| all.iter().filter(|c| c.status.as_str() == st).count();
     let v = serde_json::json!({
-        "home": ca.home.dir(),
-        "ca": { "root": root, "issuing": issuing, "key_store": ca.config.ca.key_store },
+        "home": ca.home().dir(),
+        "ca": { "root": root, "issuing": issuing, "key_store": ca.config().ca.key_store },
         "tokens": tokens,
         "certificates": { "issued": count("issued"), "revoked": count("revoked"), "superseded": count("superseded") },
         "pending_applications": waiting,
@@ -53,7 +53,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         return Ok(output::json(&v)?);
     }
     output::fields(&[
-        ("home", ca.home.dir().display().to_string()),
+        ("home", ca.home().dir().display().to_string()),
         (
             "issuing CA",
             format!(
@@ -92,9 +92,9 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
 pub fn config(cli: &Cli) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
     if cli.json {
-        output::json(&ca.config)?;
+        output::json(&ca.config())?;
     } else {
-        print!("{}", ca.config.to_toml()?);
+        print!("{}", ca.config().to_toml()?);
     }
     Ok(())
 }

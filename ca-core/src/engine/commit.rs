@@ -1,0 +1,266 @@
+//! The last stage and the way back, shared by the engine and `recover`: commit (one
+//! transaction: rows issued, application issued, renewal superseded with its fee, audit rows)
+//! and void (keys destroyed first, then one transaction: rows void, application back to paid).
+
+use hljca_token::{KeyId, TokenSession};
+use rusqlite::params;
+
+use super::{IssueOutcome, IssuedCert, SealLocation};
+use crate::applications::{AppId, AppState, move_in, record_token};
+use crate::ca::pem_cert;
+use crate::error::{CoreError, Result};
+use crate::home::write_file;
+use crate::store::{self, CertRole, IssuanceRow, Stage};
+use crate::time_fmt::{now, ts};
+use crate::{Ca, audit};
+
+/// A certificate of the issuance, as the commit records it.
+#[derive(Debug, Clone)]
+pub(super) struct Made {
+    pub serial: String,
+    pub role: CertRole,
+    pub key_id: String,
+    pub has_seal: bool,
+}
+
+/// Commits issuance `iss` (at stage `from`); returns the certificates a renewal superseded.
+pub(super) fn commit(ca: &Ca, iss: &IssuanceRow, from: Stage, made: &[Made], action: &str) -> Result<Vec<String>> {
+    let op = &ca.operator;
+    let label = iss.token_label.clone().unwrap_or_default();
+    let serial = iss.token_serial.clone().unwrap_or_default();
+    ca.store.write("commit issuance", |tx| {
+        for m in made {
+            store::mark_issued(tx, &m.serial)?;
+            audit::append(
+                tx,
+                op,
+                action,
+                &m.serial,
+                &serde_json::json!({
+                    "type": iss.cert_type, "role": m.role.as_str(), "issuance": iss.id,
+                    "token_label": label, "token_serial": serial, "key_id": m.key_id,
+                    "seal": m.has_seal, "external_id": iss.external_id,
+                    "source": match iss.kind { store::IssuanceKind::Csr => "csr", store::IssuanceKind::Token => "token" },
+                }),
+            )?;
+        }
+        store::set_stage(tx, iss.id, from, Stage::Committed)?;
+        if let Some(app) = iss.application_id {
+            record_token(tx, AppId(app), &label, &serial)?;
+            move_in(
+                tx,
+                AppId(app),
+                (AppState::Issuing, AppState::Issued),
+                "issue",
+                op,
+                &serde_json::json!({
+                    "issuance": iss.id, "token_label": label, "token_serial": serial,
+                    "certificates": made.iter().map(|m| &m.serial).collect::<Vec<_>>(),
+                }),
+            )?;
+        }
+        let mut superseded = Vec::new();
+        if let Some(old) = &iss.renewal_of {
+            let at = ts(now());
+            let (old_app, old_type): (Option<i64>, String) = tx
+                .query_row(
+                    "SELECT application_id, cert_type FROM certificates WHERE serial = ?1",
+                    [old],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(CoreError::db("renewed certificate"))?;
+            let mut stmt = tx
+                .prepare(
+                    "SELECT serial FROM certificates WHERE (serial = ?1 OR identity_serial = ?1) AND status = 'issued' \
+                     ORDER BY role = 'seal', id",
+                )
+                .map_err(CoreError::db("renewed certificates"))?;
+            superseded = stmt
+                .query_map([old], |r| r.get::<_, String>(0))
+                .map_err(CoreError::db("renewed certificates"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(CoreError::db("renewed certificates"))?;
+            if !superseded.contains(old) {
+                return Err(CoreError::BadState {
+                    serial: old.clone(),
+                    status: "not issued".into(),
+                    what: "it changed while it was being renewed; the renewal is not recorded".into(),
+                });
+            }
+            for s in &superseded {
+                tx.execute(
+                    "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
+                    params![s, at],
+                )
+                .map_err(CoreError::db("supersede"))?;
+            }
+            let new_serial = made.first().map(|m| m.serial.as_str()).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
+                params![old, new_serial, at, op],
+            )
+            .map_err(CoreError::db("record renewal"))?;
+            if let Some(fen) = iss.fee_fen {
+                tx.execute(
+                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
+                     VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![old_app, old, old_type, fen, iss.pay_method, iss.pay_reference, op, at],
+                )
+                .map_err(CoreError::db("record renewal fee"))?;
+            }
+            audit::append(
+                tx,
+                op,
+                "cert.renew",
+                old,
+                &serde_json::json!({
+                    "new": made.iter().map(|m| &m.serial).collect::<Vec<_>>(), "superseded": superseded,
+                    "fee_fen": iss.fee_fen, "method": iss.pay_method, "issuance": iss.id,
+                }),
+            )?;
+        }
+        Ok(superseded)
+    })
+}
+
+/// Voids issuance `iss` at stage `from` after its token objects are gone: rows void (a signed
+/// DER stays on record), application back to paid, audit row.
+pub(super) fn void(ca: &Ca, iss: &IssuanceRow, from: Stage, reason: &str, destroyed: usize) -> Result<()> {
+    let op = &ca.operator;
+    ca.store.write("void issuance", |tx| {
+        let rows = store::void_rows(tx, iss.id)?;
+        store::set_stage(tx, iss.id, from, Stage::Void)?;
+        if let Some(app) = iss.application_id {
+            move_in(
+                tx,
+                AppId(app),
+                (AppState::Issuing, AppState::Paid),
+                "release",
+                op,
+                &serde_json::json!({ "issuance": iss.id, "reason": reason }),
+            )?;
+        }
+        audit::append(
+            tx,
+            op,
+            "issuance.void",
+            &format!("issuance-{}", iss.id),
+            &serde_json::json!({
+                "stage": from, "rows": rows, "objects_destroyed": destroyed, "reason": reason,
+                "token_serial": iss.token_serial,
+            }),
+        )
+    })
+}
+
+/// In-process failure before the commit: destroy what was made on the token, then void. When
+/// the token cannot be cleaned, the issuance stays as it is for `recover`.
+pub(super) fn abandon(ca: &Ca, holder: Option<&TokenSession<'_>>, id: i64, from: Stage, key_ids: &[KeyId], reason: &str) {
+    let mut destroyed = 0;
+    if let Some(session) = holder {
+        for k in key_ids {
+            match session.destroy_by_id(k) {
+                Ok(n) => destroyed += n,
+                Err(e) => {
+                    tracing::error!(issuance = id, key = %k, error = %e, "could not clean the token; left for `hljca recover`");
+                    return;
+                }
+            }
+        }
+    }
+    let done = ca.store.issuance(id).and_then(|iss| void(ca, &iss, from, reason, destroyed));
+    if let Err(e) = done {
+        tracing::error!(issuance = id, error = %e, "could not void the issuance; left for `hljca recover`");
+    }
+}
+
+/// Writes a certificate (and its seal) beside key `key_id`, skipping objects already there.
+pub(super) fn write_objects(
+    session: &TokenSession<'_>,
+    type_key: &str,
+    role: CertRole,
+    serial: &str,
+    key_id: &KeyId,
+    der: &[u8],
+    seal: Option<&[u8]>,
+) -> Result<()> {
+    if session.certificate(key_id).is_err() {
+        let subject_der = crate::issue::subject_der(der)?;
+        let label = format!("{} {} {}", type_key, role.as_str(), serial);
+        session.store_certificate(key_id, &label, der, &subject_der)?;
+    }
+    if let Some(seal) = seal
+        && session.data(key_id).is_err()
+    {
+        session.store_data(key_id, seal)?;
+    }
+    Ok(())
+}
+
+/// The outcome of a committed issuance, with its PEM and seal exports written (conveniences:
+/// the database and the token hold the truth).
+pub(super) fn outcome(ca: &Ca, issuance: i64) -> Result<IssueOutcome> {
+    let rows = ca.store.rows_of_issuance(issuance)?;
+    let mut certificates = Vec::new();
+    let mut seal = None;
+    for c in &rows {
+        let der = c.der.as_deref().unwrap_or_default();
+        let pem = ca.home.cert_pem(&c.serial);
+        write_file(&pem, pem_cert(der).as_bytes(), 0o644)?;
+        if let Some(s) = &c.seal {
+            let file = ca.home.seal_file(&c.serial);
+            write_file(&file, s, 0o644)?;
+            seal = Some(SealLocation {
+                token_label: c.token_label.clone(),
+                object_label: KeyId::from_hex(&c.key_id).map(|k| k.data_label()).unwrap_or_default(),
+                file,
+                seal_cert_serial: c.serial.clone(),
+            });
+        }
+        certificates.push(IssuedCert {
+            serial: c.serial.clone(),
+            cert_type: c.cert_type.parse()?,
+            role: c.role,
+            pem,
+            key_id: c.key_id.clone(),
+            subject: c.subject.clone(),
+            token_label: c.token_label.clone(),
+            token_serial: c.token_serial.clone(),
+            not_after: c.not_after.map(ts).unwrap_or_default(),
+        });
+    }
+    Ok(IssueOutcome {
+        issuance,
+        certificates,
+        seal,
+        warning: None,
+        superseded: Vec::new(),
+        removed_objects: 0,
+    })
+}
+
+/// After a renewal committed: the old certificates' objects leave the token (the new ones are
+/// on it and recorded). A failure is logged: the old certificates are superseded regardless.
+pub(super) fn remove_renewed(ca: &Ca, session: &TokenSession<'_>, old: &str) -> usize {
+    let mut removed = 0;
+    let Ok(old_rec) = ca.store.cert(old) else {
+        return 0;
+    };
+    let seals = ca.store.seals_of(old).unwrap_or_default();
+    for key in std::iter::once(&old_rec.key_id).chain(seals.iter().map(|s| &s.key_id)) {
+        if let Some(id) = KeyId::from_hex(key) {
+            match session.destroy_by_id(&id) {
+                Ok(n) => removed += n,
+                Err(e) => tracing::warn!(key = %key, error = %e, "renewal: old token objects not removed"),
+            }
+        }
+    }
+    if let Err(e) = ca.audit(
+        "token.remove-objects",
+        &old_rec.token_serial,
+        serde_json::json!({ "renewed": old, "objects": removed }),
+    ) {
+        tracing::warn!(error = %e, "renewal: removal not audited");
+    }
+    removed
+}
