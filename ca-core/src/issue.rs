@@ -26,8 +26,8 @@ impl Ca {
         params: &IssueParams,
     ) -> Result<IssueOutcome> {
         self.check_applicant(params.cert_type, &params.applicant)?;
-        self.holder_token(module, token)?;
         let user_pin = secrets.user_pin()?;
+        self.holder_token(module, token)?;
         let keys = self.ca_keys(Some(module), secrets)?;
         let engine = Engine::new(self, &keys)?;
         let session = module.login(token, user_pin)?;

@@ -15,7 +15,7 @@ fn run_as(env: &Env, op: &str, args: &[&str]) -> Output {
 }
 
 /// Runs as another operator with --json and requires success.
-fn json_as(env: &Env, op: &str, args: &[&str]) -> Value {
+pub(crate) fn json_as(env: &Env, op: &str, args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
     let o = run_as(env, op, &a);
@@ -96,7 +96,7 @@ fn add_materials(env: &Env, id: i64, ty: &str) {
 }
 
 /// apply → submit (tester) → materials → approve (reviewer) → pay; returns the number.
-fn paid(env: &Env, ty: &str, extra: &[&str]) -> i64 {
+pub(crate) fn paid(env: &Env, ty: &str, extra: &[&str]) -> i64 {
     let id = apply(env, ty, extra);
     let n = id.to_string();
     add_materials(env, id, ty);

@@ -210,10 +210,11 @@ fn ca_certificates_profile_and_ca_key_stays_in_the_hsm() {
         env.issuing().to_str().unwrap(),
     ]);
     assert!(v.status.success());
-    // The CA keys are on the CA token, sensitive and never extractable; reading one fails.
+    // The CA keys (root, issuing, seal maker) are on the CA token, sensitive and never
+    // extractable; reading one fails.
     let objs = env.objects("hljca-ca", CA_PIN);
-    assert_eq!(count(&objs, "Private Key Object"), 2, "{objs}");
-    assert_eq!(count(&objs, "never extractable"), 2, "{objs}");
+    assert_eq!(count(&objs, "Private Key Object"), 3, "{objs}");
+    assert_eq!(count(&objs, "never extractable"), 3, "{objs}");
     let id = objs
         .split("Private Key Object")
         .nth(1)

@@ -6,6 +6,7 @@ mod support;
 
 mod apps;
 mod bad_input;
+mod engine;
 mod batch;
 mod foundation;
 mod lifecycle;

@@ -74,6 +74,9 @@ pub struct Module {
     ctx: Pkcs11,
     path: PathBuf,
     logins: Logins,
+    store_lock: PathBuf,
+    /// How deep this process is inside [`Module::serialized`], and the lock file while it is.
+    store_lock_held: std::sync::Mutex<(usize, Option<std::fs::File>)>,
 }
 
 impl std::fmt::Debug for Module {
@@ -97,13 +100,51 @@ impl Module {
             source: e,
         };
         let ctx = Pkcs11::new(&path).map_err(load)?;
-        ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(load)?;
-        Ok(Module {
+        let store_lock = store_lock_path(&path);
+        let module = Module {
             ctx,
-            path,
+            path: path.clone(),
             logins: LoginTable::new(),
-        })
+            store_lock,
+            store_lock_held: std::sync::Mutex::new((0, None)),
+        };
+        // C_Initialize reads every token file: not while another process rewrites one.
+        module
+            .serialized(|| {
+                module
+                    .ctx
+                    .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            })
+            .map_err(load)?;
+        Ok(module)
+    }
+
+    /// Runs `f` holding an exclusive lock shared by every process using this module with the
+    /// same configuration. SoftHSM keeps tokens as files that C_Login, C_InitToken and
+    /// C_InitPIN rewrite in place; two processes doing so at once can read a half-written
+    /// token ("user PIN not initialised"). Real tokens serialise this themselves; the lock
+    /// costs one flock per login.
+    fn serialized<T>(&self, f: impl FnOnce() -> T) -> T {
+        if let Ok(mut held) = self.store_lock_held.lock() {
+            if held.0 == 0 {
+                held.1 = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&self.store_lock)
+                    .ok()
+                    .filter(|file| file.lock().is_ok());
+            }
+            held.0 += 1;
+        }
+        let out = f();
+        if let Ok(mut held) = self.store_lock_held.lock() {
+            held.0 = held.0.saturating_sub(1);
+            if held.0 == 0 {
+                held.1 = None;
+            }
+        }
+        out
     }
 
     /// The first SoftHSM2 module present on this machine.
@@ -123,11 +164,39 @@ impl Module {
 
     /// Every slot that has a token, initialised or not.
     pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.serialized(|| self.tokens_locked())
+    }
+
+    fn tokens_locked(&self) -> Result<Vec<TokenInfo>> {
         let slots = self
             .ctx
             .get_slots_with_token()
             .map_err(|e| TokenError::pkcs11("C_GetSlotList", "*", e))?;
-        slots.into_iter().map(|s| self.info(s)).collect()
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            // Another process may be initialising a token in this very slot (SoftHSM's file
+            // store is shared between processes): its info is unreadable for a moment. Try
+            // again briefly, then leave that one slot out rather than failing every command.
+            let mut tries = 0;
+            loop {
+                match self.info(slot) {
+                    Ok(i) => {
+                        out.push(i);
+                        break;
+                    }
+                    Err(e) if tries < 20 => {
+                        tracing::debug!(slot = slot.id(), error = %e, "token info unreadable, retrying");
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(25));
+                    }
+                    Err(e) => {
+                        tracing::warn!(slot = slot.id(), error = %e, "token info unreadable; slot skipped");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) fn info(&self, slot: Slot) -> Result<TokenInfo> {
@@ -180,6 +249,12 @@ impl Module {
     /// Initialises the first blank token with `label`, sets its SO PIN and user PIN.
     pub fn init_token(&self, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<TokenInfo> {
         check_label(label)?;
+        // One initialisation at a time among processes: two could otherwise both take the
+        // one blank slot SoftHSM offers.
+        self.serialized(|| self.init_token_locked(label, so_pin, user_pin))
+    }
+
+    fn init_token_locked(&self, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<TokenInfo> {
         let all = self.tokens()?;
         if let Some(t) = all.iter().find(|t| t.initialized && t.label == label) {
             return Err(TokenError::LabelInUse {
@@ -281,7 +356,28 @@ impl Module {
             .ctx
             .open_rw_session(info.slot)
             .map_err(|e| TokenError::pkcs11("C_OpenSession", &info.label, e))?;
-        match session.login(who, Some(&pin.auth())) {
+        // SoftHSM's file store is rewritten in place by other processes (another token
+        // initialised, a PIN changed): a login that reads it mid-write is told the user PIN is
+        // not initialised. Logins are serialised between hljca processes, and that answer
+        // (which uses up no PIN try) is asked again a few times for other writers.
+        let answer = self.serialized(|| {
+            let mut answer = session.login(who, Some(&pin.auth()));
+            for _ in 0..20 {
+                if !matches!(
+                    answer,
+                    Err(CkError::Pkcs11(
+                        RvError::UserPinNotInitialized | RvError::GeneralError,
+                        _
+                    ))
+                ) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                answer = session.login(who, Some(&pin.auth()));
+            }
+            answer
+        });
+        match answer {
             Ok(()) => {}
             // Logged in by someone outside this module's record (another Module on the same
             // library, or a caller of the raw cryptoki context): the token did not check the
@@ -336,6 +432,15 @@ impl Module {
             },
         }
     }
+}
+
+/// The lock file shared by processes using module `path` with the same SoftHSM configuration.
+fn store_lock_path(path: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    std::env::var_os("SOFTHSM2_CONF").hash(&mut h);
+    std::env::temp_dir().join(format!("hljca-pkcs11-{:016x}.lock", h.finish()))
 }
 
 fn present_list(all: &[TokenInfo]) -> String {

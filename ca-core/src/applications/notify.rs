@@ -136,9 +136,7 @@ impl Ca {
         };
         let tx = self
             .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin reminders"))?;
+            .begin("begin reminders")?;
         for c in certs.iter().filter(|c| c.role == CertRole::Identity) {
             let done: i64 = tx
                 .query_row(

@@ -155,9 +155,7 @@ impl Ca {
         let at = ts(now());
         let tx = self
             .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin apply"))?;
+            .begin("begin apply")?;
         tx.execute(
             "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
              created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -205,9 +203,7 @@ impl Ca {
         let at = ts(now());
         let tx = self
             .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin application step"))?;
+            .begin("begin application step")?;
         // The change first: the row's CHECKs (a rejection has its reason) hold when the state moves.
         let extra = change(&tx, &app, &at)?;
         rows::set_state(&tx, id, app.state, to, &at)?;
@@ -412,9 +408,7 @@ impl Ca {
         let at = ts(now());
         let tx = self
             .store
-            .conn
-            .transaction()
-            .map_err(CoreError::db("begin material"))?;
+            .begin("begin material")?;
         tx.execute(
             "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

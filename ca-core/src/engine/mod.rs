@@ -226,12 +226,22 @@ impl Ca {
 }
 
 /// Test builds only: `HLJCA_FAILPOINT=<stage>` aborts the process right after that stage is
-/// durable, as a crash or SIGKILL would (no destructors run), for the crash-safety tests.
+/// durable, as a crash or SIGKILL would (no destructors run); `<stage>:sleep=<ms>` pauses
+/// there instead (an issuance held in progress). For the crash-safety and concurrency tests;
+/// release builds ignore it.
 pub(crate) fn failpoint(stage: &str) {
     #[cfg(debug_assertions)]
-    if std::env::var("HLJCA_FAILPOINT").is_ok_and(|v| v == stage) {
-        eprintln!("hljca: failpoint {stage}: aborting");
-        std::process::abort();
+    if let Ok(v) = std::env::var("HLJCA_FAILPOINT") {
+        let (at, what) = v.split_once(':').unwrap_or((v.as_str(), "abort"));
+        if at == stage {
+            if let Some(ms) = what.strip_prefix("sleep=").and_then(|m| m.parse().ok()) {
+                eprintln!("hljca: failpoint {stage}: sleeping {ms} ms");
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            } else {
+                eprintln!("hljca: failpoint {stage}: aborting");
+                std::process::abort();
+            }
+        }
     }
     #[cfg(not(debug_assertions))]
     let _ = stage;

@@ -105,7 +105,7 @@ fn prepare(
         let old = ca.renewable(old)?;
         if old.token_serial != token_serial {
             return Err(CoreError::Refused(format!(
-                "certificate {} is renewed onto its own USBKEY `{}` (serial {}), not `{token_label}`",
+                "certificate {} is renewed onto the same USBKEY `{}` (serial {}) that holds it, not `{token_label}`",
                 old.serial, old.token_label, old.token_serial
             )));
         }

@@ -92,11 +92,17 @@ impl Store {
         what: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(CoreError::db(what))?;
+        let tx = self.begin(what)?;
         let value = f(&tx)?;
         tx.commit().map_err(CoreError::db(what))?;
         Ok(value)
+    }
+
+    /// Begins a `BEGIN IMMEDIATE` transaction for a caller that commits it itself (a write
+    /// whose steps do not fit one closure); as [`Store::write`], it is the write lock first.
+    pub(crate) fn begin(&self, what: &'static str) -> Result<Transaction<'_>> {
+        Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(CoreError::db(what))
     }
 
     /// The schema version (`PRAGMA user_version`).
