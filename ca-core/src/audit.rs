@@ -190,12 +190,11 @@ pub(crate) fn anchor(conn: &Transaction<'_>, signer: &impl rcgen::SigningKey) ->
 
 fn p256_key(der: &[u8], what: &str) -> Result<p256::ecdsa::VerifyingKey> {
     use x509_parser::prelude::FromDer;
-    let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
-        CoreError::Parse {
+    let (_, c) =
+        x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| CoreError::Parse {
             what: what.into(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     p256::ecdsa::VerifyingKey::from_sec1_bytes(&c.public_key().subject_public_key.data).map_err(
         |e| CoreError::Parse {
             what: format!("{what} public key"),
@@ -280,8 +279,10 @@ mod tests {
         let s = crate::Store::create(&dir.path().join("t.db")).unwrap();
         for i in 0..5 {
             let details = serde_json::json!({ "i": i });
-            s.write("t", |tx| append(tx, "op", "test.event", &format!("obj-{i}"), &details))
-                .unwrap();
+            s.write("t", |tx| {
+                append(tx, "op", "test.event", &format!("obj-{i}"), &details)
+            })
+            .unwrap();
         }
         (dir, s)
     }
@@ -326,8 +327,10 @@ mod tests {
             .self_signed(&key)
             .unwrap();
         assert_eq!(s.write("t", |tx| anchor(tx, &key)).unwrap(), 5);
-        s.write("t", |tx| append(tx, "op", "later", "x", &serde_json::json!({})))
-            .unwrap();
+        s.write("t", |tx| {
+            append(tx, "op", "later", "x", &serde_json::json!({}))
+        })
+        .unwrap();
         let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let other_cert = rcgen::CertificateParams::new(Vec::<String>::new())
             .unwrap()

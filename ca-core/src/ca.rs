@@ -21,7 +21,9 @@ pub const SEAL_MAKER_CN: &str = "黑龙江CA电子印章制作";
 /// The seal maker's certificate: an end-entity certificate of the issuing CA whose key signs
 /// electronic seals and audit anchors (digitalSignature, nonRepudiation), ending with the
 /// issuing CA.
-pub(crate) fn seal_maker_params(issuing_not_after: time::OffsetDateTime) -> Result<CertificateParams> {
+pub(crate) fn seal_maker_params(
+    issuing_not_after: time::OffsetDateTime,
+) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
     p.distinguished_name = ca_subject(SEAL_MAKER_CN)?;
     p.serial_number = Some(SerialNumber::from_slice(&random_serial()));

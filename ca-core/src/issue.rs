@@ -82,7 +82,6 @@ impl Ca {
         }
         Ok(())
     }
-
 }
 
 /// The DER of a certificate's subject Name, for `CKA_SUBJECT`.

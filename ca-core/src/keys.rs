@@ -205,7 +205,8 @@ impl<'m> CaKeys<'m> {
     pub fn signer(&self, role: CaKeyRole) -> Result<CaSigner<'_>> {
         let missing = || {
             CoreError::Refused(
-                "this CA has no seal maker key yet; it is made the first time a seal is needed".into(),
+                "this CA has no seal maker key yet; it is made the first time a seal is needed"
+                    .into(),
             )
         };
         match self {

@@ -85,9 +85,19 @@ impl Ca {
         &self.config
     }
 
-    /// The database, for reading.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// One certificate by serial (hex, any case, colons allowed).
+    pub fn cert(&self, serial: &str) -> Result<store::CertRecord> {
+        self.store.cert(serial)
+    }
+
+    /// Certificates matching `filter`, newest first.
+    pub fn certs(&self, filter: &store::CertFilter) -> Result<Vec<store::CertRecord>> {
+        self.store.certs(filter)
+    }
+
+    /// Issuances not yet committed or voided (what `recover` would look at).
+    pub fn open_issuances(&self) -> Result<Vec<store::IssuanceRow>> {
+        self.store.open_issuances()
     }
 
     /// The certificate types in force.

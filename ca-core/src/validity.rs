@@ -68,7 +68,11 @@ mod tests {
         let v = end_entity(datetime!(2026-11-30 00:00 UTC), 365, ca_end);
         assert!(v.clamped);
         assert_eq!(v.not_after, ca_end);
-        let v = end_entity(datetime!(2026-11-30 00:00 UTC), 365, datetime!(2036-01-01 00:00 UTC));
+        let v = end_entity(
+            datetime!(2026-11-30 00:00 UTC),
+            365,
+            datetime!(2036-01-01 00:00 UTC),
+        );
         assert!(!v.clamped);
         assert_eq!(v.not_after, datetime!(2027-11-30 00:00 UTC));
     }

@@ -198,7 +198,7 @@ fn application_to_delivery_for_enterprise_by_mail_and_medical_by_pickup() {
                  where application_id = {id} order by id)"
             )),
             format!(
-                "apply,{}submit,approve,pay,issue,dispatch,collect",
+                "apply,{}submit,approve,pay,claim,issue,dispatch,collect",
                 "material,".repeat(material_kinds(&env, ty).len())
             )
         );
@@ -589,7 +589,7 @@ fn fees_follow_the_type_and_the_business() {
 }
 
 #[test]
-fn a_failed_issue_leaves_the_application_paid_and_a_resumed_one_issues_nothing_new() {
+fn a_failed_issue_leaves_the_application_paid_and_a_second_issue_is_refused() {
     let env = Env::new();
     env.init_ca();
     env.token("crash-key");
@@ -617,21 +617,16 @@ fn a_failed_issue_leaves_the_application_paid_and_a_resumed_one_issues_nothing_n
 
     let out = env.json(&["issue", &n, "--token", "crash-key"]);
     assert_eq!(out["resumed"], false);
+    assert_eq!(out["application"]["state"], "issued");
     assert_eq!(issued_rows(&env, id), "2");
-    let total = env.sql("select count(*) from certificates");
-    // As if the process died after the certificates were committed but before the application moved.
-    env.sql(&format!(
-        "update applications set state = 'paid' where id = {id}"
-    ));
-    let again = env.json(&["issue", &n, "--token", "crash-key"]);
-    assert_eq!(again["resumed"], true, "{again}");
-    assert_eq!(again["application"]["state"], "issued");
+    // The certificates and the application's move are one commit (the issuance engine), so
+    // no run can leave certificates issued for an application that is still paid.
     assert_eq!(
-        again["certificates"][0]["serial"],
-        out["certificates"][0]["serial"]
+        env.sql(&format!(
+            "select count(*) from issuances where application_id = {id} and stage = 'committed'"
+        )),
+        "1"
     );
-    assert_eq!(env.sql("select count(*) from certificates"), total);
-    assert_eq!(issued_rows(&env, id), "2");
     assert_eq!(
         count(&env.objects("crash-key", USER_PIN), "Certificate Object"),
         2
@@ -664,13 +659,11 @@ fn a_failed_issue_leaves_the_application_paid_and_a_resumed_one_issues_nothing_n
     assert!(err.contains("already arranged"), "{err}");
     env.ok(&["deliver", &n, "--collected"]);
     env.ok(&["audit", "verify"]);
-    // The edited row is not in the audit chain, so the audit log still verifies; the
-    // resumption is recorded.
     assert_eq!(
         env.sql(&format!(
             "select count(*) from application_events where application_id = {id} and event = 'issue'"
         )),
-        "2"
+        "1"
     );
 }
 

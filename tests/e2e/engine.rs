@@ -28,12 +28,18 @@ fn spawn(env: &Env, args: &[&str], envs: &[(&str, &str)]) -> Child {
     for (k, v) in envs {
         c.env(k, v);
     }
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn audit_clean(env: &Env) {
     let v = env.json(&["audit", "verify"]);
-    assert!(v.to_string().contains("true") || v["rows"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(
+        v.to_string().contains("true") || v["rows"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
 }
 
 #[test]
@@ -88,14 +94,21 @@ fn the_ca_token_is_never_a_holder_token_and_a_wrong_pin_always_fails() {
     // A holder token with a wrong PIN fails even though the CA session is logged in.
     env.token("holder");
     let o = env
-        .cmd(&issue_args("medical", "holder", &example("medical").to_string_lossy()))
+        .cmd(&issue_args(
+            "medical",
+            "holder",
+            &example("medical").to_string_lossy(),
+        ))
         .env("HLJCA_USER_PIN", "00000000")
         .output()
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("PIN"));
     assert_eq!(holder_objects(&env, "holder"), 0);
-    assert_eq!(env.sql("select count(*) from certificates where status != 'void'"), "0");
+    assert_eq!(
+        env.sql("select count(*) from certificates where status != 'void'"),
+        "0"
+    );
 }
 
 #[test]
@@ -116,7 +129,10 @@ fn a_missing_or_empty_database_is_refused_never_recreated() {
         let o = env.run(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{args:?} ran without its database");
-        assert!(err.contains("hljca.db") && err.contains("missing"), "{args:?}: {err}");
+        assert!(
+            err.contains("hljca.db") && err.contains("missing"),
+            "{args:?}: {err}"
+        );
         assert!(!db.exists(), "{args:?} created a new database");
     }
     // Truncated to 0 bytes: refused, left as it is.
@@ -127,7 +143,13 @@ fn a_missing_or_empty_database_is_refused_never_recreated() {
     // `init` never overwrites a home; the restored database works again.
     std::fs::rename(&kept, &db).unwrap();
     env.fails(&["init"], 1);
-    assert_eq!(env.json(&["cert", "list"]).as_array().map(Vec::len).unwrap_or(1), 1);
+    assert_eq!(
+        env.json(&["cert", "list"])
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(1),
+        1
+    );
     audit_clean(&env);
 }
 
@@ -140,11 +162,26 @@ fn a_swapped_issuing_certificate_signs_nothing() {
     std::fs::copy(env.issuing(), &keep).unwrap();
     let key = env.dir.path().join("other.key");
     openssl_ok(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", key.to_str().unwrap(), "-subj", "/CN=Not The Issuing CA", "-days", "2",
-        "-out", env.issuing().to_str().unwrap(),
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=Not The Issuing CA",
+        "-days",
+        "2",
+        "-out",
+        env.issuing().to_str().unwrap(),
     ]);
-    let err = env.fails(&issue_args("medical", "k1", &example("medical").to_string_lossy()), 1);
+    let err = env.fails(
+        &issue_args("medical", "k1", &example("medical").to_string_lossy()),
+        1,
+    );
     assert!(err.contains("issuing"), "{err}");
     assert_eq!(env.sql("select count(*) from certificates"), "0");
     assert_eq!(holder_objects(&env, "k1"), 0);
@@ -153,7 +190,11 @@ fn a_swapped_issuing_certificate_signs_nothing() {
     std::fs::copy(&keep, env.issuing()).unwrap();
     let v = env.issue("medical", "k1");
     let pem = v["certificates"][0]["pem"].as_str().unwrap();
-    assert!(env.openssl_verify(std::path::Path::new(pem)).status.success());
+    assert!(
+        env.openssl_verify(std::path::Path::new(pem))
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -165,21 +206,47 @@ fn two_issues_of_one_application_at_once_issue_it_once() {
     let id = paid(&env, "medical", &[]);
     let n = id.to_string();
     // Both start together; the first to reserve holds the claim while it makes keys.
-    let a = spawn(&env, &["issue", &n, "--token", "k1"], &[("HLJCA_FAILPOINT", "keys:sleep=1500")]);
-    let b = spawn(&env, &["issue", &n, "--token", "k2"], &[("HLJCA_FAILPOINT", "keys:sleep=1500")]);
+    let a = spawn(
+        &env,
+        &["issue", &n, "--token", "k1"],
+        &[("HLJCA_FAILPOINT", "keys:sleep=1500")],
+    );
+    let b = spawn(
+        &env,
+        &["issue", &n, "--token", "k2"],
+        &[("HLJCA_FAILPOINT", "keys:sleep=1500")],
+    );
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
-    assert_eq!(ok, 1, "exactly one issue succeeds:\n{}\n{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert_eq!(
+        ok,
+        1,
+        "exactly one issue succeeds:\n{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
     let loser = if a.status.success() { &b } else { &a };
     let err = String::from_utf8_lossy(&loser.stderr);
-    assert!(err.contains("issuing") || err.contains("in progress"), "{err}");
+    assert!(
+        err.contains("issuing") || err.contains("in progress"),
+        "{err}"
+    );
     assert_eq!(
-        env.sql(&format!("select count(*) from certificates where application_id = {id}")),
+        env.sql(&format!(
+            "select count(*) from certificates where application_id = {id}"
+        )),
         "1",
         "keys made for one issuance only"
     );
-    assert_eq!(holder_objects(&env, "k1") + holder_objects(&env, "k2"), 3, "key pair + certificate");
-    assert_eq!(env.sql(&format!("select state from applications where id = {id}")), "issued");
+    assert_eq!(
+        holder_objects(&env, "k1") + holder_objects(&env, "k2"),
+        3,
+        "key pair + certificate"
+    );
+    assert_eq!(
+        env.sql(&format!("select state from applications where id = {id}")),
+        "issued"
+    );
     audit_clean(&env);
 }
 
@@ -197,18 +264,42 @@ fn recover_beside_a_running_issue_leaves_it_alone() {
     // Wait until its keys are on record, then recover.
     let t0 = std::time::Instant::now();
     while env.sql("select count(*) from issuances where stage = 'keys'") != "1" {
-        assert!(t0.elapsed().as_secs() < 30, "issuance never reached stage keys");
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "issuance never reached stage keys"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let v = env.json(&["recover", "--token", "k1"]);
     assert_eq!(v["issuances"][0]["action"], "in-progress", "{v}");
     let out = running.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(env.sql("select count(*) from certificates where status = 'issued'"), "2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.sql("select count(*) from certificates where status = 'issued'"),
+        "2"
+    );
     // Keys pkcs11-tool made itself, with a label like ours, are never swept.
     Command::new("pkcs11-tool")
-        .args(["--module", &env.module, "--token-label", "k1", "--login", "--pin", USER_PIN,
-               "--keypairgen", "--key-type", "EC:prime256v1", "--label", "expert identity X", "--id", "99"])
+        .args([
+            "--module",
+            &env.module,
+            "--token-label",
+            "k1",
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "expert identity X",
+            "--id",
+            "99",
+        ])
         .env("SOFTHSM2_CONF", &env.conf)
         .output()
         .unwrap();
@@ -245,9 +336,18 @@ fn a_crash_at_every_stage_is_finished_or_voided_by_recover() {
             assert_eq!(signed, "2", "{stage}");
         }
         // A second user PIN for all tokens is not how recover works: without one it leaves it.
-        let o = env.cmd(&["recover"]).env_remove("HLJCA_USER_PIN").output().unwrap();
+        let o = env
+            .cmd(&["recover"])
+            .env_remove("HLJCA_USER_PIN")
+            .output()
+            .unwrap();
         if stage != "committed" {
-            assert_eq!(o.status.code(), Some(1), "{stage}: {}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{stage}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let v = env.json(&["recover", "--token", "k1"]);
         let action = v["issuances"][0]["action"].clone();
@@ -256,11 +356,21 @@ fn a_crash_at_every_stage_is_finished_or_voided_by_recover() {
             (_, true) => assert_eq!(action, "finished", "{stage}: {v}"),
             (_, false) => assert_eq!(action, "voided", "{stage}: {v}"),
         }
-        assert_eq!(env.sql("select count(*) from certificates where status = 'pending'"), "0");
-        assert_eq!(env.sql("select count(*) from issuances where stage not in ('committed','void')"), "0");
+        assert_eq!(
+            env.sql("select count(*) from certificates where status = 'pending'"),
+            "0"
+        );
+        assert_eq!(
+            env.sql("select count(*) from issuances where stage not in ('committed','void')"),
+            "0"
+        );
         let objects = holder_objects(&env, "k1");
         if finished {
-            assert_eq!(env.sql("select count(*) from certificates where status = 'issued'"), "2", "{stage}");
+            assert_eq!(
+                env.sql("select count(*) from certificates where status = 'issued'"),
+                "2",
+                "{stage}"
+            );
             // 2 key pairs, 2 certificates, 1 seal; nothing duplicated.
             let listing = env.objects("k1", USER_PIN);
             assert_eq!(objects, 6, "{stage}: {listing}");
@@ -272,7 +382,10 @@ fn a_crash_at_every_stage_is_finished_or_voided_by_recover() {
             }
         } else {
             assert_eq!(objects, 0, "{stage}: {}", env.objects("k1", USER_PIN));
-            assert_eq!(env.sql("select count(*) from certificates where status = 'issued'"), "0");
+            assert_eq!(
+                env.sql("select count(*) from certificates where status = 'issued'"),
+                "0"
+            );
             // And the token can be issued to afresh.
             env.issue("enterprise", "k1");
         }
@@ -287,16 +400,31 @@ fn a_crashed_application_issue_goes_back_to_paid_and_issues_again() {
     env.token("k1");
     let id = paid(&env, "medical", &[]);
     let n = id.to_string();
-    let o = env.cmd(&["issue", &n, "--token", "k1"]).env("HLJCA_FAILPOINT", "keys").output().unwrap();
+    let o = env
+        .cmd(&["issue", &n, "--token", "k1"])
+        .env("HLJCA_FAILPOINT", "keys")
+        .output()
+        .unwrap();
     assert!(!o.status.success());
-    assert_eq!(env.sql(&format!("select state from applications where id = {id}")), "issuing");
+    assert_eq!(
+        env.sql(&format!("select state from applications where id = {id}")),
+        "issuing"
+    );
     let err = env.fails(&["issue", &n, "--token", "k1"], 1);
     assert!(err.contains("issuing"), "{err}");
     env.json(&["recover", "--token", "k1"]);
-    assert_eq!(env.sql(&format!("select state from applications where id = {id}")), "paid");
+    assert_eq!(
+        env.sql(&format!("select state from applications where id = {id}")),
+        "paid"
+    );
     let v = env.json(&["issue", &n, "--token", "k1"]);
     assert_eq!(v["application"]["state"], "issued", "{v}");
-    assert_eq!(env.sql(&format!("select count(*) from certificates where application_id = {id} and status = 'issued'")), "1");
+    assert_eq!(
+        env.sql(&format!(
+            "select count(*) from certificates where application_id = {id} and status = 'issued'"
+        )),
+        "1"
+    );
     audit_clean(&env);
 }
 
@@ -336,7 +464,12 @@ fn concurrent_issuers_and_revokers_keep_one_audit_chain() {
             }
             sh
         };
-        children.push(c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+        children.push(
+            c.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
         let mine: Vec<String> = serials[i * 3..i * 3 + 3].to_vec();
         let mut args = vec!["-c".to_owned(), String::new(), bin.to_owned()];
         args[1] = mine
@@ -351,7 +484,12 @@ fn concurrent_issuers_and_revokers_keep_one_audit_chain() {
                 None => sh.env_remove(k),
             };
         }
-        children.push(sh.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+        children.push(
+            sh.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
     }
     for c in children {
         let o = c.wait_with_output().unwrap();
@@ -359,20 +497,45 @@ fn concurrent_issuers_and_revokers_keep_one_audit_chain() {
         assert!(o.status.success(), "a concurrent writer failed: {err}");
         assert!(!err.to_lowercase().contains("unique constraint"), "{err}");
     }
-    assert_eq!(env.sql("select count(*) from certificates where status = 'issued'"), "12");
-    assert_eq!(env.sql("select count(*) from certificates where status = 'revoked'"), "12");
-    assert_eq!(env.sql("select count(*) from audit_log where action = 'token.init'"), "20");
+    assert_eq!(
+        env.sql("select count(*) from certificates where status = 'issued'"),
+        "12"
+    );
+    assert_eq!(
+        env.sql("select count(*) from certificates where status = 'revoked'"),
+        "12"
+    );
+    assert_eq!(
+        env.sql("select count(*) from audit_log where action = 'token.init'"),
+        "20"
+    );
     audit_clean(&env);
     // Concurrent CRLs: distinct numbers, and the published one is the newest.
-    let kids: Vec<Child> = (0..4).map(|_| spawn(&env, &["crl", "generate"], &[])).collect();
+    let kids: Vec<Child> = (0..4)
+        .map(|_| spawn(&env, &["crl", "generate"], &[]))
+        .collect();
     for k in kids {
         let o = k.wait_with_output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    assert_eq!(env.sql("select count(distinct number) || ' ' || max(number) from crls"), "4 4");
-    let o = openssl(&["crl", "-in", env.home.join("crl/issuing.crl").to_str().unwrap(), "-inform", "DER", "-noout", "-crlnumber"]);
+    assert_eq!(
+        env.sql("select count(distinct number) || ' ' || max(number) from crls"),
+        "4 4"
+    );
+    let o = openssl(&[
+        "crl",
+        "-in",
+        env.home.join("crl/issuing.crl").to_str().unwrap(),
+        "-inform",
+        "DER",
+        "-noout",
+        "-crlnumber",
+    ]);
     let number = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(number.contains("=04") || number.contains("=0x04"), "{number}");
+    assert!(
+        number.contains("=04") || number.contains("=0x04"),
+        "{number}"
+    );
     audit_clean(&env);
 }
 
@@ -384,11 +547,24 @@ fn seals_and_anchors_are_signed_by_the_seal_maker_not_the_issuing_key() {
     let maker = env.home.join("ca/seal-maker.pem");
     assert!(maker.is_file(), "init makes the seal maker");
     // The issuing CA may sign certificates and CRLs only; the seal maker may sign, not certify.
-    let text = |p: &std::path::Path| String::from_utf8_lossy(&openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-text"]).stdout).into_owned();
+    let text = |p: &std::path::Path| {
+        String::from_utf8_lossy(
+            &openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-text"]).stdout,
+        )
+        .into_owned()
+    };
     let issuing = text(&env.issuing());
-    assert!(issuing.contains("Certificate Sign, CRL Sign") && !issuing.contains("Digital Signature"), "{issuing}");
+    assert!(
+        issuing.contains("Certificate Sign, CRL Sign") && !issuing.contains("Digital Signature"),
+        "{issuing}"
+    );
     let m = text(&maker);
-    assert!(m.contains("Digital Signature") && !m.contains("Certificate Sign") && m.contains("CA:FALSE"), "{m}");
+    assert!(
+        m.contains("Digital Signature")
+            && !m.contains("Certificate Sign")
+            && m.contains("CA:FALSE"),
+        "{m}"
+    );
     assert!(env.openssl_verify(&maker).status.success());
     let v = env.issue("enterprise", "k1");
     let seal_serial = v["seal"]["seal_cert_serial"].as_str().unwrap();
@@ -399,9 +575,20 @@ fn seals_and_anchors_are_signed_by_the_seal_maker_not_the_issuing_key() {
     // The seal embeds the seal maker's certificate.
     let seal = std::fs::read(v["seal"]["file"].as_str().unwrap()).unwrap();
     let der_path = env.dir.path().join("maker.der");
-    openssl_ok(&["x509", "-in", maker.to_str().unwrap(), "-outform", "DER", "-out", der_path.to_str().unwrap()]);
+    openssl_ok(&[
+        "x509",
+        "-in",
+        maker.to_str().unwrap(),
+        "-outform",
+        "DER",
+        "-out",
+        der_path.to_str().unwrap(),
+    ]);
     let maker_der = std::fs::read(&der_path).unwrap();
-    assert!(seal.windows(maker_der.len()).any(|w| w == maker_der.as_slice()));
+    assert!(
+        seal.windows(maker_der.len())
+            .any(|w| w == maker_der.as_slice())
+    );
 }
 
 #[test]
@@ -410,8 +597,22 @@ fn key_algorithms_follow_the_policy_and_validity_stops_at_the_issuing_ca() {
     env.ok(&["init", "--root-years", "1", "--issuing-years", "1"]);
     env.token("k1");
     // Calendar years: notAfter is the same day of the month, a year on.
-    let dates = String::from_utf8_lossy(&openssl(&["x509", "-in", env.root().to_str().unwrap(), "-noout", "-startdate", "-enddate"]).stdout).into_owned();
-    let parts: Vec<&str> = dates.lines().map(|l| l.split_once('=').unwrap().1).collect();
+    let dates = String::from_utf8_lossy(
+        &openssl(&[
+            "x509",
+            "-in",
+            env.root().to_str().unwrap(),
+            "-noout",
+            "-startdate",
+            "-enddate",
+        ])
+        .stdout,
+    )
+    .into_owned();
+    let parts: Vec<&str> = dates
+        .lines()
+        .map(|l| l.split_once('=').unwrap().1)
+        .collect();
     let (nb, na) = (parts[0], parts[1]);
     let year = |s: &str| s.split_whitespace().nth(3).unwrap().parse::<i32>().unwrap();
     assert_eq!(year(na), year(nb) + 1, "{dates}");
@@ -419,28 +620,115 @@ fn key_algorithms_follow_the_policy_and_validity_stops_at_the_issuing_ca() {
     // RSA-2048 by policy: generated on the token, certified, verified by openssl.
     let policies = env.home.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let medical = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/types/medical.toml")).unwrap();
-    std::fs::write(policies.join("medical.toml"), medical.replace("key_algorithm = \"ec-p256\"", "key_algorithm = \"rsa-2048\"")).unwrap();
+    let medical = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/types/medical.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("medical.toml"),
+        medical.replace(
+            "key_algorithm = \"ec-p256\"",
+            "key_algorithm = \"rsa-2048\"",
+        ),
+    )
+    .unwrap();
     // A second later than the CA, the 365 days end after it.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let o = env.run(&issue_args("medical", "k1", &example("medical").to_string_lossy()));
+    let o = env.run(&issue_args(
+        "medical",
+        "k1",
+        &example("medical").to_string_lossy(),
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let serial = env.sql("select serial from certificates where status = 'issued'");
     let pem = env.home.join(format!("certs/{serial}.pem"));
     assert!(env.openssl_verify(&pem).status.success());
-    let t = String::from_utf8_lossy(&openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-text"]).stdout).into_owned();
+    let t = String::from_utf8_lossy(
+        &openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-text"]).stdout,
+    )
+    .into_owned();
     assert!(t.contains("rsaEncryption") && t.contains("2048 bit"), "{t}");
     let objs = env.objects("k1", USER_PIN);
     assert!(objs.contains("RSA 2048"), "{objs}");
     // The 365-day policy would outlive the 1-year issuing CA: cut to it, with a warning.
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("warning") && err.contains("issuing CA"), "{err}");
-    let end = |p: &std::path::Path| String::from_utf8_lossy(&openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-enddate"]).stdout).into_owned();
+    assert!(
+        err.contains("warning") && err.contains("issuing CA"),
+        "{err}"
+    );
+    let end = |p: &std::path::Path| {
+        String::from_utf8_lossy(
+            &openssl(&["x509", "-in", p.to_str().unwrap(), "-noout", "-enddate"]).stdout,
+        )
+        .into_owned()
+    };
     assert_eq!(end(&pem), end(&env.issuing()));
     // A policy naming an algorithm the engine cannot do is refused when the policies load.
-    std::fs::write(policies.join("medical.toml"), medical.replace("key_algorithm = \"ec-p256\"", "key_algorithm = \"sm2\"")).unwrap();
-    let err = env.fails(&issue_args("medical", "k1", &example("medical").to_string_lossy()), 2);
-    assert!(err.contains("key_algorithm") || err.contains("sm2"), "{err}");
+    std::fs::write(
+        policies.join("medical.toml"),
+        medical.replace("key_algorithm = \"ec-p256\"", "key_algorithm = \"sm2\""),
+    )
+    .unwrap();
+    let err = env.fails(
+        &issue_args("medical", "k1", &example("medical").to_string_lossy()),
+        2,
+    );
+    assert!(
+        err.contains("key_algorithm") || err.contains("sm2"),
+        "{err}"
+    );
 }
 
 use std::path::Path;
+
+#[test]
+fn a_token_write_failing_halfway_abandons_the_issuance_with_its_der_on_record() {
+    let env = Env::new();
+    env.init_ca();
+    env.token("k1");
+    let id = paid(&env, "enterprise", &[]);
+    let n = id.to_string();
+    let o = env
+        .cmd(&["issue", &n, "--token", "k1"])
+        .env("HLJCA_FAILPOINT", "writing:error")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Both certificates were signed: both are on record, void, with their DER; nothing of
+    // them is left on the token; the application is paid again.
+    assert_eq!(
+        env.sql("select status, der is not null from certificates order by role"),
+        "void|1\nvoid|1"
+    );
+    assert_eq!(env.sql("select stage from issuances"), "void");
+    assert_eq!(
+        holder_objects(&env, "k1"),
+        0,
+        "{}",
+        env.objects("k1", USER_PIN)
+    );
+    assert_eq!(
+        env.sql(&format!("select state from applications where id = {id}")),
+        "paid"
+    );
+    assert!(
+        env.sql("select group_concat(action) from audit_log")
+            .contains("issuance.void")
+    );
+    // Then it issues cleanly.
+    let v = env.json(&["issue", &n, "--token", "k1"]);
+    assert_eq!(v["application"]["state"], "issued");
+    for c in v["certificates"].as_array().unwrap() {
+        assert!(
+            env.openssl_verify(Path::new(c["pem"].as_str().unwrap()))
+                .status
+                .success()
+        );
+    }
+    audit_clean(&env);
+}

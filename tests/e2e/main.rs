@@ -6,8 +6,8 @@ mod support;
 
 mod apps;
 mod bad_input;
-mod engine;
 mod batch;
+mod engine;
 mod foundation;
 mod lifecycle;
 mod types;

@@ -45,11 +45,22 @@ pub(crate) fn move_in(
         d.insert("from".into(), from.as_str().into());
         d.insert("to".into(), to.as_str().into());
     }
-    crate::audit::append(tx, operator, &format!("app.{event}"), &ops::app_object(id), &audit_details)
+    crate::audit::append(
+        tx,
+        operator,
+        &format!("app.{event}"),
+        &ops::app_object(id),
+        &audit_details,
+    )
 }
 
 /// Records the holder's USBKEY on an application (inside the issuance transaction).
-pub(crate) fn record_token(tx: &rusqlite::Transaction<'_>, id: AppId, label: &str, serial: &str) -> Result<()> {
+pub(crate) fn record_token(
+    tx: &rusqlite::Transaction<'_>,
+    id: AppId,
+    label: &str,
+    serial: &str,
+) -> Result<()> {
     tx.execute(
         "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
         rusqlite::params![id.0, label, serial],

@@ -134,9 +134,7 @@ impl Ca {
             already_reminded: 0,
             no_mobile: Vec::new(),
         };
-        let tx = self
-            .store
-            .begin("begin reminders")?;
+        let tx = self.store.begin("begin reminders")?;
         for c in certs.iter().filter(|c| c.role == CertRole::Identity) {
             let done: i64 = tx
                 .query_row(

@@ -153,9 +153,7 @@ impl Ca {
                 reason: e.to_string(),
             })?;
         let at = ts(now());
-        let tx = self
-            .store
-            .begin("begin apply")?;
+        let tx = self.store.begin("begin apply")?;
         tx.execute(
             "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
              created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -201,9 +199,7 @@ impl Ca {
         let app = self.application(id)?;
         let to = transition(id, app.state, event)?;
         let at = ts(now());
-        let tx = self
-            .store
-            .begin("begin application step")?;
+        let tx = self.store.begin("begin application step")?;
         // The change first: the row's CHECKs (a rejection has its reason) hold when the state moves.
         let extra = change(&tx, &app, &at)?;
         rows::set_state(&tx, id, app.state, to, &at)?;
@@ -406,9 +402,7 @@ impl Ca {
         }
         self.store_material_file(&sha, bytes)?;
         let at = ts(now());
-        let tx = self
-            .store
-            .begin("begin material")?;
+        let tx = self.store.begin("begin material")?;
         tx.execute(
             "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

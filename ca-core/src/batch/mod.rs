@@ -25,10 +25,10 @@ use crate::keys::Secrets;
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
+pub use crate::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
 pub use csr::{CSR_TOKEN_LABEL, CheckedCsr, CsrOutcome, CsrRejected, check_csr};
 pub use file::{BatchFile, FileFormat, RawRow, RowError, read};
 pub use plan::{BatchPlan, PlannedRow};
-pub use crate::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
 
 /// Column holding the caller's id of a row.
 pub const EXTERNAL_ID: &str = "external_id";
@@ -321,7 +321,9 @@ impl Ca {
         params.external_id = Some(row.external_id.clone());
         let sel = TokenSelector(row.token.clone());
         let issued = match sessions.entry(row.token.clone()) {
-            std::collections::hash_map::Entry::Occupied(e) => params.issue(self, engine, Some(e.get())),
+            std::collections::hash_map::Entry::Occupied(e) => {
+                params.issue(self, engine, Some(e.get()))
+            }
             std::collections::hash_map::Entry::Vacant(v) => {
                 match self.holder_token(module, &sel).and_then(|_| {
                     secrets

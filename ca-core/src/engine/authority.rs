@@ -168,12 +168,19 @@ impl<'k> Authority<'k> {
     }
 }
 
-fn check_issued_by(c: &X509Certificate<'_>, issuer: &X509Certificate<'_>, what: &str) -> Result<()> {
+fn check_issued_by(
+    c: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+    what: &str,
+) -> Result<()> {
     if c.tbs_certificate.issuer.as_raw() != issuer.tbs_certificate.subject.as_raw() {
-        return Err(CoreError::IssuerMismatch(format!("{what} is not issued by the issuing CA")));
+        return Err(CoreError::IssuerMismatch(format!(
+            "{what} is not issued by the issuing CA"
+        )));
     }
-    c.verify_signature(Some(issuer.public_key()))
-        .map_err(|e| CoreError::IssuerMismatch(format!("{what} does not verify under the issuing CA: {e}")))
+    c.verify_signature(Some(issuer.public_key())).map_err(|e| {
+        CoreError::IssuerMismatch(format!("{what} does not verify under the issuing CA: {e}"))
+    })
 }
 
 impl Ca {
@@ -191,7 +198,8 @@ impl Ca {
             )));
         }
         let issuing_der = read_pem_cert(&self.home.issuing_pem())?;
-        let issuing_not_after = to_time(parse(&issuing_der, "ca/issuing.pem")?.validity().not_after)?;
+        let issuing_not_after =
+            to_time(parse(&issuing_der, "ca/issuing.pem")?.validity().not_after)?;
         let (bits, key_id) = keys.create_seal_maker(&self.home)?;
         let der = {
             let signer = keys.signer(CaKeyRole::Issuing)?;
@@ -207,7 +215,11 @@ impl Ca {
                 .der()
                 .to_vec()
         };
-        write_file(&self.home.seal_maker_pem(), pem_cert(&der).as_bytes(), 0o644)?;
+        write_file(
+            &self.home.seal_maker_pem(),
+            pem_cert(&der).as_bytes(),
+            0o644,
+        )?;
         let mut config = self.config.clone();
         if let Some(id) = &key_id {
             config.ca.seal_maker_key_id = Some(id.clone());

@@ -24,7 +24,13 @@ pub(super) struct Made {
 }
 
 /// Commits issuance `iss` (at stage `from`); returns the certificates a renewal superseded.
-pub(super) fn commit(ca: &Ca, iss: &IssuanceRow, from: Stage, made: &[Made], action: &str) -> Result<Vec<String>> {
+pub(super) fn commit(
+    ca: &Ca,
+    iss: &IssuanceRow,
+    from: Stage,
+    made: &[Made],
+    action: &str,
+) -> Result<Vec<String>> {
     let op = &ca.operator;
     let label = iss.token_label.clone().unwrap_or_default();
     let serial = iss.token_serial.clone().unwrap_or_default();
@@ -125,7 +131,13 @@ pub(super) fn commit(ca: &Ca, iss: &IssuanceRow, from: Stage, made: &[Made], act
 
 /// Voids issuance `iss` at stage `from` after its token objects are gone: rows void (a signed
 /// DER stays on record), application back to paid, audit row.
-pub(super) fn void(ca: &Ca, iss: &IssuanceRow, from: Stage, reason: &str, destroyed: usize) -> Result<()> {
+pub(super) fn void(
+    ca: &Ca,
+    iss: &IssuanceRow,
+    from: Stage,
+    reason: &str,
+    destroyed: usize,
+) -> Result<()> {
     let op = &ca.operator;
     ca.store.write("void issuance", |tx| {
         let rows = store::void_rows(tx, iss.id)?;
@@ -155,7 +167,14 @@ pub(super) fn void(ca: &Ca, iss: &IssuanceRow, from: Stage, reason: &str, destro
 
 /// In-process failure before the commit: destroy what was made on the token, then void. When
 /// the token cannot be cleaned, the issuance stays as it is for `recover`.
-pub(super) fn abandon(ca: &Ca, holder: Option<&TokenSession<'_>>, id: i64, from: Stage, key_ids: &[KeyId], reason: &str) {
+pub(super) fn abandon(
+    ca: &Ca,
+    holder: Option<&TokenSession<'_>>,
+    id: i64,
+    from: Stage,
+    key_ids: &[KeyId],
+    reason: &str,
+) {
     let mut destroyed = 0;
     if let Some(session) = holder {
         for k in key_ids {
@@ -168,7 +187,10 @@ pub(super) fn abandon(ca: &Ca, holder: Option<&TokenSession<'_>>, id: i64, from:
             }
         }
     }
-    let done = ca.store.issuance(id).and_then(|iss| void(ca, &iss, from, reason, destroyed));
+    let done = ca
+        .store
+        .issuance(id)
+        .and_then(|iss| void(ca, &iss, from, reason, destroyed));
     if let Err(e) = done {
         tracing::error!(issuance = id, error = %e, "could not void the issuance; left for `hljca recover`");
     }
@@ -212,7 +234,9 @@ pub(super) fn outcome(ca: &Ca, issuance: i64) -> Result<IssueOutcome> {
             write_file(&file, s, 0o644)?;
             seal = Some(SealLocation {
                 token_label: c.token_label.clone(),
-                object_label: KeyId::from_hex(&c.key_id).map(|k| k.data_label()).unwrap_or_default(),
+                object_label: KeyId::from_hex(&c.key_id)
+                    .map(|k| k.data_label())
+                    .unwrap_or_default(),
                 file,
                 seal_cert_serial: c.serial.clone(),
             });
@@ -251,7 +275,9 @@ pub(super) fn remove_renewed(ca: &Ca, session: &TokenSession<'_>, old: &str) -> 
         if let Some(id) = KeyId::from_hex(key) {
             match session.destroy_by_id(&id) {
                 Ok(n) => removed += n,
-                Err(e) => tracing::warn!(key = %key, error = %e, "renewal: old token objects not removed"),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "renewal: old token objects not removed")
+                }
             }
         }
     }

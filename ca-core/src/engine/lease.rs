@@ -60,8 +60,9 @@ impl Lease {
         let id = format!("lease-{}", hex::encode(rand::random::<[u8; 12]>()));
         let path = lease_path(home, &id);
         let file = open(&path)?;
-        file.try_lock()
-            .map_err(|e| CoreError::InProgress(format!("could not lock {}: {e}", path.display())))?;
+        file.try_lock().map_err(|e| {
+            CoreError::InProgress(format!("could not lock {}: {e}", path.display()))
+        })?;
         Ok(Lease {
             id,
             owner: owner(),

@@ -177,9 +177,11 @@ impl<'k> Engine<'k> {
             .token()
             .map(|t| (t.label.clone(), t.serial.clone()))
             .or_else(|| {
-                ca.config.ca.token_serial.clone().map(|s| {
-                    (ca.config.ca.token_label.clone().unwrap_or_default(), s)
-                })
+                ca.config
+                    .ca
+                    .token_serial
+                    .clone()
+                    .map(|s| (ca.config.ca.token_label.clone().unwrap_or_default(), s))
             });
         Ok(Engine {
             authority: Authority::new(ca, keys)?,
@@ -201,7 +203,12 @@ impl<'k> Engine<'k> {
 
 /// Refuses the CA's own HSM token as a holder's token, by label and by serial, both from the
 /// configuration and from the open CA session.
-pub(crate) fn refuse_ca_token(ca: &Ca, ca_token: Option<&(String, String)>, holder: &TokenInfo, named: &str) -> Result<()> {
+pub(crate) fn refuse_ca_token(
+    ca: &Ca,
+    ca_token: Option<&(String, String)>,
+    holder: &TokenInfo,
+    named: &str,
+) -> Result<()> {
     let cfg = &ca.config.ca;
     let hit = cfg.token_serial.as_deref() == Some(holder.serial.as_str())
         || cfg.token_label.as_deref() == Some(holder.label.as_str())
@@ -218,7 +225,11 @@ pub(crate) fn refuse_ca_token(ca: &Ca, ca_token: Option<&(String, String)>, hold
 
 impl Ca {
     /// Finds the holder's token named `sel` and refuses the CA's own token, before any login.
-    pub fn holder_token(&self, module: &hljca_token::Module, sel: &TokenSelector) -> Result<TokenInfo> {
+    pub fn holder_token(
+        &self,
+        module: &hljca_token::Module,
+        sel: &TokenSelector,
+    ) -> Result<TokenInfo> {
         let info = module.find(sel)?;
         refuse_ca_token(self, None, &info, &sel.0)?;
         Ok(info)
@@ -227,13 +238,18 @@ impl Ca {
 
 /// Test builds only: `HLJCA_FAILPOINT=<stage>` aborts the process right after that stage is
 /// durable, as a crash or SIGKILL would (no destructors run); `<stage>:sleep=<ms>` pauses
-/// there instead (an issuance held in progress). For the crash-safety and concurrency tests;
-/// release builds ignore it.
-pub(crate) fn failpoint(stage: &str) {
+/// there instead (an issuance held in progress); `<stage>:error` fails there as a token or
+/// database error would. For the crash-safety and concurrency tests; release builds ignore it.
+pub(crate) fn failpoint(stage: &str) -> Result<()> {
     #[cfg(debug_assertions)]
     if let Ok(v) = std::env::var("HLJCA_FAILPOINT") {
         let (at, what) = v.split_once(':').unwrap_or((v.as_str(), "abort"));
         if at == stage {
+            if what == "error" {
+                return Err(CoreError::Refused(format!(
+                    "failpoint {stage}: injected failure"
+                )));
+            }
             if let Some(ms) = what.strip_prefix("sleep=").and_then(|m| m.parse().ok()) {
                 eprintln!("hljca: failpoint {stage}: sleeping {ms} ms");
                 std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -245,4 +261,5 @@ pub(crate) fn failpoint(stage: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = stage;
+    Ok(())
 }

@@ -175,7 +175,10 @@ impl Ca {
         rows: &[CertRecord],
         session: Option<&TokenSession<'_>>,
     ) -> Result<(RecoverAction, String)> {
-        let key_ids: Vec<KeyId> = rows.iter().filter_map(|r| KeyId::from_hex(&r.key_id)).collect();
+        let key_ids: Vec<KeyId> = rows
+            .iter()
+            .filter_map(|r| KeyId::from_hex(&r.key_id))
+            .collect();
         let void = |why: String| -> Result<(RecoverAction, String)> {
             let mut destroyed = 0;
             if let Some(s) = session {
@@ -183,7 +186,10 @@ impl Ca {
                     match s.destroy_by_id(k) {
                         Ok(n) => destroyed += n,
                         Err(e) => {
-                            return Ok((RecoverAction::Left, format!("could not remove key {k} from the token: {e}")));
+                            return Ok((
+                                RecoverAction::Left,
+                                format!("could not remove key {k} from the token: {e}"),
+                            ));
                         }
                     }
                 }
@@ -213,8 +219,12 @@ impl Ca {
             (IssuanceKind::Csr, Stage::Reserved | Stage::Keys, _) => {
                 void("CSR issuance stopped before it was signed".into())
             }
-            (IssuanceKind::Csr, _, _) => finish("CSR issuance signed and on record; recorded as issued"),
-            (_, Stage::Reserved | Stage::Keys, _) => void(format!("stopped at stage {}", iss.stage)),
+            (IssuanceKind::Csr, _, _) => {
+                finish("CSR issuance signed and on record; recorded as issued")
+            }
+            (_, Stage::Reserved | Stage::Keys, _) => {
+                void(format!("stopped at stage {}", iss.stage))
+            }
             (_, Stage::Signed, Some(s)) => {
                 for r in rows {
                     if let Err(why) = key_matches(s, r) {
@@ -223,7 +233,15 @@ impl Ca {
                 }
                 for r in rows {
                     let id = KeyId::from_hex(&r.key_id).unwrap_or(KeyId(Vec::new()));
-                    commit::write_objects(s, &r.cert_type, r.role, &r.serial, &id, r.der.as_deref().unwrap_or_default(), r.seal.as_deref())?;
+                    commit::write_objects(
+                        s,
+                        &r.cert_type,
+                        r.role,
+                        &r.serial,
+                        &id,
+                        r.der.as_deref().unwrap_or_default(),
+                        r.seal.as_deref(),
+                    )?;
                 }
                 finish("signed and on record: written to the token and recorded as issued")
             }
@@ -231,24 +249,42 @@ impl Ca {
                 let issuing = issuing_der(&self.home)?;
                 for r in rows {
                     match on_token(s, r, &issuing) {
-                        Ok(Some((der, seal))) => self.store.write("record recovered certificate", |tx| {
-                            // A row from before the engine has no DER: take the verified one.
-                            tx.execute(
-                                "UPDATE certificates SET der = ?2, seal = ?3, not_before = ?4, not_after = ?5, updated_at = ?6 \
-                                 WHERE serial = ?1 AND status = 'pending'",
-                                params![r.serial, der.0, seal, ts(der.1), ts(der.2), ts(now())],
+                        // A row from before the engine has no DER: take the verified one.
+                        Ok(Some(f)) => self.store.write("record recovered certificate", |tx| {
+                            store::record_signed(
+                                tx,
+                                &r.serial,
+                                &f.der,
+                                f.not_before,
+                                f.not_after,
+                                f.seal.as_deref(),
+                            )?;
+                            let details = serde_json::json!({ "issuance": iss.id });
+                            audit::append(
+                                tx,
+                                &self.operator,
+                                "cert.recover-der",
+                                &r.serial,
+                                &details,
                             )
-                            .map_err(CoreError::db("record recovered certificate"))?;
-                            audit::append(tx, &self.operator, "cert.recover-der", &r.serial, &serde_json::json!({ "issuance": iss.id }))
                         })?,
                         Ok(None) => {}
-                        Err(why) => return void(format!("incomplete on the token ({} {}: {why})", r.role.as_str(), r.serial)),
+                        Err(why) => {
+                            return void(format!(
+                                "incomplete on the token ({} {}: {why})",
+                                r.role.as_str(),
+                                r.serial
+                            ));
+                        }
                     }
                 }
                 finish("the token holds every certificate of the issuance; recorded as issued")
             }
             (_, _, None) => Ok((RecoverAction::Left, "holder token not open".into())),
-            _ => Ok((RecoverAction::Left, format!("stage {} needs no recovery", iss.stage))),
+            _ => Ok((
+                RecoverAction::Left,
+                format!("stage {} needs no recovery", iss.stage),
+            )),
         }
     }
 
@@ -296,13 +332,18 @@ fn open_holder<'m>(
     pins: &mut PinSource<'_>,
 ) -> std::result::Result<TokenSession<'m>, String> {
     let Some(module) = module else {
-        return Err("no PKCS#11 module could be loaded; rerun `hljca recover` where the token's module is".into());
+        return Err(
+            "no PKCS#11 module could be loaded; rerun `hljca recover` where the token's module is"
+                .into(),
+        );
     };
     let sel = TokenSelector(serial.to_owned());
     let info = match module.find(&sel) {
         Ok(i) => i,
         Err(TokenError::TokenNotFound { .. }) => {
-            return Err(format!("token with serial {serial} is not present; insert it and rerun `hljca recover`"));
+            return Err(format!(
+                "token with serial {serial} is not present; insert it and rerun `hljca recover`"
+            ));
         }
         Err(e) => return Err(e.to_string()),
     };
@@ -321,14 +362,25 @@ fn open_holder<'m>(
 /// The token's key for row `r` is there and is the one recorded.
 fn key_matches(s: &TokenSession<'_>, r: &CertRecord) -> std::result::Result<(), String> {
     let id = KeyId::from_hex(&r.key_id).ok_or("its key id is not hex")?;
-    let key = s.public_key(&id).map_err(|_| format!("key {} is gone from the token", r.key_id))?;
+    let key = s
+        .public_key(&id)
+        .map_err(|_| format!("key {} is gone from the token", r.key_id))?;
     if r.spki.as_deref() != Some(key.subject_public_key_bits().as_slice()) {
-        return Err(format!("key {} on the token is not the recorded one", r.key_id));
+        return Err(format!(
+            "key {} on the token is not the recorded one",
+            r.key_id
+        ));
     }
     Ok(())
 }
 
-type FoundDer = (Vec<u8>, time::OffsetDateTime, time::OffsetDateTime);
+/// A certificate found on a token for a row that had none on record.
+struct Found {
+    der: Vec<u8>,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+    seal: Option<Vec<u8>>,
+}
 
 /// Checks the token holds row `r`'s certificate (and seal). Returns the certificate found when
 /// the row has none on record (rows from before the engine).
@@ -336,11 +388,16 @@ fn on_token(
     s: &TokenSession<'_>,
     r: &CertRecord,
     issuing: &[u8],
-) -> std::result::Result<Option<(FoundDer, Option<Vec<u8>>)>, String> {
+) -> std::result::Result<Option<Found>, String> {
     let id = KeyId::from_hex(&r.key_id).ok_or("its key id is not hex")?;
-    let der = s.certificate(&id).map_err(|_| "no certificate object with its key id".to_owned())?;
+    let der = s
+        .certificate(&id)
+        .map_err(|_| "no certificate object with its key id".to_owned())?;
     let seal = if r.role == store::CertRole::Seal {
-        Some(s.data(&id).map_err(|_| "seal data object missing".to_owned())?)
+        Some(
+            s.data(&id)
+                .map_err(|_| "seal data object missing".to_owned())?,
+        )
     } else {
         None
     };
@@ -353,19 +410,33 @@ fn on_token(
         }
         return Ok(None);
     }
-    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("certificate does not parse: {e}"))?;
-    let (_, ca) = X509Certificate::from_der(issuing).map_err(|e| format!("issuing CA certificate: {e}"))?;
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|e| format!("certificate does not parse: {e}"))?;
+    let (_, ca) =
+        X509Certificate::from_der(issuing).map_err(|e| format!("issuing CA certificate: {e}"))?;
     if hex::encode(cert.raw_serial()) != r.serial {
-        return Err(format!("certificate on the token has serial {}", hex::encode(cert.raw_serial())));
+        return Err(format!(
+            "certificate on the token has serial {}",
+            hex::encode(cert.raw_serial())
+        ));
     }
     cert.verify_signature(Some(ca.public_key()))
         .map_err(|e| format!("certificate does not verify against the issuing CA: {e}"))?;
-    let key = s.public_key(&id).map_err(|e| format!("no public key with its key id: {e}"))?;
-    if cert.public_key().subject_public_key.data.as_ref() != key.subject_public_key_bits().as_slice() {
+    let key = s
+        .public_key(&id)
+        .map_err(|e| format!("no public key with its key id: {e}"))?;
+    if cert.public_key().subject_public_key.data.as_ref()
+        != key.subject_public_key_bits().as_slice()
+    {
         return Err("certificate's public key is not the token's key".into());
     }
     let t = |x: x509_parser::time::ASN1Time| {
         time::OffsetDateTime::from_unix_timestamp(x.timestamp()).map_err(|e| e.to_string())
     };
-    Ok(Some(((der.clone(), t(cert.validity().not_before)?, t(cert.validity().not_after)?), seal)))
+    Ok(Some(Found {
+        not_before: t(cert.validity().not_before)?,
+        not_after: t(cert.validity().not_after)?,
+        der,
+        seal,
+    }))
 }

@@ -61,12 +61,24 @@ pub(super) fn run(
 ) -> Result<IssueOutcome> {
     let prep = prepare(ca, engine, holder, p)?;
     let mut plan = reserve(ca, engine, p, &prep)?;
-    failpoint("reserved");
-    match advance(ca, engine, holder, p, &prep, &mut plan) {
+    let advanced =
+        failpoint("reserved").and_then(|()| advance(ca, engine, holder, p, &prep, &mut plan));
+    match advanced {
         Ok(outcome) => Ok(outcome),
         Err(e) if plan.stage == Stage::Committed => Err(e),
         Err(e) => {
-            commit::abandon(ca, holder, plan.id, plan.stage, &plan.rows.iter().map(|r| r.key_id.clone()).collect::<Vec<_>>(), &e.to_string());
+            commit::abandon(
+                ca,
+                holder,
+                plan.id,
+                plan.stage,
+                &plan
+                    .rows
+                    .iter()
+                    .map(|r| r.key_id.clone())
+                    .collect::<Vec<_>>(),
+                &e.to_string(),
+            );
             Err(e)
         }
     }
@@ -275,16 +287,27 @@ fn reserve(ca: &Ca, engine: &Engine<'_>, p: &IssueParams, prep: &Prepared) -> Re
 }
 
 /// Moves the plan's stage forward in one transaction with its audit row.
-fn step(ca: &Ca, plan: &mut Plan, to: Stage, details: serde_json::Value, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>) -> Result<()> {
+fn step(
+    ca: &Ca,
+    plan: &mut Plan,
+    to: Stage,
+    details: serde_json::Value,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+) -> Result<()> {
     let (id, from) = (plan.id, plan.stage);
     ca.store.write("issuance stage", |tx| {
         f(tx)?;
         store::set_stage(tx, id, from, to)?;
-        audit::append(tx, &ca.operator, &format!("issuance.{to}"), &format!("issuance-{id}"), &details)
+        audit::append(
+            tx,
+            &ca.operator,
+            &format!("issuance.{to}"),
+            &format!("issuance-{id}"),
+            &details,
+        )
     })?;
     plan.stage = to;
-    failpoint(to.as_str());
-    Ok(())
+    failpoint(to.as_str())
 }
 
 fn advance(
@@ -300,7 +323,12 @@ fn advance(
     if let (KeySource::Token, Some(session)) = (&p.source, holder) {
         let kind = key_kind(prep.policy.key_algorithm);
         for r in plan.rows.iter_mut() {
-            let label = format!("{} {} {}", type_key, r.role.as_str(), short(&prep.subject_text));
+            let label = format!(
+                "{} {} {}",
+                type_key,
+                r.role.as_str(),
+                short(&prep.subject_text)
+            );
             let key = session.generate_with_id(kind, &label, &r.key_id)?;
             r.key = Some(SubjectKey {
                 bits: key.public.subject_public_key_bits(),
@@ -310,19 +338,31 @@ fn advance(
         let keys: Vec<(String, Vec<u8>)> = plan
             .rows
             .iter()
-            .map(|r| (r.serial.clone(), r.key.as_ref().map(|k| k.bits.clone()).unwrap_or_default()))
+            .map(|r| {
+                (
+                    r.serial.clone(),
+                    r.key.as_ref().map(|k| k.bits.clone()).unwrap_or_default(),
+                )
+            })
             .collect();
-        step(ca, plan, Stage::Keys, serde_json::json!({ "algorithm": format!("{:?}", kind) }), |tx| {
-            for (serial, bits) in &keys {
-                store::record_key(tx, serial, bits)?;
-            }
-            Ok(())
-        })?;
+        step(
+            ca,
+            plan,
+            Stage::Keys,
+            serde_json::json!({ "algorithm": format!("{:?}", kind) }),
+            |tx| {
+                for (serial, bits) in &keys {
+                    store::record_key(tx, serial, bits)?;
+                }
+                Ok(())
+            },
+        )?;
     }
     // Stage 3: sign, check each certificate against the issuing CA, make the seal; the DER is
     // on record before it goes anywhere.
     let auth = engine.authority();
-    let validity = crate::validity::end_entity(now(), prep.policy.validity_days, auth.issuing_not_after());
+    let validity =
+        crate::validity::end_entity(now(), prep.policy.validity_days, auth.issuing_not_after());
     let resident_id = prep
         .policy
         .extensions
@@ -354,7 +394,11 @@ fn advance(
         )?;
         let cert = params
             .signed_by(&key, auth.issuer())
-            .map_err(CoreError::cert(format!("{} certificate {}", r.role.as_str(), r.serial)))?;
+            .map_err(CoreError::cert(format!(
+                "{} certificate {}",
+                r.role.as_str(),
+                r.serial
+            )))?;
         auth.check_signed(cert.der(), &r.serial_bytes, &key)?;
         r.der = Some(cert.der().to_vec());
     }
@@ -383,7 +427,13 @@ fn advance(
     let signed: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = plan
         .rows
         .iter()
-        .map(|r| (r.serial.clone(), r.der.clone().unwrap_or_default(), r.seal.clone()))
+        .map(|r| {
+            (
+                r.serial.clone(),
+                r.der.clone().unwrap_or_default(),
+                r.seal.clone(),
+            )
+        })
         .collect();
     step(
         ca,
@@ -397,17 +447,42 @@ fn advance(
         }),
         |tx| {
             for (serial, der, seal) in &signed {
-                store::record_signed(tx, serial, der, validity.not_before, validity.not_after, seal.as_deref())?;
+                store::record_signed(
+                    tx,
+                    serial,
+                    der,
+                    validity.not_before,
+                    validity.not_after,
+                    seal.as_deref(),
+                )?;
             }
             Ok(())
         },
     )?;
     // Stage 4: onto the token.
     if let (KeySource::Token, Some(session)) = (&p.source, holder) {
-        for r in &plan.rows {
-            commit::write_objects(session, type_key, r.role, &r.serial, &r.key_id, r.der.as_deref().unwrap_or_default(), r.seal.as_deref())?;
+        for (i, r) in plan.rows.iter().enumerate() {
+            if i > 0 {
+                // Between two objects: a token that fails halfway through the writes.
+                failpoint("writing")?;
+            }
+            commit::write_objects(
+                session,
+                type_key,
+                r.role,
+                &r.serial,
+                &r.key_id,
+                r.der.as_deref().unwrap_or_default(),
+                r.seal.as_deref(),
+            )?;
         }
-        step(ca, plan, Stage::Written, serde_json::json!({ "token_serial": prep.token_serial }), |_| Ok(()))?;
+        step(
+            ca,
+            plan,
+            Stage::Written,
+            serde_json::json!({ "token_serial": prep.token_serial }),
+            |_| Ok(()),
+        )?;
     }
     // Stage 5: the commit, shared with `recover`.
     let iss = ca.store.issuance(plan.id)?;
@@ -423,7 +498,7 @@ fn advance(
         .collect();
     let superseded = commit::commit(ca, &iss, plan.stage, &made, "cert.issue")?;
     plan.stage = Stage::Committed;
-    failpoint("committed");
+    failpoint("committed")?;
     let mut outcome = commit::outcome(ca, plan.id)?;
     outcome.superseded = superseded;
     if validity.clamped {
@@ -441,5 +516,10 @@ fn advance(
 }
 
 fn short(s: &str) -> String {
-    s.rsplit("CN=").next().unwrap_or(s).chars().take(24).collect()
+    s.rsplit("CN=")
+        .next()
+        .unwrap_or(s)
+        .chars()
+        .take(24)
+        .collect()
 }

@@ -180,9 +180,7 @@ impl Ca {
         }
         let bound_at = ts(t);
         let (issuer, subject) = (cert.issuer().to_string(), cert.subject().to_string());
-        let tx = self
-            .store
-            .begin("begin binding")?;
+        let tx = self.store.begin("begin binding")?;
         let inserted = tx.execute(
             "INSERT INTO bindings (fingerprint, issuer, subject, serial, not_before, not_after, der, source, token_label, \
              token_serial, materials, status, operator, bound_at) \

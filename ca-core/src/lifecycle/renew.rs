@@ -73,7 +73,12 @@ impl Ca {
             method: payment.method.clone(),
             reference: payment.reference.clone(),
         });
-        let issued = self.issue(module, secrets, &TokenSelector(old.token_serial.clone()), &params)?;
+        let issued = self.issue(
+            module,
+            secrets,
+            &TokenSelector(old.token_serial.clone()),
+            &params,
+        )?;
         Ok(RenewReport {
             old_serial: old.serial,
             superseded: issued.superseded.clone(),
@@ -127,4 +132,3 @@ impl Ca {
         Ok(old)
     }
 }
-

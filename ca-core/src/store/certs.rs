@@ -241,6 +241,8 @@ pub struct CertFilter {
     pub expiring_before: Option<OffsetDateTime>,
     /// Include pending and void rows.
     pub include_unissued: bool,
+    /// Only the certificates of this application.
+    pub application_id: Option<i64>,
 }
 
 impl Store {
@@ -284,6 +286,13 @@ impl Store {
             sql.push_str(&format!(" AND status = ?{}", args.len()));
         } else if !f.include_unissued {
             sql.push_str(" AND status NOT IN ('pending', 'void')");
+        }
+        if let Some(a) = f.application_id {
+            args.push(a.to_string());
+            sql.push_str(&format!(
+                " AND application_id = CAST(?{} AS INTEGER)",
+                args.len()
+            ));
         }
         if let Some(t) = f.expiring_before {
             args.push(ts(t));

@@ -14,9 +14,9 @@ use crate::error::{CoreError, Result};
 
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
-pub(crate) use issuances::{mark_issued, record_key, record_signed, set_stage, void_rows};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
+pub(crate) use issuances::{mark_issued, record_key, record_signed, set_stage, void_rows};
 
 /// An open database.
 #[derive(Debug)]
@@ -133,7 +133,10 @@ mod tests {
         );
         // Reopening applies nothing twice.
         assert_eq!(
-            Store::open(&p, dir.path()).unwrap().schema_version().unwrap(),
+            Store::open(&p, dir.path())
+                .unwrap()
+                .schema_version()
+                .unwrap(),
             v
         );
         // ... but never creates over an existing one, nor opens a missing or empty one.

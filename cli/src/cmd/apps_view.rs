@@ -105,15 +105,11 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
     let materials = ca.application_materials(a.id)?;
     let missing = ca.missing_materials(&a)?;
     let orders = ca.orders(Some(a.id))?;
-    let certs: Vec<_> = ca
-        .store()
-        .certs(&CertFilter {
-            include_unissued: true,
-            ..CertFilter::default()
-        })?
-        .into_iter()
-        .filter(|c| c.application_id == Some(a.id.0))
-        .collect();
+    let certs = ca.certs(&CertFilter {
+        include_unissued: true,
+        application_id: Some(a.id.0),
+        ..CertFilter::default()
+    })?;
     if cli.json {
         let mut v = serde_json::to_value(&a)?;
         v["next"] = json!(a.next_steps());

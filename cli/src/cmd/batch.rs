@@ -286,7 +286,11 @@ fn print_recover(cli: &Cli, r: &RecoverReport) -> Result<(), Failure> {
         return Ok(());
     }
     if !r.batch_jobs_interrupted.is_empty() {
-        let ids: Vec<String> = r.batch_jobs_interrupted.iter().map(i64::to_string).collect();
+        let ids: Vec<String> = r
+            .batch_jobs_interrupted
+            .iter()
+            .map(i64::to_string)
+            .collect();
         println!(
             "batch job(s) {} marked interrupted (their process is gone); rerun their files to finish them",
             ids.join(", ")
@@ -317,7 +321,9 @@ fn print_recover(cli: &Cli, r: &RecoverReport) -> Result<(), Failure> {
         })
         .collect();
     output::table(
-        &["ISSUANCE", "STAGE", "TYPE", "TOKEN", "SERIALS", "ACTION", "WHY"],
+        &[
+            "ISSUANCE", "STAGE", "TYPE", "TOKEN", "SERIALS", "ACTION", "WHY",
+        ],
         &rows,
     );
     println!();
@@ -325,7 +331,10 @@ fn print_recover(cli: &Cli, r: &RecoverReport) -> Result<(), Failure> {
         ("finished", r.count(RecoverAction::Finished).to_string()),
         ("voided", r.count(RecoverAction::Voided).to_string()),
         ("left", r.count(RecoverAction::Left).to_string()),
-        ("in progress", r.count(RecoverAction::InProgress).to_string()),
+        (
+            "in progress",
+            r.count(RecoverAction::InProgress).to_string(),
+        ),
     ]);
     Ok(())
 }

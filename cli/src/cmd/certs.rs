@@ -31,11 +31,12 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                 Some(d) => Some(now() + time::Duration::days(super::parse_days(d)?)),
                 None => None,
             };
-            let certs = ca.store().certs(&CertFilter {
+            let certs = ca.certs(&CertFilter {
                 cert_type: cert_type.clone(),
                 status,
                 expiring_before,
                 include_unissued: false,
+                application_id: None,
             })?;
             if cli.json {
                 output::json(&serde_json::json!({ "certificates": certs }))?;
@@ -69,7 +70,7 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             }
         }
         CertCmd::Show { serial } => {
-            let c = ca.store().cert(serial)?;
+            let c = ca.cert(serial)?;
             let pem = c.der.as_deref().map(hljca_core::ca::pem_cert);
             if cli.json {
                 let mut v = serde_json::to_value(&c)?;
@@ -109,7 +110,7 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             }
         }
         CertCmd::Export { serial, out, der } => {
-            let c = ca.store().cert(serial)?;
+            let c = ca.cert(serial)?;
             let bytes = c.der.ok_or_else(|| {
                 anyhow::anyhow!("certificate {} has no DER (status {})", c.serial, c.status)
             })?;

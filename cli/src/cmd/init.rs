@@ -71,8 +71,8 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
         CaCmd::Show => {
             let mut out = Vec::new();
             for (name, der) in [
-                ("root", ca::root_der(&ca.home())?),
-                ("issuing", ca::issuing_der(&ca.home())?),
+                ("root", ca::root_der(ca.home())?),
+                ("issuing", ca::issuing_der(ca.home())?),
             ] {
                 out.push(cert_summary(name, &der)?);
             }

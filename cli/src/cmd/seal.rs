@@ -19,7 +19,7 @@ fn load(cli: &Cli, src: &SealSource) -> Result<Vec<u8>, Failure> {
         .as_deref()
         .ok_or_else(|| Failure::input(anyhow::anyhow!("give --file FILE or --serial SERIAL")))?;
     let ca = super::open_ca(cli)?;
-    let rec = ca.store().cert(serial)?;
+    let rec = ca.cert(serial)?;
     if src.from_token {
         let s = secrets::gather(cli)?;
         let module = ca.module(cli.pkcs11_module.as_deref())?;

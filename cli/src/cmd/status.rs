@@ -10,8 +10,8 @@ use crate::output;
 
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
-    let root = super::init::cert_summary("root", &hljca_core::ca::root_der(&ca.home())?)?;
-    let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(&ca.home())?)?;
+    let root = super::init::cert_summary("root", &hljca_core::ca::root_der(ca.home())?)?;
+    let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(ca.home())?)?;
     let tokens = match ca
         .module(cli.pkcs11_module.as_deref())
         .and_then(|m: Module| Ok(m.tokens()?))
@@ -19,12 +19,12 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let all = ca.store().certs(&CertFilter::default())?;
-    let pending = ca.store().certs(&CertFilter {
+    let all = ca.certs(&CertFilter::default())?;
+    let pending = ca.certs(&CertFilter {
         status: Some(hljca_core::store::CertStatus::Pending),
         ..CertFilter::default()
     })?;
-    let expiring = ca.store().certs(&CertFilter {
+    let expiring = ca.certs(&CertFilter {
         expiring_before: Some(now() + time::Duration::days(30)),
         ..CertFilter::default()
     })?;
