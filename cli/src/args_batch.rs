@@ -18,8 +18,8 @@ pub enum BatchCmd {
     /// certificates are written to the token and it is recorded as issued; written, it is
     /// recorded as issued when the token holds them. Nothing is touched whose key id is not on
     /// record. Each holder token is logged in to with its own PIN: with --token, HLJCA_USER_PIN
-    /// (or --user-pin-file) for that token only; with --pin-dir DIR, the file DIR/<token serial>
-    /// or DIR/<token label>; else a prompt per token at a terminal.
+    /// (or --user-pin-file) for that token only; with --pin-dir DIR, the file DIR/SERIAL
+    /// or DIR/LABEL (the token's serial or label); else a prompt per token at a terminal.
     ///
     /// Exit codes: 0 nothing left open, 1 some issuances left open, 2 bad usage.
     Recover(RecoverArgs),
