@@ -150,7 +150,7 @@ impl Ca {
             tx.execute(
                 "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
                  VALUES (?1, ?2, 'revocation', ?3, 0, 'free', NULL, ?4, ?5)",
-                params![cert.application_id, cert.serial, cert.cert_type, op, at],
+                params![cert.application_id, cert.serial, cert.cert_type.key(), op, at],
             )
             .map_err(CoreError::db("record revocation order"))?;
             Ok(())

@@ -27,16 +27,18 @@ pub use notify::{OutboxEntry, RemindOutcome, Reminder};
 pub use ops::{AppIssueOutcome, NewApplication, material_hash};
 pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
-/// Moves application `id` from `from` to `to` inside an issuance transaction, with its event
-/// and audit row (`claim`, `issue`, `release`); refuses when it is no longer at `from`.
+/// Moves application `id` by `event` inside an issuance transaction (claim, complete,
+/// release), with its event and audit row; [`transition`] decides, on the state read in `tx`.
 pub(crate) fn move_in(
     tx: &rusqlite::Transaction<'_>,
     id: AppId,
-    (from, to): (AppState, AppState),
-    event: &str,
+    event: AppEventKind,
     operator: &str,
     details: &serde_json::Value,
 ) -> Result<()> {
+    let from = state_in(tx, id)?;
+    let to = transition(id, from, event)?;
+    let event = event.as_str();
     let at = crate::time_fmt::ts(crate::time_fmt::now());
     rows::set_state(tx, id, from, to, &at)?;
     rows::add_event(tx, id, event, (Some(from), to), operator, &at, details)?;
@@ -198,8 +200,12 @@ pub enum AppEventKind {
     Reject,
     /// `pay`.
     Pay,
-    /// `issue APP`.
+    /// `issue APP`: the issuance engine claims the application (`paid → issuing`).
     Issue,
+    /// The issuance committed (`issuing → issued`).
+    Complete,
+    /// The issuance was voided, by the issuing process or `recover` (`issuing → paid`).
+    Release,
     /// `deliver --mail` or `deliver --pickup` (the state stays `issued`).
     Dispatch,
     /// `deliver --collected`.
@@ -210,12 +216,14 @@ pub enum AppEventKind {
 
 impl AppEventKind {
     /// Every step.
-    pub const ALL: [AppEventKind; 8] = [
+    pub const ALL: [AppEventKind; 10] = [
         AppEventKind::Submit,
         AppEventKind::Approve,
         AppEventKind::Reject,
         AppEventKind::Pay,
         AppEventKind::Issue,
+        AppEventKind::Complete,
+        AppEventKind::Release,
         AppEventKind::Dispatch,
         AppEventKind::Collect,
         AppEventKind::Cancel,
@@ -228,7 +236,9 @@ impl AppEventKind {
             AppEventKind::Approve => "approve",
             AppEventKind::Reject => "reject",
             AppEventKind::Pay => "pay",
-            AppEventKind::Issue => "issue",
+            AppEventKind::Issue => "claim",
+            AppEventKind::Complete => "issue",
+            AppEventKind::Release => "release",
             AppEventKind::Dispatch => "dispatch",
             AppEventKind::Collect => "collect",
             AppEventKind::Cancel => "cancel",
@@ -242,7 +252,9 @@ impl AppEventKind {
             AppEventKind::Approve => "review approve",
             AppEventKind::Reject => "review reject",
             AppEventKind::Pay => "pay",
-            AppEventKind::Issue => "issue",
+            AppEventKind::Issue => "claim",
+            AppEventKind::Complete => "issue",
+            AppEventKind::Release => "release",
             AppEventKind::Dispatch => "deliver --mail/--pickup",
             AppEventKind::Collect => "deliver --collected",
             AppEventKind::Cancel => "cancel",
@@ -257,6 +269,7 @@ impl AppEventKind {
             AppEventKind::Approve | AppEventKind::Reject => &[Submitted],
             AppEventKind::Pay => &[Approved],
             AppEventKind::Issue => &[Paid],
+            AppEventKind::Complete | AppEventKind::Release => &[Issuing],
             AppEventKind::Dispatch | AppEventKind::Collect => &[Issued],
             AppEventKind::Cancel => &[Draft, Submitted, Approved, Paid],
         }
@@ -276,6 +289,8 @@ pub fn transition(id: AppId, from: AppState, event: AppEventKind) -> Result<AppS
         // The issuance engine claims the application; it moves on to issued (or back to paid)
         // in the engine's own transactions, see `engine`.
         (S::Paid, E::Issue) => S::Issuing,
+        (S::Issuing, E::Complete) => S::Issued,
+        (S::Issuing, E::Release) => S::Paid,
         (S::Issued, E::Dispatch) => S::Issued,
         (S::Issued, E::Collect) => S::Delivered,
         (S::Draft | S::Submitted | S::Approved | S::Paid, E::Cancel) => S::Cancelled,
@@ -576,6 +591,7 @@ mod tests {
             E::Approve,
             E::Pay,
             E::Issue,
+            E::Complete,
             E::Dispatch,
             E::Collect,
         ] {
@@ -585,9 +601,17 @@ mod tests {
         for from in [S::Draft, S::Submitted, S::Approved, S::Paid] {
             assert_eq!(transition(id, from, E::Cancel).unwrap(), S::Cancelled);
         }
-        for from in [S::Rejected, S::Issued, S::Delivered, S::Cancelled] {
+        for from in [
+            S::Rejected,
+            S::Issuing,
+            S::Issued,
+            S::Delivered,
+            S::Cancelled,
+        ] {
             assert!(transition(id, from, E::Cancel).is_err());
         }
+        // An issuance that is voided gives the application back to be issued again.
+        assert_eq!(transition(id, S::Issuing, E::Release).unwrap(), S::Paid);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub struct Reminder {
     pub serial: String,
     /// Its type.
     #[serde(rename = "type")]
-    pub cert_type: String,
+    pub cert_type: CertType,
     /// Its notAfter (RFC 3339).
     pub not_after: String,
     /// Where the SMS goes.
@@ -103,11 +103,8 @@ pub struct RemindOutcome {
     pub no_mobile: Vec<String>,
 }
 
-fn expiry_text(policies: &PolicySet, cert_type: &str, serial: &str, not_after: &str) -> String {
-    let name = cert_type
-        .parse::<CertType>()
-        .map(|t| policies.get(t).name_zh.clone())
-        .unwrap_or_else(|_| "数字证书".into());
+fn expiry_text(policies: &PolicySet, cert_type: CertType, serial: &str, not_after: &str) -> String {
+    let name = &policies.get(cert_type).name_zh;
     let date = not_after.get(..10).unwrap_or(not_after);
     format!(
         "【黑龙江CA】您的{name}（序列号{serial}）将于{date}到期，请在到期前办理续费，逾期将无法使用。客服电话{SERVICE_PHONE}。"
@@ -149,17 +146,13 @@ impl Ca {
             }
             let applicant: std::collections::BTreeMap<String, String> =
                 serde_json::from_str(&c.applicant_json).unwrap_or_default();
-            let mobile = c
-                .cert_type
-                .parse::<CertType>()
-                .ok()
-                .and_then(|t| contact_mobile(self.policies.get(t), &applicant));
+            let mobile = contact_mobile(self.policies.get(c.cert_type), &applicant);
             let Some(mobile) = mobile else {
                 out.no_mobile.push(c.serial.clone());
                 continue;
             };
             let not_after = c.not_after.map(ts).unwrap_or_default();
-            let text = expiry_text(&self.policies, &c.cert_type, &c.serial, &not_after);
+            let text = expiry_text(&self.policies, c.cert_type, &c.serial, &not_after);
             let outbox_id = enqueue(
                 &tx,
                 &mobile,
@@ -185,7 +178,7 @@ impl Ca {
             )?;
             out.queued.push(Reminder {
                 serial: c.serial.clone(),
-                cert_type: c.cert_type.clone(),
+                cert_type: c.cert_type,
                 not_after,
                 mobile,
                 outbox_id,

@@ -131,7 +131,7 @@ impl Ca {
             Some(serial) => {
                 let c = self.store.cert(serial)?;
                 if c.role != CertRole::Identity
-                    || c.cert_type != new.cert_type.key()
+                    || c.cert_type != new.cert_type
                     || c.status != CertStatus::Issued
                 {
                     return Err(CoreError::Refused(format!(

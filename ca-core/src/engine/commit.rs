@@ -6,7 +6,7 @@ use hljca_token::{KeyId, TokenSession};
 use rusqlite::params;
 
 use super::{IssueOutcome, IssuedCert, SealLocation};
-use crate::applications::{AppId, AppState, move_in, record_token};
+use crate::applications::{AppEventKind, AppId, move_in, record_token};
 use crate::ca::pem_cert;
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
@@ -56,8 +56,7 @@ pub(super) fn commit(
             move_in(
                 tx,
                 AppId(app),
-                (AppState::Issuing, AppState::Issued),
-                "issue",
+                AppEventKind::Complete,
                 op,
                 &serde_json::json!({
                     "issuance": iss.id, "token_label": label, "token_serial": serial,
@@ -146,8 +145,7 @@ pub(super) fn void(
             move_in(
                 tx,
                 AppId(app),
-                (AppState::Issuing, AppState::Paid),
-                "release",
+                AppEventKind::Release,
                 op,
                 &serde_json::json!({ "issuance": iss.id, "reason": reason }),
             )?;
@@ -243,7 +241,7 @@ pub(super) fn outcome(ca: &Ca, issuance: i64) -> Result<IssueOutcome> {
         }
         certificates.push(IssuedCert {
             serial: c.serial.clone(),
-            cert_type: c.cert_type.parse()?,
+            cert_type: c.cert_type,
             role: c.role,
             pem,
             key_id: c.key_id.clone(),

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::commit::{self, Made};
 use super::{Engine, IssueOutcome, IssueParams, KeySource, failpoint, refuse_ca_token};
-use crate::applications::{AppId, AppState, move_in, state_in};
+use crate::applications::{AppEventKind, AppId, AppState, move_in, state_in};
 use crate::batch::CSR_TOKEN_LABEL;
 use crate::error::{CoreError, Result};
 use crate::profile::{EeParams, SubjectKey, end_entity, random_serial, subject};
@@ -236,8 +236,7 @@ fn reserve(ca: &Ca, engine: &Engine<'_>, p: &IssueParams, prep: &Prepared) -> Re
             move_in(
                 tx,
                 AppId(app),
-                (AppState::Paid, AppState::Issuing),
-                "claim",
+                AppEventKind::Issue,
                 op,
                 &serde_json::json!({ "issuance": id, "token_label": prep.token_label, "token_serial": prep.token_serial }),
             )?;

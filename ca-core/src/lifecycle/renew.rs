@@ -1,6 +1,6 @@
 //! Renewal before expiry: new keys on the same token, the annual fee, the old certificates superseded.
 
-use hljca_policies::{Applicant, CertType};
+use hljca_policies::Applicant;
 use hljca_token::{Module, TokenSelector};
 use serde::Serialize;
 
@@ -49,7 +49,7 @@ impl Ca {
         payment: &Payment,
     ) -> Result<RenewReport> {
         let old = self.renewable(serial)?;
-        let cert_type: CertType = old.cert_type.parse()?;
+        let cert_type = old.cert_type;
         let fee = self.policies.get(cert_type).fees.annual;
         let applicant: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&old.applicant_json).map_err(|e| CoreError::Parse {

@@ -4,8 +4,11 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use hljca_policies::CertType;
+
 use super::Store;
 use crate::error::{CoreError, Result};
+use crate::revoke::Reason;
 use crate::time_fmt::{parse_ts, ts};
 
 /// What a certificate is for.
@@ -117,8 +120,9 @@ pub struct NewPending<'a> {
 pub struct CertRecord {
     /// Serial, hex.
     pub serial: String,
-    /// Certificate type key.
-    pub cert_type: String,
+    /// Certificate type.
+    #[serde(rename = "cert_type")]
+    pub cert_type: CertType,
     /// Identity or seal.
     pub role: CertRole,
     /// For a seal certificate: its identity certificate.
@@ -144,8 +148,8 @@ pub struct CertRecord {
     /// When revoked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
-    /// RFC 5280 reason name.
-    pub revocation_reason: Option<String>,
+    /// RFC 5280 reason.
+    pub revocation_reason: Option<Reason>,
     /// Row creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -173,12 +177,25 @@ pub(super) const COLUMNS: &str = "serial, cert_type, role, identity_serial, subj
     key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, applicant_json, der, seal, \
     external_id, application_id, issuance_id, spki";
 
+/// A stored text column that does not parse as its type.
+fn bad_column(i: usize, e: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        i,
+        rusqlite::types::Type::Text,
+        Box::new(std::io::Error::other(e)),
+    )
+}
+
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
     let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
     let status: String = r.get(9)?;
+    let reason: Option<String> = r.get(13)?;
     Ok(CertRecord {
         serial: r.get(0)?,
-        cert_type: r.get(1)?,
+        cert_type: r
+            .get::<_, String>(1)?
+            .parse()
+            .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
         role: CertRole::parse(&r.get::<_, String>(2)?),
         identity_serial: r.get(3)?,
         subject: r.get(4)?,
@@ -190,7 +207,9 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
         not_before: opt_ts(r.get(10)?),
         not_after: opt_ts(r.get(11)?),
         revoked_at: opt_ts(r.get(12)?),
-        revocation_reason: r.get(13)?,
+        revocation_reason: reason
+            .map(|x| x.parse::<Reason>().map_err(|e| bad_column(13, e)))
+            .transpose()?,
         created_at: parse_ts(&r.get::<_, String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         applicant_json: r.get(15)?,
         der: r.get(16)?,

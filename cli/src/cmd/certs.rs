@@ -46,7 +46,7 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                     .map(|c| {
                         vec![
                             c.serial.clone(),
-                            c.cert_type.clone(),
+                            c.cert_type.to_string(),
                             c.role.as_str().into(),
                             c.status.to_string(),
                             c.not_after.map(ts).unwrap_or_default(),
@@ -82,7 +82,7 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             } else {
                 output::fields(&[
                     ("serial", c.serial.clone()),
-                    ("type", c.cert_type.clone()),
+                    ("type", c.cert_type.to_string()),
                     ("role", c.role.as_str().into()),
                     ("status", c.status.to_string()),
                     ("subject", c.subject.clone()),
@@ -96,7 +96,8 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                     ),
                     (
                         "reason",
-                        c.revocation_reason.clone().unwrap_or_else(|| "-".into()),
+                        c.revocation_reason
+                            .map_or_else(|| "-".into(), |r| r.name().to_owned()),
                     ),
                     (
                         "seal",
