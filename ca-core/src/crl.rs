@@ -2,7 +2,6 @@
 //! published as DER and PEM.
 
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use time::Duration;
 
@@ -13,7 +12,8 @@ use crate::error::{CoreError, Result};
 use crate::home::write_file;
 use crate::keys::Secrets;
 use crate::revoke::Reason;
-use crate::time_fmt::{now, parse_ts, ts};
+use crate::store::crls;
+use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
 /// What `crl generate` wrote.
@@ -48,12 +48,7 @@ impl Ca {
         let op = &self.operator;
         let (number, this_update, next_update, n_revoked, der) =
             self.store.write("generate CRL", |tx| {
-                let last: Option<i64> = tx
-                    .query_row("SELECT max(number) FROM crls", [], |r| r.get(0))
-                    .optional()
-                    .map_err(CoreError::db("last CRL number"))?
-                    .flatten();
-                let number = last.unwrap_or(0) + 1;
+                let number = crls::next_number(tx)?;
                 let revoked = revoked_entries(tx)?;
                 let this_update = crate::validity::ca(now(), 0).0;
                 let next_update =
@@ -68,13 +63,11 @@ impl Ca {
                     key_identifier_method: KeyIdMethod::PreSpecified(aki.clone()),
                 };
                 let n_revoked = params.revoked_certs.len();
-                let crl = params.signed_by(auth.issuer()).map_err(CoreError::cert("CRL"))?;
+                let crl = params
+                    .signed_by(auth.issuer())
+                    .map_err(CoreError::cert("CRL"))?;
                 let der = crl.der().to_vec();
-                tx.execute(
-                    "INSERT INTO crls (number, this_update, next_update, revoked, der) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![number, ts(this_update), ts(next_update), n_revoked as i64, der],
-                )
-                .map_err(CoreError::db("record CRL"))?;
+                crls::insert(tx, number, this_update, next_update, n_revoked, &der)?;
                 audit::append(
                     tx,
                     op,
@@ -108,43 +101,21 @@ impl Ca {
 
     /// The newest CRL's number, thisUpdate and nextUpdate.
     pub fn last_crl(&self) -> Result<Option<(i64, String, String)>> {
-        self.store
-            .conn
-            .query_row(
-                "SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(CoreError::db("last CRL"))
+        self.store.last_crl()
     }
 }
 
 fn revoked_entries(conn: &rusqlite::Connection) -> Result<Vec<RevokedCertParams>> {
-    let mut stmt = conn
-        .prepare("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' ORDER BY revoked_at")
-        .map_err(CoreError::db("revoked list"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .map_err(CoreError::db("revoked list"))?;
     let mut out = Vec::new();
-    for row in rows {
-        let (serial, at, reason) = row.map_err(CoreError::db("revoked list"))?;
-        let bytes = hex::decode(&serial).map_err(|e| CoreError::Parse {
-            what: format!("stored serial {serial}"),
+    for r in crls::revoked(conn)? {
+        let bytes = hex::decode(&r.serial).map_err(|e| CoreError::Parse {
+            what: format!("stored serial {}", r.serial),
             reason: e.to_string(),
         })?;
-        let reason: Option<Reason> = reason.and_then(|r| r.parse().ok());
         out.push(RevokedCertParams {
             serial_number: SerialNumber::from_slice(&bytes),
-            revocation_time: at.as_deref().and_then(parse_ts).unwrap_or_else(now),
-            reason_code: reason.map(Reason::rcgen),
+            revocation_time: r.at.unwrap_or_else(now),
+            reason_code: r.reason.map(Reason::rcgen),
             invalidity_date: None,
         });
     }

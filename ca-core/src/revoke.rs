@@ -1,13 +1,13 @@
 //! Revocation (free of charge): an identity certificate takes its seal certificate with it.
 
+use crate::store::crls;
 use hljca_token::{KeyId, Module, TokenSelector};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
 use crate::store::{CertRole, CertStatus};
-use crate::time_fmt::{now, ts};
+use crate::time_fmt::now;
 use crate::{Ca, audit};
 
 /// RFC 5280 section 5.3.1 reason codes.
@@ -119,19 +119,13 @@ impl Ca {
                 }),
             );
         }
-        let at = ts(now());
+        let at = now();
         let op = &self.operator;
         self.store.write("revoke", |tx| {
             for t in &targets {
                 // Compare-and-set: a concurrent revocation of the same certificate changes nothing.
-                let n = tx
-                    .execute(
-                        "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3, updated_at = ?2 \
-                         WHERE serial = ?1 AND status IN ('issued', 'superseded')",
-                        params![t.serial, at, reason.name()],
-                    )
-                    .map_err(CoreError::db("revoke"))?;
-                if n != 1 && t.serial == cert.serial {
+                let changed = crls::revoke(tx, &t.serial, at, reason)?;
+                if !changed && t.serial == cert.serial {
                     return Err(CoreError::BadState {
                         serial: t.serial.clone(),
                         status: "revoked".into(),
@@ -147,13 +141,7 @@ impl Ca {
                 )?;
             }
             // Revocation is free of charge; the zero-amount order keeps the business record complete.
-            tx.execute(
-                "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
-                 VALUES (?1, ?2, 'revocation', ?3, 0, 'free', NULL, ?4, ?5)",
-                params![cert.application_id, cert.serial, cert.cert_type.key(), op, at],
-            )
-            .map_err(CoreError::db("record revocation order"))?;
-            Ok(())
+            crls::revocation_order(tx, cert.application_id, &cert.serial, cert.cert_type.key(), op, at)
         })?;
         let mut removed = 0;
         if let Some((module, secrets)) = remove_from {

@@ -16,13 +16,12 @@ use std::path::PathBuf;
 
 use hljca_policies::CertType;
 use hljca_token::{Module, TokenError, TokenSelector, TokenSession};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::engine::{Engine, IssueParams, Lease, Probe};
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
-use crate::time_fmt::{now, ts};
+use crate::store::jobs;
 use crate::{Ca, audit};
 
 pub use crate::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
@@ -133,46 +132,31 @@ impl Ca {
         let engine = Engine::new(self, &keys)?;
         let mut sessions: HashMap<String, TokenSession<'_>> = HashMap::new();
         let file_name = plan.file.display().to_string();
-        let started = ts(now());
         // One batch at a time: two runs of one file could both find a row unissued. The check
         // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it; a
         // running job whose lease is free belongs to a process that is gone.
         let op = &self.operator;
         let home = &self.home;
         let job_id = self.store.write("begin batch job", |tx| {
-            let running: Vec<(i64, Option<String>)> = {
-                let mut stmt = tx
-                    .prepare("SELECT id, lease FROM batch_jobs WHERE status = 'running'")
-                    .map_err(CoreError::db("running batch jobs"))?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(CoreError::db("running batch jobs"))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(CoreError::db("running batch jobs"))?
-            };
-            for (id, lease) in &running {
+            for (id, lease) in jobs::running(tx)? {
                 if let Some(l) = lease
-                    && matches!(Lease::probe(home, l)?, Probe::Held)
+                    && matches!(Lease::probe(home, &l)?, Probe::Held)
                 {
                     return Err(CoreError::InProgress(format!(
                         "batch job {id} is still running (lease {l}); wait for it to finish before starting another"
                     )));
                 }
             }
-            tx.execute(
-                "INSERT INTO batch_jobs (file_name, file_sha256, operator, pid, started_at, status, rows_total, lease) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
-                params![
-                    file_name,
-                    plan.sha256,
-                    op,
-                    i64::from(std::process::id()),
-                    started,
-                    plan.rows.len() as i64,
-                    engine.lease_id()
-                ],
-            )
-            .map_err(CoreError::db("insert batch job"))?;
-            let job_id = tx.last_insert_rowid();
+            let job_id = jobs::insert(
+                tx,
+                &jobs::NewJob {
+                    file_name: &file_name,
+                    sha256: &plan.sha256,
+                    operator: op,
+                    rows: plan.rows.len(),
+                    lease: engine.lease_id(),
+                },
+            )?;
             audit::append(
                 tx,
                 op,
@@ -197,22 +181,19 @@ impl Ca {
             );
             let op = &self.operator;
             self.store.write("record batch row", |tx| {
-                tx.execute(
-                    "INSERT INTO batch_rows (job_id, line, external_id, cert_type, token, outcome, serials, error, at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        job_id,
-                        row.line as i64,
-                        row.external_id,
-                        row.cert_type.key(),
-                        row.token,
-                        result.status.as_str(),
-                        result.serials.join(","),
-                        result.error,
-                        ts(now())
-                    ],
-                )
-                .map_err(CoreError::db("insert batch row"))?;
+                jobs::insert_row(
+                    tx,
+                    job_id,
+                    &jobs::JobRow {
+                        line: row.line,
+                        external_id: &row.external_id,
+                        cert_type: row.cert_type.key(),
+                        token: &row.token,
+                        outcome: result.status.as_str(),
+                        serials: &result.serials,
+                        error: result.error.as_deref(),
+                    },
+                )?;
                 audit::append(
                     tx,
                     op,
@@ -244,12 +225,7 @@ impl Ca {
         );
         let op = &self.operator;
         self.store.write("finish batch job", |tx| {
-        tx.execute(
-            "UPDATE batch_jobs SET status = ?6, finished_at = ?2, issued = ?3, skipped = ?4, failed = ?5 \
-             WHERE id = ?1",
-            params![job_id, ts(now()), issued as i64, skipped as i64, failed as i64, status],
-        )
-        .map_err(CoreError::db("finish batch job"))?;
+        jobs::finish(tx, job_id, status, (issued, skipped, failed))?;
         audit::append(
             tx,
             op,
@@ -370,21 +346,7 @@ impl Ca {
 
     /// Where an external id stands: issued before (its serials), pending, or unused.
     fn external_id_state(&self, external_id: &str) -> Result<ExternalState> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(
-                "SELECT serial, status FROM certificates WHERE external_id = ?1 \
-                 AND status IN ('pending', 'issued', 'revoked', 'superseded') ORDER BY id",
-            )
-            .map_err(CoreError::db("external id lookup"))?;
-        let rows = stmt
-            .query_map([external_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(CoreError::db("external id lookup"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("external id lookup"))?;
+        let rows = self.store.by_external_id(external_id)?;
         let pending: Vec<String> = rows
             .iter()
             .filter(|(_, s)| s == "pending")

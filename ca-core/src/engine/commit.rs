@@ -3,15 +3,14 @@
 //! and void (keys destroyed first, then one transaction: rows void, application back to paid).
 
 use hljca_token::{KeyId, TokenSession};
-use rusqlite::params;
 
 use super::{IssueOutcome, IssuedCert, SealLocation};
 use crate::applications::{AppEventKind, AppId, move_in, record_token};
 use crate::ca::pem_cert;
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::home::write_file;
 use crate::store::{self, CertRole, IssuanceRow, Stage};
-use crate::time_fmt::{now, ts};
+use crate::time_fmt::ts;
 use crate::{Ca, audit};
 
 /// A certificate of the issuance, as the commit records it.
@@ -66,53 +65,8 @@ pub(super) fn commit(
         }
         let mut superseded = Vec::new();
         if let Some(old) = &iss.renewal_of {
-            let at = ts(now());
-            let (old_app, old_type): (Option<i64>, String) = tx
-                .query_row(
-                    "SELECT application_id, cert_type FROM certificates WHERE serial = ?1",
-                    [old],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(CoreError::db("renewed certificate"))?;
-            let mut stmt = tx
-                .prepare(
-                    "SELECT serial FROM certificates WHERE (serial = ?1 OR identity_serial = ?1) AND status = 'issued' \
-                     ORDER BY role = 'seal', id",
-                )
-                .map_err(CoreError::db("renewed certificates"))?;
-            superseded = stmt
-                .query_map([old], |r| r.get::<_, String>(0))
-                .map_err(CoreError::db("renewed certificates"))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(CoreError::db("renewed certificates"))?;
-            if !superseded.contains(old) {
-                return Err(CoreError::BadState {
-                    serial: old.clone(),
-                    status: "not issued".into(),
-                    what: "it changed while it was being renewed; the renewal is not recorded".into(),
-                });
-            }
-            for s in &superseded {
-                tx.execute(
-                    "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
-                    params![s, at],
-                )
-                .map_err(CoreError::db("supersede"))?;
-            }
             let new_serial = made.first().map(|m| m.serial.as_str()).unwrap_or_default();
-            tx.execute(
-                "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
-                params![old, new_serial, at, op],
-            )
-            .map_err(CoreError::db("record renewal"))?;
-            if let Some(fen) = iss.fee_fen {
-                tx.execute(
-                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, operator, paid_at) \
-                     VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![old_app, old, old_type, fen, iss.pay_method, iss.pay_reference, op, at],
-                )
-                .map_err(CoreError::db("record renewal fee"))?;
-            }
+            superseded = store::supersede_renewed(tx, iss, old, new_serial, op)?;
             audit::append(
                 tx,
                 op,

@@ -11,7 +11,6 @@
 //! whose lease is held, and logs in to each holder token with that token's own PIN.
 
 use hljca_token::{KeyId, Module, Pin, TokenError, TokenInfo, TokenSelector, TokenSession};
-use rusqlite::params;
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -19,8 +18,7 @@ use super::commit::{self, Made};
 use super::lease::{Lease, Probe};
 use crate::ca::issuing_der;
 use crate::error::{CoreError, Result};
-use crate::store::{self, CertRecord, IssuanceKind, IssuanceRow, Stage};
-use crate::time_fmt::{now, ts};
+use crate::store::{self, CertRecord, IssuanceKind, IssuanceRow, Stage, jobs};
 use crate::{Ca, audit};
 
 /// What recover did with an issuance.
@@ -290,17 +288,7 @@ impl Ca {
 
     /// Running batch jobs whose lease nobody holds are marked interrupted.
     fn interrupted_jobs(&mut self) -> Result<Vec<i64>> {
-        let running: Vec<(i64, Option<String>)> = {
-            let mut stmt = self
-                .store
-                .conn
-                .prepare("SELECT id, lease FROM batch_jobs WHERE status = 'running' ORDER BY id")
-                .map_err(CoreError::db("running batch jobs"))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(CoreError::db("running batch jobs"))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(CoreError::db("running batch jobs"))?
-        };
+        let running = jobs::running(&self.store.conn)?;
         let mut out = Vec::new();
         for (id, lease) in running {
             let _taken = match &lease {
@@ -311,12 +299,17 @@ impl Ca {
                 None => None,
             };
             self.store.write("mark batch job interrupted", |tx| {
-                tx.execute(
-                    "UPDATE batch_jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
-                    params![id, ts(now())],
-                )
-                .map_err(CoreError::db("mark batch job interrupted"))?;
-                audit::append(tx, &self.operator, "batch.interrupted", &format!("batch-{id}"), &serde_json::json!({ "lease": lease }))
+                if jobs::mark_interrupted(tx, id)? {
+                    let details = serde_json::json!({ "lease": lease });
+                    audit::append(
+                        tx,
+                        &self.operator,
+                        "batch.interrupted",
+                        &format!("batch-{id}"),
+                        &details,
+                    )?;
+                }
+                Ok(())
             })?;
             out.push(id);
         }

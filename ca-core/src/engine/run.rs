@@ -202,9 +202,7 @@ fn reserve(ca: &Ca, engine: &Engine<'_>, p: &IssueParams, prep: &Prepared) -> Re
             }
         }
         if let Some(old) = &p.renewal_of {
-            let status: String = tx
-                .query_row("SELECT status FROM certificates WHERE serial = ?1", [old], |r| r.get(0))
-                .map_err(CoreError::db("renewed certificate"))?;
+            let status = store::status_in(tx, old)?;
             if status != "issued" {
                 return Err(CoreError::BadState {
                     serial: old.clone(),

@@ -274,6 +274,75 @@ pub(crate) fn void_rows(tx: &Transaction<'_>, id: i64) -> Result<usize> {
     .map_err(CoreError::db("void certificates"))
 }
 
+/// The renewal part of a commit: the old identity certificate `old` and its issued seal
+/// certificates become superseded, the renewal is recorded, and the fee taken with the
+/// issuance (if any) becomes an order. Returns the superseded serials.
+pub(crate) fn supersede_renewed(
+    tx: &Transaction<'_>,
+    iss: &IssuanceRow,
+    old: &str,
+    new_serial: &str,
+    operator: &str,
+) -> Result<Vec<String>> {
+    let at = ts(now());
+    let (old_app, old_type): (Option<i64>, String) = tx
+        .query_row(
+            "SELECT application_id, cert_type FROM certificates WHERE serial = ?1",
+            [old],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(CoreError::db("renewed certificate"))?;
+    let mut stmt = tx
+        .prepare(
+            "SELECT serial FROM certificates WHERE (serial = ?1 OR identity_serial = ?1) AND status = 'issued' \
+             ORDER BY role = 'seal', id",
+        )
+        .map_err(CoreError::db("renewed certificates"))?;
+    let superseded = stmt
+        .query_map([old], |r| r.get::<_, String>(0))
+        .map_err(CoreError::db("renewed certificates"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("renewed certificates"))?;
+    if !superseded.iter().any(|s| s == old) {
+        return Err(CoreError::BadState {
+            serial: old.to_owned(),
+            status: "not issued".into(),
+            what: "it changed while it was being renewed; the renewal is not recorded".into(),
+        });
+    }
+    for s in &superseded {
+        tx.execute(
+            "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
+            params![s, at],
+        )
+        .map_err(CoreError::db("supersede"))?;
+    }
+    tx.execute(
+        "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
+        params![old, new_serial, at, operator],
+    )
+    .map_err(CoreError::db("record renewal"))?;
+    if let Some(fen) = iss.fee_fen {
+        tx.execute(
+            "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
+             operator, paid_at) VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![old_app, old, old_type, fen, iss.pay_method, iss.pay_reference, operator, at],
+        )
+        .map_err(CoreError::db("record renewal fee"))?;
+    }
+    Ok(superseded)
+}
+
+/// The status of certificate `serial`, read inside a transaction.
+pub(crate) fn status_in(tx: &Transaction<'_>, serial: &str) -> Result<String> {
+    tx.query_row(
+        "SELECT status FROM certificates WHERE serial = ?1",
+        [serial],
+        |r| r.get(0),
+    )
+    .map_err(CoreError::db("certificate status"))
+}
+
 /// The issuance `id`.
 pub(crate) fn get(conn: &Connection, id: i64) -> Result<IssuanceRow> {
     conn.query_row(

@@ -1,7 +1,9 @@
 //! The SQLite store: one file, WAL, foreign keys, migrations tracked in `user_version`.
 
 mod certs;
+pub(crate) mod crls;
 mod issuances;
+pub(crate) mod jobs;
 mod schema;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -16,7 +18,9 @@ pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
-pub(crate) use issuances::{mark_issued, record_key, record_signed, set_stage, void_rows};
+pub(crate) use issuances::{
+    mark_issued, record_key, record_signed, set_stage, status_in, supersede_renewed, void_rows,
+};
 
 /// An open database.
 #[derive(Debug)]
