@@ -104,30 +104,6 @@ fn token_objects(env: &Env, label: &str) -> Vec<(String, String)> {
     out
 }
 
-fn keypairgen(env: &Env, token: &str, id: &str, label: &str) {
-    let o = Command::new("pkcs11-tool")
-        .args([
-            "--module",
-            &env.module,
-            "--token-label",
-            token,
-            "--login",
-            "--pin",
-            USER_PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            id,
-            "--label",
-            label,
-        ])
-        .env("SOFTHSM2_CONF", &env.conf)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// The CKA_IDs of the objects of one kind. Objects without any CKA_ID (and without a label)
 /// are left out: SoftHSM's file store writes a new object's attributes non-atomically, so a
 /// SIGKILL in the middle of C_GenerateKeyPair/C_CreateObject can leave such a nameless,
@@ -462,13 +438,8 @@ fn batch_killed_midway_is_recovered_and_finished_by_a_rerun() {
     assert!(open <= 1, "one process issues one row at a time");
     // Keys recover did not record are never touched, whatever their label: one with a label
     // like hljca's and one of some other software.
-    keypairgen(
-        &env,
-        "k3",
-        "0abc0abc",
-        "medical identity 哈尔滨北方康复医院",
-    );
-    keypairgen(&env, "k1", "0def0def", "other-app signing key");
+    env.keypairgen("k3", "0abc0abc", "medical identity 哈尔滨北方康复医院");
+    env.keypairgen("k1", "0def0def", "other-app signing key");
 
     // A rerun before recover refuses to start while the killed job is still marked running?
     // No: its lease is free, so the rerun may start; rows still open are refused, not redone.

@@ -34,14 +34,6 @@ fn spawn(env: &Env, args: &[&str], envs: &[(&str, &str)]) -> Child {
         .unwrap()
 }
 
-fn audit_clean(env: &Env) {
-    let v = env.json(&["audit", "verify"]);
-    assert!(
-        v.to_string().contains("true") || v["rows"].as_u64().unwrap_or(0) > 0,
-        "{v}"
-    );
-}
-
 #[test]
 fn the_ca_token_is_never_a_holder_token_and_a_wrong_pin_always_fails() {
     let env = Env::new();
@@ -150,7 +142,7 @@ fn a_missing_or_empty_database_is_refused_never_recreated() {
             .unwrap_or(1),
         1
     );
-    audit_clean(&env);
+    env.audit_intact();
 }
 
 #[test]
@@ -160,24 +152,12 @@ fn a_swapped_issuing_certificate_signs_nothing() {
     env.token("k1");
     let keep = env.dir.path().join("issuing.keep");
     std::fs::copy(env.issuing(), &keep).unwrap();
-    let key = env.dir.path().join("other.key");
-    openssl_ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-subj",
+    self_signed_ec(
+        &env.dir.path().join("other.key"),
+        &env.issuing(),
         "/CN=Not The Issuing CA",
-        "-days",
         "2",
-        "-out",
-        env.issuing().to_str().unwrap(),
-    ]);
+    );
     let err = env.fails(
         &issue_args("medical", "k1", &example("medical").to_string_lossy()),
         1,
@@ -247,7 +227,7 @@ fn two_issues_of_one_application_at_once_issue_it_once() {
         env.sql(&format!("select state from applications where id = {id}")),
         "issued"
     );
-    audit_clean(&env);
+    env.audit_intact();
 }
 
 #[test]
@@ -283,31 +263,12 @@ fn recover_beside_a_running_issue_leaves_it_alone() {
         "2"
     );
     // Keys pkcs11-tool made itself, with a label like ours, are never swept.
-    Command::new("pkcs11-tool")
-        .args([
-            "--module",
-            &env.module,
-            "--token-label",
-            "k1",
-            "--login",
-            "--pin",
-            USER_PIN,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--label",
-            "expert identity X",
-            "--id",
-            "99",
-        ])
-        .env("SOFTHSM2_CONF", &env.conf)
-        .output()
-        .unwrap();
+    env.keypairgen("k1", "99", "expert identity X");
     let before = holder_objects(&env, "k1");
     let v = env.json(&["recover", "--token", "k1"]);
     assert_eq!(v["issuances"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(holder_objects(&env, "k1"), before);
-    audit_clean(&env);
+    env.audit_intact();
 }
 
 /// Crashes (abort, as SIGKILL would) right after each stage, then `recover`.
@@ -389,7 +350,7 @@ fn a_crash_at_every_stage_is_finished_or_voided_by_recover() {
             // And the token can be issued to afresh.
             env.issue("enterprise", "k1");
         }
-        audit_clean(&env);
+        env.audit_intact();
     }
 }
 
@@ -425,7 +386,7 @@ fn a_crashed_application_issue_goes_back_to_paid_and_issues_again() {
         )),
         "1"
     );
-    audit_clean(&env);
+    env.audit_intact();
 }
 
 #[test]
@@ -509,7 +470,7 @@ fn concurrent_issuers_and_revokers_keep_one_audit_chain() {
         env.sql("select count(*) from audit_log where action = 'token.init'"),
         "20"
     );
-    audit_clean(&env);
+    env.audit_intact();
     // Concurrent CRLs: distinct numbers, and the published one is the newest.
     let kids: Vec<Child> = (0..4)
         .map(|_| spawn(&env, &["crl", "generate"], &[]))
@@ -536,7 +497,7 @@ fn concurrent_issuers_and_revokers_keep_one_audit_chain() {
         number.contains("=04") || number.contains("=0x04"),
         "{number}"
     );
-    audit_clean(&env);
+    env.audit_intact();
 }
 
 #[test]
@@ -571,7 +532,7 @@ fn seals_and_anchors_are_signed_by_the_seal_maker_not_the_issuing_key() {
     env.ok(&["seal", "verify", "--serial", seal_serial, "--from-token"]);
     env.ok(&["crl", "generate"]);
     assert_eq!(env.sql("select signer from audit_anchors"), "seal-maker");
-    audit_clean(&env);
+    env.audit_intact();
     // The seal embeds the seal maker's certificate.
     let seal = std::fs::read(v["seal"]["file"].as_str().unwrap()).unwrap();
     let der_path = env.dir.path().join("maker.der");
@@ -730,5 +691,5 @@ fn a_token_write_failing_halfway_abandons_the_issuance_with_its_der_on_record() 
                 .success()
         );
     }
-    audit_clean(&env);
+    env.audit_intact();
 }

@@ -259,23 +259,12 @@ fn renewal_window_edges_fee_and_token_objects() {
 /// A "former Daqing platform" CA and a leaf certificate it issued, made with openssl.
 fn foreign_cert(dir: &Path, days: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    openssl_ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &p("dq.key"),
-        "-subj",
+    self_signed_ec(
+        &dir.join("dq.key"),
+        &dir.join("dq.pem"),
         "/CN=Daqing Platform CA",
-        "-days",
         "365",
-        "-out",
-        &p("dq.pem"),
-    ]);
+    );
     openssl_ok(&[
         "req",
         "-new",

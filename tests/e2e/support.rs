@@ -163,6 +163,37 @@ impl Env {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Generates an EC key pair on `token` with pkcs11-tool (software other than hljca).
+    pub fn keypairgen(&self, token: &str, id: &str, label: &str) {
+        let o = Command::new("pkcs11-tool")
+            .args([
+                "--module",
+                &self.module,
+                "--token-label",
+                token,
+                "--login",
+                "--pin",
+                USER_PIN,
+                "--keypairgen",
+                "--key-type",
+                "EC:prime256v1",
+                "--id",
+                id,
+                "--label",
+                label,
+            ])
+            .env("SOFTHSM2_CONF", &self.conf)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `audit verify` succeeds and reports the chain intact.
+    pub fn audit_intact(&self) {
+        let v = self.json(&["audit", "verify"]);
+        assert_eq!(v["intact"], true, "{v}");
+    }
+
     /// `sqlite3` on the home's database.
     pub fn sql(&self, query: &str) -> String {
         let o = Command::new("sqlite3")
@@ -213,6 +244,27 @@ pub fn openssl_ok(args: &[&str]) {
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// A self-signed EC P-256 certificate `cert` with its key `key`, made by openssl.
+pub fn self_signed_ec(key: &Path, cert: &Path, subject: &str, days: &str) {
+    openssl_ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        subject,
+        "-days",
+        days,
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
 }
 
 pub fn count(haystack: &str, needle: &str) -> usize {
