@@ -31,6 +31,12 @@ pub struct Config {
     /// Lifecycle rules.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    /// Electronic seal pictures.
+    #[serde(default)]
+    pub seal: SealConfig,
+    /// Cross-platform binding of certificates from the former platform's CA.
+    #[serde(default)]
+    pub binding: BindingConfig,
     /// PKCS#11 module path; when absent, `HLJCA_PKCS11_MODULE` or SoftHSM2's usual places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11_module: Option<PathBuf>,
@@ -109,6 +115,31 @@ impl Default for CrlConfig {
     }
 }
 
+/// How generated seal pictures are made.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SealConfig {
+    /// A TrueType/OpenType font with CJK glyphs for the name on generated seals; when absent,
+    /// the Noto CJK fonts `softhsm-setup.sh` installs are looked for in their Debian places.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub font: Option<PathBuf>,
+    /// `png` (default: what outside seal readers can show) or `svg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+}
+
+/// The former platform's CA, whose certificates `bind` accepts.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BindingConfig {
+    /// PEM files of the former (Daqing) platform's CA certificates, relative to the home.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_ca: Vec<PathBuf>,
+    /// CRL files (DER or PEM) of that CA, checked when present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub former_crl: Vec<PathBuf>,
+}
+
 /// Lifecycle rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +187,8 @@ impl Config {
             urls: UrlConfig::default(),
             crl: CrlConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            seal: SealConfig::default(),
+            binding: BindingConfig::default(),
             pkcs11_module: None,
             policy_dir: default_policy_dir(),
             policy_arc: default_policy_arc(),
