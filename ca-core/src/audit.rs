@@ -156,6 +156,67 @@ pub fn verify(conn: &Connection) -> Result<usize> {
     Ok(rows.len())
 }
 
+/// Checks the business rows against the log: every current row of the bound tables must have
+/// the digest the last `state.bind` (or `state.baseline`) row gave it, and no bound row may be
+/// missing. Returns the number of rows checked.
+pub fn verify_rows(conn: &Connection) -> Result<usize> {
+    use crate::store::binding;
+    let mut bound: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, details FROM audit_log WHERE action IN ('state.bind', 'state.baseline') ORDER BY seq",
+        )
+        .map_err(CoreError::db("bound rows"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .map_err(CoreError::db("bound rows"))?;
+    for row in rows {
+        let (seq, details) = row.map_err(CoreError::db("bound rows"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&details).map_err(|e| CoreError::AuditBroken {
+                seq,
+                reason: format!("details are not JSON: {e}"),
+            })?;
+        if let Some(map) = v.get("rows").and_then(|r| r.as_object()) {
+            for (k, d) in map {
+                bound.insert(k.clone(), (seq, d.as_str().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+    let current = binding::current(conn)?;
+    let head: i64 = conn
+        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| r.get(0))
+        .map_err(CoreError::db("audit head"))?;
+    for (key, digest) in &current {
+        match bound.get(key) {
+            Some((_, d)) if d == digest => {}
+            Some((seq, _)) => {
+                return Err(CoreError::AuditBroken {
+                    seq: *seq,
+                    reason: format!(
+                        "row {key} differs from the state audit row {seq} recorded: it was changed outside hljca"
+                    ),
+                });
+            }
+            None => {
+                return Err(CoreError::AuditBroken {
+                    seq: head,
+                    reason: format!("row {key} is in no audit row: it was added outside hljca"),
+                });
+            }
+        }
+    }
+    for (key, (seq, d)) in &bound {
+        if d != binding::DELETED && !current.contains_key(key) {
+            return Err(CoreError::AuditBroken {
+                seq: *seq,
+                reason: format!("row {key}, recorded by audit row {seq}, is gone: it was deleted outside hljca"),
+            });
+        }
+    }
+    Ok(current.len())
+}
+
 /// What an anchor's signature covers.
 fn anchor_message(seq: i64, head: &str, at: &str) -> String {
     format!("hljca audit anchor\nseq={seq}\nhead={head}\nat={at}\n")

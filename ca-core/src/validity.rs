@@ -27,6 +27,26 @@ pub fn end_entity(start: OffsetDateTime, days: u32, issuing_not_after: OffsetDat
     }
 }
 
+/// A renewal's validity: from `start` (the renewal) to `days` after the renewed certificate's
+/// notAfter when that is still ahead — the year paid for is kept — else `days` after `start`;
+/// cut at `issuing_not_after`.
+pub fn renewal(
+    start: OffsetDateTime,
+    old_not_after: OffsetDateTime,
+    days: u32,
+    issuing_not_after: OffsetDateTime,
+) -> Validity {
+    let from = end_entity(start, 0, issuing_not_after);
+    let base = old_not_after.max(from.not_before);
+    let wanted = base + Duration::days(i64::from(days));
+    let clamped = wanted > issuing_not_after;
+    Validity {
+        not_before: from.not_before,
+        not_after: if clamped { issuing_not_after } else { wanted },
+        clamped,
+    }
+}
+
 /// `years` calendar years after `start` (29 February becomes 28 February in a common year).
 pub fn add_years(start: OffsetDateTime, years: u32) -> OffsetDateTime {
     let d = start.date();
@@ -60,6 +80,21 @@ mod tests {
             add_years(datetime!(2028-02-29 00:00 UTC), 1),
             datetime!(2029-02-28 00:00 UTC)
         );
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_days_paid_for() {
+        let far = datetime!(2036-01-01 00:00 UTC);
+        // Renewed on 2027-09-15, valid to 2027-11-30: the new year runs from 2027-11-30.
+        let v = renewal(datetime!(2027-09-15 00:00 UTC), datetime!(2027-11-30 00:00 UTC), 365, far);
+        assert_eq!(v.not_before, datetime!(2027-09-15 00:00 UTC));
+        assert_eq!(v.not_after, datetime!(2028-11-29 00:00 UTC));
+        // Already lapsed: a year from now.
+        let v = renewal(datetime!(2027-12-10 00:00 UTC), datetime!(2027-11-30 00:00 UTC), 365, far);
+        assert_eq!(v.not_after, datetime!(2028-12-09 00:00 UTC));
+        // Never past the issuing CA.
+        let v = renewal(datetime!(2027-09-15 00:00 UTC), datetime!(2027-11-30 00:00 UTC), 365, datetime!(2028-01-01 00:00 UTC));
+        assert!(v.clamped);
     }
 
     #[test]

@@ -16,12 +16,21 @@ pub enum AppsCmd {
         app: String,
     },
     /// Withdraw an application (from draft, submitted, approved or paid).
+    ///
+    /// A paid application is cancelled with the refund of its fee, recorded as a refund order:
+    /// --refund-method (and --refund-reference for every method but cash).
     Cancel {
         /// Application number (APP-7 or 7).
         app: String,
         /// Why.
         #[arg(long)]
         reason: Option<String>,
+        /// How the fee is paid back: qr-wechat, qr-alipay, cash, card, bank-transfer.
+        #[arg(long)]
+        refund_method: Option<String>,
+        /// The refund's reference (transaction id, slip number); not for cash.
+        #[arg(long)]
+        refund_reference: Option<String>,
     },
     /// Approve or reject a submitted application (not by the operator who submitted it).
     #[command(subcommand)]

@@ -9,7 +9,8 @@ use rusqlite::params;
 use super::notify::SERVICE_PHONE;
 use super::ops::{AppIssueOutcome, notify_with};
 use super::rows::{Application, Delivery, Order};
-use super::{AppEventKind, AppId, PayMethod, Site, transition};
+use super::{AppEventKind, AppId, Payment, Site, transition};
+use crate::eligibility::Step;
 use crate::Ca;
 use crate::engine::IssueParams;
 use crate::error::{CoreError, Result};
@@ -18,22 +19,17 @@ use crate::keys::Secrets;
 impl Ca {
     /// `pay`: approved → paid with an order whose amount is the policy's first-time fee (USBKEY
     /// included) or, for a renewal, its annual fee. Queues the "payment received" SMS.
-    pub fn pay_application(
-        &mut self,
-        id: AppId,
-        method: PayMethod,
-        reference: Option<&str>,
-    ) -> Result<(Application, Order)> {
+    pub fn pay_application(&mut self, id: AppId, payment: &Payment) -> Result<(Application, Order)> {
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Pay)?;
+        // No fee for what cannot be issued: the whole check again, now.
+        self.app_eligible(&app, Step::Pay)?;
+        let method = payment.method;
+        let reference = payment.reference.clone();
         let fee = self.fee(&app);
         let business = app.business();
         let policy = self.policies.get(app.cert_type).clone();
         let op = self.operator.clone();
-        let reference = reference
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned);
         let text = format!(
             "【黑龙江CA】已收到您的{}申请（{id}）费用{fee}，我们将尽快为您制作证书。",
             policy.name_zh

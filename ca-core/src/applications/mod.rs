@@ -27,6 +27,24 @@ pub use notify::{OutboxEntry, RemindOutcome, Reminder};
 pub use ops::{AppIssueOutcome, NewApplication, material_hash};
 pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
+use crate::eligibility::{Eligible, Request, Step};
+
+impl crate::Ca {
+    /// The eligibility check for application `app` at `step`.
+    pub(crate) fn app_eligible(&self, app: &Application, step: Step) -> Result<Eligible> {
+        self.eligible(
+            step,
+            &Request {
+                cert_type: app.cert_type,
+                applicant: &hljca_policies::Applicant(app.applicant.clone()),
+                renewal_of: app.renewal_of.as_deref(),
+                application: Some(app),
+                token_serial: None,
+            },
+        )
+    }
+}
+
 /// Moves application `id` by `event` inside an issuance transaction (claim, complete,
 /// release), with its event and audit row; [`transition`] decides, on the state read in `tx`.
 pub(crate) fn move_in(
@@ -453,6 +471,39 @@ impl PayMethod {
             PayMethod::Card => "card",
             PayMethod::BankTransfer => "bank-transfer",
         }
+    }
+}
+
+/// A payment (or a refund) as the counter takes it. One rule for `pay`, `renew` and refunds:
+/// every method but cash needs its reference (QR transaction id, card slip, transfer number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payment {
+    /// How.
+    pub method: PayMethod,
+    /// The reference; `None` only for cash.
+    pub reference: Option<String>,
+}
+
+impl Payment {
+    /// Checks the rule; a blank reference counts as none.
+    pub fn new(method: PayMethod, reference: Option<&str>) -> Result<Payment> {
+        let reference = reference
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
+        if reference.is_none() && method != PayMethod::Cash {
+            return Err(CoreError::BadInput(format!(
+                "--reference is needed for a {} payment (the QR transaction id, card slip or transfer \
+                 number); only cash has none",
+                method.as_str()
+            )));
+        }
+        if reference.as_deref().is_some_and(|r| r.chars().count() > 64 || r.chars().any(char::is_control)) {
+            return Err(CoreError::BadInput(
+                "--reference: at most 64 characters, no control characters".into(),
+            ));
+        }
+        Ok(Payment { method, reference })
     }
 }
 

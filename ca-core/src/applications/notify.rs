@@ -121,8 +121,9 @@ impl Ca {
     /// within `within_days` from now, at most once per certificate and window length: running it
     /// again with the same window queues nothing new.
     pub fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
-        let certs = self.store.certs(&CertFilter {
-            expiring_before: Some(now() + time::Duration::days(within_days)),
+        // Expired certificates are not "expiring": `certs` leaves them out.
+        let certs = self.certs(&CertFilter {
+            expiring_before: Some(self.now() + time::Duration::days(within_days)),
             ..CertFilter::default()
         })?;
         let mut out = RemindOutcome {
@@ -184,7 +185,7 @@ impl Ca {
                 outbox_id,
             });
         }
-        tx.commit().map_err(CoreError::db("commit reminders"))?;
+        self.store.commit(tx, "commit reminders")?;
         Ok(out)
     }
 }

@@ -7,14 +7,14 @@ use serde::Serialize;
 
 use super::notify::{SERVICE_PHONE, enqueue};
 use super::rows::{self, Application, MaterialRecord, Order};
-use super::{
+use super::{Payment, 
     AppEvent, AppEventKind, AppId, AppState, Channel, Site, check_material, contact_mobile,
     transition,
 };
+use crate::eligibility::{Eligible, Request, Step};
 use crate::error::{CoreError, Result};
 use crate::home::{create_private_dir, write_file};
 use crate::issue::IssueOutcome;
-use crate::store::{CertRole, CertStatus};
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
@@ -105,15 +105,9 @@ impl Ca {
         self.home.dir().join("materials").join(sha256_hex)
     }
 
-    /// Creates a draft application after validating the applicant data against the policy.
+    /// Creates a draft application once the applicant is eligible (see [`crate::eligibility`]):
+    /// nothing is accepted that could not be issued.
     pub fn apply(&mut self, new: &NewApplication) -> Result<Application> {
-        let policy = self.policies.get(new.cert_type);
-        let validated = policy
-            .validate(&new.applicant)
-            .map_err(|errors| CoreError::Applicant {
-                cert_type: new.cert_type,
-                errors,
-            })?;
         match (new.channel, new.site) {
             (Channel::Counter, None) => {
                 return Err(CoreError::Refused(
@@ -127,26 +121,19 @@ impl Ca {
             }
             _ => {}
         }
-        let renewal_of = match &new.renewal_of {
-            Some(serial) => {
-                let c = self.store.cert(serial)?;
-                if c.role != CertRole::Identity
-                    || c.cert_type != new.cert_type
-                    || c.status != CertStatus::Issued
-                {
-                    return Err(CoreError::Refused(format!(
-                        "--renewal-of {}: needs an issued {} identity certificate, this one is a {} {} certificate, {}",
-                        c.serial,
-                        new.cert_type,
-                        c.cert_type,
-                        c.role.as_str(),
-                        c.status
-                    )));
-                }
-                Some(c.serial)
-            }
-            None => None,
-        };
+        let Eligible {
+            validated, renewed, ..
+        } = self.eligible(
+            Step::Apply,
+            &Request {
+                cert_type: new.cert_type,
+                applicant: &new.applicant,
+                renewal_of: new.renewal_of.as_deref(),
+                application: None,
+                token_serial: None,
+            },
+        )?;
+        let renewal_of = renewed.map(|c| c.serial);
         let applicant_json =
             serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
                 what: "applicant JSON",
@@ -183,7 +170,7 @@ impl Ca {
             &details,
         )?;
         audit::append(&tx, &self.operator, "app.apply", &app_object(id), &details)?;
-        tx.commit().map_err(CoreError::db("commit apply"))?;
+        self.store.commit(tx, "commit apply")?;
         self.application(id)
     }
 
@@ -227,13 +214,15 @@ impl Ca {
             &app_object(id),
             &audit_details,
         )?;
-        tx.commit()
-            .map_err(CoreError::db("commit application step"))?;
+        self.store.commit(tx, "commit application step")?;
         self.application(id)
     }
 
     /// `submit`: draft → submitted; the submitter is remembered for the four-eyes rule.
     pub fn submit_application(&mut self, id: AppId) -> Result<Application> {
+        let app = self.application(id)?;
+        transition(id, app.state, AppEventKind::Submit)?;
+        self.app_eligible(&app, Step::Submit)?;
         let op = self.operator.clone();
         self.step(
             id,
@@ -266,13 +255,7 @@ impl Ca {
     pub fn approve_application(&mut self, id: AppId) -> Result<Application> {
         let app = self.application(id)?;
         self.check_reviewer(&app, AppEventKind::Approve)?;
-        let missing = self.missing_materials(&app)?;
-        if !missing.is_empty() {
-            return Err(CoreError::Refused(format!(
-                "{id} cannot be approved: required materials missing: {} (add them with `materials add {id} KIND FILE`)",
-                missing.join(", ")
-            )));
-        }
+        self.app_eligible(&app, Step::Approve)?;
         let fee = self.fee(&app);
         let text =
             format!("【黑龙江CA】您的数字证书申请（{id}）已审核通过，请登录缴费，应缴金额{fee}。");
@@ -331,13 +314,70 @@ impl Ca {
         })
     }
 
-    /// `cancel`: from draft, submitted, approved or paid.
-    pub fn cancel_application(&mut self, id: AppId, reason: Option<&str>) -> Result<Application> {
+    /// `cancel`: from draft, submitted, approved or paid. A paid application is cancelled only
+    /// with its refund (`refund`), recorded as a refund order of the amount paid, in the same
+    /// transaction.
+    pub fn cancel_application(
+        &mut self,
+        id: AppId,
+        reason: Option<&str>,
+        refund: Option<&Payment>,
+    ) -> Result<Application> {
+        let app = self.application(id)?;
+        transition(id, app.state, AppEventKind::Cancel)?;
+        let orders = self.orders(Some(id))?;
+        let paid = orders
+            .iter()
+            .filter(|o| o.business == "first" || o.business == "renewal")
+            .find(|o| !orders.iter().any(|r| r.refund_of == Some(o.id)))
+            .cloned();
+        let refund = match (&paid, refund) {
+            (Some(o), None) => {
+                return Err(CoreError::BadInput(format!(
+                    "{id} is paid (order {}, {}): cancelling it pays the fee back; give --refund-method \
+                     (and --refund-reference for every method but cash)",
+                    o.id,
+                    Fen(o.amount_fen)
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(CoreError::BadInput(format!(
+                    "{id} has no payment to refund (it is {})",
+                    app.state
+                )));
+            }
+            (Some(o), Some(p)) => Some((o.clone(), p.clone())),
+            (None, None) => None,
+        };
+        let op = self.operator.clone();
         self.step(
             id,
             AppEventKind::Cancel,
             serde_json::json!({ "reason": reason }),
-            |_, _, _| Ok(serde_json::json!({})),
+            move |tx, app, at| {
+                let Some((order, p)) = &refund else {
+                    return Ok(serde_json::json!({}));
+                };
+                tx.execute(
+                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+                     reference, operator, paid_at, refund_of) VALUES (?1, NULL, 'refund', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        id.0,
+                        app.cert_type.key(),
+                        order.amount_fen as i64,
+                        p.method.as_str(),
+                        p.reference,
+                        op,
+                        at,
+                        order.id
+                    ],
+                )
+                .map_err(CoreError::db("record refund"))?;
+                Ok(serde_json::json!({
+                    "refund": { "of_order": order.id, "amount_fen": order.amount_fen,
+                                "method": p.method.as_str(), "reference": p.reference, "order_id": tx.last_insert_rowid() }
+                }))
+            },
         )
     }
 
@@ -429,7 +469,7 @@ impl Ca {
             &app_object(id),
             &details,
         )?;
-        tx.commit().map_err(CoreError::db("commit material"))?;
+        self.store.commit(tx, "commit material")?;
         Ok(MaterialRecord {
             id: mid,
             application_id: id,

@@ -336,7 +336,7 @@ pub struct Order {
     pub application_id: Option<AppId>,
     /// The certificate concerned (renewal, revocation), if any.
     pub cert_serial: Option<String>,
-    /// `first`, `renewal` or `revocation`.
+    /// `first`, `renewal`, `revocation` or `refund`.
     pub business: String,
     /// Certificate type key.
     #[serde(rename = "type")]
@@ -351,6 +351,8 @@ pub struct Order {
     pub operator: String,
     /// When.
     pub paid_at: String,
+    /// For a refund: the order paid back.
+    pub refund_of: Option<i64>,
 }
 
 /// Orders, oldest first; only those of `app` when given.
@@ -358,7 +360,7 @@ pub(super) fn orders(conn: &Connection, app: Option<AppId>) -> Result<Vec<Order>
     let mut stmt = conn
         .prepare(
             "SELECT id, application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
-             operator, paid_at FROM orders WHERE ?1 IS NULL OR application_id = ?1 ORDER BY id",
+             operator, paid_at, refund_of FROM orders WHERE ?1 IS NULL OR application_id = ?1 ORDER BY id",
         )
         .map_err(CoreError::db("list orders"))?;
     let rows = stmt
@@ -374,6 +376,7 @@ pub(super) fn orders(conn: &Connection, app: Option<AppId>) -> Result<Vec<Order>
                 reference: r.get(7)?,
                 operator: r.get(8)?,
                 paid_at: r.get(9)?,
+                refund_of: r.get(10)?,
             })
         })
         .map_err(CoreError::db("list orders"))?;

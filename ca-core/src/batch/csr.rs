@@ -16,6 +16,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
 use crate::Ca;
+use crate::eligibility::{Request, Step};
 use crate::engine::{Engine, IssueParams, IssuedCert, KeySource};
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
@@ -193,7 +194,16 @@ impl Ca {
         applicant: &Applicant,
         out: Option<&Path>,
     ) -> Result<CsrOutcome> {
-        self.check_applicant(csr.cert_type, applicant)?;
+        self.eligible(
+            Step::Issue,
+            &Request {
+                cert_type: csr.cert_type,
+                applicant,
+                renewal_of: None,
+                application: None,
+                token_serial: None,
+            },
+        )?;
         let keys = self.ca_keys(module, secrets)?;
         let engine = Engine::new(self, &keys)?;
         let mut params = IssueParams::new(csr.cert_type, applicant.clone());

@@ -7,7 +7,8 @@ use hljca_token::{KeyId, TokenSession};
 use super::{IssueOutcome, IssuedCert, SealLocation};
 use crate::applications::{AppEventKind, AppId, move_in, record_token};
 use crate::ca::pem_cert;
-use crate::error::Result;
+use crate::eligibility::{Holder, holder_of};
+use crate::error::{CoreError, Result};
 use crate::home::write_file;
 use crate::store::{self, CertRole, IssuanceRow, Stage};
 use crate::time_fmt::ts;
@@ -33,7 +34,12 @@ pub(super) fn commit(
     let op = &ca.operator;
     let label = iss.token_label.clone().unwrap_or_default();
     let serial = iss.token_serial.clone().unwrap_or_default();
+    let holder = holder_of_issuance(ca, iss)?;
     ca.store.write("commit issuance", |tx| {
+        // The USBKEY belongs to this holder from its first issuance on.
+        if let Some(h) = &holder {
+            store::bind_token(tx, &serial, &label, h, op)?;
+        }
         for m in made {
             store::mark_issued(tx, &m.serial)?;
             audit::append(
@@ -80,6 +86,23 @@ pub(super) fn commit(
         }
         Ok(superseded)
     })
+}
+
+/// The holder of a token issuance, from its identity row's applicant data.
+fn holder_of_issuance(ca: &Ca, iss: &IssuanceRow) -> Result<Option<Holder>> {
+    if iss.kind != store::IssuanceKind::Token {
+        return Ok(None);
+    }
+    let rows = ca.store.rows_of_issuance(iss.id)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let fields: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&first.applicant_json).map_err(|e| CoreError::Parse {
+            what: format!("stored applicant data of {}", first.serial),
+            reason: e.to_string(),
+        })?;
+    Ok(holder_of(ca.policies.get(first.cert_type), &fields))
 }
 
 /// Voids issuance `iss` at stage `from` after its token objects are gone: rows void (a signed

@@ -7,12 +7,12 @@ use sha2::{Digest, Sha256};
 use super::commit::{self, Made};
 use super::{Engine, IssueOutcome, IssueParams, KeySource, failpoint, refuse_ca_token};
 use crate::applications::{AppEventKind, AppId, AppState, move_in, state_in};
+use crate::eligibility::{Eligible, Request, Step};
 use crate::batch::CSR_TOKEN_LABEL;
 use crate::error::{CoreError, Result};
 use crate::profile::{EeParams, SubjectKey, end_entity, random_serial, subject};
 use crate::seal::{SealContent, SealPicture, build_and_sign};
 use crate::store::{self, CertRole, IssuanceKind, NewIssuance, NewPending, Stage};
-use crate::time_fmt::now;
 use crate::{Ca, audit};
 
 /// Everything checked before the first write.
@@ -20,6 +20,7 @@ struct Prepared {
     policy: Policy,
     validated: ValidatedApplicant,
     org_id: Option<String>,
+    renewed_not_after: Option<time::OffsetDateTime>,
     picture: Option<SealPicture>,
     dn: rcgen::DistinguishedName,
     subject_text: String,
@@ -90,7 +91,6 @@ fn prepare(
     holder: Option<&TokenSession<'_>>,
     p: &IssueParams,
 ) -> Result<Prepared> {
-    let (policy, validated, org_id) = ca.check_applicant(p.cert_type, &p.applicant)?;
     let (token_label, token_serial) = match (&p.source, holder) {
         (KeySource::Token, Some(session)) => {
             let info = session.info();
@@ -113,14 +113,33 @@ fn prepare(
             (CSR_TOKEN_LABEL.to_owned(), String::new())
         }
     };
-    if let Some(old) = &p.renewal_of {
-        let old = ca.renewable(old)?;
-        if old.token_serial != token_serial {
-            return Err(CoreError::Refused(format!(
-                "certificate {} is renewed onto the same USBKEY `{}` (serial {}) that holds it, not `{token_label}`",
-                old.serial, old.token_label, old.token_serial
-            )));
-        }
+    let application = p
+        .application_id
+        .map(|id| ca.application(AppId(id)))
+        .transpose()?;
+    let Eligible {
+        policy,
+        validated,
+        org_id,
+        renewed,
+        ..
+    } = ca.eligible(
+        Step::Issue,
+        &Request {
+            cert_type: p.cert_type,
+            applicant: &p.applicant,
+            renewal_of: p.renewal_of.as_deref(),
+            application: application.as_ref(),
+            token_serial: (!token_serial.is_empty()).then_some(token_serial.as_str()),
+        },
+    )?;
+    if let Some(old) = &renewed
+        && old.token_serial != token_serial
+    {
+        return Err(CoreError::Refused(format!(
+            "certificate {} is renewed onto the same USBKEY `{}` (serial {}) that holds it, not `{token_label}`",
+            old.serial, old.token_label, old.token_serial
+        )));
     }
     let picture = match (&policy.seal, &p.seal_image, &p.source) {
         (Some(_), _, KeySource::Csr(_)) => None,
@@ -147,6 +166,7 @@ fn prepare(
         policy,
         validated,
         org_id,
+        renewed_not_after: renewed.and_then(|r| r.not_after),
         picture,
         dn,
         subject_text,
@@ -358,8 +378,12 @@ fn advance(
     // Stage 3: sign, check each certificate against the issuing CA, make the seal; the DER is
     // on record before it goes anywhere.
     let auth = engine.authority();
-    let validity =
-        crate::validity::end_entity(now(), prep.policy.validity_days, auth.issuing_not_after());
+    let (days, ca_end) = (prep.policy.validity_days, auth.issuing_not_after());
+    let validity = match prep.renewed_not_after {
+        // A renewal keeps the days paid for: the new year starts where the old one ends.
+        Some(old) => crate::validity::renewal(ca.now(), old, days, ca_end),
+        None => crate::validity::end_entity(ca.now(), days, ca_end),
+    };
     let resident_id = prep
         .policy
         .extensions

@@ -221,7 +221,7 @@ impl Ca {
             &serial,
             &serde_json::json!({ "issuer": issuer, "subject": subject, "fingerprint": fingerprint, "source": src }),
         )?;
-        tx.commit().map_err(CoreError::db("commit binding"))?;
+        self.store.commit(tx, "commit binding")?;
         Ok(Binding {
             id,
             fingerprint,

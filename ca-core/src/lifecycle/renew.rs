@@ -9,17 +9,8 @@ use crate::engine::{Fee, IssueOutcome, IssueParams};
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
 use crate::seal::parse as parse_seal;
-use crate::store::{CertRecord, CertRole, CertStatus};
-use crate::time_fmt::{now, ts};
 
-/// How a renewal was paid.
-#[derive(Debug, Clone)]
-pub struct Payment {
-    /// qr-wechat, qr-alipay, cash, card, bank-transfer.
-    pub method: String,
-    /// The payment reference (QR transaction id, receipt number).
-    pub reference: Option<String>,
-}
+pub use crate::applications::Payment;
 
 /// What a renewal did.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +61,7 @@ impl Ca {
         params.renewal_of = Some(old.serial.clone());
         params.fee = Some(Fee {
             fen: fee.0,
-            method: payment.method.clone(),
+            method: payment.method.as_str().to_owned(),
             reference: payment.reference.clone(),
         });
         let issued = self.issue(
@@ -86,49 +77,5 @@ impl Ca {
             issued,
             fee_fen: fee.0,
         })
-    }
-
-    /// The issued identity certificate `serial`, if it may be renewed now: not a seal
-    /// certificate, issued, not expired (then a new application is needed), and inside the
-    /// renewal window before its expiry.
-    pub fn renewable(&self, serial: &str) -> Result<CertRecord> {
-        let old = self.store.cert(serial)?;
-        if old.role != CertRole::Identity {
-            return Err(CoreError::Refused(format!(
-                "{} is a seal certificate: renew its identity certificate {} (the seal is renewed with it)",
-                old.serial,
-                old.identity_serial.unwrap_or_default()
-            )));
-        }
-        if old.status != CertStatus::Issued {
-            return Err(CoreError::BadState {
-                serial: old.serial,
-                status: old.status.to_string(),
-                what: "only an issued certificate can be renewed".into(),
-            });
-        }
-        let t = now();
-        let not_after = old
-            .not_after
-            .ok_or_else(|| CoreError::Refused(format!("{} has no validity", old.serial)))?;
-        if t > not_after {
-            return Err(CoreError::Refused(format!(
-                "certificate {} expired on {}: renewal is only possible before expiry; apply for a new \
-                 certificate instead (first-time application, `hljca apply`)",
-                old.serial,
-                ts(not_after)
-            )));
-        }
-        let window = time::Duration::days(i64::from(self.config.lifecycle.renewal_window_days));
-        if t < not_after - window {
-            return Err(CoreError::Refused(format!(
-                "certificate {} expires on {}: renewal opens on {} ({} days before expiry)",
-                old.serial,
-                ts(not_after),
-                ts(not_after - window),
-                self.config.lifecycle.renewal_window_days
-            )));
-        }
-        Ok(old)
     }
 }

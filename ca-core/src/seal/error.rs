@@ -26,6 +26,13 @@ pub enum SealError {
         /// What was wrong with the image; starts with "seal image:".
         reason: String,
     },
+    /// A seal picture could not be generated: no usable CJK font, a name the
+    /// font cannot set, an unknown `[seal] picture` choice, an encoding failure.
+    #[error("seal picture: {reason}")]
+    Picture {
+        /// What went wrong, naming the font file or setting involved.
+        reason: String,
+    },
     /// The content handed to the builder is unacceptable (empty name, bad type,
     /// validity window that ends before it starts, ...).
     #[error("seal: invalid content: {reason}")]
@@ -68,6 +75,13 @@ impl SealError {
     pub(crate) fn image(reason: impl std::fmt::Display) -> Self {
         Self::Image {
             reason: format!("seal image: {reason}"),
+        }
+    }
+
+    /// Shorthand for a [`SealError::Picture`].
+    pub(crate) fn picture(reason: impl Into<String>) -> Self {
+        Self::Picture {
+            reason: reason.into(),
         }
     }
 

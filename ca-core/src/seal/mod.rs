@@ -22,7 +22,9 @@ mod asn1;
 mod build;
 mod dates;
 mod error;
+mod font;
 mod picture;
+mod round_png;
 mod svg;
 mod verify;
 
@@ -31,7 +33,9 @@ mod tests;
 
 pub use build::{SealContent, build_and_sign};
 pub use error::SealError;
+pub use font::{DEFAULT_FONT_PATHS, find_font};
 pub use picture::{MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_PIXELS, PictureKind, SealPicture};
+pub use round_png::{PRINT_DPI, SEAL_RED_RGB};
 pub use svg::SEAL_RED;
 pub use verify::{ParsedSeal, parse};
 

@@ -1,8 +1,12 @@
-//! The seal picture: validation of supplied PNG/JPEG images.
+//! The seal picture: validation of supplied PNG/JPEG images, and the choice of
+//! generated picture.
 //!
-//! Generated round seals (SVG) live in `svg.rs`.
+//! Generated round seals are drawn as PNG in `round_png.rs` (the default) or as SVG
+//! in `svg.rs`.
 
 use super::error::SealError;
+use super::font::find_font;
+use std::path::Path;
 
 /// Largest image accepted by [`SealPicture::from_image`] (512 KiB).
 pub const MAX_IMAGE_BYTES: usize = 512 * 1024;
@@ -106,6 +110,37 @@ impl SealPicture {
     }
 }
 
+impl SealPicture {
+    /// The generated round red seal for `name`, as the `[seal]` configuration asks:
+    /// `picture` is `None` or "png" for a PNG (see [`SealPicture::generate_round_png`])
+    /// set in `font`, or in the first installed font of
+    /// [`DEFAULT_FONT_PATHS`](super::DEFAULT_FONT_PATHS) when `font` is `None`; "svg"
+    /// for the SVG of [`SealPicture::generate_round`], which needs no font. Case and
+    /// surrounding blanks of `picture` are ignored.
+    ///
+    /// There is no silent fallback to SVG: a missing or unusable font is an error
+    /// ([`SealError::Picture`]) that names the font, or the places looked in and that
+    /// `softhsm-setup.sh` installs `fonts-noto-cjk`. Another `picture` value is an error too.
+    pub fn generate(
+        name: &str,
+        width_mm: u32,
+        height_mm: u32,
+        picture: Option<&str>,
+        font: Option<&Path>,
+    ) -> Result<Self, SealError> {
+        match picture.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("png") => {
+                let font = find_font(font)?;
+                Self::generate_round_png(name, width_mm, height_mm, &font)
+            }
+            Some("svg") => Ok(Self::generate_round(name, width_mm, height_mm)),
+            Some(other) => Err(SealError::picture(format!(
+                "[seal] picture = \"{other}\" is not known: use \"png\" (the default) or \"svg\""
+            ))),
+        }
+    }
+}
+
 /// Upper-case hex of the first `n` bytes, space separated ("47 49 46").
 fn hex_prefix(bytes: &[u8], n: usize) -> String {
     bytes
@@ -178,6 +213,31 @@ pub(super) mod tests {
             writer.write_image_data(&pixels).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn generate_chooses_the_format() {
+        let svg = SealPicture::generate("某公司", 40, 40, Some(" SVG "), None).unwrap();
+        assert_eq!(svg.kind, PictureKind::Svg);
+        let err = SealPicture::generate("某公司", 40, 40, Some("gif"), None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "seal picture: [seal] picture = \"gif\" is not known: use \"png\" (the default) or \"svg\""
+        );
+        let err = SealPicture::generate("某公司", 40, 40, Some("png"), Some(Path::new("/no/font.ttc")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/no/font.ttc ([seal] font)"), "{err}");
+        if let Some(font) = super::super::font::tests::installed_font() {
+            for choice in [None, Some("png"), Some("PNG")] {
+                let pic = SealPicture::generate("某公司", 40, 40, choice, Some(&font)).unwrap();
+                assert_eq!(pic.kind.as_str(), "PNG");
+            }
+            let pic = SealPicture::generate("某公司", 40, 40, None, None).unwrap();
+            assert_eq!(pic.kind, PictureKind::Png);
+        }
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum CertStatus {
     Revoked,
     /// Replaced by a renewal.
     Superseded,
+    /// Issued, and past its notAfter: computed when read (as of the CA's clock), never stored.
+    Expired,
 }
 
 impl CertStatus {
@@ -63,6 +65,7 @@ impl CertStatus {
             CertStatus::Void => "void",
             CertStatus::Revoked => "revoked",
             CertStatus::Superseded => "superseded",
+            CertStatus::Expired => "expired",
         }
     }
     /// Parses the stored form.
@@ -73,6 +76,7 @@ impl CertStatus {
             "void" => CertStatus::Void,
             "revoked" => CertStatus::Revoked,
             "superseded" => CertStatus::Superseded,
+            "expired" => CertStatus::Expired,
             _ => return None,
         })
     }
@@ -262,6 +266,9 @@ pub struct CertFilter {
     pub include_unissued: bool,
     /// Only the certificates of this application.
     pub application_id: Option<i64>,
+    /// The instant expiry is judged at (issued and past notAfter reads as expired); the
+    /// system clock when unset.
+    pub now: Option<OffsetDateTime>,
 }
 
 impl Store {
@@ -294,16 +301,25 @@ impl Store {
 
     /// Certificates matching `f`, newest first.
     pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
+        let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
         let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1=1");
-        let mut args: Vec<String> = Vec::new();
+        let mut args: Vec<String> = vec![ts(now)];
         if let Some(t) = &f.cert_type {
             args.push(t.clone());
             sql.push_str(&format!(" AND cert_type = ?{}", args.len()));
         }
-        if let Some(s) = f.status {
-            args.push(s.as_str().to_owned());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
-        } else if !f.include_unissued {
+        match f.status {
+            Some(CertStatus::Issued) => {
+                sql.push_str(" AND status = 'issued' AND (not_after IS NULL OR not_after > ?1)")
+            }
+            Some(CertStatus::Expired) => sql.push_str(" AND status = 'issued' AND not_after <= ?1"),
+            Some(s) => {
+                args.push(s.as_str().to_owned());
+                sql.push_str(&format!(" AND status = ?{}", args.len()));
+            }
+            None => {}
+        }
+        if f.status.is_none() && !f.include_unissued {
             sql.push_str(" AND status NOT IN ('pending', 'void')");
         }
         if let Some(a) = f.application_id {
@@ -316,7 +332,7 @@ impl Store {
         if let Some(t) = f.expiring_before {
             args.push(ts(t));
             sql.push_str(&format!(
-                " AND status = 'issued' AND not_after <= ?{}",
+                " AND status = 'issued' AND not_after > ?1 AND not_after <= ?{}",
                 args.len()
             ));
         }
@@ -328,7 +344,8 @@ impl Store {
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), from_row)
             .map_err(CoreError::db("list certificates"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+        rows.map(|r| r.map(|c| c.as_of(now)))
+            .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(CoreError::db("list certificates"))
     }
 
@@ -366,6 +383,16 @@ impl Store {
             .map_err(CoreError::db("seal lookup"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(CoreError::db("seal lookup"))
+    }
+}
+
+impl CertRecord {
+    /// The row as seen at `now`: an issued certificate past its notAfter is expired.
+    pub fn as_of(mut self, now: OffsetDateTime) -> CertRecord {
+        if self.status == CertStatus::Issued && self.not_after.is_some_and(|na| na <= now) {
+            self.status = CertStatus::Expired;
+        }
+        self
     }
 }
 

@@ -1,10 +1,12 @@
 //! The SQLite store: one file, WAL, foreign keys, migrations tracked in `user_version`.
 
+pub(crate) mod binding;
 mod certs;
 pub(crate) mod crls;
 mod issuances;
 pub(crate) mod jobs;
 mod schema;
+mod tokens;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -17,6 +19,7 @@ use crate::error::{CoreError, Result};
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
+pub(crate) use tokens::bind as bind_token;
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub(crate) use issuances::{
     mark_issued, record_key, record_signed, set_stage, status_in, supersede_renewed, void_rows,
@@ -26,6 +29,8 @@ pub(crate) use issuances::{
 #[derive(Debug)]
 pub struct Store {
     pub(crate) conn: Connection,
+    /// Who the `state.bind` audit rows name (the operator of the command).
+    actor: String,
 }
 
 impl Store {
@@ -45,7 +50,10 @@ impl Store {
         if store.schema_version()? == 0 {
             return Err(missing("has no hljca schema"));
         }
-        schema::migrate(&mut store.conn)?;
+        let found = schema::migrate(&mut store.conn)?;
+        if found < schema::ROW_BINDING_VERSION {
+            store.bind_baseline()?;
+        }
         Ok(store)
     }
 
@@ -69,6 +77,25 @@ impl Store {
         Ok(store)
     }
 
+    /// Names the operator recorded on the audit rows that bind changed rows.
+    pub(crate) fn set_actor(&mut self, actor: &str) {
+        self.actor = actor.to_owned();
+    }
+
+    /// Binds every existing row once (a database from before row binding).
+    fn bind_baseline(&self) -> Result<()> {
+        self.write("bind existing rows", |tx| {
+            let rows = binding::current(tx)?;
+            crate::audit::append(
+                tx,
+                "migration",
+                "state.baseline",
+                "rows",
+                &serde_json::json!({ "rows": rows }),
+            )
+        })
+    }
+
     fn connect(path: &Path) -> Result<Store> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(CoreError::io("setting permissions on", path))?;
@@ -85,7 +112,11 @@ impl Store {
             .map_err(CoreError::db("foreign_keys=ON"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(CoreError::db("synchronous=FULL"))?;
-        Ok(Store { conn })
+        binding::install(&conn)?;
+        Ok(Store {
+            conn,
+            actor: "hljca".into(),
+        })
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it: the only way anything is
@@ -98,8 +129,24 @@ impl Store {
     ) -> Result<T> {
         let tx = self.begin(what)?;
         let value = f(&tx)?;
-        tx.commit().map_err(CoreError::db(what))?;
+        self.commit(tx, what)?;
         Ok(value)
+    }
+
+    /// Commits a transaction from [`Store::begin`], first binding the rows it changed into the
+    /// audit log (one `state.bind` row with their digests, see [`binding`]).
+    pub(crate) fn commit(&self, tx: Transaction<'_>, what: &'static str) -> Result<()> {
+        let rows = binding::take_changed(&tx)?;
+        if !rows.is_empty() {
+            crate::audit::append(
+                &tx,
+                &self.actor,
+                "state.bind",
+                what,
+                &serde_json::json!({ "rows": rows }),
+            )?;
+        }
+        tx.commit().map_err(CoreError::db(what))
     }
 
     /// Begins a `BEGIN IMMEDIATE` transaction for a caller that commits it itself (a write

@@ -12,10 +12,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_lifecycle.sql"),
     include_str!("migrations/005_audit_anchors.sql"),
     include_str!("migrations/006_engine.sql"),
+    include_str!("migrations/007_counter_rules.sql"),
 ];
 
-/// Brings the schema to the newest version.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
+/// The version from which every write binds the rows it changed into the audit log.
+pub(crate) const ROW_BINDING_VERSION: i64 = 7;
+
+/// Brings the schema to the newest version; returns the version it found.
+pub fn migrate(conn: &mut Connection) -> Result<i64> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(CoreError::db("user_version"))?;
@@ -26,7 +30,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         )));
     }
     if current == newest {
-        return Ok(());
+        return Ok(current);
     }
     // A migration may rebuild a table (SQLite's way to change a CHECK): foreign keys are off
     // while it runs (a PRAGMA that only works outside a transaction) and checked before commit.
@@ -63,5 +67,5 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     })();
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(CoreError::db("foreign_keys=ON"))?;
-    result
+    result.map(|()| current)
 }

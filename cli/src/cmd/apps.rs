@@ -3,7 +3,7 @@
 use hljca_core::Ca;
 use hljca_core::applications::{
     AppId, AppIssueOutcome, AppState, Application, Channel, Delivery, MAX_MATERIAL_BYTES,
-    NewApplication, PayMethod, Site, check_material, delivery_summary,
+    NewApplication, PayMethod, Payment, Site, check_material, delivery_summary,
 };
 use hljca_policies::{Applicant, CertType, Mobile};
 use hljca_token::TokenSelector;
@@ -44,9 +44,18 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
             let a = ca.submit_application(id)?;
             print_step(cli, &a, "submitted for review")
         }
-        AppsCmd::Cancel { app, reason } => {
+        AppsCmd::Cancel {
+            app,
+            reason,
+            refund_method,
+            refund_reference,
+        } => {
             let id = load(&ca, app)?.id;
-            let a = ca.cancel_application(id, reason.as_deref())?;
+            let refund = match refund_method {
+                Some(m) => Some(Payment::new(m.parse().map_err(bad)?, refund_reference.as_deref())?),
+                None => None,
+            };
+            let a = ca.cancel_application(id, reason.as_deref(), refund.as_ref())?;
             print_step(cli, &a, "cancelled")
         }
         AppsCmd::Review(ReviewCmd::Approve { app }) => {
@@ -277,18 +286,8 @@ fn apply(cli: &Cli, ca: &mut Ca, a: &ApplyArgs) -> Result<(), Failure> {
 fn pay(cli: &Cli, ca: &mut Ca, p: &PayArgs) -> Result<(), Failure> {
     let a = load(ca, &p.app)?;
     let method: PayMethod = p.method.parse().map_err(bad)?;
-    let reference = p
-        .reference
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
-    if reference.is_none() && method != PayMethod::Cash {
-        return Err(bad(format!(
-            "--reference is needed for a {} payment",
-            method.as_str()
-        )));
-    }
-    let (app, order) = ca.pay_application(a.id, method, reference)?;
+    let payment = Payment::new(method, p.reference.as_deref())?;
+    let (app, order) = ca.pay_application(a.id, &payment)?;
     if cli.json {
         output::json(&json!({ "application": app, "order": order }))?;
     } else {

@@ -1,7 +1,7 @@
 //! `hljca cert list | show | export`.
 
 use hljca_core::store::{CertFilter, CertStatus};
-use hljca_core::time_fmt::{now, ts};
+use hljca_core::time_fmt::ts;
 
 use crate::Failure;
 use crate::args::{CertCmd, Cli};
@@ -28,7 +28,7 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                     .map_err(Failure::input)?;
             }
             let expiring_before = match expiring_within {
-                Some(d) => Some(now() + time::Duration::days(super::parse_days(d)?)),
+                Some(d) => Some(ca.now() + time::Duration::days(super::parse_days(d)?)),
                 None => None,
             };
             let certs = ca.certs(&CertFilter {
@@ -36,7 +36,7 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                 status,
                 expiring_before,
                 include_unissued: false,
-                application_id: None,
+                ..CertFilter::default()
             })?;
             if cli.json {
                 output::json(&serde_json::json!({ "certificates": certs }))?;

@@ -138,10 +138,12 @@ pub fn renew(cli: &Cli, a: &crate::args::RenewArgs) -> Result<(), Failure> {
         &module,
         &s,
         &a.serial,
-        &hljca_core::lifecycle::Payment {
-            method: a.method.clone(),
-            reference: a.reference.clone(),
-        },
+        &hljca_core::lifecycle::Payment::new(
+            a.method
+                .parse()
+                .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?,
+            a.reference.as_deref(),
+        )?,
     )?;
     if cli.json {
         return Ok(output::json(&r)?);

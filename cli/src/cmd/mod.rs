@@ -62,7 +62,17 @@ pub fn operator(cli: &Cli) -> String {
 
 /// Opens the CA home.
 pub fn open_ca(cli: &Cli) -> Result<Ca, Failure> {
-    Ok(Ca::open(Home::new(&cli.home), operator(cli))?)
+    #[allow(unused_mut)] // set only in test builds
+    let mut ca = Ca::open(Home::new(&cli.home), operator(cli))?;
+    // Test builds only: HLJCA_NOW (RFC 3339) sets the CA's clock, so renewal windows, expiry
+    // and reminders are tested without faketime. Release builds read the system clock.
+    #[cfg(debug_assertions)]
+    if let Ok(t) = std::env::var("HLJCA_NOW") {
+        let t = hljca_core::time_fmt::parse_ts(&t)
+            .ok_or_else(|| Failure::input(anyhow::anyhow!("HLJCA_NOW `{t}` is not RFC 3339")))?;
+        ca.set_clock(t);
+    }
+    Ok(ca)
 }
 
 /// The SoftHSM configuration a demo home carries.

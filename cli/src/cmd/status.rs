@@ -1,7 +1,7 @@
 //! `hljca status` and `hljca config show`.
 
 use hljca_core::store::CertFilter;
-use hljca_core::time_fmt::{now, ts};
+use hljca_core::time_fmt::ts;
 use hljca_token::Module;
 
 use crate::Failure;
@@ -25,7 +25,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         ..CertFilter::default()
     })?;
     let expiring = ca.certs(&CertFilter {
-        expiring_before: Some(now() + time::Duration::days(30)),
+        expiring_before: Some(ca.now() + time::Duration::days(30)),
         ..CertFilter::default()
     })?;
     let crl = ca.last_crl()?;
@@ -42,7 +42,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         "home": ca.home().dir(),
         "ca": { "root": root, "issuing": issuing, "key_store": ca.config().ca.key_store },
         "tokens": tokens,
-        "certificates": { "issued": count("issued"), "revoked": count("revoked"), "superseded": count("superseded") },
+        "certificates": { "issued": count("issued"), "expired": count("expired"), "revoked": count("revoked"), "superseded": count("superseded") },
         "pending_applications": waiting,
         "pending_issuances": pending.iter().map(|c| &c.serial).collect::<Vec<_>>(),
         "expiring_within_30_days": expiring.iter().map(|c| serde_json::json!({"serial": c.serial, "not_after": c.not_after.map(ts), "subject": c.subject})).collect::<Vec<_>>(),
@@ -70,6 +70,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 .unwrap_or_else(|| v["tokens"]["error"].to_string()),
         ),
         ("issued", count("issued").to_string()),
+        ("expired", count("expired").to_string()),
         ("revoked", count("revoked").to_string()),
         ("pending issuances", pending.len().to_string()),
         (

@@ -1,0 +1,56 @@
+//! The USBKEY register: which holder each token serial belongs to.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::Store;
+use crate::eligibility::{Holder, HolderKind};
+use crate::error::{CoreError, Result};
+use crate::time_fmt::{now, ts};
+
+impl Store {
+    /// The holder token `serial` is bound to, if any.
+    pub fn token_holder(&self, serial: &str) -> Result<Option<Holder>> {
+        holder_in(&self.conn, serial)
+    }
+}
+
+fn holder_in(conn: &rusqlite::Connection, serial: &str) -> Result<Option<Holder>> {
+    conn.query_row(
+        "SELECT holder_kind, holder_id, holder_name FROM token_holders WHERE token_serial = ?1",
+        [serial],
+        |r| {
+            let kind: String = r.get(0)?;
+            Ok(Holder {
+                kind: if kind == "uscc" {
+                    HolderKind::Uscc
+                } else {
+                    HolderKind::ResidentId
+                },
+                id: r.get(1)?,
+                name: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(CoreError::db("token holder"))
+}
+
+/// Binds token `serial` to `holder` at its first issuance (inside the issuance's commit);
+/// refuses when it is bound to another holder meanwhile.
+pub(crate) fn bind(tx: &Transaction<'_>, serial: &str, label: &str, holder: &Holder, operator: &str) -> Result<()> {
+    match holder_in(tx, serial)? {
+        Some(h) if h.id == holder.id => Ok(()),
+        Some(h) => Err(CoreError::Refused(format!(
+            "USBKEY {serial} belongs to {h}; it cannot hold a certificate for {holder} [rule: one holder per USBKEY]"
+        ))),
+        None => {
+            tx.execute(
+                "INSERT INTO token_holders (token_serial, token_label, holder_kind, holder_id, holder_name, bound_at, operator) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![serial, label, holder.kind.as_str(), holder.id, holder.name, ts(now()), operator],
+            )
+            .map_err(CoreError::db("bind token"))?;
+            Ok(())
+        }
+    }
+}
