@@ -185,7 +185,9 @@ pub fn verify_rows(conn: &Connection) -> Result<usize> {
     }
     let current = binding::current(conn)?;
     let head: i64 = conn
-        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| r.get(0))
+        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
+            r.get(0)
+        })
         .map_err(CoreError::db("audit head"))?;
     for (key, digest) in &current {
         match bound.get(key) {
@@ -210,7 +212,9 @@ pub fn verify_rows(conn: &Connection) -> Result<usize> {
         if d != binding::DELETED && !current.contains_key(key) {
             return Err(CoreError::AuditBroken {
                 seq: *seq,
-                reason: format!("row {key}, recorded by audit row {seq}, is gone: it was deleted outside hljca"),
+                reason: format!(
+                    "row {key}, recorded by audit row {seq}, is gone: it was deleted outside hljca"
+                ),
             });
         }
     }

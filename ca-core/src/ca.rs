@@ -76,6 +76,8 @@ pub struct InitReport {
     pub root_pem: std::path::PathBuf,
     /// Issuing certificate PEM path.
     pub issuing_pem: std::path::PathBuf,
+    /// Issuing certificate DER path (`ca/issuing.cer`, what the AIA caIssuers URL serves).
+    pub issuing_cer: std::path::PathBuf,
     /// Where the keys are.
     pub key_store: KeyStore,
     /// CA token label, for the HSM store.
@@ -212,6 +214,8 @@ pub fn init(
     let issuing_pem = pem_cert(&issuing_der);
     write_file(&home.root_pem(), root_pem.as_bytes(), 0o644)?;
     write_file(&home.issuing_pem(), issuing_pem.as_bytes(), 0o644)?;
+    // What the AIA caIssuers URL (`.../issuing.cer`) serves: the issuing certificate as DER.
+    write_file(&issuing_cer(home), &issuing_der, 0o644)?;
     write_file(
         &home.chain_pem(),
         format!("{issuing_pem}{root_pem}").as_bytes(),
@@ -224,6 +228,7 @@ pub fn init(
     Ok(InitReport {
         root_pem: home.root_pem(),
         issuing_pem: home.issuing_pem(),
+        issuing_cer: issuing_cer(home),
         key_store: opts.key_store,
         ca_token_label: config.ca.token_label.clone(),
         ca_token_serial: config.ca.token_serial.clone(),
@@ -233,6 +238,12 @@ pub fn init(
 /// PEM of a certificate.
 pub fn pem_cert(der: &[u8]) -> String {
     pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// `ca/issuing.cer`: the issuing CA certificate as DER, written by [`init`] for publication at
+/// the AIA caIssuers URL (`urls.ca_issuers`, `.../issuing.cer` by default).
+pub fn issuing_cer(home: &Home) -> std::path::PathBuf {
+    home.issuing_pem().with_extension("cer")
 }
 
 /// Reads the issuing CA certificate (DER) from the home.

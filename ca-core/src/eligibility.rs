@@ -74,8 +74,15 @@ impl std::fmt::Display for Holder {
 
 /// The holder an applicant's data names under `policy`: the USCC when the type has one, else
 /// the resident ID.
-pub fn holder_of(policy: &Policy, fields: &std::collections::BTreeMap<String, String>) -> Option<Holder> {
-    let get = |f: &Option<String>| f.as_deref().and_then(|f| fields.get(f)).filter(|v| !v.is_empty());
+pub fn holder_of(
+    policy: &Policy,
+    fields: &std::collections::BTreeMap<String, String>,
+) -> Option<Holder> {
+    let get = |f: &Option<String>| {
+        f.as_deref()
+            .and_then(|f| fields.get(f))
+            .filter(|v| !v.is_empty())
+    };
     let name = policy
         .seal
         .as_ref()

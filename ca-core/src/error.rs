@@ -116,12 +116,14 @@ pub enum CoreError {
         reason: String,
     },
     /// A needed secret is missing.
-    #[error("{what} is needed: set {env} (or use --pin-file)")]
+    #[error("{what} is needed: set {env}{}", .file_flag.map(|f| format!(" (or use {f} FILE)")).unwrap_or_default())]
     MissingSecret {
         /// Which secret.
         what: &'static str,
         /// The environment variable that carries it.
         env: &'static str,
+        /// The command-line option that reads it from a file, if there is one.
+        file_flag: Option<&'static str>,
     },
     /// The CA key file could not be decrypted or used.
     #[error("CA key file {path}: {reason}")]

@@ -29,7 +29,10 @@ impl Ca {
         // Everything that can be refused is refused before any login.
         let user_pin = secrets.user_pin()?;
         let info = self.holder_token(module, token)?;
-        let application = params.application_id.map(|id| self.application(AppId(id))).transpose()?;
+        let application = params
+            .application_id
+            .map(|id| self.application(AppId(id)))
+            .transpose()?;
         self.eligible(
             Step::Issue,
             &Request {

@@ -52,6 +52,7 @@ impl Secrets {
         self.ca_pin.as_ref().ok_or(CoreError::MissingSecret {
             what: "the CA HSM token PIN",
             env: "HLJCA_CA_PIN",
+            file_flag: Some("--ca-pin-file"),
         })
     }
     /// The user PIN or a clear error.
@@ -59,6 +60,7 @@ impl Secrets {
         self.user_pin.as_ref().ok_or(CoreError::MissingSecret {
             what: "the USBKEY user PIN",
             env: "HLJCA_USER_PIN",
+            file_flag: Some("--user-pin-file"),
         })
     }
     /// The SO PIN or a clear error.
@@ -66,6 +68,7 @@ impl Secrets {
         self.so_pin.as_ref().ok_or(CoreError::MissingSecret {
             what: "the security officer PIN",
             env: "HLJCA_SO_PIN",
+            file_flag: Some("--so-pin-file"),
         })
     }
     /// The CA key passphrase or a clear error.
@@ -73,6 +76,7 @@ impl Secrets {
         self.ca_passphrase.as_ref().ok_or(CoreError::MissingSecret {
             what: "the CA key file passphrase",
             env: "HLJCA_CA_PASSPHRASE",
+            file_flag: None,
         })
     }
 }

@@ -1,13 +1,13 @@
 //! Revocation (free of charge): an identity certificate takes its seal certificate with it.
 
 use crate::store::crls;
+use hljca_policies::CertType;
 use hljca_token::{KeyId, Module, TokenSelector};
 use serde::Serialize;
 
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
-use crate::store::{CertRole, CertStatus};
-use crate::time_fmt::now;
+use crate::store::{CertRecord, CertRole, CertStatus};
 use crate::{Ca, audit};
 
 /// RFC 5280 section 5.3.1 reason codes.
@@ -90,41 +90,116 @@ impl std::str::FromStr for Reason {
 pub struct RevokeReport {
     /// Serials revoked (the certificate, then its seal certificates).
     pub revoked: Vec<String>,
+    /// Enterprise-secondary (副锁) certificates revoked with the last enterprise certificate of
+    /// their USCC (and their seals).
+    pub secondary_revoked: Vec<String>,
+    /// Enterprise-secondary certificates left issued although their primary is gone
+    /// (`--keep-secondary`): listed so the operator sees them.
+    pub secondary_kept: Vec<String>,
+    /// A hold made final: the certificates were on hold and now carry this reason.
+    pub hold_made_final: bool,
     /// Token objects removed, when asked.
     pub removed_objects: usize,
 }
 
+/// What a release from hold did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseReport {
+    /// Serials back to issued (they leave the next CRL).
+    pub released: Vec<String>,
+}
+
+/// How to revoke.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokeOptions {
+    /// The reason.
+    pub reason: Reason,
+    /// Keep (and report) the enterprise-secondary certificates of the last enterprise
+    /// certificate of a USCC instead of revoking them with it.
+    pub keep_secondary: bool,
+}
+
 impl Ca {
-    /// Revokes `serial` (and its seal certificates). With `remove_from`, also deletes the token
+    /// Revokes `serial` and its seal certificates in one transaction. A certificate on hold may
+    /// be revoked for a final reason (the hold becomes that revocation). When it is the last
+    /// valid enterprise certificate of its USCC, the enterprise-secondary certificates of that
+    /// USCC go with it (unless `keep_secondary`). With `remove_from`, also deletes the token
     /// objects (needs the token and the user PIN).
     pub fn revoke(
         &mut self,
         serial: &str,
-        reason: Reason,
+        opts: RevokeOptions,
         remove_from: Option<(&Module, &Secrets)>,
     ) -> Result<RevokeReport> {
+        let reason = opts.reason;
         let cert = self.store.cert(serial)?;
-        if cert.status != CertStatus::Issued && cert.status != CertStatus::Superseded {
+        let on_hold = cert.status == CertStatus::Revoked
+            && cert.revocation_reason == Some(Reason::CertificateHold);
+        let live = |c: &CertRecord| {
+            matches!(c.status, CertStatus::Issued | CertStatus::Superseded)
+                || (on_hold
+                    && c.status == CertStatus::Revoked
+                    && c.revocation_reason == Some(Reason::CertificateHold))
+        };
+        if !live(&cert) {
             return Err(CoreError::BadState {
                 serial: cert.serial,
                 status: cert.status.to_string(),
-                what: "only an issued certificate can be revoked".into(),
+                what: "only an issued certificate (or one on hold) can be revoked".into(),
+            });
+        }
+        if on_hold && reason == Reason::CertificateHold {
+            return Err(CoreError::BadState {
+                serial: cert.serial,
+                status: "on hold".into(),
+                what: "it is already on hold: release it (`hljca release`) or revoke it for a final reason".into(),
             });
         }
         let mut targets = vec![cert.clone()];
         if cert.role == CertRole::Identity {
-            targets.extend(
-                self.store.seals_of(&cert.serial)?.into_iter().filter(|s| {
-                    s.status == CertStatus::Issued || s.status == CertStatus::Superseded
-                }),
-            );
+            targets.extend(self.store.seals_of(&cert.serial)?.into_iter().filter(live));
         }
-        let at = now();
+        // The last valid enterprise certificate of a USCC takes its 副锁 with it.
+        let mut secondary = Vec::new();
+        if cert.cert_type == CertType::Enterprise
+            && cert.role == CertRole::Identity
+            && reason != Reason::CertificateHold
+            && let Some(org) = &cert.org_id
+        {
+            let others = self
+                .store
+                .valid_for_org(CertType::Enterprise.key(), org, self.now())?
+                .into_iter()
+                .filter(|c| c.serial != cert.serial)
+                .count();
+            if others == 0 {
+                for s in self.store.valid_for_org(
+                    CertType::EnterpriseSecondary.key(),
+                    org,
+                    self.now(),
+                )? {
+                    let seals = self.store.seals_of(&s.serial)?;
+                    secondary.push(s);
+                    secondary.extend(seals.into_iter().filter(|x| x.status == CertStatus::Issued));
+                }
+            }
+        }
+        let (secondary_revoked, secondary_kept): (Vec<CertRecord>, Vec<CertRecord>) =
+            if opts.keep_secondary {
+                (Vec::new(), secondary)
+            } else {
+                (secondary, Vec::new())
+            };
+        let at = self.now();
         let op = &self.operator;
         self.store.write("revoke", |tx| {
-            for t in &targets {
+            for t in targets.iter().chain(&secondary_revoked) {
                 // Compare-and-set: a concurrent revocation of the same certificate changes nothing.
-                let changed = crls::revoke(tx, &t.serial, at, reason)?;
+                let changed = if on_hold && t.status == CertStatus::Revoked {
+                    crls::make_hold_final(tx, &t.serial, reason)?
+                } else {
+                    crls::revoke(tx, &t.serial, at, reason)?
+                };
                 if !changed && t.serial == cert.serial {
                     return Err(CoreError::BadState {
                         serial: t.serial.clone(),
@@ -132,12 +207,26 @@ impl Ca {
                         what: "it was revoked meanwhile by another command".into(),
                     });
                 }
+                let via_secondary = secondary_revoked.iter().any(|x| x.serial == t.serial);
                 audit::append(
                     tx,
                     op,
                     "cert.revoke",
                     &t.serial,
-                    &serde_json::json!({ "reason": reason.name(), "role": t.role.as_str(), "via": cert.serial }),
+                    &serde_json::json!({
+                        "reason": reason.name(), "role": t.role.as_str(), "via": cert.serial,
+                        "hold_made_final": on_hold,
+                        "cause": if via_secondary { Some("the last enterprise certificate of its USCC was revoked") } else { None },
+                    }),
+                )?;
+            }
+            if !secondary_kept.is_empty() {
+                audit::append(
+                    tx,
+                    op,
+                    "cert.secondary-kept",
+                    &cert.serial,
+                    &serde_json::json!({ "kept": secondary_kept.iter().map(|c| &c.serial).collect::<Vec<_>>() }),
                 )?;
             }
             // Revocation is free of charge; the zero-amount order keeps the business record complete.
@@ -161,7 +250,53 @@ impl Ca {
         }
         Ok(RevokeReport {
             revoked: targets.into_iter().map(|t| t.serial).collect(),
+            secondary_revoked: secondary_revoked.into_iter().map(|t| t.serial).collect(),
+            secondary_kept: secondary_kept.into_iter().map(|t| t.serial).collect(),
+            hold_made_final: on_hold,
             removed_objects: removed,
+        })
+    }
+
+    /// Releases a certificate from hold (`removeFromCRL`): it and its held seal certificates
+    /// are issued again and leave the next CRL.
+    pub fn release(&mut self, serial: &str) -> Result<ReleaseReport> {
+        let cert = self.store.cert(serial)?;
+        let held = |c: &CertRecord| {
+            c.status == CertStatus::Revoked && c.revocation_reason == Some(Reason::CertificateHold)
+        };
+        if !held(&cert) {
+            return Err(CoreError::BadState {
+                serial: cert.serial,
+                status: cert.status.to_string(),
+                what: "only a certificate on hold (certificateHold) can be released".into(),
+            });
+        }
+        let mut targets = vec![cert.clone()];
+        if cert.role == CertRole::Identity {
+            targets.extend(self.store.seals_of(&cert.serial)?.into_iter().filter(held));
+        }
+        let op = &self.operator;
+        self.store.write("release", |tx| {
+            for t in &targets {
+                if !crls::release(tx, &t.serial)? && t.serial == cert.serial {
+                    return Err(CoreError::BadState {
+                        serial: t.serial.clone(),
+                        status: "changed".into(),
+                        what: "it is no longer on hold".into(),
+                    });
+                }
+                audit::append(
+                    tx,
+                    op,
+                    "cert.release",
+                    &t.serial,
+                    &serde_json::json!({ "role": t.role.as_str(), "via": cert.serial }),
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(ReleaseReport {
+            released: targets.into_iter().map(|t| t.serial).collect(),
         })
     }
 }

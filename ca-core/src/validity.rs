@@ -86,14 +86,29 @@ mod tests {
     fn a_renewal_keeps_the_days_paid_for() {
         let far = datetime!(2036-01-01 00:00 UTC);
         // Renewed on 2027-09-15, valid to 2027-11-30: the new year runs from 2027-11-30.
-        let v = renewal(datetime!(2027-09-15 00:00 UTC), datetime!(2027-11-30 00:00 UTC), 365, far);
+        let v = renewal(
+            datetime!(2027-09-15 00:00 UTC),
+            datetime!(2027-11-30 00:00 UTC),
+            365,
+            far,
+        );
         assert_eq!(v.not_before, datetime!(2027-09-15 00:00 UTC));
         assert_eq!(v.not_after, datetime!(2028-11-29 00:00 UTC));
         // Already lapsed: a year from now.
-        let v = renewal(datetime!(2027-12-10 00:00 UTC), datetime!(2027-11-30 00:00 UTC), 365, far);
+        let v = renewal(
+            datetime!(2027-12-10 00:00 UTC),
+            datetime!(2027-11-30 00:00 UTC),
+            365,
+            far,
+        );
         assert_eq!(v.not_after, datetime!(2028-12-09 00:00 UTC));
         // Never past the issuing CA.
-        let v = renewal(datetime!(2027-09-15 00:00 UTC), datetime!(2027-11-30 00:00 UTC), 365, datetime!(2028-01-01 00:00 UTC));
+        let v = renewal(
+            datetime!(2027-09-15 00:00 UTC),
+            datetime!(2027-11-30 00:00 UTC),
+            365,
+            datetime!(2028-01-01 00:00 UTC),
+        );
         assert!(v.clamped);
     }
 

@@ -70,7 +70,16 @@ pub enum Command {
     /// Renew an identity certificate before it expires (annual fee): new keys on the same token.
     Renew(RenewArgs),
     /// Revoke a certificate (free of charge); its seal certificate goes with it.
+    ///
+    /// Revoking the last valid enterprise certificate of a USCC also revokes that USCC's
+    /// enterprise-secondary (副锁) certificates, unless --keep-secondary. A certificate on hold
+    /// (certificateHold) may be revoked again for a final reason, or released.
     Revoke(RevokeArgs),
+    /// Release a certificate from hold (certificateHold): issued again, off the next CRL.
+    Release {
+        /// Serial (hex).
+        serial: String,
+    },
     /// Cross-platform binding (跨平台CA绑定): activate a former Daqing platform certificate.
     Bind(BindArgs),
     /// Cross-platform bindings.
@@ -323,6 +332,10 @@ pub struct RevokeArgs {
     /// Also delete the key pair, certificate and seal from the USBKEY (needs HLJCA_USER_PIN).
     #[arg(long)]
     pub remove_from_token: bool,
+    /// Keep (and list) the enterprise-secondary certificates of the last enterprise certificate
+    /// of a USCC instead of revoking them with it.
+    #[arg(long)]
+    pub keep_secondary: bool,
 }
 
 /// `crl` subcommands.

@@ -15,7 +15,8 @@ pub struct Applicant(pub BTreeMap<String, String>);
 
 impl Applicant {
     /// Reads a flat JSON object whose values are all strings. A value of any other JSON type is
-    /// an error naming its key.
+    /// an error naming its key, and so is a key given twice (JSON parsers differ on which of
+    /// the two values wins, so neither is taken).
     pub fn from_json(text: &str) -> Result<Applicant, PolicyError> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| PolicyError::ApplicantJson {
@@ -26,6 +27,11 @@ impl Applicant {
                 reason: format!("expected a JSON object, found {}", json_kind(&value)),
             });
         };
+        if let Some(key) = Applicant::duplicate_key(text) {
+            return Err(PolicyError::ApplicantJson {
+                reason: format!("the key `{key}` is given more than once; give each field once"),
+            });
+        }
         let mut fields = BTreeMap::new();
         for (key, v) in map {
             match v {
@@ -46,6 +52,45 @@ impl Applicant {
     }
 }
 
+impl Applicant {
+    /// The first key given twice in the top-level object of the JSON text `text`, if any
+    /// (`serde_json` silently keeps the last value of a repeated key). `None` also when `text`
+    /// is not a JSON object; parse it to learn why.
+    pub fn duplicate_key(text: &str) -> Option<String> {
+        serde_json::from_str::<FirstDuplicate>(text).ok()?.0
+    }
+}
+
+/// The first repeated key of a JSON object (values are skipped, not kept).
+struct FirstDuplicate(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for FirstDuplicate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = FirstDuplicate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FirstDuplicate, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                let mut first = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if first.is_none() && !seen.insert(key.clone()) {
+                        first = Some(key);
+                    }
+                }
+                Ok(FirstDuplicate(first))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
 fn json_kind(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
@@ -57,8 +102,9 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Applicant data checked against a policy. Values are normalised: trimmed, resident ID `x`
-/// upper-cased, USCC upper-cased, mobile without `+86`. Optional fields left empty are absent.
+/// Applicant data checked against a policy. Values are normalised only where the meaning cannot
+/// change: trimmed, mobile without `+86`. (A lower-case USCC or resident ID `x` is refused, not
+/// upper-cased.) Optional fields left empty are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValidatedApplicant {
     /// The type it was checked against.
@@ -141,6 +187,31 @@ mod tests {
         let e = Applicant::from_json("[1]").unwrap_err();
         assert!(e.to_string().contains("an array"), "{e}");
         assert!(Applicant::from_json("{").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let e = Applicant::from_json(
+            r#"{"organization":"甲公司","city":"哈尔滨市","organization":"乙公司"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`organization` is given more than once"),
+            "{e}"
+        );
+        // The same key spelt with an escape is the same key.
+        let e = Applicant::from_json(r#"{"city":"a","\u0063ity":"b"}"#).unwrap_err();
+        assert!(e.to_string().contains("`city`"), "{e}");
+        assert_eq!(
+            Applicant::duplicate_key(r#"{"a":"1","b":{"a":1,"a":2}}"#),
+            None
+        );
+        assert_eq!(
+            Applicant::duplicate_key(r#"{"a":"1","b":"2","b":"3","a":"4"}"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(Applicant::duplicate_key("[1,1]"), None);
     }
 
     #[test]

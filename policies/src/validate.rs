@@ -15,11 +15,21 @@ const MAX_CITY: usize = 30;
 /// Longest free text, in characters.
 const MAX_TEXT: usize = 200;
 
+/// RFC 5280 (appendix A.1) upper bounds of the subject attributes an applicant field can fill:
+/// the attribute (as in the subject template), its bound in characters, and the bound's name.
+const SUBJECT_BOUNDS: [(&str, usize, &str); 4] = [
+    ("cn", 64, "ub-common-name"),
+    ("o", 64, "ub-organization-name"),
+    ("ou", 64, "ub-organizational-unit-name"),
+    ("l", 128, "ub-locality-name"),
+];
+
 impl Policy {
     /// Checks an applicant's data against this policy and normalises it.
     ///
     /// Every field is checked and every problem is reported at once: missing required fields,
-    /// values that break their kind's rule, and keys that are not fields of this type.
+    /// values that break their kind's rule, values longer than the RFC 5280 bound of the subject
+    /// attribute they fill (CN, O, OU 64 characters), and keys that are not fields of this type.
     /// Optional fields given as empty strings count as absent.
     pub fn validate(&self, a: &Applicant) -> Result<ValidatedApplicant, ValidationErrors> {
         let mut errors = Vec::new();
@@ -37,7 +47,7 @@ impl Policy {
                 }
                 continue;
             }
-            match check(spec, value) {
+            match check(spec, value).and_then(|v| self.check_subject_bound(spec, v)) {
                 Ok(v) => {
                     fields.insert(spec.name.clone(), v);
                 }
@@ -70,6 +80,39 @@ impl Policy {
         }
     }
 
+    /// Refuses a value longer than the RFC 5280 upper bound of a subject attribute its field
+    /// fills (CN, O, OU: 64 characters; L: 128), counting characters, not bytes.
+    fn check_subject_bound(
+        &self,
+        spec: &FieldSpec,
+        value: String,
+    ) -> Result<String, (String, String)> {
+        let n = value.chars().count();
+        let over: Vec<&(&str, usize, &str)> = SUBJECT_BOUNDS
+            .iter()
+            .filter(|(attr, max, _)| {
+                self.subject.field_for(attr) == Some(spec.name.as_str()) && n > *max
+            })
+            .collect();
+        let Some(&&(_, max, _)) = over.iter().min_by_key(|(_, max, _)| *max) else {
+            return Ok(value);
+        };
+        let attrs: Vec<String> = over
+            .iter()
+            .map(|(a, _, _)| a.to_ascii_uppercase())
+            .collect();
+        let bounds: Vec<String> = over.iter().map(|(_, m, b)| format!("{b} = {m}")).collect();
+        Err((
+            format!(
+                "`{}` has {n} characters; it goes into the certificate subject ({}), which \
+                 allows at most {max}",
+                spec.name,
+                attrs.join(", ")
+            ),
+            format!("RFC 5280 upper bound: {}", bounds.join(", ")),
+        ))
+    }
+
     /// The value of a subject attribute — `cn`, `o`, `ou` or `l` (any case) — for a validated
     /// applicant: the value of the applicant field the subject template names for it. `None`
     /// when the template has no field for the attribute or the (optional) field is absent.
@@ -96,7 +139,7 @@ fn check(spec: &FieldSpec, value: &str) -> Result<String, (String, String)> {
             .map_err(|p| {
                 (
                     p,
-                    format!("{rule}: at most {max} characters, no control characters"),
+                    format!("{rule}: at most {max} characters, no control or invisible characters"),
                 )
             })
     };

@@ -301,7 +301,9 @@ fn illegal_transitions_are_refused_naming_the_state() {
     );
 
     // Rejected: final; a rejection stores its reason.
-    let rejected = apply(&env, "medical", &[]).to_string();
+    let rejected_id = apply(&env, "medical", &[]);
+    add_materials(&env, rejected_id, "medical");
+    let rejected = rejected_id.to_string();
     env.ok(&["submit", &rejected]);
     env.fails(&["submit", &rejected], 1);
     let err = fails_as(
@@ -463,23 +465,17 @@ fn four_eyes_materials_and_input_checks() {
     assert_eq!(listed["materials"][1]["media_type"], "image/png");
     env.ok(&["materials", "list", &n]);
 
-    // Four eyes: the submitter may not review.
-    env.ok(&["submit", &n]);
-    let err = env.fails(&["review", "approve", &n], 1);
-    assert!(err.contains("four eyes"), "{err}");
-    let err = env.fails(&["review", "reject", &n, "--reason", "x"], 1);
-    assert!(err.contains("four eyes"), "{err}");
-    // Approval refused while a required material is missing; it names them.
-    let err = fails_as(&env, "reviewer", &["review", "approve", &n], 1);
+    // Submit is refused while a required material is missing; it names them (issue 10: the
+    // eligibility check runs at every step, not only at approval).
+    let err = env.fails(&["submit", &n], 1);
     assert!(
         err.contains("legal-rep-id-copy") && err.contains("agent-id-copy"),
         "{err}"
     );
     assert_eq!(
         env.sql(&format!("select state from applications where id = {id}")),
-        "submitted"
+        "draft"
     );
-    // Materials can still be added while submitted; then the approval goes through.
     env.ok(&[
         "materials",
         "add",
@@ -494,6 +490,12 @@ fn four_eyes_materials_and_input_checks() {
         "agent-id-copy",
         s(&png(&env, "agent.png")),
     ]);
+    // Four eyes: the submitter may not review.
+    env.ok(&["submit", &n]);
+    let err = env.fails(&["review", "approve", &n], 1);
+    assert!(err.contains("four eyes"), "{err}");
+    let err = env.fails(&["review", "reject", &n, "--reason", "x"], 1);
+    assert!(err.contains("four eyes"), "{err}");
     json_as(&env, "reviewer", &["review", "approve", &n]);
     env.fails(
         &[
@@ -547,7 +549,23 @@ fn fees_follow_the_type_and_the_business() {
         ],
         1,
     );
+    // A renewal outside its window is refused at apply, before any fee (issue 10).
+    let err = env.fails(
+        &[
+            "apply",
+            "--type",
+            "legal-person",
+            "--applicant",
+            s(&example("legal-person")),
+            "--renewal-of",
+            serial,
+        ],
+        1,
+    );
+    assert!(err.contains("renewal opens on"), "{err}");
     let first = paid(&env, "legal-person", &[]);
+    // Inside the window: accepted.
+    env.days_from_now(300);
     let renewal = paid(&env, "legal-person", &["--renewal-of", serial]);
     let expert = paid(&env, "expert", &["--site", "harbin"]);
     let procurement = paid(&env, "procurement", &[]);

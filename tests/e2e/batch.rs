@@ -197,9 +197,10 @@ fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
         make_token(&env, t);
     }
     let mut rows = many_rows(48, "HLJ");
-    // Two rows name their token; the rest are spread over --tokens.
-    rows.push(row("medical", "HLJ-fixed-1", Some("b3")));
-    rows.push(row("expert", "HLJ-fixed-2", Some("b3")));
+    // Two rows name their token (their holder's); the rest go onto their holder's USBKEY from
+    // --tokens, a holder without one taking the first blank one (one holder per USBKEY).
+    rows.push(row("medical", "HLJ-fixed-1", Some("b1")));
+    rows.push(row("expert", "HLJ-fixed-2", Some("b2")));
     let file = write_jsonl(&env, "fifty.jsonl", &rows);
 
     // Dry run: the plan, nothing issued.
@@ -208,11 +209,19 @@ fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["rows"], 50);
     let planned = plan["plan"].as_array().unwrap();
-    assert_eq!(planned[0]["token"], "b1");
-    assert_eq!(planned[1]["token"], "b2");
-    assert_eq!(planned[2]["token"], "b3");
-    assert_eq!(planned[49]["token"], "b3");
+    assert_eq!(planned[0]["token"], "b1", "medical holder");
+    assert_eq!(planned[1]["token"], "b1", "the same medical holder");
+    assert_eq!(planned[2]["token"], "b2", "the expert");
+    assert_eq!(planned[6]["token"], "b3", "the legal person");
+    assert_eq!(planned[49]["token"], "b2");
     assert_eq!(planned[49]["token_assigned"], false);
+    // A row naming another holder's USBKEY is a bad row, before any token is touched.
+    let mut wrong = rows.clone();
+    wrong.push(row("medical", "HLJ-wrong", Some("b2")));
+    let wrong = write_jsonl(&env, "wrong.jsonl", &wrong);
+    let (code, _, err) = batch_json(&env, &wrong, &["--tokens", "b1,b2,b3", "--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("one holder per USBKEY"), "{err}");
     assert_eq!(env.sql("SELECT COUNT(*) FROM certificates"), "0");
 
     let (code, r, err) = batch_json(&env, &file, &["--tokens", "b1,b2,b3"]);
@@ -280,6 +289,7 @@ fn bad_rows_are_all_reported_before_any_token_is_touched() {
     let env = Env::new();
     env.init_ca();
     make_token(&env, "b1");
+    make_token(&env, "b2");
     let mut bad_uscc = row("enterprise", "E-1", Some("b1"));
     bad_uscc["uscc"] = json!("91230103MA1CXK7R53"); // wrong check character
     let mut no_id = row("medical", "x", Some("b1"));
@@ -290,7 +300,7 @@ fn bad_rows_are_all_reported_before_any_token_is_touched() {
         row("medical", "E-0", Some("b1")),
         bad_uscc,
         no_id,
-        row("expert", "E-3", Some("b1")),
+        row("expert", "E-3", Some("b2")),
         bad_type,
     ];
     let file = write_jsonl(&env, "bad.jsonl", &rows);
@@ -338,23 +348,42 @@ fn bad_rows_are_all_reported_before_any_token_is_touched() {
 fn example_batch_files_issue_every_type_in_order() {
     let env = Env::new();
     env.init_ca();
-    make_token(&env, "batch-01");
-    make_token(&env, "batch-02");
+    for i in 1..=6 {
+        make_token(&env, &format!("batch-0{i}"));
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/batch");
     let csv = dir.join("applications.csv");
     let jsonl = dir.join("applications.jsonl");
     let (code, plan, err) = batch_json(
         &env,
         &jsonl,
-        &["--tokens", "batch-01,batch-02", "--dry-run"],
+        &[
+            "--tokens",
+            "batch-01,batch-02,batch-03,batch-04,batch-05,batch-06",
+            "--dry-run",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(plan["rows"], 7);
-    let (code, r, err) = batch_json(&env, &csv, &["--tokens", "batch-01,batch-02"]);
+    let (code, r, err) = batch_json(
+        &env,
+        &csv,
+        &[
+            "--tokens",
+            "batch-01,batch-02,batch-03,batch-04,batch-05,batch-06",
+        ],
+    );
     assert_eq!(code, Some(0), "{err}\n{r}");
     assert_eq!(r["issued"], 7, "{r}");
     // The JSONL file holds the same applications: all skipped.
-    let (code, r, err) = batch_json(&env, &jsonl, &["--tokens", "batch-01,batch-02"]);
+    let (code, r, err) = batch_json(
+        &env,
+        &jsonl,
+        &[
+            "--tokens",
+            "batch-01,batch-02,batch-03,batch-04,batch-05,batch-06",
+        ],
+    );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(r["skipped"], 7, "{r}");
     let types: BTreeSet<String> = env
@@ -750,7 +779,9 @@ fn a_failing_row_is_reported_and_the_batch_goes_on() {
 fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
     let env = Env::new();
     env.init_ca();
-    make_token(&env, "int-1");
+    for t in ["int-1", "int-2", "int-3"] {
+        make_token(&env, t);
+    }
     let n = 40;
     let file = write_jsonl(&env, "interrupt.jsonl", &many_rows(n, "INT"));
     let mut child = env
@@ -759,7 +790,7 @@ fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
             "issue",
             file.to_str().unwrap(),
             "--tokens",
-            "int-1",
+            "int-1,int-2,int-3",
             "--json",
         ])
         .stdout(Stdio::piped())
@@ -800,9 +831,11 @@ fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
         env.sql("SELECT status FROM batch_jobs ORDER BY id DESC LIMIT 1"),
         "interrupted"
     );
-    assert_token_consistent(&env, "int-1");
+    for t in ["int-1", "int-2", "int-3"] {
+        assert_token_consistent(&env, t);
+    }
     // The same file again finishes the rest and issues nothing twice.
-    let (code, again, err) = batch_json(&env, &file, &["--tokens", "int-1"]);
+    let (code, again, err) = batch_json(&env, &file, &["--tokens", "int-1,int-2,int-3"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(again["skipped"].as_u64().unwrap() as usize, done);
     assert_every_row_once(&env, n);

@@ -191,11 +191,14 @@ fn renewal_window_edges_fee_and_token_objects() {
         .unwrap()
         .to_owned();
     // Default window (90 days) on a fresh one-year certificate: refused, naming the opening date.
-    let err = env.fails(&["renew", &old], 1);
+    let err = env.fails(&["renew", &old, "--method", "cash"], 1);
     assert!(err.contains("renewal opens on"), "{err}");
+    // One payment rule for pay and renew: a QR payment needs its reference (exit 2).
+    let err = env.fails(&["renew", &old, "--method", "qr-wechat"], 2);
+    assert!(err.contains("--reference"), "{err}");
     // A window one day shorter than the remaining validity: still refused; one day longer: allowed.
     set_window(&env, 364);
-    env.fails(&["renew", &old], 1);
+    env.fails(&["renew", &old, "--method", "cash"], 1);
     set_window(&env, 366);
     let r = env.json(&["renew", &old, "--method", "cash", "--reference", "R-1"]);
     assert_eq!(r["fee_fen"], 30000, "enterprise annual fee");
@@ -223,6 +226,14 @@ fn renewal_window_edges_fee_and_token_objects() {
         "superseded\nsuperseded"
     );
     assert_eq!(env.sql(&format!("select amount_fen || '|' || business || '|' || method from orders where cert_serial = '{old}'")), "30000|renewal|cash");
+    // The days paid for are kept: the new year runs on from the old notAfter (issue 10).
+    assert_eq!(
+        env.sql(&format!(
+            "select cast(round(julianday(n.not_after) - julianday(o.not_after)) as integer) \
+             from certificates n, certificates o where n.serial = '{new}' and o.serial = '{old}'"
+        )),
+        "365"
+    );
     // Same token, old objects gone, new ones there.
     let objs = env.objects("renew-me", USER_PIN);
     assert_eq!(count(&objs, "Private Key Object"), 2, "{objs}");
@@ -235,15 +246,18 @@ fn renewal_window_edges_fee_and_token_objects() {
         "{objs}"
     );
     // A superseded certificate cannot be renewed again; an expired one is refused with what to do.
-    let err = env.fails(&["renew", &old], 1);
+    let err = env.fails(&["renew", &old, "--method", "cash"], 1);
     assert!(err.contains("superseded"), "{err}");
-    env.sql(&format!(
-        "update certificates set not_after = '2020-01-01T00:00:00Z' where serial = '{new}'"
-    ));
-    let err = env.fails(&["renew", &new], 1);
+    // Two years and more on (the CA's clock), the new one has expired: refused, saying what to do;
+    // it reads as expired, not issued.
+    env.days_from_now(800);
+    let err = env.fails(&["renew", &new, "--method", "cash"], 1);
     assert!(err.contains("expired") && err.contains("apply"), "{err}");
-    // Expiry queries.
-    env.sql(&format!("update certificates set not_after = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+10 days') where serial = '{new}'"));
+    assert_eq!(env.json(&["cert", "show", &new])["status"], "expired");
+    let st = env.json(&["status"]);
+    assert_eq!(st["certificates"]["expired"], 2, "{st}");
+    // Expiry queries: 20 days before it ends.
+    env.days_from_now(710);
     let soon = env.json(&["cert", "list", "--expiring-within", "30d"]);
     let serials: Vec<&str> = soon["certificates"]
         .as_array()

@@ -29,6 +29,8 @@ pub struct Env {
     pub home: PathBuf,
     pub conf: PathBuf,
     pub module: String,
+    /// The CA's clock for the commands run (`HLJCA_NOW`, honoured by test builds).
+    pub now: std::cell::RefCell<Option<String>>,
 }
 
 impl Env {
@@ -51,6 +53,7 @@ impl Env {
             home,
             conf,
             module: module(),
+            now: std::cell::RefCell::new(None),
         }
     }
 
@@ -67,7 +70,20 @@ impl Env {
             .env("CI", "true")
             .env_remove("HLJCA_PKCS11_MODULE")
             .env_remove("HLJCA_CA_PASSPHRASE");
+        match self.now.borrow().as_deref() {
+            Some(t) => c.env("HLJCA_NOW", t),
+            None => c.env_remove("HLJCA_NOW"),
+        };
         c
+    }
+
+    /// Runs the next commands as if it were `days` days from now (the CA's clock).
+    pub fn days_from_now(&self, days: i64) {
+        let o = Command::new("date")
+            .args(["-u", "-d", &format!("{days} days"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        *self.now.borrow_mut() = Some(String::from_utf8_lossy(&o.stdout).trim().to_owned());
     }
 
     pub fn run(&self, args: &[&str]) -> Output {

@@ -10,8 +10,8 @@ use super::notify::SERVICE_PHONE;
 use super::ops::{AppIssueOutcome, notify_with};
 use super::rows::{Application, Delivery, Order};
 use super::{AppEventKind, AppId, Payment, Site, transition};
-use crate::eligibility::Step;
 use crate::Ca;
+use crate::eligibility::Step;
 use crate::engine::IssueParams;
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
@@ -19,7 +19,11 @@ use crate::keys::Secrets;
 impl Ca {
     /// `pay`: approved → paid with an order whose amount is the policy's first-time fee (USBKEY
     /// included) or, for a renewal, its annual fee. Queues the "payment received" SMS.
-    pub fn pay_application(&mut self, id: AppId, payment: &Payment) -> Result<(Application, Order)> {
+    pub fn pay_application(
+        &mut self,
+        id: AppId,
+        payment: &Payment,
+    ) -> Result<(Application, Order)> {
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Pay)?;
         // No fee for what cannot be issued: the whole check again, now.

@@ -498,7 +498,10 @@ impl Payment {
                 method.as_str()
             )));
         }
-        if reference.as_deref().is_some_and(|r| r.chars().count() > 64 || r.chars().any(char::is_control)) {
+        if reference
+            .as_deref()
+            .is_some_and(|r| r.chars().count() > 64 || r.chars().any(char::is_control))
+        {
             return Err(CoreError::BadInput(
                 "--reference: at most 64 characters, no control characters".into(),
             ));

@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use super::notify::{SERVICE_PHONE, enqueue};
 use super::rows::{self, Application, MaterialRecord, Order};
-use super::{Payment, 
-    AppEvent, AppEventKind, AppId, AppState, Channel, Site, check_material, contact_mobile,
-    transition,
+use super::{
+    AppEvent, AppEventKind, AppId, AppState, Channel, Payment, Site, check_material,
+    contact_mobile, transition,
 };
 use crate::eligibility::{Eligible, Request, Step};
 use crate::error::{CoreError, Result};

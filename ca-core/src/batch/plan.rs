@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::file::{self, FileFormat, RowError};
 use super::{EXTERNAL_ID, TOKEN, TYPE};
 use crate::Ca;
+use crate::eligibility::holder_of;
 use crate::error::Result;
-use crate::time_fmt::now;
 
 /// One validated row, ready to issue.
 #[derive(Debug, Clone, Serialize)]
@@ -112,7 +112,8 @@ impl Ca {
         // USCCs of enterprise rows earlier in the file (an enterprise-secondary needs one).
         let mut enterprise_orgs: HashSet<String> = HashSet::new();
         let mut rows = Vec::new();
-        let mut next = 0usize;
+        // Token label → the holder id rows planned so far put on it.
+        let mut planned_owner: HashMap<String, String> = HashMap::new();
         for raw in &f.rows {
             let mut fields: BTreeMap<String, String> = raw.fields.clone();
             let line = raw.line;
@@ -176,6 +177,7 @@ impl Ca {
             };
             let applicant = Applicant(fields);
             let mut org = None;
+            let mut holder = None;
             if let Some(ct) = cert_type {
                 let policy = self.policies.get(ct);
                 match policy.validate(&applicant) {
@@ -186,6 +188,7 @@ impl Ca {
                             .as_deref()
                             .and_then(|f| v.get(f))
                             .map(str::to_owned);
+                        holder = holder_of(policy, &v.fields);
                     }
                     Err(es) => {
                         for e in es.0 {
@@ -204,7 +207,7 @@ impl Ca {
                     && !enterprise_orgs.contains(o)
                     && self
                         .store
-                        .valid_for_org(CertType::Enterprise.key(), o, now())?
+                        .valid_for_org(CertType::Enterprise.key(), o, self.now())?
                         .is_empty()
                 {
                     errors.push(err(
@@ -223,8 +226,36 @@ impl Ca {
                     enterprise_orgs.insert(o.clone());
                 }
             }
+            // One holder per USBKEY: the register, and the rows planned before this one.
+            let owner_of = |label: &str| -> Option<String> {
+                planned_owner.get(label).cloned().or_else(|| {
+                    present
+                        .iter()
+                        .find(|t| t.label == label)
+                        .and_then(|t| self.store.token_holder(&t.serial).ok().flatten())
+                        .map(|h| h.id)
+                })
+            };
+            let fits = |label: &str| match (&holder, owner_of(label)) {
+                (Some(h), Some(o)) => o == h.id,
+                _ => true,
+            };
             let (token, token_label, token_assigned) = match token {
                 Some(t) => match resolve(&t) {
+                    Ok(label) if !fits(&label) => {
+                        errors.push(err(
+                            line,
+                            id,
+                            TOKEN,
+                            format!(
+                                "USBKEY `{label}` belongs to {}, not to this row's holder {}",
+                                owner_of(&label).unwrap_or_default(),
+                                holder.as_ref().map(|h| h.id.as_str()).unwrap_or_default()
+                            ),
+                            "one holder per USBKEY",
+                        ));
+                        (t, label, false)
+                    }
                     Ok(label) => (t, label, false),
                     Err(problem) => {
                         errors.push(err(
@@ -238,12 +269,27 @@ impl Ca {
                     }
                 },
                 None if !tokens.is_empty() => {
-                    let (t, label) = round_robin
-                        .get(next % round_robin.len().max(1))
-                        .cloned()
-                        .unwrap_or_default();
-                    next += 1;
-                    (t, label, true)
+                    // The holder's own USBKEY from the list, else the first free one.
+                    let own = round_robin.iter().find(|(_, l)| {
+                        holder.is_some() && owner_of(l) == holder.as_ref().map(|h| h.id.clone())
+                    });
+                    let free = || round_robin.iter().find(|(_, l)| owner_of(l).is_none());
+                    match own.or_else(free) {
+                        Some((t, label)) => (t.clone(), label.clone(), true),
+                        None => {
+                            errors.push(err(
+                                line,
+                                id,
+                                TOKEN,
+                                format!(
+                                    "every USBKEY in --tokens belongs to another holder than {}",
+                                    holder.as_ref().map(|h| h.to_string()).unwrap_or_default()
+                                ),
+                                "one holder per USBKEY: list one more blank USBKEY in --tokens",
+                            ));
+                            (String::new(), String::new(), false)
+                        }
+                    }
                 }
                 None => {
                     errors.push(err(
@@ -256,6 +302,13 @@ impl Ca {
                     (String::new(), String::new(), false)
                 }
             };
+            if let Some(h) = &holder
+                && !token_label.is_empty()
+            {
+                planned_owner
+                    .entry(token_label.clone())
+                    .or_insert_with(|| h.id.clone());
+            }
             if errors.len() == before
                 && let (Some(external_id), Some(cert_type)) = (external_id, cert_type)
             {

@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use super::commit::{self, Made};
 use super::{Engine, IssueOutcome, IssueParams, KeySource, failpoint, refuse_ca_token};
 use crate::applications::{AppEventKind, AppId, AppState, move_in, state_in};
-use crate::eligibility::{Eligible, Request, Step};
 use crate::batch::CSR_TOKEN_LABEL;
+use crate::eligibility::{Eligible, Request, Step};
 use crate::error::{CoreError, Result};
 use crate::profile::{EeParams, SubjectKey, end_entity, random_serial, subject};
 use crate::seal::{SealContent, SealPicture, build_and_sign};
@@ -150,7 +150,16 @@ fn prepare(
         )?),
         (Some(sp), None, _) => {
             let name = validated.get(&sp.name_field).unwrap_or_default();
-            Some(SealPicture::generate_round(name, sp.width_mm, sp.height_mm))
+            // A relative [seal] font is relative to the home, like the other configured paths.
+            let cfg = &ca.config().seal;
+            let font = cfg.font.as_ref().map(|f| ca.home().dir().join(f));
+            Some(SealPicture::generate(
+                name,
+                sp.width_mm,
+                sp.height_mm,
+                cfg.picture.as_deref(),
+                font.as_deref(),
+            )?)
         }
         (None, Some(_), _) => {
             return Err(CoreError::BadInput(format!(

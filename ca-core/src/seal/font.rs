@@ -143,7 +143,12 @@ pub(in crate::seal) mod tests {
         let err = find_font(Some(Path::new("/nonexistent/seal-font.ttf")))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("seal picture: cannot read the font /nonexistent/seal-font.ttf ([seal] font)"), "{err}");
+        assert!(
+            err.starts_with(
+                "seal picture: cannot read the font /nonexistent/seal-font.ttf ([seal] font)"
+            ),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let err = find_font(Some(dir.path())).unwrap_err().to_string();
         assert!(err.contains("is not a file"), "{err}");
@@ -156,7 +161,10 @@ pub(in crate::seal) mod tests {
         std::fs::write(&path, b"not a font at all").unwrap();
         let font = SealFont::load(&path).unwrap();
         let err = font.face_for("某").err().unwrap().to_string();
-        assert!(err.contains("x.ttf is not a TrueType/OpenType font"), "{err}");
+        assert!(
+            err.contains("x.ttf is not a TrueType/OpenType font"),
+            "{err}"
+        );
     }
 
     #[test]

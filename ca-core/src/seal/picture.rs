@@ -226,9 +226,15 @@ pub(super) mod tests {
             err,
             "seal picture: [seal] picture = \"gif\" is not known: use \"png\" (the default) or \"svg\""
         );
-        let err = SealPicture::generate("某公司", 40, 40, Some("png"), Some(Path::new("/no/font.ttc")))
-            .unwrap_err()
-            .to_string();
+        let err = SealPicture::generate(
+            "某公司",
+            40,
+            40,
+            Some("png"),
+            Some(Path::new("/no/font.ttc")),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("/no/font.ttc ([seal] font)"), "{err}");
         if let Some(font) = super::super::font::tests::installed_font() {
             for choice in [None, Some("png"), Some("PNG")] {

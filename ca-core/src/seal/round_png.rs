@@ -136,7 +136,10 @@ fn render_round(face: &Face<'_>, text: &str, w: u32, h: u32) -> Result<Vec<f32>,
         // Radial outward unit vector (screen y down) and the clockwise tangent.
         let (out_x, out_y) = (sin, -cos);
         let (tan_x, tan_y) = (cos, sin);
-        let (ox, oy) = (cx + layout.centre_radius * out_x, cy + layout.centre_radius * out_y);
+        let (ox, oy) = (
+            cx + layout.centre_radius * out_x,
+            cy + layout.centre_radius * out_y,
+        );
         let sy = layout.em / metrics.units_per_em;
         let sx = sy * layout.aspect;
         // Font unit (x, y), y up: u = (x - advance/2)·sx along the tangent,
@@ -528,10 +531,16 @@ mod tests {
             let l = NameLayout::new(count, 90.0, 100.0);
             let span = (count as f32 - 1.0) * l.pitch;
             assert!(span <= MAX_SPAN_DEG.to_radians() + 1e-4, "{count}: {span}");
-            assert!(l.aspect >= MIN_ASPECT - 1e-4 && l.aspect <= 1.0, "{count}: {l:?}");
+            assert!(
+                l.aspect >= MIN_ASPECT - 1e-4 && l.aspect <= 1.0,
+                "{count}: {l:?}"
+            );
             let inner_gap = (90.0 - l.em) * l.pitch - l.em * l.aspect;
             assert!(inner_gap >= -1e-3, "{count}: {l:?}");
-            assert!(l.centre_radius - l.em / 2.0 > STAR * 100.0, "{count}: {l:?}");
+            assert!(
+                l.centre_radius - l.em / 2.0 > STAR * 100.0,
+                "{count}: {l:?}"
+            );
         }
         let l = NameLayout::new(13, 89.0, 100.0);
         assert!((l.angle_of(0) + SPAN_DEG.to_radians() / 2.0).abs() < 1e-4);
@@ -543,6 +552,9 @@ mod tests {
         let err = SealPicture::generate_round_png(NAME, 40, 40, Path::new("/nonexistent/f.ttc"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("seal picture: cannot read the font /nonexistent/f.ttc"), "{err}");
+        assert!(
+            err.starts_with("seal picture: cannot read the font /nonexistent/f.ttc"),
+            "{err}"
+        );
     }
 }

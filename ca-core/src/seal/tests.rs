@@ -109,6 +109,25 @@ fn generated_round_picture_round_trips() {
 }
 
 #[test]
+fn generated_png_picture_round_trips() {
+    let Some(font) = super::font::tests::installed_font() else {
+        return;
+    };
+    let picture = SealPicture::generate_round_png("黑龙江测试有限公司", 40, 40, &font).unwrap();
+    let f = fixture_with(picture);
+    let der = build(&f);
+    let p = parse(&der).unwrap();
+    assert_eq!(p.picture_kind, "PNG");
+    assert_eq!(p.picture, f.picture.data);
+    assert!(p.picture.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!((p.width_mm, p.height_mm), (40, 40));
+    p.verify_signature(&f.maker_der).unwrap();
+    if let Some(text) = asn1parse(&der) {
+        assert!(text.contains("IA5STRING         :PNG"), "{text}");
+    }
+}
+
+#[test]
 fn every_single_byte_flip_is_detected() {
     let f = fixture();
     let der = build(&f);
@@ -182,14 +201,11 @@ fn structural_strictness() {
     assert!(parse(b"not a seal").is_err());
 }
 
-#[test]
-fn openssl_asn1parse_understands_it() {
-    let f = fixture();
-    let der = build(&f);
-    let dir = std::env::temp_dir().join(format!("hljca-seal-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("seal.der");
-    std::fs::write(&path, &der).unwrap();
+/// `openssl asn1parse` of `der`, or `None` (with a note) when openssl is not installed.
+fn asn1parse(der: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seal.der");
+    std::fs::write(&path, der).unwrap();
     let out = match std::process::Command::new("openssl")
         .args(["asn1parse", "-inform", "DER", "-in"])
         .arg(&path)
@@ -198,17 +214,27 @@ fn openssl_asn1parse_understands_it() {
         Ok(out) => out,
         Err(e) => {
             eprintln!("openssl not available ({e}); skipping");
-            return;
+            return None;
         }
     };
-    let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Some(text)
+}
+
+#[test]
+fn openssl_asn1parse_understands_it() {
+    let f = fixture();
+    let der = build(&f);
+    let Some(text) = asn1parse(&der) else {
+        return;
+    };
     assert!(text.contains("IA5STRING") && text.contains(":ES"), "{text}");
+    assert!(text.contains(":PNG"), "{text}");
     assert!(text.contains("UTF8STRING"), "{text}");
     assert!(
         text.contains("UTCTIME") && text.contains("BIT STRING"),

@@ -76,13 +76,22 @@ fn feed(h: &mut Sha256, name: &str, v: ValueRef<'_>) {
 fn digest(names: &[String], row: &rusqlite::Row<'_>) -> Result<String> {
     let mut h = Sha256::new();
     for (i, name) in names.iter().enumerate() {
-        feed(&mut h, name, row.get_ref(i).map_err(CoreError::db("row digest"))?);
+        feed(
+            &mut h,
+            name,
+            row.get_ref(i).map_err(CoreError::db("row digest"))?,
+        );
     }
     Ok(hex::encode(h.finalize()))
 }
 
 /// SHA-256 over a row's columns (name, type tag, length, bytes each), or `None` when absent.
-pub(crate) fn row_digest(conn: &Connection, table: &str, key_col: &str, key: &str) -> Result<Option<String>> {
+pub(crate) fn row_digest(
+    conn: &Connection,
+    table: &str,
+    key_col: &str,
+    key: &str,
+) -> Result<Option<String>> {
     let mut stmt = conn
         .prepare_cached(&format!("SELECT * FROM main.{table} WHERE {key_col} = ?1"))
         .map_err(CoreError::db("row digest"))?;
@@ -112,7 +121,11 @@ pub(crate) fn take_changed(tx: &Transaction<'_>) -> Result<BTreeMap<String, Stri
     };
     let mut out = BTreeMap::new();
     for (t, key) in changed {
-        let key_col = TABLES.iter().find(|(n, _)| *n == t).map(|(_, k)| *k).unwrap_or("rowid");
+        let key_col = TABLES
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, k)| *k)
+            .unwrap_or("rowid");
         let d = row_digest(tx, &t, key_col, &key)?.unwrap_or_else(|| DELETED.to_owned());
         out.insert(format!("{t}/{key}"), d);
     }
@@ -128,7 +141,12 @@ pub(crate) fn current(conn: &Connection) -> Result<BTreeMap<String, String>> {
         let mut stmt = conn
             .prepare(&format!("SELECT CAST({k} AS TEXT), * FROM main.{t}"))
             .map_err(CoreError::db("bound rows"))?;
-        let names: Vec<String> = stmt.column_names().iter().skip(1).map(|s| s.to_string()).collect();
+        let names: Vec<String> = stmt
+            .column_names()
+            .iter()
+            .skip(1)
+            .map(|s| s.to_string())
+            .collect();
         let mut rows = stmt.query([]).map_err(CoreError::db("bound rows"))?;
         while let Some(row) = rows.next().map_err(CoreError::db("bound rows"))? {
             let key: String = row.get(0).map_err(CoreError::db("bound rows"))?;

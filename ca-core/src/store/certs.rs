@@ -302,7 +302,8 @@ impl Store {
     /// Certificates matching `f`, newest first.
     pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
         let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
-        let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE 1=1");
+        // ?1 is always the instant expiry is judged at.
+        let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE ?1 = ?1");
         let mut args: Vec<String> = vec![ts(now)];
         if let Some(t) = &f.cert_type {
             args.push(t.clone());

@@ -79,6 +79,28 @@ pub(crate) fn revoke(
     .map_err(CoreError::db("revoke"))
 }
 
+/// Turns a hold into a final revocation with `reason` (the revocation date stays the hold's).
+pub(crate) fn make_hold_final(tx: &Transaction<'_>, serial: &str, reason: Reason) -> Result<bool> {
+    tx.execute(
+        "UPDATE certificates SET revocation_reason = ?2, updated_at = ?3 \
+         WHERE serial = ?1 AND status = 'revoked' AND revocation_reason = 'certificateHold'",
+        params![serial, reason.name(), ts(OffsetDateTime::now_utc())],
+    )
+    .map(|n| n == 1)
+    .map_err(CoreError::db("make hold final"))
+}
+
+/// Releases a held certificate: issued again, off the next CRL.
+pub(crate) fn release(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
+    tx.execute(
+        "UPDATE certificates SET status = 'issued', revoked_at = NULL, revocation_reason = NULL, updated_at = ?2 \
+         WHERE serial = ?1 AND status = 'revoked' AND revocation_reason = 'certificateHold'",
+        params![serial, ts(OffsetDateTime::now_utc())],
+    )
+    .map(|n| n == 1)
+    .map_err(CoreError::db("release"))
+}
+
 /// The zero-amount order that keeps a (free) revocation in the business record.
 pub(crate) fn revocation_order(
     tx: &Transaction<'_>,

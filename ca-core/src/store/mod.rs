@@ -19,11 +19,11 @@ use crate::error::{CoreError, Result};
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
-pub(crate) use tokens::bind as bind_token;
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub(crate) use issuances::{
     mark_issued, record_key, record_signed, set_stage, status_in, supersede_renewed, void_rows,
 };
+pub(crate) use tokens::bind as bind_token;
 
 /// An open database.
 #[derive(Debug)]
@@ -51,6 +51,7 @@ impl Store {
             return Err(missing("has no hljca schema"));
         }
         let found = schema::migrate(&mut store.conn)?;
+        binding::install(&store.conn)?;
         if found < schema::ROW_BINDING_VERSION {
             store.bind_baseline()?;
         }
@@ -74,6 +75,7 @@ impl Store {
             .map_err(CoreError::io("creating database", path))?;
         let mut store = Store::connect(path)?;
         schema::migrate(&mut store.conn)?;
+        binding::install(&store.conn)?;
         Ok(store)
     }
 
@@ -112,7 +114,6 @@ impl Store {
             .map_err(CoreError::db("foreign_keys=ON"))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(CoreError::db("synchronous=FULL"))?;
-        binding::install(&conn)?;
         Ok(Store {
             conn,
             actor: "hljca".into(),

@@ -37,7 +37,13 @@ fn holder_in(conn: &rusqlite::Connection, serial: &str) -> Result<Option<Holder>
 
 /// Binds token `serial` to `holder` at its first issuance (inside the issuance's commit);
 /// refuses when it is bound to another holder meanwhile.
-pub(crate) fn bind(tx: &Transaction<'_>, serial: &str, label: &str, holder: &Holder, operator: &str) -> Result<()> {
+pub(crate) fn bind(
+    tx: &Transaction<'_>,
+    serial: &str,
+    label: &str,
+    holder: &Holder,
+    operator: &str,
+) -> Result<()> {
     match holder_in(tx, serial)? {
         Some(h) if h.id == holder.id => Ok(()),
         Some(h) => Err(CoreError::Refused(format!(

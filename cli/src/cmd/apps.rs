@@ -52,7 +52,10 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
         } => {
             let id = load(&ca, app)?.id;
             let refund = match refund_method {
-                Some(m) => Some(Payment::new(m.parse().map_err(bad)?, refund_reference.as_deref())?),
+                Some(m) => Some(Payment::new(
+                    m.parse().map_err(bad)?,
+                    refund_reference.as_deref(),
+                )?),
                 None => None,
             };
             let a = ca.cancel_application(id, reason.as_deref(), refund.as_ref())?;

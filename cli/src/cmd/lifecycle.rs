@@ -1,11 +1,25 @@
 //! `hljca revoke`, `hljca crl`, `hljca audit`.
 
-use hljca_core::revoke::Reason;
+use hljca_core::revoke::{Reason, RevokeOptions};
 
 use crate::Failure;
 use crate::args::{AuditCmd, Cli, CrlCmd, RevokeArgs};
 use crate::output;
 use crate::secrets;
+
+pub fn release(cli: &Cli, serial: &str) -> Result<(), Failure> {
+    let mut ca = super::open_ca(cli)?;
+    let report = ca.release(serial)?;
+    if cli.json {
+        output::json(&report)?;
+    } else {
+        for s in &report.released {
+            println!("released {s} from hold: issued again");
+        }
+        println!("publish the change: hljca crl generate");
+    }
+    Ok(())
+}
 
 pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
     let reason: Reason = a
@@ -13,19 +27,36 @@ pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
         .parse()
         .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
     let mut ca = super::open_ca(cli)?;
+    let opts = RevokeOptions {
+        reason,
+        keep_secondary: a.keep_secondary,
+    };
     let report = if a.remove_from_token {
         let mut s = secrets::gather(cli)?;
         secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
         let module = ca.module(cli.pkcs11_module.as_deref())?;
-        ca.revoke(&a.serial, reason, Some((&module, &s)))?
+        ca.revoke(&a.serial, opts, Some((&module, &s)))?
     } else {
-        ca.revoke(&a.serial, reason, None)?
+        ca.revoke(&a.serial, opts, None)?
     };
     if cli.json {
         output::json(&report)?;
     } else {
         for s in &report.revoked {
             println!("revoked {s} ({})", reason.name());
+        }
+        if report.hold_made_final {
+            println!("the hold is now a final revocation ({})", reason.name());
+        }
+        for s in &report.secondary_revoked {
+            println!(
+                "revoked {s}: enterprise-secondary (副锁) of the last enterprise certificate of its USCC"
+            );
+        }
+        for s in &report.secondary_kept {
+            println!(
+                "kept {s}: enterprise-secondary (副锁) whose enterprise certificate is gone (--keep-secondary)"
+            );
         }
         if a.remove_from_token {
             println!(

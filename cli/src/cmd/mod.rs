@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cert(c) => certs::run(&cli, c),
         Command::Seal(c) => seal::run(&cli, c),
         Command::Revoke(a) => lifecycle::revoke(&cli, a),
+        Command::Release { serial } => lifecycle::release(&cli, serial),
         Command::Renew(a) => lifecycle::renew(&cli, a),
         Command::Bind(a) => lifecycle::bind(&cli, a),
         Command::Bindings(_) => lifecycle::bindings(&cli),

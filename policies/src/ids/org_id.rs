@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn by_length() {
-        let u: OrgId = "91350100m000100y43".parse().unwrap();
+        let u: OrgId = "91350100M000100Y43".parse().unwrap();
         assert!(matches!(u, OrgId::Uscc(_)));
         assert_eq!(u.as_str(), "91350100M000100Y43");
         assert!(u.uscc().is_some());
@@ -96,5 +96,7 @@ mod tests {
         assert_eq!(e.rule, RULE_LEN);
         assert!(e.problem.contains("10 characters"), "{e}");
         assert!("91350100M000100Y4X".parse::<OrgId>().is_err());
+        let e = "91350100m000100y43".parse::<OrgId>().unwrap_err();
+        assert!(e.problem.contains("lower case"), "{e}");
     }
 }

@@ -23,6 +23,7 @@ const RULE_FORMAT: &str = "GB 11643-1999 format: 17 digits and a digit or X";
 const RULE_REGION: &str = "GB 11643-1999 region code (GB/T 2260 province)";
 const RULE_DATE: &str = "GB 11643-1999 birth date (a real date from 1900 on, not in the future)";
 const RULE_CHECK: &str = "GB 11643-1999 mod-11 check character";
+const RULE_CHECK_CASE: &str = "GB 11643-1999 check character: a digit or upper-case X";
 
 /// A checked resident ID number: 6-digit region, 8-digit birth date, 3-digit sequence (odd for
 /// men, even for women) and the mod-11 check character (`X` for 10, always upper case here).
@@ -57,7 +58,7 @@ impl ResidentId {
 
     /// Parses a number as [`FromStr`] does, judging "in the future" against `today`.
     pub fn parse_at(s: &str, today: Date) -> Result<ResidentId, IdError> {
-        let id = s.trim().to_ascii_uppercase();
+        let id = s.trim();
         let n = id.chars().count();
         if n != 18 {
             return Err(IdError::new(
@@ -69,6 +70,12 @@ impl ResidentId {
         let Some((&given, body)) = chars.split_last() else {
             return Err(IdError::new(RULE_FORMAT, "is empty"));
         };
+        if given == 'x' {
+            return Err(IdError::new(
+                RULE_CHECK_CASE,
+                "check character is a lower-case 'x'; write it as upper-case 'X'",
+            ));
+        }
         let expected = ResidentId::check_char(&body.iter().collect::<String>())?;
         if !(given.is_ascii_digit() || given == 'X') {
             return Err(IdError::new(
@@ -89,7 +96,7 @@ impl ResidentId {
                 ),
             ));
         }
-        let date = birth_date(&id)?;
+        let date = birth_date(id)?;
         if date > today {
             return Err(IdError::new(
                 RULE_DATE,
@@ -102,7 +109,7 @@ impl ResidentId {
                 format!("check character is '{given}' but should be '{expected}'"),
             ));
         }
-        Ok(ResidentId(id))
+        Ok(ResidentId(id.to_owned()))
     }
 }
 
@@ -142,8 +149,9 @@ fn birth_date(id: &str) -> Result<Date, IdError> {
 impl FromStr for ResidentId {
     type Err = IdError;
 
-    /// Parses a number; surrounding spaces are trimmed and a lower-case `x` is accepted.
-    /// "Not in the future" is judged against today's UTC date.
+    /// Parses a number; surrounding spaces are trimmed. A lower-case `x` check character is
+    /// refused (write `X`), not upper-cased. "Not in the future" is judged against today's UTC
+    /// date.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ResidentId::parse_at(s, OffsetDateTime::now_utc().date())
     }
@@ -178,10 +186,12 @@ mod tests {
     }
 
     #[test]
-    fn lowercase_x_is_normalised() {
-        let a: ResidentId = " 11010519491231002x".parse().unwrap();
+    fn lowercase_x_is_refused() {
+        let a: ResidentId = " 11010519491231002X".parse().unwrap();
         assert_eq!(a.as_str(), "11010519491231002X");
-        assert_eq!(a.to_string(), "11010519491231002X");
+        let e = "11010519491231002x".parse::<ResidentId>().unwrap_err();
+        assert_eq!(e.rule, RULE_CHECK_CASE);
+        assert!(e.problem.contains("upper-case 'X'"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ const WEIGHTS: [u32; 17] = [
 
 const RULE_LEN: &str = "GB 32100-2015 length 18";
 const RULE_CHARS: &str = "GB 32100-2015 character set 0-9 A-Z without I, O, S, V, Z";
+const RULE_CASE: &str = "GB 32100-2015 character set: letters are upper case (A-Z), never a-z";
 const RULE_REGION: &str = "GB 32100-2015 region code (positions 3-8 are digits)";
 const RULE_CHECK: &str = "GB 32100-2015 mod-31 check character";
 
@@ -84,14 +85,30 @@ fn value(c: char, i: usize) -> Result<u32, IdError> {
 impl FromStr for Uscc {
     type Err = IdError;
 
-    /// Parses a code; surrounding spaces are trimmed and lower case is accepted.
+    /// Parses a code; surrounding spaces are trimmed. Lower-case letters are refused, not
+    /// upper-cased: the code is recorded exactly as given, so it must be given as issued.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let code = s.trim().to_ascii_uppercase();
+        let code = s.trim();
         let n = code.chars().count();
         if n != 18 {
             return Err(IdError::new(
                 RULE_LEN,
                 format!("has {n} characters; a USCC has 18"),
+            ));
+        }
+        if let Some((i, c)) = code
+            .chars()
+            .enumerate()
+            .find(|(_, c)| c.is_ascii_lowercase())
+        {
+            return Err(IdError::new(
+                RULE_CASE,
+                format!(
+                    "character '{c}' at position {} is lower case; write the code in upper case \
+                     ('{}')",
+                    i + 1,
+                    c.to_ascii_uppercase()
+                ),
             ));
         }
         let chars: Vec<char> = code.chars().collect();
@@ -106,7 +123,7 @@ impl FromStr for Uscc {
                 format!("check character is '{given}' but should be '{expected}'"),
             ));
         }
-        Ok(Uscc(code))
+        Ok(Uscc(code.to_owned()))
     }
 }
 
@@ -123,7 +140,7 @@ mod tests {
             assert_eq!(u.as_str(), s);
             assert_eq!(u.to_string(), s);
         }
-        let u: Uscc = " 91350100m000100y43 ".parse().unwrap();
+        let u: Uscc = " 91350100M000100Y43 ".parse().unwrap();
         assert_eq!(u.as_str(), "91350100M000100Y43");
         assert_eq!(u.region(), "350100");
         assert_eq!(Uscc::check_char("91310110666007217").unwrap(), 'T');
@@ -147,6 +164,19 @@ mod tests {
         }
         let e = "91350100M000100Y4-".parse::<Uscc>().unwrap_err();
         assert_eq!(e.rule, RULE_CHARS);
+    }
+
+    #[test]
+    fn lower_case_is_refused_not_upper_cased() {
+        let e = "91350100m000100Y43".parse::<Uscc>().unwrap_err();
+        assert_eq!(e.rule, RULE_CASE);
+        assert_eq!(
+            e.problem,
+            "character 'm' at position 9 is lower case; write the code in upper case ('M')"
+        );
+        let e = "91350100M000100y43".parse::<Uscc>().unwrap_err();
+        assert!(e.problem.contains("position 16"), "{e}");
+        assert!(e.rule.contains("upper case"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod examples;
+mod hygiene;
 mod policy_set;
 mod properties;
 mod validation;

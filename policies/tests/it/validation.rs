@@ -65,8 +65,8 @@ fn values_are_normalised() {
     let set = PolicySet::builtin().unwrap();
     let p = set.get(CertType::Enterprise);
     let mut a = example(CertType::Enterprise);
-    a.0.insert("uscc".into(), " 91230103ma1cxk7r51 ".into());
-    a.0.insert("agent_id".into(), "23010319720611402x".into());
+    a.0.insert("uscc".into(), " 91230103MA1CXK7R51 ".into());
+    a.0.insert("agent_id".into(), "23010319720611402X".into());
     a.0.insert("agent_mobile".into(), "+86 13936612087".into());
     a.0.insert(
         "organization".into(),
