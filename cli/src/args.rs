@@ -305,9 +305,11 @@ pub struct BindArgs {
     /// With --token: the CKA_ID (hex) of the certificate; default the first one.
     #[arg(long, requires = "token")]
     pub key_id: Option<String>,
-    /// The former platform's CA certificate: when given, the signature is checked against it.
+    /// The counter's site: harbin, hegang or qiqihar. The certificate must chain to a former
+    /// platform CA listed in hljca.toml ([binding] former_ca) and not be on its CRL
+    /// ([binding] former_crl).
     #[arg(long)]
-    pub issuer_ca: Option<PathBuf>,
+    pub site: String,
     /// Counter materials as KIND=FILE: business-licence, legal-rep-id-copy, agent-id-copy.
     #[arg(long = "material", value_name = "KIND=FILE")]
     pub materials: Vec<String>,

@@ -61,7 +61,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// `apply` with the example applicant; returns the application number.
-fn apply(env: &Env, ty: &str, extra: &[&str]) -> i64 {
+pub(crate) fn apply(env: &Env, ty: &str, extra: &[&str]) -> i64 {
     let app = example(ty);
     let mut args = vec!["apply", "--type", ty, "--applicant", s(&app)];
     args.extend_from_slice(extra);
@@ -83,7 +83,7 @@ fn material_kinds(env: &Env, ty: &str) -> Vec<String> {
 }
 
 /// Adds every material of the type (alternating PDF and PNG files).
-fn add_materials(env: &Env, id: i64, ty: &str) {
+pub(crate) fn add_materials(env: &Env, id: i64, ty: &str) {
     for (i, kind) in material_kinds(env, ty).iter().enumerate() {
         let f = if i % 2 == 0 {
             pdf(env, &format!("{id}-{kind}.pdf"), &format!("{ty} {kind}"))

@@ -270,15 +270,20 @@ fn renewal_window_edges_fee_and_token_objects() {
     assert!(env.json(&["audit", "verify"])["intact"] == true);
 }
 
-/// A "former Daqing platform" CA and a leaf certificate it issued, made with openssl.
-fn foreign_cert(dir: &Path, days: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+/// A "former Daqing platform" CA in `dir` (dq.key, dq.pem), made with openssl once.
+fn former_ca(dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let ca = dir.join("dq.pem");
+    if !ca.exists() {
+        self_signed_ec(&dir.join("dq.key"), &ca, "/CN=Daqing Platform CA", "365");
+    }
+    ca
+}
+
+/// A leaf certificate `name`.pem issued by the former CA in `dir`, valid for `days`.
+fn former_leaf(dir: &Path, name: &str, days: &str) -> std::path::PathBuf {
+    former_ca(dir);
     let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    self_signed_ec(
-        &dir.join("dq.key"),
-        &dir.join("dq.pem"),
-        "/CN=Daqing Platform CA",
-        "365",
-    );
     openssl_ok(&[
         "req",
         "-new",
@@ -288,17 +293,17 @@ fn foreign_cert(dir: &Path, days: &str) -> (std::path::PathBuf, std::path::PathB
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-keyout",
-        &p("leaf.key"),
+        &p(&format!("{name}.key")),
         "-subj",
         "/O=Daqing Oilfield Supplies/CN=Daqing Oilfield Supplies",
         "-out",
-        &p("leaf.csr"),
+        &p(&format!("{name}.csr")),
     ]);
     openssl_ok(&[
         "x509",
         "-req",
         "-in",
-        &p("leaf.csr"),
+        &p(&format!("{name}.csr")),
         "-CA",
         &p("dq.pem"),
         "-CAkey",
@@ -307,9 +312,76 @@ fn foreign_cert(dir: &Path, days: &str) -> (std::path::PathBuf, std::path::PathB
         "-days",
         days,
         "-out",
-        &p("leaf.pem"),
+        &p(&format!("{name}.pem")),
     ]);
-    (dir.join("leaf.pem"), dir.join("dq.pem"))
+    dir.join(format!("{name}.pem"))
+}
+
+/// A CRL of the former CA in `dir` listing `revoked` (openssl ca), as dq.crl (PEM).
+fn former_crl(dir: &Path, revoked: &[&Path]) -> std::path::PathBuf {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        format!(
+            "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = {}\ncrlnumber = {}\ndefault_md = sha256\ndefault_crl_days = 30\n",
+            p("index.txt"),
+            p("crlnumber")
+        ),
+    )
+    .unwrap();
+    for r in revoked {
+        openssl_ok(&[
+            "ca",
+            "-config",
+            &p("ca.cnf"),
+            "-keyfile",
+            &p("dq.key"),
+            "-cert",
+            &p("dq.pem"),
+            "-revoke",
+            r.to_str().unwrap(),
+            "-crl_reason",
+            "keyCompromise",
+        ]);
+    }
+    openssl_ok(&[
+        "ca",
+        "-config",
+        &p("ca.cnf"),
+        "-keyfile",
+        &p("dq.key"),
+        "-cert",
+        &p("dq.pem"),
+        "-gencrl",
+        "-out",
+        &p("dq.crl"),
+    ]);
+    dir.join("dq.crl")
+}
+
+/// Lists the former CA (and CRL) in the home's hljca.toml ([binding]).
+fn configure_former(env: &Env, ca: &Path, crl: Option<&Path>) {
+    let former = env.home.join("former");
+    std::fs::create_dir_all(&former).unwrap();
+    std::fs::copy(ca, former.join("daqing-ca.pem")).unwrap();
+    let mut section = "\n[binding]\nformer_ca = [\"former/daqing-ca.pem\"]\n".to_owned();
+    if let Some(c) = crl {
+        std::fs::copy(c, former.join("daqing.crl")).unwrap();
+        section.push_str("former_crl = [\"former/daqing.crl\"]\n");
+    }
+    let cfg = env.home.join("hljca.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = match text.find("\n[binding]") {
+        Some(i) => {
+            let rest = &text[i + 1..];
+            let end = rest.find("\n[").map(|j| i + 1 + j).unwrap_or(text.len());
+            format!("{}{}{}", &text[..i], section, &text[end..])
+        }
+        None => format!("{text}{section}"),
+    };
+    std::fs::write(&cfg, text).unwrap();
 }
 
 fn materials(dir: &Path) -> Vec<String> {
@@ -327,32 +399,47 @@ fn materials(dir: &Path) -> Vec<String> {
 fn cross_platform_binding() {
     let env = Env::new();
     env.init_ca();
-    let dir = env.dir.path();
-    let (leaf, dq) = foreign_cert(dir, "30");
-    let mats = materials(dir);
-    let mut args = vec![
-        "bind",
-        "--pem",
-        leaf.to_str().unwrap(),
-        "--issuer-ca",
-        dq.to_str().unwrap(),
-    ];
+    let dir = env.dir.path().join("daqing");
+    let leaf = former_leaf(&dir, "leaf", "30");
+    let mats = materials(env.dir.path());
+    let with_mats = |mut args: Vec<String>| {
+        for m in &mats {
+            args.push("--material".into());
+            args.push(m.clone());
+        }
+        args
+    };
+    let run = |args: &[String], code: i32| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.fails(&a, code)
+    };
+    let pem_args = |p: &Path| -> Vec<String> {
+        vec![
+            "bind".into(),
+            "--pem".into(),
+            p.display().to_string(),
+            "--site".into(),
+            "hegang".into(),
+        ]
+    };
+    // No former CA configured: nothing is accepted, however it looks.
+    let err = run(&with_mats(pem_args(&leaf)), 1);
+    assert!(err.contains("former_ca"), "{err}");
+    configure_former(&env, &dir.join("dq.pem"), None);
     // Materials are required.
-    let err = env.fails(&args, 1);
+    let err = run(&pem_args(&leaf), 1);
     assert!(err.contains("business-licence"), "{err}");
-    for m in &mats {
-        args.push("--material");
-        args.push(m);
-    }
-    let b = env.json(&args);
+    let a: Vec<String> = with_mats(pem_args(&leaf));
+    let b = env.json(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(b["status"], "active");
+    assert_eq!(b["site"], "hegang");
     assert!(b["issuer"].as_str().unwrap().contains("Daqing"));
     // Not twice.
-    let err = env.fails(&args, 1);
+    let err = run(&a, 1);
     assert!(err.contains("already bound"), "{err}");
     // From a token: the certificate written there by the other CA's tooling.
+    let leaf2 = former_leaf(&dir, "leaf2", "30");
     let der = dir.join("leaf2.der");
-    let (leaf2, _) = foreign_cert(&dir.join("second").tap_mkdir(), "30");
     openssl_ok(&[
         "x509",
         "-in",
@@ -385,12 +472,14 @@ fn cross_platform_binding() {
         .output()
         .unwrap();
     assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
-    let mut targs = vec!["bind", "--token", "daqing-key"];
-    for m in &mats {
-        targs.push("--material");
-        targs.push(m);
-    }
-    let t = env.json(&targs);
+    let t = with_mats(vec![
+        "bind".into(),
+        "--token".into(),
+        "daqing-key".into(),
+        "--site".into(),
+        "harbin".into(),
+    ]);
+    let t = env.json(&t.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(t["source"], "token");
     assert_eq!(
         env.json(&["bindings", "list"])["bindings"]
@@ -399,44 +488,50 @@ fn cross_platform_binding() {
             .len(),
         2
     );
-    // A certificate signed by someone else than the named CA is refused.
-    let (other, _) = foreign_cert(&dir.join("third").tap_mkdir(), "30");
-    let mut bad = vec![
-        "bind",
-        "--pem",
-        other.to_str().unwrap(),
-        "--issuer-ca",
-        dq.to_str().unwrap(),
-    ];
-    for m in &mats {
-        bad.push("--material");
-        bad.push(m);
-    }
-    let err = env.fails(&bad, 1);
-    assert!(err.contains("not signed"), "{err}");
+    // A self-signed look-alike, or a certificate of another CA with the same name: refused.
+    let other = former_leaf(&env.dir.path().join("impostor"), "leaf", "30");
+    let err = run(&with_mats(pem_args(&other)), 1);
+    assert!(
+        err.contains("not issued by a configured former platform CA"),
+        "{err}"
+    );
+    let selfsigned = env.dir.path().join("self.pem");
+    self_signed_ec(
+        &env.dir.path().join("self.key"),
+        &selfsigned,
+        "/CN=other",
+        "30",
+    );
+    let err = run(&with_mats(pem_args(&selfsigned)), 1);
+    assert!(
+        err.contains("not issued by a configured former platform CA"),
+        "{err}"
+    );
     // An expired certificate is refused.
-    let (old, _) = foreign_cert(&dir.join("fourth").tap_mkdir(), "0");
+    let old = former_leaf(&dir, "old", "0");
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let mut exp = vec!["bind", "--pem", old.to_str().unwrap()];
-    for m in &mats {
-        exp.push("--material");
-        exp.push(m);
-    }
-    let err = env.fails(&exp, 1);
+    let err = run(&with_mats(pem_args(&old)), 1);
     assert!(err.contains("validity"), "{err}");
+    // Revoked by the former CA (its CRL configured): refused; the others still bind.
+    let revoked = former_leaf(&dir, "revoked", "30");
+    let fine = former_leaf(&dir, "fine", "30");
+    let crl = former_crl(&dir, &[&revoked]);
+    configure_former(&env, &dir.join("dq.pem"), Some(&crl));
+    let err = run(&with_mats(pem_args(&revoked)), 1);
+    assert!(err.contains("revoked by the former CA"), "{err}");
+    let f = with_mats(pem_args(&fine));
+    env.json(&f.iter().map(String::as_str).collect::<Vec<_>>());
+    // A bad site is bad input.
+    let mut bad_site = with_mats(pem_args(&fine));
+    bad_site[4] = "daqing".into();
+    run(&bad_site, 2);
     // One of our own certificates needs no binding.
     env.token("ours");
     let ours = env.issue("medical", "ours");
-    let mut own = vec![
-        "bind",
-        "--pem",
+    let own = with_mats(pem_args(Path::new(
         ours["certificates"][0]["pem"].as_str().unwrap(),
-    ];
-    for m in &mats {
-        own.push("--material");
-        own.push(m);
-    }
-    let err = env.fails(&own, 1);
+    )));
+    let err = run(&own, 1);
     assert!(err.contains("issued by this CA"), "{err}");
     assert!(
         env.json(&["audit", "list"])["entries"]
@@ -445,16 +540,7 @@ fn cross_platform_binding() {
             .iter()
             .any(|e| e["action"] == "binding.activate")
     );
-}
-
-trait TapMkdir {
-    fn tap_mkdir(self) -> Self;
-}
-impl TapMkdir for std::path::PathBuf {
-    fn tap_mkdir(self) -> Self {
-        std::fs::create_dir_all(&self).unwrap();
-        self
-    }
+    env.audit_intact();
 }
 
 #[test]

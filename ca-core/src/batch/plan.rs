@@ -7,7 +7,7 @@ use hljca_policies::{Applicant, CertType};
 use hljca_token::{Module, TokenInfo};
 use serde::Serialize;
 
-use super::file::{self, FileFormat, RowError};
+use super::file::{self, ErrorScope, FileFormat, RowError};
 use super::{EXTERNAL_ID, TOKEN, TYPE};
 use crate::Ca;
 use crate::eligibility::holder_of;
@@ -51,6 +51,60 @@ pub struct BatchPlan {
     pub errors: Vec<RowError>,
 }
 
+impl BatchPlan {
+    /// How many rows have at least one problem.
+    pub fn bad_rows(&self) -> usize {
+        let lines: HashSet<u64> = self
+            .errors
+            .iter()
+            .filter(|e| e.is_row())
+            .map(|e| e.line)
+            .collect();
+        lines.len()
+    }
+
+    /// How many problems concern the file as a whole (its header, its quoting, no rows).
+    pub fn file_problems(&self) -> usize {
+        self.errors
+            .iter()
+            .filter(|e| !e.is_row() && !e.is_command_line())
+            .count()
+    }
+
+    /// How many problems concern the command line (e.g. `--tokens` entries).
+    pub fn command_line_problems(&self) -> usize {
+        self.errors.iter().filter(|e| e.is_command_line()).count()
+    }
+}
+
+/// The rule an external id keeps to.
+const EXTERNAL_ID_RULE: &str = "external_id is 1-64 characters of A-Z a-z 0-9 . _ : -";
+/// Longest external id, in characters.
+const MAX_EXTERNAL_ID: usize = 64;
+
+/// Why a (trimmed, non-empty) external id breaks [`EXTERNAL_ID_RULE`], if it does.
+fn external_id_problem(id: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+    let mut preview: String = id.chars().take(24).flat_map(char::escape_debug).collect();
+    if id.chars().count() > 24 {
+        preview.push('…');
+    }
+    if let Some((i, c)) = id.chars().enumerate().find(|(_, c)| !allowed(*c)) {
+        let shown = if c.is_ascii_graphic() {
+            format!("'{c}'")
+        } else {
+            format!("U+{:04X}", u32::from(c))
+        };
+        return Some(format!(
+            "`{preview}`: character {shown} at position {} is not allowed",
+            i + 1
+        ));
+    }
+    let n = id.chars().count();
+    (n > MAX_EXTERNAL_ID)
+        .then(|| format!("`{preview}` has {n} characters; at most {MAX_EXTERNAL_ID} are allowed"))
+}
+
 fn token_matches(t: &TokenInfo, sel: &str) -> bool {
     t.initialized && (t.label == sel || t.serial == sel)
 }
@@ -66,6 +120,7 @@ impl Ca {
         let mut errors = f.errors.clone();
         let err =
             |line: u64, id: Option<&str>, field: &str, problem: String, rule: &str| RowError {
+                scope: ErrorScope::Row,
                 line,
                 external_id: id.map(str::to_owned),
                 field: field.into(),
@@ -99,13 +154,16 @@ impl Ca {
         for t in tokens {
             match resolve(t) {
                 Ok(label) => round_robin.push((t.clone(), label)),
-                Err(problem) => errors.push(err(
-                    0,
-                    None,
-                    "--tokens",
-                    problem,
-                    "every --tokens entry is a present token (label or serial)",
-                )),
+                Err(problem) => errors.push(RowError {
+                    scope: ErrorScope::CommandLine,
+                    ..err(
+                        0,
+                        None,
+                        "--tokens",
+                        problem,
+                        "every --tokens entry is a present token (label or serial)",
+                    )
+                }),
             }
         }
         let mut seen: HashMap<String, u64> = HashMap::new();
@@ -117,10 +175,13 @@ impl Ca {
         for raw in &f.rows {
             let mut fields: BTreeMap<String, String> = raw.fields.clone();
             let line = raw.line;
-            let external_id = fields
+            let given_id = fields
                 .remove(EXTERNAL_ID)
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty());
+            let id_problem = given_id.as_deref().and_then(external_id_problem);
+            // An external id that breaks the rule is not echoed as the row's id.
+            let external_id = given_id.filter(|_| id_problem.is_none());
             let id = external_id.as_deref();
             let type_text = fields.remove(TYPE);
             let token = fields
@@ -129,6 +190,13 @@ impl Ca {
                 .filter(|s| !s.is_empty());
             let before = errors.len();
             match id {
+                None if id_problem.is_some() => errors.push(err(
+                    line,
+                    None,
+                    EXTERNAL_ID,
+                    id_problem.unwrap_or_default(),
+                    EXTERNAL_ID_RULE,
+                )),
                 None => errors.push(err(
                     line,
                     None,
@@ -325,10 +393,8 @@ impl Ca {
             }
         }
         if f.rows.is_empty() && f.errors.is_empty() {
-            errors.push(err(
+            errors.push(RowError::file(
                 0,
-                None,
-                "(file)",
                 "the file has no rows".into(),
                 "a batch file holds at least one application",
             ));
@@ -341,5 +407,27 @@ impl Ca {
             rows,
             errors,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_id_rule() {
+        for ok in ["E-1", "a.b_c:d-0", &"x".repeat(64)] {
+            assert_eq!(external_id_problem(ok), None, "{ok}");
+        }
+        let e = external_id_problem(&"x".repeat(65)).unwrap();
+        assert!(e.contains("65 characters; at most 64"), "{e}");
+        assert!(e.contains('…'), "a long id is shown shortened: {e}");
+        let e = external_id_problem("E 1").unwrap();
+        assert!(e.contains("U+0020 at position 2"), "{e}");
+        let e = external_id_problem("E/1").unwrap();
+        assert!(e.contains("'/' at position 2"), "{e}");
+        let e = external_id_problem("E-1\u{202e}").unwrap();
+        assert!(e.contains("U+202E") && e.contains("\\u{202e}"), "{e}");
+        assert!(external_id_problem("编号1").is_some());
     }
 }

@@ -8,11 +8,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::FromDer;
 
-use crate::applications::{check_file, material_hash};
+use crate::applications::{Site, check_file, material_hash};
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
-use crate::store::CertStatus;
-use crate::time_fmt::{now, ts};
+use crate::time_fmt::ts;
 use crate::{Ca, audit};
 
 /// Where a certificate to bind comes from.
@@ -66,15 +65,19 @@ pub struct Binding {
     pub operator: String,
     /// When.
     pub bound_at: String,
+    /// The counter's site.
+    pub site: Option<Site>,
 }
 
 impl Ca {
-    /// Registers and activates a certificate issued by another CA for the provincial platform.
+    /// Registers and activates a certificate of the former platform's CA (configured in
+    /// `[binding]`) at the counter of `site`: it must chain to that CA, be valid now and not be
+    /// on its configured CRL.
     pub fn bind(
         &mut self,
         source: &BindSource,
         materials: &[BindMaterial],
-        issuer_ca: Option<&[u8]>,
+        site: Site,
         module: Option<&Module>,
         secrets: &Secrets,
     ) -> Result<Binding> {
@@ -122,7 +125,7 @@ impl Ca {
             }
         })?;
         let serial = hex::encode(cert.raw_serial());
-        let t = now();
+        let t = self.now();
         let (nb, na) = (
             cert.validity().not_before.to_datetime(),
             cert.validity().not_after.to_datetime(),
@@ -142,28 +145,7 @@ impl Ca {
                 "certificate {serial} was issued by this CA: it needs no cross-platform binding"
             )));
         }
-        if let Some(ca_der) = issuer_ca {
-            let (_, ca) =
-                x509_parser::certificate::X509Certificate::from_der(ca_der).map_err(|e| {
-                    CoreError::Parse {
-                        what: "issuer CA certificate".into(),
-                        reason: e.to_string(),
-                    }
-                })?;
-            cert.verify_signature(Some(ca.public_key())).map_err(|_| {
-                CoreError::Refused(format!(
-                    "certificate {serial} is not signed by the given issuer CA ({})",
-                    ca.subject()
-                ))
-            })?;
-        }
-        if let Ok(rec) = self.store.cert(&serial)
-            && rec.status == CertStatus::Revoked
-        {
-            return Err(CoreError::Refused(format!(
-                "certificate {serial} is revoked by this CA"
-            )));
-        }
+        let verified = self.verify_former(&cert)?;
         let fingerprint = hex::encode(Sha256::digest(&der));
         let mut stored = Vec::new();
         for m in materials {
@@ -183,8 +165,8 @@ impl Ca {
         let tx = self.store.begin("begin binding")?;
         let inserted = tx.execute(
             "INSERT INTO bindings (fingerprint, issuer, subject, serial, not_before, not_after, der, source, token_label, \
-             token_serial, materials, status, operator, bound_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13)",
+             token_serial, materials, status, operator, bound_at, site) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13, ?14)",
             params![
                 fingerprint,
                 issuer,
@@ -198,7 +180,8 @@ impl Ca {
                 token_serial,
                 serde_json::Value::Array(stored).to_string(),
                 self.operator,
-                bound_at
+                bound_at,
+                site.as_str()
             ],
         );
         match inserted {
@@ -219,7 +202,10 @@ impl Ca {
             &self.operator,
             "binding.activate",
             &serial,
-            &serde_json::json!({ "issuer": issuer, "subject": subject, "fingerprint": fingerprint, "source": src }),
+            &serde_json::json!({
+                "issuer": issuer, "subject": subject, "fingerprint": fingerprint, "source": src,
+                "anchor": verified.anchor, "crls_checked": verified.crls_checked, "site": site.as_str(),
+            }),
         )?;
         self.store.commit(tx, "commit binding")?;
         Ok(Binding {
@@ -234,6 +220,7 @@ impl Ca {
             status: "active".into(),
             operator: self.operator.clone(),
             bound_at,
+            site: Some(site),
         })
     }
 
@@ -243,8 +230,8 @@ impl Ca {
             .store
             .conn
             .prepare(
-                "SELECT id, fingerprint, issuer, subject, serial, not_after, source, token_label, status, operator, bound_at \
-                 FROM bindings ORDER BY id DESC",
+                "SELECT id, fingerprint, issuer, subject, serial, not_after, source, token_label, status, operator, bound_at, \
+                 site FROM bindings ORDER BY id DESC",
             )
             .map_err(CoreError::db("list bindings"))?;
         let rows = stmt
@@ -261,6 +248,7 @@ impl Ca {
                     status: r.get(8)?,
                     operator: r.get(9)?,
                     bound_at: r.get(10)?,
+                    site: r.get::<_, Option<String>>(11)?.and_then(|x| x.parse().ok()),
                 })
             })
             .map_err(CoreError::db("list bindings"))?;
@@ -270,14 +258,5 @@ impl Ca {
 }
 
 fn read_cert_file(p: &std::path::Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(p).map_err(CoreError::io("reading certificate", p))?;
-    if bytes.starts_with(b"-----BEGIN") {
-        let pem = pem::parse(&bytes).map_err(|e| CoreError::Parse {
-            what: p.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(pem.into_contents())
-    } else {
-        Ok(bytes)
-    }
+    super::former::read_der(p, "certificate")
 }

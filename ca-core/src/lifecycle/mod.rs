@@ -2,6 +2,7 @@
 //! former Daqing platform.
 
 mod bind;
+mod former;
 mod renew;
 
 pub use bind::{BIND_MATERIALS, BindMaterial, BindSource, Binding};

@@ -219,26 +219,17 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
                 )));
             }
         };
-    let issuer_ca = match &a.issuer_ca {
-        Some(p) => Some(
-            hljca_core::ca::read_pem_cert(p)
-                .or_else(|_| std::fs::read(p).map_err(anyhow::Error::from))?,
-        ),
-        None => None,
-    };
+    let site: hljca_core::applications::Site = a
+        .site
+        .parse()
+        .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
     let mut ca = super::open_ca(cli)?;
     let s = secrets::gather(cli)?;
     let module = match &source {
         BindSource::Token { .. } => Some(ca.module(cli.pkcs11_module.as_deref())?),
         BindSource::File(_) => None,
     };
-    let b = ca.bind(
-        &source,
-        &materials,
-        issuer_ca.as_deref(),
-        module.as_ref(),
-        &s,
-    )?;
+    let b = ca.bind(&source, &materials, site, module.as_ref(), &s)?;
     if cli.json {
         return Ok(output::json(&b)?);
     }

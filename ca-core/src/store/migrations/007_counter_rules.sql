@@ -43,3 +43,5 @@ CREATE UNIQUE INDEX orders_one_refund ON orders(refund_of) WHERE refund_of IS NO
 -- Certificate queries by status and expiry (status, cert list --expiring-within, remind).
 CREATE INDEX IF NOT EXISTS certificates_status_not_after ON certificates(status, not_after);
 CREATE INDEX IF NOT EXISTS certificates_token ON certificates(token_serial);
+-- Bindings record the site where the counter activated them.
+ALTER TABLE bindings ADD COLUMN site TEXT CHECK (site IN ('harbin', 'hegang', 'qiqihar'));

@@ -1,0 +1,138 @@
+//! The former (Daqing) platform's CA, as configured once in `hljca.toml` (`[binding]`): its CA
+//! certificates are the only anchors a bound certificate may chain to, and its CRLs (when
+//! configured) say whether the former CA revoked it.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use crate::Ca;
+use crate::error::{CoreError, Result};
+use crate::time_fmt::ts;
+
+/// What the check found out about a certificate to bind.
+#[derive(Debug, Clone)]
+pub(super) struct Verified {
+    /// Subject of the former CA certificate it chains to.
+    pub anchor: String,
+    /// How many of the configured CRLs were that CA's and were checked.
+    pub crls_checked: usize,
+}
+
+/// DER of a PEM or DER file.
+pub(super) fn read_der(p: &Path, what: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(p).map_err(CoreError::io("reading", p))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let pem = pem::parse(&bytes).map_err(|e| CoreError::Parse {
+            what: format!("{what} {}", p.display()),
+            reason: e.to_string(),
+        })?;
+        Ok(pem.into_contents())
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn to_time(t: x509_parser::time::ASN1Time) -> OffsetDateTime {
+    t.to_datetime()
+}
+
+impl Ca {
+    /// Checks `cert` against the configured former platform CA: issued and signed by one of its
+    /// CA certificates, both valid now, and not on a configured CRL of that CA.
+    pub(super) fn verify_former(&self, cert: &X509Certificate<'_>) -> Result<Verified> {
+        let cfg = &self.config.binding;
+        if cfg.former_ca.is_empty() {
+            return Err(CoreError::Refused(
+                "binding needs the former platform's CA certificate(s): list them once in hljca.toml, \
+                 [binding] former_ca = [\"former/daqing-ca.pem\"] (paths relative to the home)"
+                    .into(),
+            ));
+        }
+        let now = self.now();
+        let serial = hex::encode(cert.raw_serial());
+        let anchors: Vec<Vec<u8>> = cfg
+            .former_ca
+            .iter()
+            .map(|p| read_der(&self.home.dir().join(p), "former CA certificate"))
+            .collect::<Result<_>>()?;
+        let mut names = Vec::new();
+        for der in &anchors {
+            let (_, ca) = X509Certificate::from_der(der).map_err(|e| CoreError::Parse {
+                what: "a configured former CA certificate".into(),
+                reason: e.to_string(),
+            })?;
+            names.push(ca.subject().to_string());
+            if ca.subject() != cert.issuer()
+                || cert.verify_signature(Some(ca.public_key())).is_err()
+            {
+                continue;
+            }
+            let (nb, na) = (
+                to_time(ca.validity().not_before),
+                to_time(ca.validity().not_after),
+            );
+            if now < nb || now > na {
+                return Err(CoreError::Refused(format!(
+                    "the former CA `{}` is not valid now ({} .. {}): its certificates cannot be bound",
+                    ca.subject(),
+                    ts(nb),
+                    ts(na)
+                )));
+            }
+            let mut crls_checked = 0;
+            for p in &cfg.former_crl {
+                let crl_der = read_der(&self.home.dir().join(p), "former CA CRL")?;
+                let (_, crl) = CertificateRevocationList::from_der(&crl_der).map_err(|e| {
+                    CoreError::Parse {
+                        what: format!("CRL {}", p.display()),
+                        reason: e.to_string(),
+                    }
+                })?;
+                if crl.issuer() != ca.subject() {
+                    continue;
+                }
+                crl.verify_signature(ca.public_key()).map_err(|_| {
+                    CoreError::Refused(format!(
+                        "CRL {} does not verify with the former CA `{}`",
+                        p.display(),
+                        ca.subject()
+                    ))
+                })?;
+                if let Some(next) = crl.next_update().map(to_time)
+                    && next < now
+                {
+                    return Err(CoreError::Refused(format!(
+                        "CRL {} of the former CA is out of date (nextUpdate {}); fetch a current one first",
+                        p.display(),
+                        ts(next)
+                    )));
+                }
+                if let Some(r) = crl
+                    .iter_revoked_certificates()
+                    .find(|r| r.raw_serial() == cert.raw_serial())
+                {
+                    return Err(CoreError::Refused(format!(
+                        "certificate {serial} was revoked by the former CA on {}{}",
+                        ts(to_time(r.revocation_date)),
+                        r.reason_code()
+                            .map(|(_, c)| format!(" ({c})"))
+                            .unwrap_or_default()
+                    )));
+                }
+                crls_checked += 1;
+            }
+            return Ok(Verified {
+                anchor: ca.subject().to_string(),
+                crls_checked,
+            });
+        }
+        Err(CoreError::Refused(format!(
+            "certificate {serial} (issuer `{}`) is not issued by a configured former platform CA ({})",
+            cert.issuer(),
+            names.join("; ")
+        )))
+    }
+}
