@@ -119,7 +119,8 @@ impl Default for CrlConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SealConfig {
-    /// A TrueType/OpenType font with CJK glyphs for the name on generated seals; when absent,
+    /// A TrueType/OpenType font with CJK glyphs for the name on generated seals (relative to the
+    /// home unless absolute); when absent,
     /// the Noto CJK fonts `softhsm-setup.sh` installs are looked for in their Debian places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub font: Option<PathBuf>,

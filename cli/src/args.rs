@@ -139,11 +139,15 @@ pub struct InitArgs {
 pub enum CaCmd {
     /// Show the root and issuing CA certificates.
     Show,
-    /// Write the chain (issuing + root) as PEM.
+    /// Write the chain (issuing + root) as PEM, or with --der the issuing CA certificate as DER.
     Export {
         /// Output file (stdout when absent).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The issuing CA certificate alone as DER (what the AIA caIssuers URL serves, like
+        /// ca/issuing.cer) instead of the PEM chain: DER holds one certificate.
+        #[arg(long)]
+        der: bool,
     },
 }
 

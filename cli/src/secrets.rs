@@ -7,21 +7,26 @@ use hljca_core::Secrets;
 use hljca_token::Pin;
 
 use crate::args::Cli;
+use crate::{Failure, files};
 
-/// A PIN from a file (trailing newline dropped).
-pub fn pin_file(path: &Path) -> anyhow::Result<Pin> {
+/// A PIN from a file (trailing newline dropped; at most [`files::MAX_PIN_FILE`] bytes).
+pub fn pin_file(path: &Path) -> Result<Pin, Failure> {
     from_file(path)
 }
 
-fn from_file(path: &Path) -> anyhow::Result<Pin> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading PIN file {}: {e}", path.display()))?,
-    );
+fn from_file(path: &Path) -> Result<Pin, Failure> {
+    let bytes =
+        zeroize::Zeroizing::new(files::read_limited(path, files::MAX_PIN_FILE, "PIN file")?);
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        Failure::input(anyhow::anyhow!(
+            "PIN file {} is not UTF-8 text: {e}",
+            path.display()
+        ))
+    })?;
     Ok(Pin::new(text.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
-fn one(env: &str, file: Option<&Path>) -> anyhow::Result<Option<Pin>> {
+fn one(env: &str, file: Option<&Path>) -> Result<Option<Pin>, Failure> {
     if let Some(f) = file {
         return from_file(f).map(Some);
     }
@@ -32,7 +37,7 @@ fn one(env: &str, file: Option<&Path>) -> anyhow::Result<Option<Pin>> {
 }
 
 /// Every secret available without asking.
-pub fn gather(cli: &Cli) -> anyhow::Result<Secrets> {
+pub fn gather(cli: &Cli) -> Result<Secrets, Failure> {
     Ok(Secrets {
         ca_pin: one("HLJCA_CA_PIN", cli.ca_pin_file.as_deref())?,
         user_pin: one("HLJCA_USER_PIN", cli.user_pin_file.as_deref())?,

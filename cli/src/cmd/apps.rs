@@ -80,16 +80,7 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| file.display().to_string());
-            let meta = std::fs::metadata(file)
-                .map_err(|e| bad(format!("reading {}: {e}", file.display())))?;
-            if meta.len() > MAX_MATERIAL_BYTES {
-                return Err(bad(format!(
-                    "{name} is {} bytes, over the 10 MiB limit ({MAX_MATERIAL_BYTES} bytes)",
-                    meta.len()
-                )));
-            }
-            let bytes =
-                std::fs::read(file).map_err(|e| bad(format!("reading {}: {e}", file.display())))?;
+            let bytes = crate::files::read_limited(file, MAX_MATERIAL_BYTES, "material file")?;
             check_material(ca.policies().get(a.cert_type), kind, &name, &bytes).map_err(bad)?;
             let m = ca.add_material(a.id, kind, &name, &bytes)?;
             if cli.json {
@@ -269,12 +260,11 @@ fn apply(cli: &Cli, ca: &mut Ca, a: &ApplyArgs) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let text = std::fs::read_to_string(&a.applicant).map_err(|e| {
-        bad(format!(
-            "reading applicant file {}: {e}",
-            a.applicant.display()
-        ))
-    })?;
+    let text = crate::files::read_text_limited(
+        &a.applicant,
+        crate::files::MAX_APPLICANT_JSON,
+        "applicant file",
+    )?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
     let app = ca.apply(&NewApplication {
         cert_type,

@@ -12,6 +12,7 @@ use hljca_token::{Pin, TokenInfo, TokenSelector};
 use crate::Failure;
 use crate::args::{Cli, IssueArgs};
 use crate::args_batch::{BatchCmd, BatchIssueArgs, BatchSub, RecoverArgs};
+use crate::files;
 use crate::output;
 use crate::secrets;
 
@@ -44,22 +45,7 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let plan = ca.batch_plan(&module, &a.file, &a.tokens)?;
     if !plan.errors.is_empty() {
-        if cli.json {
-            output::json(&serde_json::json!({
-                "file": plan.file,
-                "sha256": plan.sha256,
-                "rows": plan.rows.len() + bad_lines(&plan),
-                "bad_rows": bad_lines(&plan),
-                "errors": plan.errors,
-            }))?;
-        }
-        let lines: Vec<String> = plan.errors.iter().map(|e| format!("  {e}")).collect();
-        return Err(Failure::input(anyhow::anyhow!(
-            "{}: {} bad row(s), nothing issued, no token touched:\n{}",
-            plan.file.display(),
-            bad_lines(&plan),
-            lines.join("\n")
-        )));
+        return Err(refuse_plan(cli, &plan));
     }
     if a.dry_run {
         return print_plan(cli, &plan);
@@ -135,15 +121,55 @@ impl StatusWord for hljca_core::batch::RowResult {
     }
 }
 
-fn bad_lines(plan: &BatchPlan) -> usize {
-    let mut lines: Vec<u64> = plan
-        .errors
-        .iter()
-        .map(|e| e.line)
-        .filter(|l| *l > 0)
-        .collect();
-    lines.dedup();
-    lines.len()
+/// At most this many problems of a refused batch are printed (text and JSON); the rest are
+/// counted, so a file of 200 000 bad rows does not write megabytes to the terminal.
+const MAX_PRINTED_PROBLEMS: usize = 50;
+
+/// Reports why a batch plan cannot be issued (problems with rows, with the file as a whole,
+/// or with the command line), the first [`MAX_PRINTED_PROBLEMS`] of them listed, and returns
+/// the bad-input failure.
+fn refuse_plan(cli: &Cli, plan: &BatchPlan) -> Failure {
+    let bad_rows = plan.bad_rows();
+    let shown = &plan.errors[..plan.errors.len().min(MAX_PRINTED_PROBLEMS)];
+    let more = plan.errors.len() - shown.len();
+    if cli.json
+        && let Err(e) = output::json(&serde_json::json!({
+            "file": plan.file,
+            "sha256": plan.sha256,
+            "rows": plan.rows.len() + bad_rows,
+            "bad_rows": bad_rows,
+            "file_problems": plan.file_problems(),
+            "command_line_problems": plan.command_line_problems(),
+            "errors": shown,
+            "more": more,
+        }))
+    {
+        return Failure::from(e);
+    }
+    let mut what = Vec::new();
+    if bad_rows > 0 {
+        what.push(format!("{bad_rows} bad row(s)"));
+    }
+    match plan.file_problems() {
+        0 => {}
+        1 => what.push("a problem with the file".to_owned()),
+        n => what.push(format!("{n} problems with the file")),
+    }
+    match plan.command_line_problems() {
+        0 => {}
+        1 => what.push("a problem with the command line".to_owned()),
+        n => what.push(format!("{n} problems with the command line")),
+    }
+    let mut lines: Vec<String> = shown.iter().map(|e| format!("  {e}")).collect();
+    if more > 0 {
+        lines.push(format!("  … and {more} more problem(s) not listed"));
+    }
+    Failure::input(anyhow::anyhow!(
+        "{}: {}; nothing issued, no token touched:\n{}",
+        plan.file.display(),
+        what.join(", "),
+        lines.join("\n")
+    ))
 }
 
 fn print_plan(cli: &Cli, plan: &BatchPlan) -> Result<(), Failure> {
@@ -351,14 +377,9 @@ pub fn issue_csr(cli: &Cli, csr: &Path, a: &IssueArgs) -> Result<(), Failure> {
         )));
     };
     let cert_type: CertType = a.cert_type.parse().map_err(Failure::input)?;
-    let bytes = std::fs::read(csr)
-        .map_err(|e| Failure::input(anyhow::anyhow!("reading CSR {}: {e}", csr.display())))?;
-    let text = std::fs::read_to_string(applicant_path).map_err(|e| {
-        Failure::input(anyhow::anyhow!(
-            "reading applicant file {}: {e}",
-            applicant_path.display()
-        ))
-    })?;
+    let bytes = files::read_limited(csr, files::MAX_CSR, "CSR")?;
+    let text =
+        files::read_text_limited(applicant_path, files::MAX_APPLICANT_JSON, "applicant file")?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
     let mut ca = super::open_ca(cli)?;
     let checked = check_csr(&bytes, ca.policies().get(cert_type))

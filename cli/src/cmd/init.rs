@@ -52,6 +52,7 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
         output::fields(&[
             ("root", report.root_pem.display().to_string()),
             ("issuing", report.issuing_pem.display().to_string()),
+            ("issuing (DER)", report.issuing_cer.display().to_string()),
             (
                 "key store",
                 format!("{:?}", report.key_store).to_lowercase(),
@@ -102,7 +103,16 @@ pub fn ca(cli: &Cli, c: &CaCmd) -> Result<(), Failure> {
                 }
             }
         }
-        CaCmd::Export { out } => {
+        CaCmd::Export { out, der: true } => {
+            if cli.json && out.is_none() {
+                return Err(Failure::input(anyhow::anyhow!(
+                    "--der with --json needs --out FILE (DER is binary)"
+                )));
+            }
+            let der = ca::issuing_der(ca.home())?;
+            output::export(cli.json, out.as_deref(), &der, "issuing CA certificate")?;
+        }
+        CaCmd::Export { out, der: false } => {
             let text = std::fs::read(ca.home().chain_pem())?;
             output::export(cli.json, out.as_deref(), &text, "CA chain")?;
         }

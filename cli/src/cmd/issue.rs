@@ -6,6 +6,7 @@ use hljca_token::TokenSelector;
 
 use crate::Failure;
 use crate::args::{Cli, IssueArgs};
+use crate::files;
 use crate::output;
 use crate::secrets;
 
@@ -22,17 +23,15 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
             "issue needs --token and --applicant (or an application id, or --csr)"
         )));
     };
-    let text = std::fs::read_to_string(applicant_path).map_err(|e| {
-        Failure::input(anyhow::anyhow!(
-            "reading applicant file {}: {e}",
-            applicant_path.display()
-        ))
-    })?;
+    let text =
+        files::read_text_limited(applicant_path, files::MAX_APPLICANT_JSON, "applicant file")?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
     let seal_image = match &a.seal_image {
-        Some(p) => Some(std::fs::read(p).map_err(|e| {
-            Failure::input(anyhow::anyhow!("reading seal image {}: {e}", p.display()))
-        })?),
+        Some(p) => Some(files::read_limited(
+            p,
+            hljca_core::seal::MAX_IMAGE_BYTES as u64,
+            "seal image",
+        )?),
         None => None,
     };
     let mut ca = super::open_ca(cli)?;

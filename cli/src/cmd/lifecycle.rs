@@ -196,6 +196,12 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
         let (kind, file) = m.split_once('=').ok_or_else(|| {
             Failure::input(anyhow::anyhow!("--material `{m}`: expected KIND=FILE"))
         })?;
+        // The core reads each file whole: bound its size first.
+        crate::files::require_within(
+            std::path::Path::new(file),
+            hljca_core::applications::MAX_MATERIAL_BYTES,
+            "material file",
+        )?;
         materials.push(BindMaterial {
             kind: kind.trim().to_owned(),
             file: file.into(),
@@ -203,7 +209,11 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
     }
     let source =
         match (&a.pem, &a.token) {
-            (Some(p), _) => BindSource::File(p.clone()),
+            (Some(p), _) => {
+                let limit = crate::files::MAX_CERTIFICATE;
+                crate::files::require_within(p, limit, "certificate file")?;
+                BindSource::File(p.clone())
+            }
             (None, Some(t)) => BindSource::Token {
                 token: hljca_token::TokenSelector(t.clone()),
                 key_id: match &a.key_id {

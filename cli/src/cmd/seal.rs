@@ -5,14 +5,13 @@ use hljca_token::{KeyId, TokenSelector};
 
 use crate::Failure;
 use crate::args::{Cli, SealCmd, SealSource};
+use crate::files;
 use crate::output;
 use crate::secrets;
 
 fn load(cli: &Cli, src: &SealSource) -> Result<Vec<u8>, Failure> {
     if let Some(f) = &src.file {
-        return std::fs::read(f).map_err(|e| {
-            Failure::input(anyhow::anyhow!("reading seal file {}: {e}", f.display()))
-        });
+        return files::read_limited(f, files::MAX_SEAL_FILE, "seal file");
     }
     let serial = src
         .serial
