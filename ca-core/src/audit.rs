@@ -221,6 +221,78 @@ pub fn verify_rows(conn: &Connection) -> Result<usize> {
     Ok(current.len())
 }
 
+/// What an operator's signature on audit row `seq` covers: the row's hash and the operator
+/// certificate it is attributed to.
+pub(crate) fn signed_message(seq: i64, hash: &str, cert_serial: &str) -> String {
+    format!("hljca audit row\nseq={seq}\nhash={hash}\noperator_cert={cert_serial}\n")
+}
+
+/// Checks the operators' signatures: from the first signed row on, every row must be signed by
+/// an enrolled operator's key (re-attributed or altered rows fail); rows before it (the CA's
+/// creation and its first operator's enrolment, by the CA key custodian) are unsigned.
+/// Returns the number of signed rows.
+pub fn verify_signatures(conn: &Connection) -> Result<usize> {
+    use p256::ecdsa::signature::Verifier;
+    let certs: std::collections::HashMap<String, Vec<u8>> = {
+        let mut stmt = conn
+            .prepare("SELECT cert_serial, der FROM operators")
+            .map_err(CoreError::db("operators"))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(CoreError::db("operators"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(CoreError::db("operators"))?
+    };
+    let mut keys: std::collections::HashMap<String, p256::ecdsa::VerifyingKey> = Default::default();
+    let first_signed: Option<i64> = conn
+        .query_row(
+            "SELECT min(seq) FROM audit_log WHERE signature IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(CoreError::db("first signed row"))?;
+    let mut stmt = conn
+        .prepare("SELECT seq, hash, operator_cert, signature FROM audit_log ORDER BY seq")
+        .map_err(CoreError::db("audit signatures"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })
+        .map_err(CoreError::db("audit signatures"))?;
+    let mut signed = 0;
+    for row in rows {
+        let (seq, hash, cert, sig) = row.map_err(CoreError::db("audit signatures"))?;
+        let bad = |reason: String| CoreError::AuditBroken { seq, reason };
+        let (Some(cert), Some(sig)) = (cert, sig) else {
+            if first_signed.is_some_and(|f| seq > f) {
+                return Err(bad("the row carries no operator signature".into()));
+            }
+            continue;
+        };
+        if !keys.contains_key(&cert) {
+            let der = certs.get(&cert).ok_or_else(|| {
+                bad(format!(
+                    "signed by operator certificate {cert}, which is not enrolled"
+                ))
+            })?;
+            keys.insert(cert.clone(), p256_key(der, "operator certificate")?);
+        }
+        let key = &keys[&cert];
+        let sig = p256::ecdsa::Signature::from_der(&sig)
+            .map_err(|_| bad("the operator signature is malformed".into()))?;
+        key.verify(signed_message(seq, &hash, &cert).as_bytes(), &sig)
+            .map_err(|_| bad(format!(
+                "the operator signature does not verify for certificate {cert}: the row was altered or re-attributed"
+            )))?;
+        signed += 1;
+    }
+    Ok(signed)
+}
+
 /// What an anchor's signature covers.
 fn anchor_message(seq: i64, head: &str, at: &str) -> String {
     format!("hljca audit anchor\nseq={seq}\nhead={head}\nat={at}\n")

@@ -37,6 +37,9 @@ pub struct Config {
     /// Cross-platform binding of certificates from the former platform's CA.
     #[serde(default)]
     pub binding: BindingConfig,
+    /// `hljca serve`: OCSP, CRLs and CA certificates over HTTP.
+    #[serde(default)]
+    pub serve: ServeConfig,
     /// PKCS#11 module path; when absent, `HLJCA_PKCS11_MODULE` or SoftHSM2's usual places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11_module: Option<PathBuf>,
@@ -69,6 +72,9 @@ pub struct CaConfig {
     /// `CKA_ID` (hex) of the seal maker's key on the CA token (signs seals and audit anchors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal_maker_key_id: Option<String>,
+    /// `CKA_ID` (hex) of the OCSP responder's key on the CA token (signs OCSP responses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_signer_key_id: Option<String>,
     /// Root CA validity in years (default 20).
     #[serde(default = "default_root_years")]
     pub root_years: u32,
@@ -85,13 +91,75 @@ pub struct UrlConfig {
     pub crl: String,
     /// AIA caIssuers URL of the issuing CA certificate.
     pub ca_issuers: String,
+    /// AIA OCSP URL (RFC 6960); absent: no OCSP access description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp: Option<String>,
+}
+
+/// The public base URL of a new home: `hljca serve` answers there, and the URLs written into
+/// certificates ([`UrlConfig::from_base`]) point there.
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://pki.hljca.example.cn";
+
+impl UrlConfig {
+    /// The URLs `hljca serve` answers under `base`: `/crl/issuing.crl`, `/ca/issuing.cer`
+    /// and `/ocsp`.
+    pub fn from_base(base: &str) -> UrlConfig {
+        let base = base.trim_end_matches('/');
+        UrlConfig {
+            crl: format!("{base}/crl/issuing.crl"),
+            ca_issuers: format!("{base}/ca/issuing.cer"),
+            ocsp: Some(format!("{base}/ocsp")),
+        }
+    }
 }
 
 impl Default for UrlConfig {
     fn default() -> Self {
-        UrlConfig {
-            crl: "http://crl.hljca.example.cn/issuing.crl".into(),
-            ca_issuers: "http://www.hljca.example.cn/ca/issuing.cer".into(),
+        UrlConfig::from_base(DEFAULT_PUBLIC_BASE_URL)
+    }
+}
+
+/// `hljca serve`: one long-running process answering OCSP and serving the CRL and CA
+/// certificates at the paths of `[urls]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on (default `127.0.0.1:8080`; `hljca serve --listen` overrides it).
+    pub listen: String,
+    /// The base URL relying parties reach the server at; a new home's `[urls]` derive from it.
+    pub public_base_url: String,
+    /// Seconds between looks at the database for revocations and new CRLs (default 2).
+    pub poll_seconds: u64,
+    /// Hours an OCSP response is valid, thisUpdate to nextUpdate (default 24); cached
+    /// responses are signed again at half of it.
+    pub ocsp_validity_hours: u32,
+    /// Days the delegated OCSP signing certificate is valid (default 7); renewed at half of it.
+    pub ocsp_signer_days: u32,
+    /// Seconds one request may take, its body included (default 10).
+    pub request_timeout_seconds: u64,
+    /// Largest request body in bytes (default 16384).
+    pub max_body_bytes: usize,
+    /// Most open connections at once (default 1024).
+    pub max_connections: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM or Ctrl-C (default 10).
+    pub shutdown_grace_seconds: u64,
+    /// Sign a response for every certificate ahead of requests (default true).
+    pub precompute: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_base_url: DEFAULT_PUBLIC_BASE_URL.into(),
+            poll_seconds: 2,
+            ocsp_validity_hours: 24,
+            ocsp_signer_days: 7,
+            request_timeout_seconds: 10,
+            max_body_bytes: 16384,
+            max_connections: 1024,
+            shutdown_grace_seconds: 10,
+            precompute: true,
         }
     }
 }
@@ -182,6 +250,7 @@ impl Config {
                 root_key_id: None,
                 issuing_key_id: None,
                 seal_maker_key_id: None,
+                ocsp_signer_key_id: None,
                 root_years: default_root_years(),
                 issuing_years: default_issuing_years(),
             },
@@ -190,6 +259,7 @@ impl Config {
             lifecycle: LifecycleConfig::default(),
             seal: SealConfig::default(),
             binding: BindingConfig::default(),
+            serve: ServeConfig::default(),
             pkcs11_module: None,
             policy_dir: default_policy_dir(),
             policy_arc: default_policy_arc(),

@@ -42,6 +42,7 @@ impl Ca {
         module: Option<&Module>,
         secrets: &Secrets,
     ) -> Result<CrlReport> {
+        self.require(crate::operators::Role::CaAdmin, "crl generate")?;
         let keys = self.ca_keys(module, secrets)?;
         let auth = Authority::new(self, &keys)?;
         let aki = subject_key_id(auth.issuing_der())?;

@@ -48,6 +48,23 @@ pub enum CoreError {
         /// Its serial.
         serial: String,
     },
+    /// A command that changes the CA's records ran without an operator logged in.
+    #[error(
+        "this changes the CA's records: log in with your operator USBKEY (HLJCA_OPERATOR_TOKEN = its label \
+         or serial, HLJCA_OPERATOR_PIN or --operator-pin-file) [rule: every change is made by a named, \
+         authenticated operator]"
+    )]
+    NotLoggedIn,
+    /// The logged-in operator lacks the role a step needs.
+    #[error("operator {operator} lacks the role `{role}` that {what} needs [rule: roles]")]
+    MissingRole {
+        /// Who.
+        operator: String,
+        /// The role needed.
+        role: &'static str,
+        /// The step.
+        what: String,
+    },
     /// An issuance is being worked on by another process (its lease is held).
     #[error("{0}")]
     InProgress(String),
@@ -200,6 +217,8 @@ impl CoreError {
                 | CoreError::Parse { .. }
                 | CoreError::BadInput(_)
                 | CoreError::CaTokenAsHolder { .. }
+                | CoreError::NotLoggedIn
+                | CoreError::MissingRole { .. }
         )
     }
 }

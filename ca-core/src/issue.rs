@@ -15,7 +15,68 @@ use crate::keys::Secrets;
 
 pub use crate::engine::{IssueOutcome, IssuedCert, SealLocation};
 
+/// How a direct issuance (no application) is paid.
+#[derive(Debug, Clone)]
+pub enum DirectFee {
+    /// The policy's first-time fee, taken at the counter.
+    Paid(crate::applications::Payment),
+    /// Free of charge, with the reason (recorded as a zero-amount order).
+    Free {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl DirectFee {
+    /// The fee to book for a `cert_type` certificate.
+    pub(crate) fn fee(
+        &self,
+        ca: &Ca,
+        cert_type: hljca_policies::CertType,
+    ) -> Result<crate::engine::Fee> {
+        Ok(match self {
+            DirectFee::Paid(p) => crate::engine::Fee {
+                fen: ca.policies.get(cert_type).fees.first.0,
+                method: p.method.as_str().to_owned(),
+                reference: p.reference.clone(),
+            },
+            DirectFee::Free { reason } => {
+                let reason = reason.trim();
+                if reason.is_empty() {
+                    return Err(CoreError::BadInput(
+                        "--free needs --reason: why the certificate is issued without a fee".into(),
+                    ));
+                }
+                crate::engine::Fee {
+                    fen: 0,
+                    method: "free".into(),
+                    reference: Some(reason.to_owned()),
+                }
+            }
+        })
+    }
+}
+
 impl Ca {
+    /// Direct issuance onto a USBKEY, without an application (ca-admin): the fee is booked
+    /// with it (`fee`).
+    pub fn issue_direct(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        token: &TokenSelector,
+        params: &IssueParams,
+        fee: &DirectFee,
+    ) -> Result<IssueOutcome> {
+        self.require(
+            crate::operators::Role::CaAdmin,
+            "direct issuance (no application)",
+        )?;
+        let mut params = params.clone();
+        params.fee = Some(fee.fee(self, params.cert_type)?);
+        self.issue(module, secrets, token, &params)
+    }
+
     /// Issues `params` onto the holder's token `token`: the CA token is refused before any
     /// login, then the CA keys are opened and checked, the holder logged in, and the engine
     /// runs.

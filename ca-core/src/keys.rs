@@ -20,6 +20,9 @@ pub enum CaKeyRole {
     /// The seal maker (an end-entity key certified by the issuing CA): signs electronic seals
     /// and audit anchors.
     SealMaker,
+    /// The OCSP responder (an end-entity key certified by the issuing CA, id-kp-OCSPSigning):
+    /// signs OCSP responses, nothing else.
+    OcspSigner,
 }
 
 impl CaKeyRole {
@@ -29,6 +32,7 @@ impl CaKeyRole {
             CaKeyRole::Root => "root",
             CaKeyRole::Issuing => "issuing",
             CaKeyRole::SealMaker => "seal-maker",
+            CaKeyRole::OcspSigner => "ocsp-signer",
         }
     }
 }
@@ -82,6 +86,7 @@ impl Secrets {
 }
 
 /// Open access to the CA keys for the length of one command.
+#[allow(clippy::large_enum_variant)] // one value per command, never stored in bulk
 pub enum CaKeys<'m> {
     /// Logged in to the CA HSM token.
     Hsm {
@@ -93,6 +98,8 @@ pub enum CaKeys<'m> {
         issuing: KeyId,
         /// Seal maker key id (absent in homes made before it existed).
         seal_maker: Option<KeyId>,
+        /// OCSP signer key id (absent until `hljca serve` first makes it).
+        ocsp_signer: Option<KeyId>,
     },
     /// Decrypted key files (development only).
     File {
@@ -102,6 +109,8 @@ pub enum CaKeys<'m> {
         issuing: Box<rcgen::KeyPair>,
         /// Seal maker key.
         seal_maker: Option<Box<rcgen::KeyPair>>,
+        /// OCSP signer key.
+        ocsp_signer: Option<Box<rcgen::KeyPair>>,
         /// The passphrase, to encrypt a seal maker key made later.
         pass: Pin,
     },
@@ -182,21 +191,31 @@ impl<'m> CaKeys<'m> {
                     Some(_) => Some(id(&config.ca.seal_maker_key_id, "seal_maker")?),
                     None => None,
                 };
+                let ocsp_signer = match &config.ca.ocsp_signer_key_id {
+                    Some(_) => Some(id(&config.ca.ocsp_signer_key_id, "ocsp_signer")?),
+                    None => None,
+                };
                 Ok(CaKeys::Hsm {
                     root: id(&config.ca.root_key_id, "root")?,
                     issuing: id(&config.ca.issuing_key_id, "issuing")?,
                     seal_maker,
+                    ocsp_signer,
                     session,
                 })
             }
             KeyStore::File => {
                 let pass = secrets.ca_passphrase()?;
                 let maker = home.key_file(CaKeyRole::SealMaker.name());
+                let ocsp = home.key_file(CaKeyRole::OcspSigner.name());
                 Ok(CaKeys::File {
                     root: Box::new(load_key_file(&home.key_file("root"), pass)?),
                     issuing: Box::new(load_key_file(&home.key_file("issuing"), pass)?),
                     seal_maker: match maker.exists() {
                         true => Some(Box::new(load_key_file(&maker, pass)?)),
+                        false => None,
+                    },
+                    ocsp_signer: match ocsp.exists() {
+                        true => Some(Box::new(load_key_file(&ocsp, pass)?)),
                         false => None,
                     },
                     pass: pass.clone(),
@@ -213,17 +232,24 @@ impl<'m> CaKeys<'m> {
                     .into(),
             )
         };
+        let no_ocsp = || {
+            CoreError::Refused(
+                "this CA has no OCSP signer key yet; `hljca serve` makes it when it starts".into(),
+            )
+        };
         match self {
             CaKeys::Hsm {
                 session,
                 root,
                 issuing,
                 seal_maker,
+                ocsp_signer,
             } => {
                 let id = match role {
                     CaKeyRole::Root => root,
                     CaKeyRole::Issuing => issuing,
                     CaKeyRole::SealMaker => seal_maker.as_ref().ok_or_else(missing)?,
+                    CaKeyRole::OcspSigner => ocsp_signer.as_ref().ok_or_else(no_ocsp)?,
                 };
                 Ok(CaSigner::Token(session.signer(id)?))
             }
@@ -231,11 +257,13 @@ impl<'m> CaKeys<'m> {
                 root,
                 issuing,
                 seal_maker,
+                ocsp_signer,
                 ..
             } => Ok(CaSigner::File(match role {
                 CaKeyRole::Root => root,
                 CaKeyRole::Issuing => issuing,
                 CaKeyRole::SealMaker => seal_maker.as_ref().ok_or_else(missing)?,
+                CaKeyRole::OcspSigner => ocsp_signer.as_ref().ok_or_else(no_ocsp)?,
             })),
         }
     }

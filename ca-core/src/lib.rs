@@ -19,6 +19,8 @@ pub mod home;
 pub mod issue;
 pub mod keys;
 pub mod lifecycle;
+pub mod ocsp;
+pub mod operators;
 pub mod profile;
 pub mod revoke;
 pub mod seal;
@@ -48,6 +50,8 @@ pub struct Ca {
     policies: PolicySet,
     operator: String,
     clock: Option<time::OffsetDateTime>,
+    operator_session: Option<operators::OperatorSession>,
+    module: std::cell::OnceCell<&'static Module>,
 }
 
 impl Ca {
@@ -68,16 +72,59 @@ impl Ca {
             policies,
             operator,
             clock: None,
+            operator_session: None,
+            module: std::cell::OnceCell::new(),
         })
     }
 
     /// Opens the PKCS#11 module: `explicit` (from `HLJCA_PKCS11_MODULE`), else the configured
     /// one, else SoftHSM2 from its usual places.
-    pub fn module(&self, explicit: Option<&Path>) -> Result<Module> {
+    ///
+    /// A process loads the module once (PKCS#11 allows one `C_Initialize`); it then lives as
+    /// long as the process, which holds the operator's session on it.
+    pub fn module(&self, explicit: Option<&Path>) -> Result<&'static Module> {
+        if let Some(m) = self.module.get() {
+            return Ok(m);
+        }
         let path: Option<PathBuf> = explicit
             .map(Path::to_path_buf)
             .or_else(|| self.config.pkcs11_module.clone());
-        Ok(Module::open(path.as_deref())?)
+        let m: &'static Module = Box::leak(Box::new(Module::open(path.as_deref())?));
+        Ok(*self.module.get_or_init(|| m))
+    }
+
+    /// Uses `module` (already loaded by the caller) for every token operation of this `Ca`.
+    pub fn use_module(&self, module: &'static Module) {
+        let _ = self.module.set(module);
+    }
+
+    /// Creates what `hljca init` leaves after the CA keys: the init audit row, the seal maker
+    /// and the first CA administrator (every role) on `admin.token`, in the key ceremony, with
+    /// the CA PIN as the only authority (no operator exists yet).
+    pub fn complete_init(
+        &mut self,
+        secrets: &Secrets,
+        report: &ca::InitReport,
+        admin: &operators::NewOperator,
+        admin_pin: &hljca_token::Pin,
+        module: &'static Module,
+    ) -> Result<store::OperatorRecord> {
+        self.use_module(module);
+        self.store.set_bootstrap(true);
+        let made = (|| -> Result<()> {
+            self.store.write("init", |tx| {
+                let details = serde_json::to_value(report).map_err(|e| CoreError::Encoding {
+                    what: "init report",
+                    reason: e.to_string(),
+                })?;
+                audit::append(tx, "(CA key custodian)", "ca.init", "issuing-ca", &details)
+            })?;
+            drop(self.ca_keys(Some(module), secrets)?);
+            Ok(())
+        })();
+        self.store.set_bootstrap(false);
+        made?;
+        self.enrol_operator(module, secrets, admin, admin_pin)
     }
 
     /// The CA's "now": the system clock, or the instant set by [`Ca::set_clock`]. Business
@@ -142,6 +189,7 @@ impl Ca {
     pub fn audit_verify(&self) -> Result<(usize, usize)> {
         let rows = audit::verify(&self.store.conn)?;
         audit::verify_rows(&self.store.conn)?;
+        audit::verify_signatures(&self.store.conn)?;
         let maker = ca::read_pem_cert(&self.home.seal_maker_pem()).ok();
         let anchors = audit::verify_anchors(
             &self.store.conn,

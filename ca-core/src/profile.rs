@@ -6,7 +6,7 @@
 //! - basicConstraints CA:FALSE critical (4.2.1.9), keyUsage critical from the policy (4.2.1.3),
 //!   extendedKeyUsage from the policy (4.2.1.12), SKI (4.2.1.2) and AKI (4.2.1.1);
 //! - certificatePolicies `<policy_arc>.<suffix>` (4.2.1.4), CRL distribution point (4.2.1.13),
-//!   authorityInfoAccess caIssuers (4.2.2.1);
+//!   authorityInfoAccess OCSP (when `urls.ocsp` is set) and caIssuers (4.2.2.1);
 //! - identifiers in the GM/T 0015 extensions, non-critical, never in CN:
 //!   `1.2.156.10260.4.1.4` organisation code (the USCC or registration number, PrintableString) and
 //!   `1.2.156.10260.4.1.1` IdentifyCode `[0] IMPLICIT PrintableString` (resident ID number).
@@ -38,6 +38,7 @@ pub const OID_GMT_IDENTIFY_CODE: &[u64] = &[1, 2, 156, 10260, 4, 1, 1];
 const OID_CERT_POLICIES: &[u64] = &[2, 5, 29, 32];
 const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
 const OID_CA_ISSUERS: &str = "1.3.6.1.5.5.7.48.2";
+const OID_AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
 
 /// A random, positive, 16-byte serial number (first byte 0x01..=0x7f: positive and minimal).
 pub fn random_serial() -> [u8; 16] {
@@ -142,9 +143,11 @@ pub fn end_entity(
         certificate_policies(&policy_oid)?,
         false,
     ));
-    params
-        .custom_extensions
-        .push(ext(OID_AIA, aia(&config.urls.ca_issuers)?, false));
+    params.custom_extensions.push(ext(
+        OID_AIA,
+        aia(&config.urls.ca_issuers, config.urls.ocsp.as_deref())?,
+        false,
+    ));
     if let Some(id) = p.org_id {
         let v = PrintableString::new(id).map_err(enc("organisation code"))?;
         params.custom_extensions.push(ext(
@@ -199,14 +202,24 @@ fn certificate_policies(oid: &str) -> Result<Vec<u8>> {
     .map_err(enc("certificatePolicies"))
 }
 
-fn aia(url: &str) -> Result<Vec<u8>> {
+fn aia(url: &str, ocsp: Option<&str>) -> Result<Vec<u8>> {
     let uri = Ia5String::new(url).map_err(enc("AIA URL"))?;
-    AuthorityInfoAccessSyntax(vec![AccessDescription {
+    let mut access = Vec::new();
+    if let Some(ocsp) = ocsp {
+        access.push(AccessDescription {
+            access_method: ObjectIdentifier::new_unwrap(OID_AD_OCSP),
+            access_location: GeneralName::UniformResourceIdentifier(
+                Ia5String::new(ocsp).map_err(enc("AIA OCSP URL"))?,
+            ),
+        });
+    }
+    access.push(AccessDescription {
         access_method: ObjectIdentifier::new_unwrap(OID_CA_ISSUERS),
         access_location: GeneralName::UniformResourceIdentifier(uri),
-    }])
-    .to_der()
-    .map_err(enc("authorityInfoAccess"))
+    });
+    AuthorityInfoAccessSyntax(access)
+        .to_der()
+        .map_err(enc("authorityInfoAccess"))
 }
 
 fn key_usage(k: KeyUsage) -> KeyUsagePurpose {
@@ -298,7 +311,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(aia("http://x.example/ca.cer").is_ok());
+        assert!(aia("http://x.example/ca.cer", None).is_ok());
+        assert!(aia("http://x.example/ca.cer", Some("http://x.example/ocsp")).is_ok());
         assert!(certificate_policies("not.an.oid").is_err());
     }
 

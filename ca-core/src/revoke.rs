@@ -131,6 +131,7 @@ impl Ca {
         opts: RevokeOptions,
         remove_from: Option<(&Module, &Secrets)>,
     ) -> Result<RevokeReport> {
+        self.require(crate::operators::Role::CaAdmin, "revoke")?;
         let reason = opts.reason;
         let cert = self.store.cert(serial)?;
         let on_hold = cert.status == CertStatus::Revoked
@@ -260,6 +261,7 @@ impl Ca {
     /// Releases a certificate from hold (`removeFromCRL`): it and its held seal certificates
     /// are issued again and leave the next CRL.
     pub fn release(&mut self, serial: &str) -> Result<ReleaseReport> {
+        self.require(crate::operators::Role::CaAdmin, "release")?;
         let cert = self.store.cert(serial)?;
         let held = |c: &CertRecord| {
             c.status == CertStatus::Revoked && c.revocation_reason == Some(Reason::CertificateHold)

@@ -25,9 +25,13 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Operator recorded in the audit log.
-    #[arg(long, global = true, env = "HLJCA_OPERATOR")]
-    pub operator: Option<String>,
+    /// The operator's USBKEY (label or serial): commands that change anything log in with it
+    /// (its PIN from HLJCA_OPERATOR_PIN, --operator-pin-file or a prompt).
+    #[arg(long, global = true, env = "HLJCA_OPERATOR_TOKEN")]
+    pub operator_token: Option<String>,
+    /// Read the operator USBKEY's PIN from this file instead of HLJCA_OPERATOR_PIN.
+    #[arg(long, global = true)]
+    pub operator_pin_file: Option<PathBuf>,
     /// PKCS#11 module (default: SoftHSM2 from its usual places).
     #[arg(long, global = true, env = "HLJCA_PKCS11_MODULE")]
     pub pkcs11_module: Option<PathBuf>,
@@ -48,8 +52,12 @@ pub struct Cli {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the root and issuing CA (keys on the CA HSM token by default).
+    /// Create the root and issuing CA (keys on the CA HSM token by default) and enrol the first
+    /// CA administrator onto their operator USBKEY (the key ceremony).
     Init(InitArgs),
+    /// Operators: members of staff with an operator USBKEY and roles.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// CA certificates.
     #[command(subcommand)]
     Ca(CaCmd),
@@ -132,6 +140,16 @@ pub struct InitArgs {
     /// AIA caIssuers URL written into end-entity certificates.
     #[arg(long)]
     pub ca_issuers_url: Option<String>,
+    /// The first CA administrator's operator USBKEY (label); a blank token is initialised with
+    /// it when none exists (SO PIN HLJCA_SO_PIN, PIN HLJCA_OPERATOR_PIN).
+    #[arg(long, default_value = "hljca-admin")]
+    pub admin_token: String,
+    /// The first CA administrator's name.
+    #[arg(long, default_value = "CA管理员")]
+    pub admin_name: String,
+    /// The first CA administrator's site.
+    #[arg(long, default_value = "harbin")]
+    pub admin_site: String,
 }
 
 /// `ca` subcommands.
@@ -218,6 +236,58 @@ pub struct IssueArgs {
     /// Seal picture (PNG or JPEG); a round red seal is generated when absent.
     #[arg(long)]
     pub seal_image: Option<PathBuf>,
+    /// Direct issuance (no application, ca-admin): how the first-time fee was paid
+    /// (qr-wechat, qr-alipay, cash, card, bank-transfer; cash when not given).
+    #[arg(long, conflicts_with = "application")]
+    pub method: Option<String>,
+    /// The payment's reference (every method but cash).
+    #[arg(long, conflicts_with = "application")]
+    pub reference: Option<String>,
+    /// Direct issuance free of charge (recorded as a zero-amount order); needs --reason.
+    #[arg(long, conflicts_with_all = ["application", "method"], requires = "reason")]
+    pub free: bool,
+    /// Why it is free.
+    #[arg(long, requires = "free")]
+    pub reason: Option<String>,
+}
+
+/// `operator` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCmd {
+    /// Enrol an operator onto a blank USBKEY (ca-admin; the first one needs only the CA PIN):
+    /// a key born on it and an operator certificate. The USBKEY's PIN is HLJCA_USER_PIN.
+    Add {
+        /// The staff member's name.
+        #[arg(long)]
+        name: String,
+        /// Their site: harbin, hegang or qiqihar.
+        #[arg(long)]
+        site: String,
+        /// Comma-separated roles: registrar, reviewer, cashier, issuer, ca-admin, auditor.
+        #[arg(long)]
+        roles: String,
+        /// Their USBKEY (label or serial), initialised and blank.
+        #[arg(long)]
+        token: String,
+    },
+    /// Every operator.
+    List,
+    /// The roles and what each covers; with a serial and --set, replace an operator's roles.
+    Roles {
+        /// Operator certificate serial.
+        serial: Option<String>,
+        /// New roles (comma-separated).
+        #[arg(long, requires = "serial")]
+        set: Option<String>,
+    },
+    /// Revoke an operator: they can no longer log in.
+    Revoke {
+        /// Operator certificate serial.
+        serial: String,
+        /// Why.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
 }
 
 /// `cert` subcommands.

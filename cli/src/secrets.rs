@@ -36,6 +36,13 @@ fn one(env: &str, file: Option<&Path>) -> Result<Option<Pin>, Failure> {
         .map(Pin::new))
 }
 
+/// The operator USBKEY's PIN: HLJCA_OPERATOR_PIN, --operator-pin-file, or a prompt.
+pub fn operator_pin(cli: &Cli) -> Result<Option<Pin>, Failure> {
+    let mut pin = one("HLJCA_OPERATOR_PIN", cli.operator_pin_file.as_deref())?;
+    prompt_if_missing(&mut pin, "operator USBKEY PIN (HLJCA_OPERATOR_PIN)");
+    Ok(pin)
+}
+
 /// Every secret available without asking.
 pub fn gather(cli: &Cli) -> Result<Secrets, Failure> {
     Ok(Secrets {

@@ -29,7 +29,9 @@ pub use applicant::{Applicant, FieldError, ValidatedApplicant, ValidationErrors}
 pub use cert_type::CertType;
 pub use error::PolicyError;
 pub use fen::Fen;
-pub use ids::{IdError, Mobile, OrgId, RegistrationNumber, ResidentId, Uscc, check_name};
+pub use ids::{
+    IdError, Mobile, OrgId, RegistrationNumber, ResidentId, Uscc, check_name, is_invisible,
+};
 pub use policy::{
     CertProfile, ExtKeyUsage, Fees, FieldKind, FieldSpec, IdentifierExtensions, KeyAlgorithm,
     KeyUsage, Material, Policy, SealProfile, SealType, SubjectTemplate,

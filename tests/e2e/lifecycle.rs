@@ -225,7 +225,7 @@ fn renewal_window_edges_fee_and_token_objects() {
         )),
         "superseded\nsuperseded"
     );
-    assert_eq!(env.sql(&format!("select amount_fen || '|' || business || '|' || method from orders where cert_serial = '{old}'")), "30000|renewal|cash");
+    assert_eq!(env.sql(&format!("select amount_fen || '|' || business || '|' || method from orders where cert_serial = '{old}' and business = 'renewal'")), "30000|renewal|cash");
     // The days paid for are kept: the new year runs on from the old notAfter (issue 10).
     assert_eq!(
         env.sql(&format!(

@@ -10,5 +10,6 @@ mod batch;
 mod counter_rules;
 mod engine;
 mod foundation;
+mod hygiene;
 mod lifecycle;
 mod types;

@@ -9,6 +9,8 @@ use serde_json::Value;
 pub const USER_PIN: &str = "12345678";
 pub const SO_PIN: &str = "87654321";
 pub const CA_PIN: &str = "11223344";
+/// The first CA administrator's operator USBKEY, made by `hljca init` (every role).
+pub const ADMIN_TOKEN: &str = "hljca-admin";
 
 pub fn module() -> String {
     for m in [
@@ -66,7 +68,9 @@ impl Env {
             .env("HLJCA_USER_PIN", USER_PIN)
             .env("HLJCA_SO_PIN", SO_PIN)
             .env("HLJCA_CA_PIN", CA_PIN)
-            .env("HLJCA_OPERATOR", "tester")
+            .env("HLJCA_OPERATOR_TOKEN", ADMIN_TOKEN)
+            .env("HLJCA_OPERATOR_PIN", USER_PIN)
+            .env_remove("HLJCA_OPERATOR")
             .env("CI", "true")
             .env_remove("HLJCA_PKCS11_MODULE")
             .env_remove("HLJCA_CA_PASSPHRASE");
@@ -74,6 +78,32 @@ impl Env {
             Some(t) => c.env("HLJCA_NOW", t),
             None => c.env_remove("HLJCA_NOW"),
         };
+        c
+    }
+
+    /// The operator USBKEY of staff member `name` with `roles` (enrolled by the admin on first
+    /// use; its PIN is USER_PIN). Returns its label.
+    pub fn operator(&self, name: &str, roles: &str) -> String {
+        let label = format!("op-{name}");
+        let list = self.json(&["operator", "list"]);
+        let known = list["operators"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o["token_label"] == label.as_str()));
+        if !known {
+            self.ok(&["token", "init", "--label", &label]);
+            self.ok(&[
+                "operator", "add", "--name", name, "--site", "harbin", "--roles", roles, "--token",
+                &label,
+            ]);
+        }
+        label
+    }
+
+    /// A command run by operator `name` (every role but ca-admin, their own USBKEY).
+    pub fn cmd_as(&self, name: &str, args: &[&str]) -> Command {
+        let label = self.operator(name, "registrar,reviewer,cashier,issuer,auditor");
+        let mut c = self.cmd(args);
+        c.env("HLJCA_OPERATOR_TOKEN", label);
         c
     }
 

@@ -24,6 +24,7 @@ impl Ca {
         id: AppId,
         payment: &Payment,
     ) -> Result<(Application, Order)> {
+        self.require(crate::operators::Role::Cashier, "pay")?;
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Pay)?;
         // No fee for what cannot be issued: the whole check again, now.
@@ -88,6 +89,7 @@ impl Ca {
         id: AppId,
         token: &TokenSelector,
     ) -> Result<AppIssueOutcome> {
+        self.require(crate::operators::Role::Issuer, "issue")?;
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Issue)?;
         let mut params = IssueParams::new(app.cert_type, Applicant(app.applicant.clone()));
@@ -111,6 +113,7 @@ impl Ca {
         address: &str,
         tracking_no: &str,
     ) -> Result<Application> {
+        self.require(crate::operators::Role::Issuer, "deliver")?;
         for (what, v) in [
             ("--recipient", recipient),
             ("--address", address),
@@ -136,6 +139,7 @@ impl Ca {
 
     /// `deliver --pickup SITE`: the USBKEY waits at a site; queues the "ready for pickup" SMS.
     pub fn deliver_by_pickup(&mut self, id: AppId, site: Site) -> Result<Application> {
+        self.require(crate::operators::Role::Issuer, "deliver")?;
         let text = format!(
             "【黑龙江CA】您的数字证书USBKEY（{id}）已制作完成，请携带有效证件到{}领取。客服电话{SERVICE_PHONE}。",
             site.address()
@@ -192,6 +196,7 @@ impl Ca {
 
     /// `deliver --collected`: issued → delivered, once the delivery was arranged.
     pub fn deliver_collected(&mut self, id: AppId) -> Result<Application> {
+        self.require(crate::operators::Role::Issuer, "deliver")?;
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Collect)?;
         if app.delivery.is_none() {

@@ -121,6 +121,7 @@ impl Ca {
     /// within `within_days` from now, at most once per certificate and window length: running it
     /// again with the same window queues nothing new.
     pub fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
+        self.require(crate::operators::Role::Issuer, "remind")?;
         // Expired certificates are not "expiring": `certs` leaves them out.
         let certs = self.certs(&CertFilter {
             expiring_before: Some(self.now() + time::Duration::days(within_days)),

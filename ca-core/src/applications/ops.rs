@@ -108,6 +108,7 @@ impl Ca {
     /// Creates a draft application once the applicant is eligible (see [`crate::eligibility`]):
     /// nothing is accepted that could not be issued.
     pub fn apply(&mut self, new: &NewApplication) -> Result<Application> {
+        self.require(crate::operators::Role::Registrar, "apply")?;
         match (new.channel, new.site) {
             (Channel::Counter, None) => {
                 return Err(CoreError::Refused(
@@ -220,6 +221,7 @@ impl Ca {
 
     /// `submit`: draft → submitted; the submitter is remembered for the four-eyes rule.
     pub fn submit_application(&mut self, id: AppId) -> Result<Application> {
+        self.require(crate::operators::Role::Registrar, "submit")?;
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Submit)?;
         self.app_eligible(&app, Step::Submit)?;
@@ -243,7 +245,7 @@ impl Ca {
         transition(app.id, app.state, event)?;
         if app.submitted_by.as_deref() == Some(self.operator.as_str()) {
             return Err(CoreError::Refused(format!(
-                "four eyes: {} was submitted by `{}`, who may not review it; another operator must (--operator or HLJCA_OPERATOR)",
+                "four eyes: {} was submitted by `{}`, who may not review it; another operator must (their own operator USBKEY)",
                 app.id, self.operator
             )));
         }
@@ -253,6 +255,7 @@ impl Ca {
     /// `review approve`: submitted → approved, by someone other than the submitter, with every
     /// required material handed in. Queues the "approved, please pay" SMS.
     pub fn approve_application(&mut self, id: AppId) -> Result<Application> {
+        self.require(crate::operators::Role::Reviewer, "review approve")?;
         let app = self.application(id)?;
         self.check_reviewer(&app, AppEventKind::Approve)?;
         self.app_eligible(&app, Step::Approve)?;
@@ -270,6 +273,7 @@ impl Ca {
 
     /// `review reject`: submitted → rejected with its reason, by someone other than the submitter.
     pub fn reject_application(&mut self, id: AppId, reason: &str) -> Result<Application> {
+        self.require(crate::operators::Role::Reviewer, "review reject")?;
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(CoreError::Refused(
@@ -349,6 +353,19 @@ impl Ca {
             (Some(o), Some(p)) => Some((o.clone(), p.clone())),
             (None, None) => None,
         };
+        match &refund {
+            Some((order, _)) => {
+                self.require(crate::operators::Role::Cashier, "cancel with a refund")?;
+                if order.operator == self.operator {
+                    return Err(CoreError::Refused(format!(
+                        "four eyes: the payment of {id} (order {}) was taken by {}, who may not refund it; \
+                         another cashier must",
+                        order.id, order.operator
+                    )));
+                }
+            }
+            None => self.require(crate::operators::Role::Registrar, "cancel")?,
+        }
         let op = self.operator.clone();
         self.step(
             id,
@@ -415,6 +432,7 @@ impl Ca {
         file_name: &str,
         bytes: &[u8],
     ) -> Result<MaterialRecord> {
+        self.require(crate::operators::Role::Registrar, "materials add")?;
         let app = self.application(id)?;
         if !matches!(app.state, AppState::Draft | AppState::Submitted) {
             return Err(CoreError::Refused(format!(

@@ -193,7 +193,12 @@ impl Ca {
         csr: &CheckedCsr,
         applicant: &Applicant,
         out: Option<&Path>,
+        fee: &crate::issue::DirectFee,
     ) -> Result<CsrOutcome> {
+        self.require(
+            crate::operators::Role::CaAdmin,
+            "direct issuance from a CSR",
+        )?;
         self.eligible(
             Step::Issue,
             &Request {
@@ -208,6 +213,7 @@ impl Ca {
         let engine = Engine::new(self, &keys)?;
         let mut params = IssueParams::new(csr.cert_type, applicant.clone());
         params.source = KeySource::Csr(csr.clone());
+        params.fee = Some(fee.fee(self, csr.cert_type)?);
         let issued = params.issue(self, &engine, None)?;
         if let (Some(o), Some(c)) = (out, issued.certificates.first()) {
             let pem_text = std::fs::read(&c.pem).map_err(CoreError::io("reading", &c.pem))?;

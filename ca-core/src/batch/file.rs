@@ -137,7 +137,7 @@ pub struct BatchFile {
     pub errors: Vec<RowError>,
 }
 
-/// Reads a batch file (at most [`MAX_BATCH_FILE_BYTES`]).
+/// Reads a batch file (at most `MAX_BATCH_FILE_BYTES`, 256 MiB).
 pub fn read(path: &Path) -> Result<BatchFile> {
     let format = FileFormat::of(path)?;
     let bytes = read_limited(path, MAX_BATCH_FILE_BYTES)?;

@@ -116,6 +116,7 @@ impl Ca {
         plan: &BatchPlan,
         on_row: &mut dyn FnMut(&RowResult) -> std::ops::ControlFlow<()>,
     ) -> Result<BatchReport> {
+        self.require(crate::operators::Role::Issuer, "batch issue")?;
         if !plan.errors.is_empty() {
             return Err(CoreError::Refused(format!(
                 "{} has {} bad row(s); fix them first",
@@ -172,6 +173,7 @@ impl Ca {
         let mut refused_tokens: HashMap<String, String> = HashMap::new();
         for row in &plan.rows {
             let result = self.batch_row(
+                job_id,
                 module,
                 secrets,
                 &engine,
@@ -251,8 +253,10 @@ impl Ca {
         })
     }
 
+    #[allow(clippy::too_many_arguments)] // one caller; each piece is a distinct borrow
     fn batch_row<'m>(
         &mut self,
+        job_id: i64,
         module: &'m Module,
         secrets: &Secrets,
         engine: &Engine<'_>,
@@ -295,6 +299,12 @@ impl Ca {
         }
         let mut params = IssueParams::new(row.cert_type, row.applicant.clone());
         params.external_id = Some(row.external_id.clone());
+        // Batches are invoiced: each row's first-time fee is booked against the job.
+        params.fee = Some(crate::engine::Fee {
+            fen: self.policies.get(row.cert_type).fees.first.0,
+            method: "invoice".into(),
+            reference: Some(format!("batch-{job_id}:{}", row.external_id)),
+        });
         let sel = TokenSelector(row.token.clone());
         let issued = match sessions.entry(row.token.clone()) {
             std::collections::hash_map::Entry::Occupied(e) => {

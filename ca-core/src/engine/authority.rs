@@ -186,7 +186,11 @@ fn check_issued_by(
 impl Ca {
     /// Opens the CA keys for one command. A home made before the seal maker existed gets one
     /// here (a key beside the CA keys, a certificate from the issuing CA, an audit row).
-    pub fn ca_keys<'m>(&self, module: Option<&'m Module>, secrets: &Secrets) -> Result<CaKeys<'m>> {
+    pub fn ca_keys<'m>(
+        &mut self,
+        module: Option<&'m Module>,
+        secrets: &Secrets,
+    ) -> Result<CaKeys<'m>> {
         let mut keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
         if keys.has_seal_maker() && self.home.seal_maker_pem().is_file() {
             return Ok(keys);
@@ -220,10 +224,13 @@ impl Ca {
             pem_cert(&der).as_bytes(),
             0o644,
         )?;
-        let mut config = self.config.clone();
         if let Some(id) = &key_id {
-            config.ca.seal_maker_key_id = Some(id.clone());
-            write_file(&self.home.config(), config.to_toml()?.as_bytes(), 0o600)?;
+            self.config.ca.seal_maker_key_id = Some(id.clone());
+            write_file(
+                &self.home.config(),
+                self.config.to_toml()?.as_bytes(),
+                0o600,
+            )?;
         }
         let serial = parse(&der, "seal maker certificate")?.raw_serial_as_string();
         self.store.write("record seal maker", |tx| {

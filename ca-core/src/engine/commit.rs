@@ -70,6 +70,13 @@ pub(super) fn commit(
             )?;
         }
         let mut superseded = Vec::new();
+        if iss.renewal_of.is_none()
+            && iss.application_id.is_none()
+            && let Some(first) = made.first()
+        {
+            // Direct issuance (no application): its fee is booked with it.
+            store::direct_order(tx, iss, &first.serial, op)?;
+        }
         if let Some(old) = &iss.renewal_of {
             let new_serial = made.first().map(|m| m.serial.as_str()).unwrap_or_default();
             superseded = store::supersede_renewed(tx, iss, old, new_serial, op)?;

@@ -87,6 +87,7 @@ impl Ca {
         pins: &mut PinSource<'_>,
         only: Option<&TokenSelector>,
     ) -> Result<RecoverReport> {
+        self.require(crate::operators::Role::Issuer, "recover")?;
         let batch_jobs_interrupted = self.interrupted_jobs()?;
         let only_serial = match (only, module) {
             (Some(sel), Some(m)) => Some(m.find(sel)?.serial),

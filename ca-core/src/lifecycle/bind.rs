@@ -81,6 +81,7 @@ impl Ca {
         module: Option<&Module>,
         secrets: &Secrets,
     ) -> Result<Binding> {
+        self.require(crate::operators::Role::Issuer, "bind")?;
         let missing: Vec<&str> = BIND_MATERIALS
             .iter()
             .copied()

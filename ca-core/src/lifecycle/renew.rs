@@ -39,6 +39,8 @@ impl Ca {
         serial: &str,
         payment: &Payment,
     ) -> Result<RenewReport> {
+        self.require(crate::operators::Role::Issuer, "renew (the issuance)")?;
+        self.require(crate::operators::Role::Cashier, "renew (the annual fee)")?;
         let old = self.renewable(serial)?;
         let cert_type = old.cert_type;
         let fee = self.policies.get(cert_type).fees.annual;

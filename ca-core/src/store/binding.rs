@@ -14,11 +14,12 @@ use sha2::{Digest, Sha256};
 use crate::error::{CoreError, Result};
 
 /// The bound tables and their key column.
-pub(crate) const TABLES: [(&str, &str); 4] = [
+pub(crate) const TABLES: [(&str, &str); 5] = [
     ("certificates", "serial"),
     ("orders", "id"),
     ("applications", "id"),
     ("token_holders", "token_serial"),
+    ("operators", "cert_serial"),
 ];
 
 /// The digest a deleted row is bound to.

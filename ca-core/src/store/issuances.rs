@@ -333,6 +333,26 @@ pub(crate) fn supersede_renewed(
     Ok(superseded)
 }
 
+/// The order of a direct issuance (no application): its first-time fee as taken at the counter,
+/// or a zero-amount order with the reason when it was free. Nothing is issued outside the books.
+pub(crate) fn direct_order(
+    tx: &Transaction<'_>,
+    iss: &IssuanceRow,
+    serial: &str,
+    operator: &str,
+) -> Result<()> {
+    let Some(fen) = iss.fee_fen else {
+        return Ok(());
+    };
+    tx.execute(
+        "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
+         operator, paid_at) VALUES (NULL, ?1, 'first', ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![serial, iss.cert_type, fen, iss.pay_method, iss.pay_reference, operator, ts(now())],
+    )
+    .map_err(CoreError::db("record direct issuance fee"))?;
+    Ok(())
+}
+
 /// The status of certificate `serial`, read inside a transaction.
 pub(crate) fn status_in(tx: &Transaction<'_>, serial: &str) -> Result<String> {
     tx.query_row(

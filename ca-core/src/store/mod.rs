@@ -5,6 +5,7 @@ mod certs;
 pub(crate) mod crls;
 mod issuances;
 pub(crate) mod jobs;
+pub(crate) mod operators;
 mod schema;
 mod tokens;
 
@@ -19,18 +20,42 @@ use crate::error::{CoreError, Result};
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
-pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub(crate) use issuances::{
-    mark_issued, record_key, record_signed, set_stage, status_in, supersede_renewed, void_rows,
+    direct_order, mark_issued, record_key, record_signed, set_stage, status_in, supersede_renewed,
+    void_rows,
 };
+pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
+pub use operators::OperatorRecord;
 pub(crate) use tokens::bind as bind_token;
 
+/// Signs the audit rows a transaction appends: the logged-in operator's USBKEY.
+pub trait AuditSigner {
+    /// Serial of the operator certificate (recorded on each row).
+    fn cert_serial(&self) -> &str;
+    /// Signs `msg` with the operator key (DER ECDSA signature).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>>;
+}
+
 /// An open database.
-#[derive(Debug)]
 pub struct Store {
     pub(crate) conn: Connection,
     /// Who the `state.bind` audit rows name (the operator of the command).
     actor: String,
+    /// The logged-in operator: every audit row a write appends is signed with their key.
+    signer: Option<Box<dyn AuditSigner>>,
+    /// Writes without an operator are allowed (creating the CA and its first operator).
+    bootstrap: std::cell::Cell<bool>,
+    /// The audit head when the current transaction began.
+    tx_start: std::cell::Cell<i64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("actor", &self.actor)
+            .field("signed", &self.signer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -84,9 +109,21 @@ impl Store {
         self.actor = actor.to_owned();
     }
 
+    /// The logged-in operator, whose key signs every audit row from now on.
+    pub(crate) fn set_signer(&mut self, signer: Box<dyn AuditSigner>) {
+        self.signer = Some(signer);
+    }
+
+    /// Allows (or stops allowing) writes without an operator: only while the CA and its first
+    /// operator are created.
+    pub(crate) fn set_bootstrap(&self, on: bool) {
+        self.bootstrap.set(on);
+    }
+
     /// Binds every existing row once (a database from before row binding).
     fn bind_baseline(&self) -> Result<()> {
-        self.write("bind existing rows", |tx| {
+        let was = self.bootstrap.replace(true);
+        let done = self.write("bind existing rows", |tx| {
             let rows = binding::current(tx)?;
             crate::audit::append(
                 tx,
@@ -95,7 +132,9 @@ impl Store {
                 "rows",
                 &serde_json::json!({ "rows": rows }),
             )
-        })
+        });
+        self.bootstrap.set(was);
+        done
     }
 
     fn connect(path: &Path) -> Result<Store> {
@@ -117,6 +156,9 @@ impl Store {
         Ok(Store {
             conn,
             actor: "hljca".into(),
+            signer: None,
+            bootstrap: std::cell::Cell::new(false),
+            tx_start: std::cell::Cell::new(0),
         })
     }
 
@@ -147,14 +189,55 @@ impl Store {
                 &serde_json::json!({ "rows": rows }),
             )?;
         }
+        self.sign_new_rows(&tx)?;
         tx.commit().map_err(CoreError::db(what))
+    }
+
+    /// Signs the audit rows this transaction appended with the operator's key; without a
+    /// logged-in operator nothing may be written (outside the bootstrap of a new CA).
+    fn sign_new_rows(&self, tx: &Transaction<'_>) -> Result<()> {
+        let new: Vec<(i64, String)> = {
+            let mut stmt = tx
+                .prepare_cached("SELECT seq, hash FROM audit_log WHERE seq > ?1 ORDER BY seq")
+                .map_err(CoreError::db("audit rows to sign"))?;
+            stmt.query_map([self.tx_start.get()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(CoreError::db("audit rows to sign"))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(CoreError::db("audit rows to sign"))?
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let Some(signer) = &self.signer else {
+            if self.bootstrap.get() {
+                return Ok(());
+            }
+            return Err(CoreError::NotLoggedIn);
+        };
+        for (seq, hash) in new {
+            let msg = crate::audit::signed_message(seq, &hash, signer.cert_serial());
+            let sig = signer.sign(msg.as_bytes())?;
+            tx.execute(
+                "UPDATE audit_log SET operator_cert = ?2, signature = ?3 WHERE seq = ?1",
+                rusqlite::params![seq, signer.cert_serial(), sig],
+            )
+            .map_err(CoreError::db("sign audit row"))?;
+        }
+        Ok(())
     }
 
     /// Begins a `BEGIN IMMEDIATE` transaction for a caller that commits it itself (a write
     /// whose steps do not fit one closure); as [`Store::write`], it is the write lock first.
     pub(crate) fn begin(&self, what: &'static str) -> Result<Transaction<'_>> {
-        Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(CoreError::db(what))
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(CoreError::db(what))?;
+        let head: i64 = tx
+            .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
+                r.get(0)
+            })
+            .map_err(CoreError::db(what))?;
+        self.tx_start.set(head);
+        Ok(tx)
     }
 
     /// The schema version (`PRAGMA user_version`).

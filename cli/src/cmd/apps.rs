@@ -36,7 +36,19 @@ pub(super) fn load(ca: &Ca, s: &str) -> Result<Application, Failure> {
 }
 
 pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
-    let mut ca = super::open_ca(cli)?;
+    // Reading needs no login; every step that changes something is done by a logged-in operator.
+    let read_only = matches!(
+        c,
+        AppsCmd::Materials(MaterialsCmd::List { .. })
+            | AppsCmd::Apps(_)
+            | AppsCmd::Orders(_)
+            | AppsCmd::Outbox(_)
+    );
+    let mut ca = if read_only {
+        super::open_ca(cli)?
+    } else {
+        super::open_ca_login(cli)?
+    };
     match c {
         AppsCmd::Apply(a) => apply(cli, &mut ca, a),
         AppsCmd::Submit { app } => {
@@ -314,13 +326,20 @@ fn deliver(cli: &Cli, ca: &mut Ca, d: &DeliverArgs) -> Result<(), Failure> {
                 .map(str::to_owned)
                 .ok_or_else(|| bad(format!("deliver --mail needs {what}")))
         };
-        let recipient = need(&d.recipient, "--recipient NAME")?;
+        // The same text rules as applicant fields: no control or invisible characters.
+        let text = |v: &Option<String>, what: &str, max: usize| -> Result<String, Failure> {
+            let s = need(v, what)?;
+            let flag = what.split(' ').next().unwrap_or(what);
+            hljca_policies::check_name(flag, &s, max).map_err(bad)?;
+            Ok(s)
+        };
+        let recipient = text(&d.recipient, "--recipient NAME", 30)?;
         let phone = need(&d.phone, "--phone MOBILE")?;
         let phone: Mobile = phone
             .parse()
             .map_err(|e| bad(format!("--phone {phone}: {e}")))?;
-        let address = need(&d.address, "--address TEXT")?;
-        let tracking = need(&d.tracking, "--tracking NO")?;
+        let address = text(&d.address, "--address TEXT", 200)?;
+        let tracking = text(&d.tracking, "--tracking NO", 64)?;
         ca.deliver_by_mail(a.id, &recipient, &phone, &address, &tracking)?
     };
     let what = match (&app.delivery, app.state) {
@@ -344,14 +363,14 @@ pub fn issue_application(cli: &Cli, app: &str, a: &IssueArgs) -> Result<(), Fail
             "--seal-image is not taken with an application: its seal picture is generated",
         ));
     }
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = super::open_ca_login(cli)?;
     let id = load(&ca, app)?.id;
     let mut s = secrets::gather(cli)?;
     secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let out: AppIssueOutcome =
-        ca.issue_application(&module, &s, id, &TokenSelector(token.clone()))?;
+        ca.issue_application(module, &s, id, &TokenSelector(token.clone()))?;
     if cli.json {
         output::json(&out)?;
         return Ok(());

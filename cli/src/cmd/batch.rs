@@ -41,9 +41,13 @@ fn progress(cli: &Cli, len: usize) -> Option<indicatif::ProgressBar> {
 }
 
 fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = if a.dry_run {
+        super::open_ca(cli)?
+    } else {
+        super::open_ca_login(cli)?
+    };
     let module = ca.module(cli.pkcs11_module.as_deref())?;
-    let plan = ca.batch_plan(&module, &a.file, &a.tokens)?;
+    let plan = ca.batch_plan(module, &a.file, &a.tokens)?;
     if !plan.errors.is_empty() {
         return Err(refuse_plan(cli, &plan));
     }
@@ -66,7 +70,7 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
             std::ops::ControlFlow::Continue(())
         }
     };
-    let report = ca.batch_issue(&module, &s, &plan, &mut on_row)?;
+    let report = ca.batch_issue(module, &s, &plan, &mut on_row)?;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
@@ -261,7 +265,7 @@ fn print_report(cli: &Cli, r: &BatchReport) -> Result<(), Failure> {
 }
 
 fn recover(cli: &Cli, a: &RecoverArgs) -> Result<(), Failure> {
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = super::open_ca_login(cli)?;
     let s = secrets::gather(cli)?;
     let module = match ca.module(cli.pkcs11_module.as_deref()) {
         Ok(m) => Some(m),
@@ -295,7 +299,7 @@ fn recover(cli: &Cli, a: &RecoverArgs) -> Result<(), Failure> {
         }
         None
     };
-    let report = ca.recover(module.as_ref(), &mut pins, only.as_ref())?;
+    let report = ca.recover(module, &mut pins, only.as_ref())?;
     print_recover(cli, &report)?;
     let left = report.count(RecoverAction::Left) + report.count(RecoverAction::InProgress);
     if report.count(RecoverAction::Left) > 0 {
@@ -381,7 +385,8 @@ pub fn issue_csr(cli: &Cli, csr: &Path, a: &IssueArgs) -> Result<(), Failure> {
     let text =
         files::read_text_limited(applicant_path, files::MAX_APPLICANT_JSON, "applicant file")?;
     let applicant = Applicant::from_json(&text).map_err(Failure::input)?;
-    let mut ca = super::open_ca(cli)?;
+    let fee = super::issue::direct_fee(a)?;
+    let mut ca = super::open_ca_login(cli)?;
     let checked = check_csr(&bytes, ca.policies().get(cert_type))
         .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", csr.display())))?;
     let mut s = secrets::gather(cli)?;
@@ -390,7 +395,7 @@ pub fn issue_csr(cli: &Cli, csr: &Path, a: &IssueArgs) -> Result<(), Failure> {
         hljca_core::KeyStore::Hsm => Some(ca.module(cli.pkcs11_module.as_deref())?),
         hljca_core::KeyStore::File => None,
     };
-    let outcome = ca.issue_csr(module.as_ref(), &s, &checked, &applicant, a.out.as_deref())?;
+    let outcome = ca.issue_csr(module, &s, &checked, &applicant, a.out.as_deref(), &fee)?;
     if cli.json {
         output::json(&outcome)?;
         return Ok(());

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use hljca_core::applications::{PayMethod, Payment, Site};
 use hljca_core::ca::{self, InitOptions};
 use hljca_core::engine::IssueParams;
+use hljca_core::issue::DirectFee;
+use hljca_core::operators::{NewOperator, Role};
 use hljca_core::{Ca, Home, KeyStore, Secrets};
 use hljca_policies::{Applicant, CertType};
 use hljca_token::{Module, Pin, TokenSelector};
@@ -16,13 +19,16 @@ use crate::output;
 const DEMO_USER_PIN: &str = "12345678";
 const DEMO_SO_PIN: &str = "87654321";
 const DEMO_CA_PIN: &str = "11223344";
+const DEMO_OPERATOR_PIN: &str = "24681357";
+const DEMO_ADMIN_TOKEN: &str = "demo-admin";
 const ENTERPRISE_EXAMPLE: &str = include_str!("../../../examples/applicants/enterprise.json");
 
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let home = Home::new(absolute(&cli.home)?);
     hljca_core::home::create_private_dir(home.dir())?;
     let conf = set_up_softhsm(home.dir())?;
-    let module = Module::open(cli.pkcs11_module.as_deref())?;
+    let module: &'static Module = Box::leak(Box::new(Module::open(cli.pkcs11_module.as_deref())?));
+    let operator_pin = Pin::new(DEMO_OPERATOR_PIN);
     let secrets = Secrets {
         ca_pin: Some(Pin::new(DEMO_CA_PIN)),
         user_pin: Some(Pin::new(DEMO_USER_PIN)),
@@ -30,21 +36,41 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         ca_passphrase: None,
     };
     let reused = home.is_initialized();
+    let mut report = None;
     if !reused {
-        ca::init(
+        report = Some(ca::init(
             &home,
-            Some(&module),
+            Some(module),
             &secrets,
             &InitOptions {
                 key_store: KeyStore::Hsm,
                 ..InitOptions::default()
             },
-        )?;
+        )?);
     }
     let mut ca = Ca::open(home.clone(), super::operator(cli))?;
-    if !reused {
-        ca.audit("ca.init", "issuing-ca", serde_json::json!({ "by": "demo" }))?;
+    ca.use_module(module);
+    let admin_token = TokenSelector(DEMO_ADMIN_TOKEN.into());
+    if let Some(report) = &report {
+        // The key ceremony, as `hljca init` does it: the first CA administrator (every role)
+        // on their own operator USBKEY.
+        if module.find(&admin_token).is_err() {
+            module.init_token(DEMO_ADMIN_TOKEN, secrets.so_pin()?, &operator_pin)?;
+        }
+        ca.complete_init(
+            &secrets,
+            report,
+            &NewOperator {
+                name: "演示管理员".into(),
+                site: Site::Harbin,
+                roles: Role::ALL.to_vec(),
+                token: admin_token.clone(),
+            },
+            &operator_pin,
+            module,
+        )?;
     }
+    ca.login(module, &admin_token, &operator_pin)?;
     // A fresh USBKEY each run: demo-usbkey, demo-usbkey-2, ...
     let taken: Vec<String> = module
         .tokens()?
@@ -68,14 +94,15 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         &token.serial,
         serde_json::json!({ "label": token.label }),
     )?;
-    let outcome = ca.issue(
-        &module,
+    let outcome = ca.issue_direct(
+        module,
         &secrets,
         &TokenSelector(token.serial.clone()),
         &IssueParams::new(
             CertType::Enterprise,
             Applicant::from_json(ENTERPRISE_EXAMPLE)?,
         ),
+        &DirectFee::Paid(Payment::new(PayMethod::Cash, None)?),
     )?;
     let v = serde_json::json!({
         "home": home.dir(),
@@ -87,6 +114,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         "user_pin": DEMO_USER_PIN,
         "so_pin": DEMO_SO_PIN,
         "ca_pin": DEMO_CA_PIN,
+        "operator_token": DEMO_ADMIN_TOKEN,
+        "operator_pin": DEMO_OPERATOR_PIN,
         "ca_root": home.root_pem(),
         "ca_issuing": home.issuing_pem(),
         "certificates": outcome.certificates.iter().map(|c| serde_json::json!({

@@ -1,9 +1,11 @@
 //! `hljca init` and `hljca ca`.
 
+use hljca_core::applications::Site;
 use hljca_core::ca::{self, InitOptions};
+use hljca_core::operators::{NewOperator, Role};
 use hljca_core::time_fmt::ts;
 use hljca_core::{Home, KeyStore};
-use hljca_token::Module;
+use hljca_token::{Module, TokenSelector};
 
 use crate::Failure;
 use crate::args::{CaCmd, Cli, InitArgs};
@@ -18,9 +20,11 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
     } else {
         KeyStore::Hsm
     };
+    // The admin's operator USBKEY is a token even when the CA keys are files.
+    let loaded: &'static Module = Box::leak(Box::new(Module::open(cli.pkcs11_module.as_deref())?));
     let module = if key_store == KeyStore::Hsm {
         secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
-        Some(Module::open(cli.pkcs11_module.as_deref())?)
+        Some(loaded)
     } else {
         secrets::prompt_if_missing(
             &mut s.ca_passphrase,
@@ -28,9 +32,18 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
         );
         None
     };
+    let admin_site: Site = a
+        .admin_site
+        .parse()
+        .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
+    let admin_pin = secrets::operator_pin(cli)?.ok_or(hljca_core::CoreError::MissingSecret {
+        what: "the CA administrator's operator USBKEY PIN",
+        env: "HLJCA_OPERATOR_PIN",
+        file_flag: Some("--operator-pin-file"),
+    })?;
     let report = ca::init(
         &home,
-        module.as_ref(),
+        module,
         &s,
         &InitOptions {
             key_store,
@@ -41,12 +54,30 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
             ca_issuers_url: a.ca_issuers_url.clone(),
         },
     )?;
-    let ca = super::open_ca(cli)?;
-    ca.audit("ca.init", "issuing-ca", serde_json::to_value(&report)?)?;
-    // The seal maker (signs seals and audit anchors) is made now, as part of the ceremony.
-    drop(ca.ca_keys(module.as_ref(), &s)?);
+    let mut ca = super::open_ca(cli)?;
+    // The key ceremony goes on: the seal maker, then the first CA administrator on their own
+    // operator USBKEY (a blank token is initialised for it when none has the label).
+    let admin_token = TokenSelector(a.admin_token.clone());
+    if let Err(hljca_token::TokenError::TokenNotFound { .. }) = loaded.find(&admin_token) {
+        loaded.init_token(&a.admin_token, s.so_pin()?, &admin_pin)?;
+    }
+    let admin = ca.complete_init(
+        &s,
+        &report,
+        &NewOperator {
+            name: a.admin_name.clone(),
+            site: admin_site,
+            roles: Role::ALL.to_vec(),
+            token: admin_token,
+        },
+        &admin_pin,
+        loaded,
+    )?;
     if cli.json {
-        output::json(&report)?;
+        let mut v = serde_json::to_value(&report)?;
+        v["seal_maker"] = serde_json::to_value(home.seal_maker_pem())?;
+        v["admin"] = serde_json::to_value(&admin)?;
+        output::json(&v)?;
     } else {
         println!("CA created in {}", home.dir().display());
         output::fields(&[
@@ -60,6 +91,17 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
             (
                 "CA token",
                 report.ca_token_label.clone().unwrap_or_else(|| "-".into()),
+            ),
+            ("seal maker", home.seal_maker_pem().display().to_string()),
+            (
+                "CA administrator",
+                format!(
+                    "{} (operator certificate {}, roles {}) on USBKEY `{}`",
+                    admin.name,
+                    admin.cert_serial,
+                    admin.roles.join(","),
+                    admin.token_label
+                ),
             ),
         ]);
     }

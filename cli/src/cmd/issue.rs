@@ -1,6 +1,8 @@
 //! `hljca issue`.
 
+use hljca_core::applications::{PayMethod, Payment};
 use hljca_core::engine::{IssueOutcome, IssueParams};
+use hljca_core::issue::DirectFee;
 use hljca_policies::{Applicant, CertType};
 use hljca_token::TokenSelector;
 
@@ -34,15 +36,35 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
         )?),
         None => None,
     };
-    let mut ca = super::open_ca(cli)?;
+    let fee = direct_fee(a)?;
+    let mut ca = super::open_ca_login(cli)?;
     let mut s = secrets::gather(cli)?;
     secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let mut params = IssueParams::new(cert_type, applicant);
     params.seal_image = seal_image;
-    let outcome = ca.issue(&module, &s, &TokenSelector(token.clone()), &params)?;
+    let outcome = ca.issue_direct(module, &s, &TokenSelector(token.clone()), &params, &fee)?;
     print_outcome(cli, &outcome)
+}
+
+/// The fee of a direct issuance: `--free --reason`, else `--method` (cash when not given).
+pub fn direct_fee(a: &IssueArgs) -> Result<DirectFee, Failure> {
+    if a.free {
+        return Ok(DirectFee::Free {
+            reason: a.reason.clone().unwrap_or_default(),
+        });
+    }
+    let method: PayMethod = a
+        .method
+        .as_deref()
+        .unwrap_or("cash")
+        .parse()
+        .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
+    Ok(DirectFee::Paid(Payment::new(
+        method,
+        a.reference.as_deref(),
+    )?))
 }
 
 pub fn print_outcome(cli: &Cli, o: &IssueOutcome) -> Result<(), Failure> {

@@ -8,7 +8,7 @@ use crate::output;
 use crate::secrets;
 
 pub fn release(cli: &Cli, serial: &str) -> Result<(), Failure> {
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = super::open_ca_login(cli)?;
     let report = ca.release(serial)?;
     if cli.json {
         output::json(&report)?;
@@ -26,7 +26,7 @@ pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
         .reason
         .parse()
         .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = super::open_ca_login(cli)?;
     let opts = RevokeOptions {
         reason,
         keep_secondary: a.keep_secondary,
@@ -35,7 +35,7 @@ pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
         let mut s = secrets::gather(cli)?;
         secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
         let module = ca.module(cli.pkcs11_module.as_deref())?;
-        ca.revoke(&a.serial, opts, Some((&module, &s)))?
+        ca.revoke(&a.serial, opts, Some((module, &s)))?
     } else {
         ca.revoke(&a.serial, opts, None)?
     };
@@ -70,7 +70,10 @@ pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
 }
 
 pub fn crl(cli: &Cli, c: &CrlCmd) -> Result<(), Failure> {
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = match c {
+        CrlCmd::Generate => super::open_ca_login(cli)?,
+        _ => super::open_ca(cli)?,
+    };
     match c {
         CrlCmd::Generate => {
             let mut s = secrets::gather(cli)?;
@@ -80,7 +83,7 @@ pub fn crl(cli: &Cli, c: &CrlCmd) -> Result<(), Failure> {
             } else {
                 None
             };
-            let r = ca.generate_crl(module.as_ref(), &s)?;
+            let r = ca.generate_crl(module, &s)?;
             if cli.json {
                 output::json(&r)?;
             } else {
@@ -113,7 +116,15 @@ pub fn crl(cli: &Cli, c: &CrlCmd) -> Result<(), Failure> {
 }
 
 pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
-    let ca = super::open_ca(cli)?;
+    // Verifying needs no login; reading the rows is the auditor's.
+    let ca = match c {
+        AuditCmd::Verify => super::open_ca(cli)?,
+        _ => {
+            let ca = super::open_ca_login(cli)?;
+            ca.require(hljca_core::operators::Role::Auditor, "audit list")?;
+            ca
+        }
+    };
     match c {
         AuditCmd::Verify => {
             let (n, anchors) = ca.audit_verify()?;
@@ -160,13 +171,13 @@ pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
 }
 
 pub fn renew(cli: &Cli, a: &crate::args::RenewArgs) -> Result<(), Failure> {
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = super::open_ca_login(cli)?;
     let mut s = secrets::gather(cli)?;
     secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let r = ca.renew(
-        &module,
+        module,
         &s,
         &a.serial,
         &hljca_core::lifecycle::Payment::new(
@@ -233,13 +244,13 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
         .site
         .parse()
         .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;
-    let mut ca = super::open_ca(cli)?;
+    let mut ca = super::open_ca_login(cli)?;
     let s = secrets::gather(cli)?;
     let module = match &source {
         BindSource::Token { .. } => Some(ca.module(cli.pkcs11_module.as_deref())?),
         BindSource::File(_) => None,
     };
-    let b = ca.bind(&source, &materials, site, module.as_ref(), &s)?;
+    let b = ca.bind(&source, &materials, site, module, &s)?;
     if cli.json {
         return Ok(output::json(&b)?);
     }

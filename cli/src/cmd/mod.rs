@@ -8,6 +8,7 @@ mod demo;
 mod init;
 mod issue;
 mod lifecycle;
+mod operator;
 mod policy;
 mod seal;
 mod status;
@@ -20,12 +21,14 @@ use hljca_core::{Ca, Home};
 
 use crate::Failure;
 use crate::args::{Cli, Command};
+use crate::secrets;
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     use_home_softhsm(&cli.home);
     match &cli.command {
         Command::Init(a) => init::run(&cli, a),
+        Command::Operator(c) => operator::run(&cli, c),
         Command::Ca(c) => init::ca(&cli, c),
         Command::Policy(c) => policy::run(&cli, c),
         Command::Token(c) => token::run(&cli, c),
@@ -42,8 +45,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Status => status::run(&cli),
         Command::Config(_) => status::config(&cli),
         Command::Completions { shell } => {
+            // Generated into memory first: clap_complete panics on a failed write, while a
+            // failed write of ours (the reader went away) ends the command quietly.
             let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "hljca", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "hljca", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
             Ok(())
         }
         Command::Demo => demo::run(&cli),
@@ -52,13 +59,26 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// The operator for the audit log: --operator / HLJCA_OPERATOR, else the login name.
-pub fn operator(cli: &Cli) -> String {
-    cli.operator
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "operator".into())
+/// The name a command acts under until an operator logs in (nothing can be written under it).
+pub fn operator(_cli: &Cli) -> String {
+    "(not logged in)".into()
+}
+
+/// Opens the CA home and logs in the operator (HLJCA_OPERATOR_TOKEN and its PIN): for
+/// commands that change anything. Core methods check the roles each step needs.
+pub fn open_ca_login(cli: &Cli) -> Result<Ca, Failure> {
+    let mut ca = open_ca(cli)?;
+    let Some(token) = &cli.operator_token else {
+        return Err(hljca_core::CoreError::NotLoggedIn.into());
+    };
+    let pin = secrets::operator_pin(cli)?.ok_or(hljca_core::CoreError::MissingSecret {
+        what: "the operator USBKEY PIN",
+        env: "HLJCA_OPERATOR_PIN",
+        file_flag: Some("--operator-pin-file"),
+    })?;
+    let module = ca.module(cli.pkcs11_module.as_deref())?;
+    ca.login(module, &hljca_token::TokenSelector(token.clone()), &pin)?;
+    Ok(ca)
 }
 
 /// Opens the CA home.

@@ -8,7 +8,33 @@ use crate::output;
 use crate::secrets;
 
 pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
-    let module = Module::open(cli.pkcs11_module.as_deref())?;
+    // With a CA home, initialising a USBKEY or changing its PINs is the issuer's, logged in;
+    // a bare token tool (no home) works without one.
+    let changes = !matches!(c, TokenCmd::List | TokenCmd::Info { .. });
+    let ca = if changes && hljca_core::Home::new(&cli.home).is_initialized() {
+        let ca = super::open_ca_login(cli)?;
+        ca.require(
+            hljca_core::operators::Role::Issuer,
+            "token init / change-pin / unblock",
+        )?;
+        Some(ca)
+    } else {
+        None
+    };
+    let module: &Module = match &ca {
+        Some(ca) => ca.module(cli.pkcs11_module.as_deref())?,
+        None => Box::leak(Box::new(Module::open(cli.pkcs11_module.as_deref())?)),
+    };
+    let audit_if_home = |_cli: &Cli,
+                         action: &str,
+                         object: &str,
+                         details: serde_json::Value|
+     -> Result<(), Failure> {
+        if let Some(ca) = &ca {
+            ca.audit(action, object, details)?;
+        }
+        Ok(())
+    };
     match c {
         TokenCmd::List => {
             let tokens = module.tokens()?;
@@ -55,7 +81,7 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                 "token.init",
                 &info.serial,
                 serde_json::json!({ "label": info.label }),
-            );
+            )?;
             if cli.json {
                 output::json(&info)?;
             } else {
@@ -77,7 +103,7 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                 "token.change-pin",
                 &serial,
                 serde_json::json!({ "token": token }),
-            );
+            )?;
             if cli.json {
                 output::json(
                     &serde_json::json!({ "token": token, "serial": serial, "changed": true }),
@@ -98,7 +124,7 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
                 "token.unblock",
                 &serial,
                 serde_json::json!({ "token": token }),
-            );
+            )?;
             if cli.json {
                 output::json(
                     &serde_json::json!({ "token": token, "serial": serial, "unblocked": true }),
@@ -167,13 +193,4 @@ fn new_pin() -> Result<hljca_token::Pin, Failure> {
             "the new user PIN is needed: set HLJCA_NEW_USER_PIN"
         ))
     })
-}
-
-/// PIN operations are audited when a CA home is present; a bare token tool works without one.
-fn audit_if_home(cli: &Cli, action: &str, object: &str, details: serde_json::Value) {
-    if let Ok(ca) = super::open_ca(cli)
-        && let Err(e) = ca.audit(action, object, details)
-    {
-        tracing::warn!(error = %e, "could not write the audit row");
-    }
 }

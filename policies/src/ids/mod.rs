@@ -136,7 +136,7 @@ const FORMAT_CHARS: [(u32, u32); 22] = [
 /// True for a character that is invisible or reorders text: a format character (Unicode
 /// general category Cf, e.g. U+200B ZERO WIDTH SPACE, U+202E RIGHT-TO-LEFT OVERRIDE, U+FEFF)
 /// or a line/paragraph separator (U+2028, U+2029).
-pub(crate) fn is_invisible(c: char) -> bool {
+pub fn is_invisible(c: char) -> bool {
     let c = u32::from(c);
     FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }

@@ -1,0 +1,198 @@
+//! What the OCSP responder and the HTTP publisher read from the store: one certificate's
+//! status, which rows changed since a moment, the newest CRL and whether it still lists
+//! exactly what the store has revoked. Reads only (the one write-lock probe is rolled back).
+//!
+//! The SQL is here rather than in `store/` while that module is being reworked; it reads the
+//! `certificates` and `crls` tables only.
+
+use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
+use x509_parser::prelude::FromDer;
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use super::Status;
+use crate::Ca;
+use crate::error::{CoreError, Result};
+use crate::revoke::Reason;
+use crate::store::crls;
+use crate::time_fmt::{now, parse_ts};
+
+/// A CRL as published.
+#[derive(Debug, Clone)]
+pub struct CrlDoc {
+    /// CRL number.
+    pub number: i64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// DER.
+    pub der: Vec<u8>,
+}
+
+/// One row changed at `updated_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Serial (hex).
+    pub serial: String,
+    /// Its `updated_at` (RFC 3339, whole seconds: text order is time order).
+    pub updated_at: String,
+}
+
+/// RFC 5280 reason code; absent and unspecified are the same on a CRL.
+fn code(r: Option<Reason>) -> u8 {
+    match r {
+        None | Some(Reason::Unspecified) => 0,
+        Some(Reason::KeyCompromise) => 1,
+        Some(Reason::AffiliationChanged) => 3,
+        Some(Reason::Superseded) => 4,
+        Some(Reason::CessationOfOperation) => 5,
+        Some(Reason::CertificateHold) => 6,
+        Some(Reason::PrivilegeWithdrawn) => 9,
+    }
+}
+
+impl Ca {
+    /// The OCSP status of `serial` (hex): issued, superseded and expired certificates are
+    /// good, revoked ones (certificateHold included) revoked with their time and reason, and a
+    /// serial this CA never issued (no row, or only a pending or voided one) unknown.
+    pub fn ocsp_status(&self, serial: &str) -> Result<Status> {
+        let row: Option<(String, Option<String>, Option<String>)> = self
+            .store
+            .conn
+            .query_row(
+                "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
+                [serial],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(CoreError::db("OCSP status"))?;
+        Ok(match row {
+            Some((s, at, reason)) => match s.as_str() {
+                "issued" | "superseded" | "expired" => Status::Good,
+                "revoked" => Status::Revoked {
+                    at: at.as_deref().and_then(parse_ts).unwrap_or_else(now),
+                    reason: reason.and_then(|r| r.parse().ok()),
+                },
+                _ => Status::Unknown,
+            },
+            None => Status::Unknown,
+        })
+    }
+
+    /// SQLite's `data_version`: changes whenever another connection commits.
+    pub fn data_version(&self) -> Result<i64> {
+        self.store
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(CoreError::db("data_version"))
+    }
+
+    /// Certificate rows changed at or after `since` (all of them when `None`), oldest first.
+    pub fn changed_since(&self, since: Option<&str>) -> Result<Vec<Change>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT serial, updated_at FROM certificates WHERE updated_at >= ?1 \
+                 ORDER BY updated_at",
+            )
+            .map_err(CoreError::db("changed certificates"))?;
+        stmt.query_map(params![since.unwrap_or("")], |r| {
+            Ok(Change {
+                serial: r.get(0)?,
+                updated_at: r.get(1)?,
+            })
+        })
+        .map_err(CoreError::db("changed certificates"))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("changed certificates"))
+    }
+
+    /// Serials whose OCSP answer is good or revoked (the ones worth answering ahead).
+    pub fn ocsp_serials(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .store
+            .conn
+            .prepare(
+                "SELECT serial FROM certificates \
+                 WHERE status IN ('issued', 'revoked', 'superseded') ORDER BY id DESC",
+            )
+            .map_err(CoreError::db("OCSP serials"))?;
+        stmt.query_map([], |r| r.get(0))
+            .map_err(CoreError::db("OCSP serials"))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(CoreError::db("OCSP serials"))
+    }
+
+    /// The CRL with the highest number.
+    pub fn latest_crl(&self) -> Result<Option<CrlDoc>> {
+        let row: Option<(i64, String, String, Vec<u8>)> = self
+            .store
+            .conn
+            .query_row(
+                "SELECT number, this_update, next_update, der FROM crls \
+                 ORDER BY number DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(CoreError::db("latest CRL"))?;
+        let Some((number, this, next, der)) = row else {
+            return Ok(None);
+        };
+        let time = |s: &str| {
+            parse_ts(s).ok_or_else(|| CoreError::Parse {
+                what: format!("CRL {number} time"),
+                reason: format!("`{s}` is not RFC 3339"),
+            })
+        };
+        Ok(Some(CrlDoc {
+            number,
+            this_update: time(&this)?,
+            next_update: time(&next)?,
+            der,
+        }))
+    }
+
+    /// True when `crl` lists exactly the certificates the store has revoked, with their
+    /// reasons (a release from hold, a hold made final or a new revocation make it stale).
+    pub fn crl_is_current(&self, crl: &CrlDoc) -> Result<bool> {
+        let mut stored: Vec<(String, u8)> = crls::revoked(&self.store.conn)?
+            .into_iter()
+            .map(|r| (r.serial.to_ascii_lowercase(), code(r.reason)))
+            .collect();
+        let (_, parsed) =
+            CertificateRevocationList::from_der(&crl.der).map_err(|e| CoreError::Parse {
+                what: format!("CRL {}", crl.number),
+                reason: e.to_string(),
+            })?;
+        let mut listed: Vec<(String, u8)> = parsed
+            .iter_revoked_certificates()
+            .map(|r| {
+                (
+                    super::serial_hex(r.raw_serial()),
+                    r.reason_code().map(|(_, c)| c.0).unwrap_or(0),
+                )
+            })
+            .collect();
+        stored.sort();
+        listed.sort();
+        Ok(stored == listed)
+    }
+
+    /// Takes the database's write lock and lets it go again (waiting at most `wait`): the
+    /// health check's proof that writes would go through.
+    pub fn database_writable(&self, wait: std::time::Duration) -> Result<()> {
+        let conn = &self.store.conn;
+        conn.busy_timeout(wait)
+            .map_err(CoreError::db("busy_timeout"))?;
+        let probe = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+        if probe.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(CoreError::db("busy_timeout"))?;
+        probe.map_err(CoreError::db("write probe"))
+    }
+}

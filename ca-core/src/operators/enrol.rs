@@ -1,0 +1,269 @@
+//! Enrolling, changing and revoking operators.
+
+use hljca_token::{KeyId, Module, Pin, TokenSelector};
+use rcgen::{
+    CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SerialNumber,
+};
+
+use super::{OPERATOR_LABEL, Role};
+use crate::applications::Site;
+use crate::engine::Authority;
+use crate::error::{CoreError, Result};
+use crate::keys::Secrets;
+use crate::profile::{SubjectKey, ca_subject, random_serial};
+use crate::store::{OperatorRecord, operators};
+use crate::time_fmt::ts;
+use crate::{Ca, audit};
+
+/// Who to enrol.
+#[derive(Debug, Clone)]
+pub struct NewOperator {
+    /// The staff member's name (CN of the operator certificate).
+    pub name: String,
+    /// Their site (OU).
+    pub site: Site,
+    /// Their roles.
+    pub roles: Vec<Role>,
+    /// Their USBKEY (initialised, blank).
+    pub token: TokenSelector,
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let n = name.trim();
+    if n.is_empty()
+        || n.chars().count() > 64
+        || n.chars()
+            .any(|c| c.is_control() || hljca_policies::is_invisible(c))
+    {
+        return Err(CoreError::BadInput(format!(
+            "--name `{}`: 1 to 64 visible characters [rule: the operator's name is the certificate's CN]",
+            name.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// The operator certificate: clientAuth, the staff member's name and site, three calendar years
+/// at most and never past the issuing CA.
+fn operator_params(
+    name: &str,
+    site: Site,
+    serial: [u8; 16],
+    validity: crate::validity::Validity,
+) -> Result<CertificateParams> {
+    let mut p = CertificateParams::default();
+    let mut dn = ca_subject(name)?;
+    dn.push(
+        DnType::OrganizationalUnitName,
+        DnValue::Utf8String(format!("operator {}", site.as_str())),
+    );
+    p.distinguished_name = dn;
+    p.serial_number = Some(SerialNumber::from_slice(&serial));
+    p.not_before = validity.not_before;
+    p.not_after = validity.not_after;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.use_authority_key_identifier_extension = true;
+    Ok(p)
+}
+
+impl Ca {
+    /// Enrols an operator onto their USBKEY: a P-256 key born on it, an operator certificate
+    /// from the issuing CA written beside it, the operator row and its audit row. The first
+    /// operator of a CA is enrolled by the CA key custodian alone (the CA PIN opens the CA
+    /// keys); every later one by a logged-in ca-admin.
+    pub fn enrol_operator(
+        &mut self,
+        module: &'static Module,
+        secrets: &Secrets,
+        new: &NewOperator,
+        token_pin: &Pin,
+    ) -> Result<OperatorRecord> {
+        let first = self.store.operators()?.iter().all(|o| o.status != "active");
+        if !first {
+            self.require(Role::CaAdmin, "operator add")?;
+        }
+        check_name(&new.name)?;
+        if new.roles.is_empty() {
+            return Err(CoreError::BadInput(
+                "--roles needs at least one role".into(),
+            ));
+        }
+        let info = self.holder_token(module, &new.token)?;
+        if let Some(h) = self.store.token_holder(&info.serial)? {
+            return Err(CoreError::Refused(format!(
+                "USBKEY `{}` belongs to the customer {h}; an operator needs a USBKEY of their own",
+                info.label
+            )));
+        }
+        if let Some(o) = self
+            .store
+            .operators()?
+            .iter()
+            .find(|o| o.token_serial == info.serial && o.status == "active")
+        {
+            return Err(CoreError::Refused(format!(
+                "USBKEY `{}` already holds operator {} ({})",
+                info.label, o.name, o.cert_serial
+            )));
+        }
+        let keys = self.ca_keys(Some(module), secrets)?;
+        let auth = Authority::new(self, &keys)?;
+        let session = module.login(&new.token, token_pin)?;
+        let key_id = KeyId::random();
+        let key =
+            session.generate_p256_with_id(&format!("{OPERATOR_LABEL} {}", new.name), &key_id)?;
+        let made = (|| -> Result<OperatorRecord> {
+            let serial = random_serial();
+            let start = self.now();
+            let until = crate::validity::add_years(start, 3);
+            let days = (until - start).whole_days() as u32;
+            let validity = crate::validity::end_entity(start, days, auth.issuing_not_after());
+            let subject_key = SubjectKey {
+                bits: key.public.subject_public_key_bits(),
+                alg: key.public.rcgen_algorithm(),
+            };
+            let cert = operator_params(&new.name, new.site, serial, validity)?
+                .signed_by(&subject_key, auth.issuer())
+                .map_err(CoreError::cert("operator certificate"))?;
+            auth.check_signed(cert.der(), &serial, &subject_key)?;
+            let serial_hex = hex::encode(serial);
+            let subject_der = crate::issue::subject_der(cert.der())?;
+            session.store_certificate(
+                &key_id,
+                &format!("{OPERATOR_LABEL} {serial_hex}"),
+                cert.der(),
+                &subject_der,
+            )?;
+            Ok(OperatorRecord {
+                cert_serial: serial_hex,
+                name: new.name.trim().to_owned(),
+                site: new.site.as_str().to_owned(),
+                roles: new.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                token_label: info.label.clone(),
+                token_serial: info.serial.clone(),
+                key_id: key_id.to_hex(),
+                der: cert.der().to_vec(),
+                status: "active".into(),
+                not_after: ts(validity.not_after),
+                enrolled_at: ts(crate::time_fmt::now()),
+                enrolled_by: if first {
+                    "(CA key custodian)".into()
+                } else {
+                    self.operator.clone()
+                },
+            })
+        })();
+        let rec = match made {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = session.destroy_by_id(&key_id);
+                return Err(e);
+            }
+        };
+        if first {
+            self.store.set_bootstrap(true);
+            self.store.set_actor("(CA key custodian)");
+        }
+        let op = if first {
+            "(CA key custodian)".to_owned()
+        } else {
+            self.operator.clone()
+        };
+        let written = self.store.write("enrol operator", |tx| {
+            operators::insert(tx, &rec)?;
+            audit::append(
+                tx,
+                &op,
+                "operator.enrol",
+                &rec.cert_serial,
+                &serde_json::json!({
+                    "name": rec.name, "site": rec.site, "roles": rec.roles,
+                    "token_label": rec.token_label, "token_serial": rec.token_serial,
+                    "key_id": rec.key_id, "not_after": rec.not_after, "first": first,
+                }),
+            )
+        });
+        self.store.set_bootstrap(false);
+        self.store.set_actor(&self.operator);
+        if let Err(e) = written {
+            let _ = session.destroy_by_id(&key_id);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Replaces an operator's roles (ca-admin).
+    pub fn set_operator_roles(&mut self, serial: &str, roles: &[Role]) -> Result<OperatorRecord> {
+        self.require(Role::CaAdmin, "operator roles")?;
+        if roles.is_empty() {
+            return Err(CoreError::BadInput(
+                "--roles needs at least one role".into(),
+            ));
+        }
+        let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+        self.keep_an_admin(serial, roles.iter().any(|r| r == "ca-admin"))?;
+        let op = self.operator.clone();
+        self.store.write("operator roles", |tx| {
+            if !operators::set_roles(tx, serial, &roles)? {
+                return Err(CoreError::BadInput(format!(
+                    "no active operator with certificate {serial}"
+                )));
+            }
+            audit::append(
+                tx,
+                &op,
+                "operator.roles",
+                serial,
+                &serde_json::json!({ "roles": roles }),
+            )
+        })?;
+        self.store
+            .operator(serial)?
+            .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
+    }
+
+    /// Revokes an operator (ca-admin): they can no longer log in; their signed audit rows stay
+    /// verifiable.
+    pub fn revoke_operator(&mut self, serial: &str, reason: &str) -> Result<OperatorRecord> {
+        self.require(Role::CaAdmin, "operator revoke")?;
+        self.keep_an_admin(serial, false)?;
+        let op = self.operator.clone();
+        self.store.write("operator revoke", |tx| {
+            if !operators::revoke(tx, serial)? {
+                return Err(CoreError::BadInput(format!(
+                    "no active operator with certificate {serial}"
+                )));
+            }
+            audit::append(
+                tx,
+                &op,
+                "operator.revoke",
+                serial,
+                &serde_json::json!({ "reason": reason }),
+            )
+        })?;
+        self.store
+            .operator(serial)?
+            .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
+    }
+
+    /// Refuses a change that would leave no active ca-admin.
+    fn keep_an_admin(&self, serial: &str, stays_admin: bool) -> Result<()> {
+        let admins = self
+            .store
+            .operators()?
+            .into_iter()
+            .filter(|o| o.status == "active" && o.roles.iter().any(|r| r == "ca-admin"))
+            .filter(|o| o.cert_serial != serial || stays_admin)
+            .count();
+        if admins == 0 {
+            return Err(CoreError::Refused(format!(
+                "operator {serial} is the last active ca-admin; enrol another one first"
+            )));
+        }
+        Ok(())
+    }
+}

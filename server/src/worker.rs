@@ -1,0 +1,504 @@
+//! The CA worker: the one thread that holds the CA (database connection, operator login) and
+//! the CA token session, which are not for async tasks. Request handlers send it [`Job`]s over
+//! a bounded channel; between jobs it watches the store (revocations, new certificates, CRLs
+//! made by other commands), regenerates the CRL, renews the OCSP signing certificate and
+//! signs OCSP answers ahead of requests.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hljca_core::keys::{CaKeyRole, CaKeys, CaSigner};
+use hljca_core::ocsp::feed::CrlDoc;
+use hljca_core::ocsp::{Query, Request, Responder, Status};
+use hljca_core::{Ca, CoreError, Secrets};
+use hljca_token::Module;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use crate::State;
+use crate::cache::Entry;
+use crate::docs::{Doc, etag};
+
+/// Rows changed this long before the last one seen are looked at again: another process may
+/// commit a row stamped a little before one already seen.
+const CHANGE_WINDOW: time::Duration = time::Duration::minutes(2);
+/// Answers signed ahead in one go before the worker looks for requests again.
+const PRECOMPUTE_BATCH: usize = 32;
+/// Wait before trying a failed CRL generation again.
+const CRL_RETRY: Duration = Duration::from_secs(60);
+/// Signing failures in a row after which the CA token session is opened again.
+const REOPEN_AFTER: u32 = 3;
+
+/// Work for the CA worker.
+pub enum Job {
+    /// Sign an answer to this request.
+    Answer {
+        /// The request.
+        request: Request,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Reply, String>>,
+    },
+    /// Check the CA token and the database.
+    Health {
+        /// Where the report goes.
+        reply: oneshot::Sender<Health>,
+    },
+    /// Stop (the server has shut down).
+    Stop,
+}
+
+/// A signed answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// The DER OCSPResponse.
+    pub der: Bytes,
+    /// The status of each certificate asked about.
+    pub statuses: Vec<&'static str>,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+}
+
+/// What `/healthz` reports.
+#[derive(Debug)]
+pub struct Health {
+    /// The CA token answered (its label), or why not.
+    pub token: Result<String, String>,
+    /// The database took its write lock, or why not.
+    pub database: Result<(), String>,
+    /// The CRL being served: number and nextUpdate.
+    pub crl: Option<(i64, OffsetDateTime)>,
+    /// The OCSP signing certificate's notAfter.
+    pub signer_not_after: OffsetDateTime,
+}
+
+/// How the inner loop ended.
+enum Exit {
+    Stop,
+    Reopen,
+}
+
+/// The CA side of the server.
+pub struct Worker {
+    ca: Ca,
+    module: Option<&'static Module>,
+    secrets: Secrets,
+    state: Arc<State>,
+    responder: Responder,
+    issuing_der: Vec<u8>,
+    serve: hljca_core::config::ServeConfig,
+    crl: Option<CrlDoc>,
+    crl_dirty: bool,
+    crl_retry_at: Option<Instant>,
+    data_version: i64,
+    watermark: String,
+    recent: HashMap<String, String>,
+    backlog: VecDeque<Query>,
+    queued: HashSet<Vec<u8>>,
+    failures: u32,
+}
+
+fn validity(serve: &hljca_core::config::ServeConfig) -> time::Duration {
+    time::Duration::hours(i64::from(serve.ocsp_validity_hours))
+}
+
+impl Worker {
+    /// Opens the CA keys (once, for the life of the server), checks the issuing CA against
+    /// them, makes or renews the OCSP signer, and makes sure a current CRL is published.
+    pub fn open(
+        mut ca: Ca,
+        module: Option<&'static Module>,
+        secrets: Secrets,
+        state: Arc<State>,
+    ) -> Result<(Worker, CaKeys<'static>), CoreError> {
+        let serve = ca.config().serve.clone();
+        let mut keys = ca.ca_keys(module, &secrets)?;
+        drop(hljca_core::engine::Authority::new(&ca, &keys)?);
+        ca.ocsp_signer_key(&mut keys)?;
+        let signer = ca.ocsp_signer(&keys, serve.ocsp_signer_days)?;
+        let issuing_der = hljca_core::ca::issuing_der(ca.home())?;
+        state
+            .metrics
+            .signer_not_after
+            .store(signer.not_after().unix_timestamp(), Ordering::Relaxed);
+        let responder = Responder::new(&issuing_der, signer, validity(&serve))?;
+        let data_version = ca.data_version()?;
+        let watermark = hljca_core::time_fmt::ts(OffsetDateTime::now_utc() - CHANGE_WINDOW);
+        let mut w = Worker {
+            ca,
+            module,
+            secrets,
+            state,
+            responder,
+            issuing_der,
+            serve,
+            crl: None,
+            crl_dirty: true,
+            crl_retry_at: None,
+            data_version,
+            watermark,
+            recent: HashMap::new(),
+            backlog: VecDeque::new(),
+            queued: HashSet::new(),
+            failures: 0,
+        };
+        w.load_crl()?;
+        w.maintain_crl()?;
+        if w.crl.is_none() {
+            return Err(CoreError::Refused(
+                "no CRL could be generated; `hljca serve` publishes one from the start".into(),
+            ));
+        }
+        if w.serve.precompute {
+            for serial in w.ca.ocsp_serials()? {
+                w.enqueue(w.responder.sha1_cert_id(&serial)?);
+            }
+        }
+        Ok((w, keys))
+    }
+
+    /// Runs until [`Job::Stop`] or every sender is gone. `keys` stays open all along; the
+    /// token session is opened again after repeated signing failures.
+    pub fn run(mut self, mut keys: CaKeys<'static>, jobs: Receiver<Job>) {
+        loop {
+            let exit = match keys.signer(CaKeyRole::OcspSigner) {
+                Ok(signer) => self.serve_jobs(&keys, &signer, &jobs),
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP signer key unavailable");
+                    Exit::Reopen
+                }
+            };
+            match exit {
+                Exit::Stop => return,
+                Exit::Reopen => {
+                    drop(keys);
+                    keys = match self.reopen(&jobs) {
+                        Some(k) => k,
+                        None => return,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Opens the CA keys again, answering jobs with an error while it cannot.
+    fn reopen(&mut self, jobs: &Receiver<Job>) -> Option<CaKeys<'static>> {
+        let pause = Duration::from_secs(self.serve.poll_seconds.max(1));
+        loop {
+            match self.ca.ca_keys(self.module, &self.secrets) {
+                Ok(k) => {
+                    tracing::info!("CA token session opened again");
+                    self.failures = 0;
+                    return Some(k);
+                }
+                Err(e) => tracing::error!(error = %e, "CA token unavailable"),
+            }
+            let until = Instant::now() + pause;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                match jobs.recv_timeout(left) {
+                    Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return None,
+                    Ok(Job::Answer { reply, .. }) => {
+                        let _ = reply.send(Err("the CA token is unavailable".into()));
+                    }
+                    Ok(Job::Health { reply }) => {
+                        let _ = reply.send(self.health(None));
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                }
+            }
+        }
+    }
+
+    fn serve_jobs(&mut self, keys: &CaKeys<'_>, signer: &CaSigner<'_>, jobs: &Receiver<Job>) -> Exit {
+        let poll = Duration::from_secs(self.serve.poll_seconds.max(1));
+        let mut next_maintenance = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_maintenance {
+                self.maintain(keys);
+                next_maintenance = now + poll;
+            }
+            let wait = if self.backlog.is_empty() {
+                next_maintenance.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            match jobs.recv_timeout(wait) {
+                Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => return Exit::Stop,
+                Ok(Job::Answer { request, reply }) => {
+                    let answer = self.answer(signer, &request);
+                    if let Err(e) = &answer {
+                        tracing::error!(error = %e, "OCSP answer not signed");
+                        self.failures += 1;
+                    } else {
+                        self.failures = 0;
+                    }
+                    let _ = reply.send(answer.map_err(|e| e.to_string()));
+                    if self.failures >= REOPEN_AFTER {
+                        return Exit::Reopen;
+                    }
+                }
+                Ok(Job::Health { reply }) => {
+                    let _ = reply.send(self.health(Some(keys)));
+                }
+                Err(RecvTimeoutError::Timeout) => self.precompute(signer),
+            }
+        }
+    }
+
+    fn answer(&mut self, signer: &CaSigner<'_>, request: &Request) -> Result<Reply, CoreError> {
+        let now = OffsetDateTime::now_utc();
+        if request.cacheable()
+            && let Some(e) = self.state.cache.get(&request.queries[0].cert_id_der, now)
+        {
+            return Ok(Reply {
+                der: e.der.clone(),
+                statuses: vec![e.status],
+                this_update: e.this_update,
+                next_update: e.next_update,
+            });
+        }
+        let statuses = request
+            .queries
+            .iter()
+            .map(|q| self.ca.ocsp_status(&q.serial))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signed = self.responder.sign(signer, request, &statuses, now)?;
+        self.state.metrics.signed.fetch_add(1, Ordering::Relaxed);
+        let der = Bytes::from(signed.der);
+        if request.cacheable() && statuses[0] != Status::Unknown {
+            let times = (signed.this_update, signed.next_update);
+            self.keep(request.queries[0].clone(), &statuses[0], &der, &times);
+        }
+        Ok(Reply {
+            der,
+            statuses: statuses.iter().map(Status::name).collect(),
+            this_update: signed.this_update,
+            next_update: signed.next_update,
+        })
+    }
+
+    fn keep(&self, query: Query, status: &Status, der: &Bytes, t: &(OffsetDateTime, OffsetDateTime)) {
+        let (this_update, next_update) = *t;
+        self.state.cache.insert(Entry {
+            etag: etag(der),
+            der: der.clone(),
+            query,
+            status: status.name(),
+            this_update,
+            next_update,
+            refresh_at: this_update + (next_update - this_update) / 2,
+        });
+    }
+
+    fn enqueue(&mut self, q: Query) {
+        if self.queued.insert(q.cert_id_der.clone()) {
+            self.backlog.push_back(q);
+        }
+    }
+
+    /// Signs a few answers from the backlog.
+    fn precompute(&mut self, signer: &CaSigner<'_>) {
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..PRECOMPUTE_BATCH {
+            let Some(q) = self.backlog.pop_front() else {
+                break;
+            };
+            self.queued.remove(&q.cert_id_der);
+            if self.state.cache.is_fresh(&q.cert_id_der, now) {
+                continue;
+            }
+            let status = match self.ca.ocsp_status(&q.serial) {
+                Ok(Status::Unknown) => continue,
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(serial = %q.serial, error = %e, "status lookup failed");
+                    continue;
+                }
+            };
+            let one = Request {
+                queries: vec![q.clone()],
+                nonce: None,
+            };
+            match self.responder.sign(signer, &one, &[status], now) {
+                Ok(s) => {
+                    self.state.metrics.signed.fetch_add(1, Ordering::Relaxed);
+                    let der = Bytes::from(s.der);
+                    self.keep(q, &status, &der, &(s.this_update, s.next_update));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP answer not signed ahead");
+                    break;
+                }
+            }
+        }
+        self.state
+            .metrics
+            .cache_entries
+            .store(self.state.cache.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Looks at the store and the clock: changed certificates, the CRL, the OCSP signer,
+    /// answers due to be signed again.
+    fn maintain(&mut self, keys: &CaKeys<'_>) {
+        match self.ca.data_version() {
+            Ok(v) if v != self.data_version => {
+                self.data_version = v;
+                self.crl_dirty = true;
+                if let Err(e) = self.poll_changes() {
+                    tracing::error!(error = %e, "reading changed certificates failed");
+                }
+                if let Err(e) = self.load_crl() {
+                    tracing::error!(error = %e, "reading the newest CRL failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "database unreadable"),
+        }
+        if let Err(e) = self.maintain_crl() {
+            tracing::error!(error = %e, "CRL not regenerated; trying again in a minute");
+            self.crl_retry_at = Some(Instant::now() + CRL_RETRY);
+        }
+        let now = OffsetDateTime::now_utc();
+        if self.responder.signer().needs_renewal(now) {
+            self.renew_signer(keys);
+        }
+        for q in self.state.cache.due(now) {
+            self.enqueue(q);
+        }
+    }
+
+    fn renew_signer(&mut self, keys: &CaKeys<'_>) {
+        let renewed = self
+            .ca
+            .ocsp_signer(keys, self.serve.ocsp_signer_days)
+            .and_then(|s| Responder::new(&self.issuing_der, s, validity(&self.serve)));
+        match renewed {
+            Ok(r) => {
+                let s = r.signer();
+                tracing::info!(
+                    serial = %s.serial(),
+                    not_after = %hljca_core::time_fmt::ts(s.not_after()),
+                    "OCSP signing certificate renewed"
+                );
+                self.state
+                    .metrics
+                    .signer_not_after
+                    .store(s.not_after().unix_timestamp(), Ordering::Relaxed);
+                self.responder = r;
+            }
+            Err(e) => tracing::error!(error = %e, "OCSP signing certificate not renewed"),
+        }
+    }
+
+    /// Drops the cached answers of every certificate whose row changed (and signs them again
+    /// ahead when precomputing).
+    fn poll_changes(&mut self) -> Result<(), CoreError> {
+        let since = OffsetDateTime::parse(
+            &self.watermark,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| hljca_core::time_fmt::ts(t - CHANGE_WINDOW))
+        .unwrap_or_default();
+        let changes = self.ca.changed_since(Some(&since))?;
+        for c in changes {
+            if self.recent.get(&c.serial) == Some(&c.updated_at) {
+                continue;
+            }
+            let dropped = self.state.cache.invalidate(&c.serial);
+            tracing::debug!(serial = %c.serial, dropped, "certificate changed");
+            if self.serve.precompute {
+                self.enqueue(self.responder.sha1_cert_id(&c.serial)?);
+            }
+            if c.updated_at > self.watermark {
+                self.watermark = c.updated_at.clone();
+            }
+            self.recent.insert(c.serial, c.updated_at);
+        }
+        let keep_from = since;
+        self.recent.retain(|_, at| *at >= keep_from);
+        Ok(())
+    }
+
+    /// Serves the newest CRL in the store, if it is newer than the one being served.
+    fn load_crl(&mut self) -> Result<(), CoreError> {
+        let Some(latest) = self.ca.latest_crl()? else {
+            return Ok(());
+        };
+        if self.crl.as_ref().is_some_and(|c| c.number >= latest.number) {
+            return Ok(());
+        }
+        let doc = Doc::new(
+            latest.der.clone(),
+            "application/pkix-crl",
+            latest.this_update,
+            Some(latest.next_update),
+        );
+        if let Ok(mut slot) = self.state.crl.write() {
+            *slot = Some(Arc::new(doc));
+        }
+        let m = &self.state.metrics;
+        m.crl_number.store(latest.number, Ordering::Relaxed);
+        m.crl_next_update
+            .store(latest.next_update.unix_timestamp(), Ordering::Relaxed);
+        tracing::info!(number = latest.number, "serving CRL");
+        self.crl = Some(latest);
+        Ok(())
+    }
+
+    /// Generates a CRL when none is served, half of the served one's validity has passed,
+    /// or it no longer lists what the store has revoked.
+    fn maintain_crl(&mut self) -> Result<(), CoreError> {
+        if self.crl_retry_at.is_some_and(|t| Instant::now() < t) {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        let why = match &self.crl {
+            None => Some("none published yet"),
+            Some(c) if now >= c.this_update + (c.next_update - c.this_update) / 2 => {
+                Some("half of its validity passed")
+            }
+            Some(c) if self.crl_dirty && !self.ca.crl_is_current(c)? => {
+                Some("revocations changed")
+            }
+            Some(_) => None,
+        };
+        self.crl_dirty = false;
+        let Some(why) = why else {
+            return Ok(());
+        };
+        let report = self.ca.generate_crl(self.module, &self.secrets)?;
+        self.crl_retry_at = None;
+        self.state.metrics.crl_generated.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(number = report.number, revoked = report.revoked, why, "CRL generated");
+        self.load_crl()
+    }
+
+    fn health(&self, keys: Option<&CaKeys<'_>>) -> Health {
+        let token = match keys {
+            None => Err("the CA token session is closed".into()),
+            Some(k) => match k.signer(CaKeyRole::OcspSigner) {
+                Ok(_) => Ok(k
+                    .token()
+                    .map(|t| t.label.clone())
+                    .unwrap_or_else(|| "file key store".into())),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        Health {
+            token,
+            database: self
+                .ca
+                .database_writable(Duration::from_secs(1))
+                .map_err(|e| e.to_string()),
+            crl: self.crl.as_ref().map(|c| (c.number, c.next_update)),
+            signer_not_after: self.responder.signer().not_after(),
+        }
+    }
+}
+
