@@ -99,6 +99,14 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Run the OCSP responder and publish the CRL and CA certificates over HTTP.
+    ///
+    /// One long-running process: it opens the CA keys once, answers OCSP (POST and GET), serves
+    /// the CRL and CA certificates at the paths of [urls] in hljca.toml, regenerates the CRL
+    /// before its nextUpdate and after revocations, and stops gracefully on SIGTERM or Ctrl-C.
+    /// The first line on stdout is `listening on http://ADDRESS`. Needs the CA token PIN and an
+    /// operator with the ca-admin role.
+    Serve(ServeArgs),
     /// One screen: the CA, tokens, certificates expiring soon, the last CRL.
     Status,
     /// The effective configuration.
@@ -437,4 +445,13 @@ pub enum AuditCmd {
 pub enum ConfigCmd {
     /// Print the effective configuration with defaults filled in.
     Show,
+}
+
+/// `serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port); default
+    /// `[serve] listen` in hljca.toml.
+    #[arg(long)]
+    pub listen: Option<String>,
 }

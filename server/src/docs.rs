@@ -141,7 +141,10 @@ mod tests {
 
     #[test]
     fn paths_come_from_the_urls() {
-        assert_eq!(url_path("http://x.example/ca/issuing.cer"), "/ca/issuing.cer");
+        assert_eq!(
+            url_path("http://x.example/ca/issuing.cer"),
+            "/ca/issuing.cer"
+        );
         assert_eq!(url_path("http://x.example"), "/");
         assert_eq!(url_path("http://x.example:8080/a.crl?x=1"), "/a.crl");
         let mut c = Config::new(hljca_core::KeyStore::File);
@@ -156,7 +159,10 @@ mod tests {
         let r = Routes::from_config(&c);
         assert_eq!(r.root, "/aia/root.crt");
         assert_eq!(r.ocsp, "/ocsp");
-        assert_eq!(Routes::outside_base(&c), vec!["http://other.example/aia/sub.crt"]);
+        assert_eq!(
+            Routes::outside_base(&c),
+            vec!["http://other.example/aia/sub.crt"]
+        );
     }
 
     #[test]

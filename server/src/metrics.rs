@@ -296,9 +296,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("hljca_http_requests_total{route=\"ocsp_post\",code=\"200\"} 2"));
         assert!(text.contains("hljca_http_requests_total{route=\"other\",code=\"other\"} 1"));
-        assert!(
-            text.contains("hljca_http_request_duration_seconds_bucket{route=\"ocsp_post\",le=\"0.0005\"} 1")
-        );
+        assert!(text.contains(
+            "hljca_http_request_duration_seconds_bucket{route=\"ocsp_post\",le=\"0.0005\"} 1"
+        ));
         assert!(text.contains(
             "hljca_http_request_duration_seconds_bucket{route=\"ocsp_post\",le=\"+Inf\"} 2"
         ));

@@ -110,12 +110,13 @@ fn validity(serve: &hljca_core::config::ServeConfig) -> time::Duration {
 impl Worker {
     /// Opens the CA keys (once, for the life of the server), checks the issuing CA against
     /// them, makes or renews the OCSP signer, and makes sure a current CRL is published.
+    /// Returns the worker, the keys it runs with and a responder to read requests with.
     pub fn open(
         mut ca: Ca,
         module: Option<&'static Module>,
         secrets: Secrets,
         state: Arc<State>,
-    ) -> Result<(Worker, CaKeys<'static>), CoreError> {
+    ) -> Result<(Worker, CaKeys<'static>, Responder), CoreError> {
         let serve = ca.config().serve.clone();
         let mut keys = ca.ca_keys(module, &secrets)?;
         drop(hljca_core::engine::Authority::new(&ca, &keys)?);
@@ -159,7 +160,8 @@ impl Worker {
                 w.enqueue(w.responder.sha1_cert_id(&serial)?);
             }
         }
-        Ok((w, keys))
+        let parser = w.responder.clone();
+        Ok((w, keys, parser))
     }
 
     /// Runs until [`Job::Stop`] or every sender is gone. `keys` stays open all along; the
@@ -214,7 +216,12 @@ impl Worker {
         }
     }
 
-    fn serve_jobs(&mut self, keys: &CaKeys<'_>, signer: &CaSigner<'_>, jobs: &Receiver<Job>) -> Exit {
+    fn serve_jobs(
+        &mut self,
+        keys: &CaKeys<'_>,
+        signer: &CaSigner<'_>,
+        jobs: &Receiver<Job>,
+    ) -> Exit {
         let poll = Duration::from_secs(self.serve.poll_seconds.max(1));
         let mut next_maintenance = Instant::now();
         loop {
@@ -283,7 +290,13 @@ impl Worker {
         })
     }
 
-    fn keep(&self, query: Query, status: &Status, der: &Bytes, t: &(OffsetDateTime, OffsetDateTime)) {
+    fn keep(
+        &self,
+        query: Query,
+        status: &Status,
+        der: &Bytes,
+        t: &(OffsetDateTime, OffsetDateTime),
+    ) {
         let (this_update, next_update) = *t;
         self.state.cache.insert(Entry {
             etag: etag(der),
@@ -463,9 +476,7 @@ impl Worker {
             Some(c) if now >= c.this_update + (c.next_update - c.this_update) / 2 => {
                 Some("half of its validity passed")
             }
-            Some(c) if self.crl_dirty && !self.ca.crl_is_current(c)? => {
-                Some("revocations changed")
-            }
+            Some(c) if self.crl_dirty && !self.ca.crl_is_current(c)? => Some("revocations changed"),
             Some(_) => None,
         };
         self.crl_dirty = false;
@@ -474,8 +485,16 @@ impl Worker {
         };
         let report = self.ca.generate_crl(self.module, &self.secrets)?;
         self.crl_retry_at = None;
-        self.state.metrics.crl_generated.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(number = report.number, revoked = report.revoked, why, "CRL generated");
+        self.state
+            .metrics
+            .crl_generated
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            number = report.number,
+            revoked = report.revoked,
+            why,
+            "CRL generated"
+        );
         self.load_crl()
     }
 
@@ -501,4 +520,3 @@ impl Worker {
         }
     }
 }
-

@@ -12,4 +12,5 @@ mod engine;
 mod foundation;
 mod hygiene;
 mod lifecycle;
+mod operators;
 mod types;

@@ -11,6 +11,7 @@ mod lifecycle;
 mod operator;
 mod policy;
 mod seal;
+mod serve;
 mod status;
 mod token;
 
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bindings(_) => lifecycle::bindings(&cli),
         Command::Crl(c) => lifecycle::crl(&cli, c),
         Command::Audit(c) => lifecycle::audit(&cli, c),
+        Command::Serve(a) => serve::run(&cli, a),
         Command::Status => status::run(&cli),
         Command::Config(_) => status::config(&cli),
         Command::Completions { shell } => {

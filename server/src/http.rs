@@ -1,0 +1,303 @@
+//! The HTTP side: the accept loop (bounded connections, header and request timeouts, graceful
+//! shutdown on SIGTERM or Ctrl-C) and the routes. Every request ends in one access log line;
+//! refused input also logs why.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::State;
+use crate::metrics::Route;
+use crate::ocsp_http;
+use crate::worker::Job;
+
+/// A response on its way out, with what the access log says of it.
+pub(crate) struct Outcome {
+    pub resp: Response<Full<Bytes>>,
+    /// OCSP statuses answered (`good`, `malformedRequest`, …).
+    pub ocsp: Option<String>,
+    /// Served from the cache of signed answers.
+    pub cache: Option<bool>,
+    /// Why the request was refused, for the log.
+    pub refused: Option<String>,
+}
+
+impl Outcome {
+    pub fn ok(resp: Response<Full<Bytes>>) -> Outcome {
+        Outcome {
+            resp,
+            ocsp: None,
+            cache: None,
+            refused: None,
+        }
+    }
+
+    /// A plain-text error.
+    pub fn error(code: StatusCode, why: impl Into<String>) -> Outcome {
+        let why = why.into();
+        let mut resp = Response::new(Full::new(Bytes::from(format!("{why}\n"))));
+        *resp.status_mut() = code;
+        set(&mut resp, header::CONTENT_TYPE, "text/plain; charset=utf-8");
+        Outcome {
+            resp,
+            ocsp: None,
+            cache: None,
+            refused: Some(why),
+        }
+    }
+}
+
+/// Sets a header (values made here are always valid; a bad one is left out).
+pub(crate) fn set(resp: &mut Response<Full<Bytes>>, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// Accepts connections until a signal; then lets requests in flight finish (for the grace
+/// period) and stops the CA worker.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, jobs: SyncSender<Job>) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.limits.request_timeout)
+        .max_headers(64)
+        .keep_alive(true);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let st = state.clone();
+        let tx = jobs.clone();
+        let service = service_fn(move |req| {
+            let st = st.clone();
+            let tx = tx.clone();
+            async move { Ok::<_, Infallible>(handle(req, st, tx, peer).await) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let st = state.clone();
+        st.metrics.connection(1);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            st.metrics.connection(-1);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("no new connections; waiting for requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(state.limits.shutdown_grace) => {
+            tracing::warn!("grace period over; closing the connections left");
+        }
+    }
+    // The channel may be full while the worker is busy: wait off the async threads.
+    let _ = tokio::task::spawn_blocking(move || jobs.send(Job::Stop)).await;
+}
+
+/// Which route a path names.
+fn route_of(path: &str, st: &State) -> Route {
+    let r = &st.routes;
+    if path == "/healthz" {
+        Route::Health
+    } else if path == "/metrics" {
+        Route::Metrics
+    } else if path == r.crl {
+        Route::Crl
+    } else if path == r.issuing || path == r.root {
+        Route::CaCert
+    } else if path == r.ocsp || path == "/" {
+        Route::OcspPost
+    } else if path.starts_with(&format!("{}/", r.ocsp)) {
+        Route::OcspGet
+    } else {
+        Route::Other
+    }
+}
+
+fn allowed(method: &Method, allow: &[Method]) -> Option<Outcome> {
+    if allow.contains(method) {
+        return None;
+    }
+    let names: Vec<&str> = allow.iter().map(Method::as_str).collect();
+    let mut o = Outcome::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} not allowed here"),
+    );
+    set(&mut o.resp, header::ALLOW, &names.join(", "));
+    Some(o)
+}
+
+async fn dispatch(
+    req: Request<Incoming>,
+    route: Route,
+    st: &State,
+    jobs: &SyncSender<Job>,
+) -> Outcome {
+    let get = [Method::GET, Method::HEAD];
+    match route {
+        Route::Health => match allowed(req.method(), &get) {
+            Some(o) => o,
+            None => crate::pages::health(jobs).await,
+        },
+        Route::Metrics => allowed(req.method(), &get).unwrap_or_else(|| crate::pages::metrics(st)),
+        Route::Crl => allowed(req.method(), &get).unwrap_or_else(|| {
+            match st.crl.read().ok().and_then(|c| c.clone()) {
+                Some(doc) => crate::pages::doc(&req, &doc),
+                None => Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "no CRL yet"),
+            }
+        }),
+        Route::CaCert => allowed(req.method(), &get).unwrap_or_else(|| {
+            let doc = if req.uri().path() == st.routes.root {
+                &st.root
+            } else {
+                &st.issuing
+            };
+            crate::pages::doc(&req, doc)
+        }),
+        Route::OcspPost => match allowed(req.method(), &[Method::POST]) {
+            Some(o) => o,
+            None => ocsp_http::post(req, st, jobs).await,
+        },
+        Route::OcspGet => match allowed(req.method(), &get) {
+            Some(o) => o,
+            None => ocsp_http::get(req, st, jobs).await,
+        },
+        Route::Other => Outcome::error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    st: Arc<State>,
+    jobs: SyncSender<Job>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let route = route_of(&path, &st);
+    let outcome =
+        match tokio::time::timeout(st.limits.request_timeout, dispatch(req, route, &st, &jobs))
+            .await
+        {
+            Ok(o) => o,
+            Err(_) => Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+        };
+    let took = started.elapsed();
+    let code = outcome.resp.status().as_u16();
+    st.metrics.request(route, code, took);
+    let shown: String = path.chars().take(80).collect();
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    match &outcome.refused {
+        Some(why) => tracing::warn!(
+            target: "hljca::access", %peer, %method, path = %shown, status = code,
+            ocsp = outcome.ocsp.as_deref().unwrap_or("-"), micros, refused = %why,
+            "request refused"
+        ),
+        None => tracing::info!(
+            target: "hljca::access", %peer, %method, path = %shown, status = code,
+            ocsp = outcome.ocsp.as_deref().unwrap_or("-"),
+            cache = outcome.cache.map(|h| if h { "hit" } else { "miss" }).unwrap_or("-"),
+            micros, "request"
+        ),
+    }
+    outcome.resp
+}
+
+/// Reads a request body of at most `max` bytes within the request timeout.
+pub(crate) async fn body(req: Request<Incoming>, st: &State) -> Result<Bytes, Outcome> {
+    let max = st.limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(Outcome::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {max} bytes"),
+        ));
+    }
+    let read = Limited::new(req.into_body(), max).collect();
+    match tokio::time::timeout(st.limits.request_timeout, read).await {
+        Err(_) => Err(Outcome::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time",
+        )),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(Outcome::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {max} bytes"),
+            ))
+        }
+        Ok(Err(e)) => Err(Outcome::error(
+            StatusCode::BAD_REQUEST,
+            format!("request body unreadable: {e}"),
+        )),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
