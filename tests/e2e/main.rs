@@ -12,5 +12,6 @@ mod engine;
 mod foundation;
 mod hygiene;
 mod lifecycle;
+mod serve;
 mod operators;
 mod types;

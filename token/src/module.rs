@@ -434,9 +434,20 @@ impl Module {
     }
 }
 
-/// The lock file shared by processes using module `path` with the same SoftHSM configuration.
+/// The lock file shared by processes using module `path` with the same SoftHSM configuration:
+/// beside that configuration when its folder is writable (it goes away with it), else in the
+/// temporary directory, named after the module and the configuration.
 fn store_lock_path(path: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
+    if let Some(conf) = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from)
+        && let Some(dir) = conf.parent()
+        && std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+        && let Some(name) = conf.file_name()
+    {
+        let mut lock = name.to_os_string();
+        lock.push(".hljca.lock");
+        return dir.join(lock);
+    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     path.hash(&mut h);
     std::env::var_os("SOFTHSM2_CONF").hash(&mut h);
