@@ -68,13 +68,16 @@ fn main() -> ExitCode {
         Command::Init(a) => Some(a.ca_token.clone()),
         _ => None,
     };
+    let operator_token = cli.operator_token.clone();
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`hljca audit list | head -1`): not a failure.
         Err(f) if is_broken_pipe(&f.error) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", error_chain(&f.error));
-            if let Some(hint) = ca_pin_hint(&f.error, &home, init_ca_token.as_deref()) {
+            if let Some(hint) = ca_pin_hint(&f.error, &home, init_ca_token.as_deref())
+                .or_else(|| operator_pin_hint(&f.error, operator_token.as_deref()))
+            {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(f.code)
@@ -131,10 +134,21 @@ fn error_chain(error: &anyhow::Error) -> String {
     out
 }
 
-/// A hint when a PIN error concerns the CA's own HSM token: its PIN is HLJCA_CA_PIN, while the
-/// token crate (which does not know which token is the CA's) calls it the token's user PIN.
-fn ca_pin_hint(error: &anyhow::Error, home: &Path, init_ca_token: Option<&str>) -> Option<String> {
-    let token = error.chain().find_map(|e| {
+/// A hint when a PIN error concerns the operator's own USBKEY: its PIN is HLJCA_OPERATOR_PIN.
+fn operator_pin_hint(error: &anyhow::Error, operator_token: Option<&str>) -> Option<String> {
+    let op = operator_token?;
+    let token = pin_error_token(error)?;
+    (token == op).then(|| {
+        format!(
+            "`{token}` is your operator USBKEY: its PIN is HLJCA_OPERATOR_PIN (or \
+             --operator-pin-file FILE)"
+        )
+    })
+}
+
+/// The token a user-PIN error names.
+fn pin_error_token(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|e| {
         let t = e.downcast_ref::<TokenError>().or_else(|| {
             match e.downcast_ref::<hljca_core::CoreError>() {
                 Some(hljca_core::CoreError::Token(t)) => Some(t),
@@ -158,7 +172,13 @@ fn ca_pin_hint(error: &anyhow::Error, home: &Path, init_ca_token: Option<&str>) 
             } => Some(token.clone()),
             _ => None,
         }
-    })?;
+    })
+}
+
+/// A hint when a PIN error concerns the CA's own HSM token: its PIN is HLJCA_CA_PIN, while the
+/// token crate (which does not know which token is the CA's) calls it the token's user PIN.
+fn ca_pin_hint(error: &anyhow::Error, home: &Path, init_ca_token: Option<&str>) -> Option<String> {
+    let token = pin_error_token(error)?;
     let label = match init_ca_token {
         Some(t) => t.to_owned(),
         None => {

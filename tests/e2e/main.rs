@@ -12,6 +12,6 @@ mod engine;
 mod foundation;
 mod hygiene;
 mod lifecycle;
-mod serve;
 mod operators;
+mod serve;
 mod types;

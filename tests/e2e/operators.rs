@@ -95,6 +95,10 @@ fn init_enrols_the_first_administrator_and_a_typed_name_is_not_an_operator() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("HLJCA_OPERATOR_PIN"),
+        "the hint names the operator PIN"
+    );
     assert_eq!(audit_rows(&env), before);
     assert!(!env.json(&["token", "list"]).to_string().contains("\"k2\""));
     // Read-only commands need no login.

@@ -285,7 +285,12 @@ fn serve_publishes_crl_and_ca_certificates() {
     assert!(text.contains(&serial.to_uppercase()), "{text}");
     let v = verify(&crl2);
     assert!(!v.status.success());
-    assert!(String::from_utf8_lossy(&v.stdout).contains("certificate revoked"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    assert!(said.contains("certificate revoked"), "{said}");
 }
 
 #[test]
