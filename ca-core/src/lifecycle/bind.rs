@@ -150,8 +150,11 @@ impl Ca {
         let fingerprint = hex::encode(Sha256::digest(&der));
         let mut stored = Vec::new();
         for m in materials {
-            let bytes =
-                std::fs::read(&m.file).map_err(CoreError::io("reading material", &m.file))?;
+            let bytes = super::former::read_bounded(
+                &m.file,
+                crate::applications::MAX_MATERIAL_BYTES,
+                "material",
+            )?;
             let name = m.file.display().to_string();
             let media = check_file(&name, &bytes)
                 .map_err(|e| CoreError::BadInput(format!("material {}: {e}", m.kind)))?;
