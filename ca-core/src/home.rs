@@ -115,6 +115,34 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(CoreError::io("renaming into place", path))
 }
 
+/// Reads all of `path` (`what` names it in errors), refusing a file larger than `limit` bytes
+/// as bad input. The bound holds while reading (at most `limit + 1` bytes are read), so a pipe,
+/// a device or a growing file cannot get past it; a regular file is refused by its size first.
+pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let too_big = || {
+        CoreError::BadInput(format!(
+            "{what} {} is larger than the limit of {limit} bytes",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(CoreError::io("reading", path))?;
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > limit)
+    {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(CoreError::io("reading", path))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Writes a new file that must not exist yet (mode `mode`).
 pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()

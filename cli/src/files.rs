@@ -1,7 +1,6 @@
 //! Reading the files a command line names, each with a size bound checked before the whole file
 //! is in memory.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::Failure;
@@ -23,31 +22,17 @@ pub const MAX_SEAL_FILE: u64 = 4 * 1024 * 1024;
 /// The bound holds while reading (at most `limit + 1` bytes are read), so a pipe, a device or a
 /// file that grows meanwhile cannot get past it; a regular file is refused by its size first.
 pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Failure> {
-    let too_big = || {
-        Failure::input(anyhow::anyhow!(
+    hljca_core::home::read_limited(path, limit, what).map_err(|e| match e {
+        hljca_core::CoreError::BadInput(_) => Failure::input(anyhow::anyhow!(
             "{what} {} is larger than the limit of {} ({limit} bytes)",
             path.display(),
             human(limit)
-        ))
-    };
-    let reading = |e: std::io::Error| {
-        Failure::input(anyhow::anyhow!("reading {what} {}: {e}", path.display()))
-    };
-    let file = std::fs::File::open(path).map_err(reading)?;
-    if file
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.len() > limit)
-    {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(reading)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_big());
-    }
-    Ok(bytes)
+        )),
+        other => Failure::input(anyhow::anyhow!(
+            "reading {what} {}: {other}",
+            path.display()
+        )),
+    })
 }
 
 /// Checks that `path` is a regular file of at most `limit` bytes, for a file another crate

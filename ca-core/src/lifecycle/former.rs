@@ -24,21 +24,9 @@ pub(super) struct Verified {
 /// Largest certificate or CRL file read (a CRL of a large CA fits comfortably).
 const MAX_DER_FILE: u64 = 64 * 1024 * 1024;
 
-/// The bytes of `p`, refusing a file larger than `max` before reading it whole.
+/// The bytes of `p`, at most `max` (see [`crate::home::read_limited`]).
 pub(super) fn read_bounded(p: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(p).map_err(CoreError::io("reading", p))?;
-    let mut bytes = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(CoreError::io("reading", p))?;
-    if bytes.len() as u64 > max {
-        return Err(CoreError::BadInput(format!(
-            "{what} {} is larger than {max} bytes",
-            p.display()
-        )));
-    }
-    Ok(bytes)
+    crate::home::read_limited(p, max, what)
 }
 
 /// DER of a PEM or DER file.
