@@ -102,7 +102,7 @@ pub enum Command {
     /// Run the OCSP responder and publish the CRL and CA certificates over HTTP.
     ///
     /// One long-running process: it opens the CA keys once, answers OCSP (POST and GET), serves
-    /// the CRL and CA certificates at the paths of [urls] in hljca.toml, regenerates the CRL
+    /// the CRL and CA certificates at the paths of `[urls]` in hljca.toml, regenerates the CRL
     /// before its nextUpdate and after revocations, and stops gracefully on SIGTERM or Ctrl-C.
     /// The first line on stdout is `listening on http://ADDRESS`. Needs the CA token PIN and an
     /// operator with the ca-admin role.
@@ -388,8 +388,8 @@ pub struct BindArgs {
     #[arg(long, requires = "token")]
     pub key_id: Option<String>,
     /// The counter's site: harbin, hegang or qiqihar. The certificate must chain to a former
-    /// platform CA listed in hljca.toml ([binding] former_ca) and not be on its CRL
-    /// ([binding] former_crl).
+    /// platform CA listed in hljca.toml (`[binding] former_ca`) and not be on its CRL
+    /// (`[binding] former_crl`).
     #[arg(long)]
     pub site: String,
     /// Counter materials as KIND=FILE: business-licence, legal-rep-id-copy, agent-id-copy.

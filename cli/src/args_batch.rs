@@ -43,7 +43,10 @@ pub enum BatchSub {
     ///
     /// Each row: the applicant fields of examples/applicants/*.json plus `external_id`
     /// (required, unique in the file), `type` (certificate type key) and `token` (label or
-    /// serial; optional with --tokens). Every row is validated first and all bad rows are
+    /// serial; optional with --tokens). A row with `csr` (a PKCS#10 request file, PEM or DER,
+    /// relative to the batch file) is issued from that request onto no token (identity
+    /// certificate only), many per transaction; a file of such rows needs no --tokens and no
+    /// user PIN. Every row is validated first and all bad rows are
     /// reported at once (exit 2) before any token is touched. Rows whose external_id already
     /// has an issued certificate are skipped, so rerunning a file (after an interruption and
     /// `hljca recover`) issues only the rest.

@@ -8,7 +8,7 @@
 //!
 //! Shape: the CA (database, operator login, CA token session — none of them for async
 //! tasks) lives on the calling thread as the [`worker`]; hyper 1 on a tokio runtime answers
-//! requests, serves signed answers from the [`cache`] and sends the worker a job for the rest.
+//! requests, serves signed answers from the cache (`cache.rs`) and sends the worker a job for the rest.
 //!
 //! Not here yet: the client-certificate API (operators authenticated by the certificates on
 //! their USBKEYs, over rustls). It waits for operator certificates (another issue); see

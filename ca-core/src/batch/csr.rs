@@ -182,6 +182,32 @@ pub fn check_csr(bytes: &[u8], policy: &Policy) -> std::result::Result<CheckedCs
     })
 }
 
+/// Largest request file a batch row may name, in bytes.
+pub const MAX_CSR_BYTES: u64 = 64 * 1024;
+
+/// Reads and checks the request a batch row names (`name`, relative to `base`, the batch
+/// file's folder); the problem in words when it cannot be used.
+pub(crate) fn read_row_csr(
+    base: &Path,
+    name: &str,
+    policy: &Policy,
+) -> std::result::Result<CheckedCsr, String> {
+    use std::io::Read;
+    let path = base.join(name);
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CSR_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_CSR_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_CSR_BYTES} bytes",
+            path.display()
+        ));
+    }
+    check_csr(&bytes, policy).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 impl Ca {
     /// Issues the identity certificate of `csr.cert_type` for the key in a checked CSR, with the
     /// subject from the policy and `applicant`, through the issuance engine. Writes

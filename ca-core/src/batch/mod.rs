@@ -7,6 +7,7 @@
 //! file skips the rows already issued; rows left `pending` by a crash are finished or voided by
 //! [`Ca::recover`] first. Every row goes through the issuance engine ([`crate::engine`]).
 
+mod bulk;
 mod csr;
 mod file;
 mod plan;
@@ -25,6 +26,7 @@ use crate::store::jobs;
 use crate::{Ca, audit};
 
 pub use crate::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
+pub use bulk::BULK_GROUP;
 pub use csr::{CSR_TOKEN_LABEL, CheckedCsr, CsrOutcome, CsrRejected, check_csr};
 pub use file::{BatchFile, FileFormat, RawRow, RowError, read};
 pub use plan::{BatchPlan, PlannedRow};
@@ -35,6 +37,9 @@ pub const EXTERNAL_ID: &str = "external_id";
 pub const TYPE: &str = "type";
 /// Column holding the target token (label or serial).
 pub const TOKEN: &str = "token";
+/// Column holding a PKCS#10 request file (relative to the batch file): the row is issued from
+/// it, onto no token.
+pub const CSR: &str = "csr";
 
 /// What happened to one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,7 +54,7 @@ pub enum RowStatus {
 }
 
 impl RowStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RowStatus::Issued => "issued",
             RowStatus::Skipped => "skipped",
@@ -124,7 +129,10 @@ impl Ca {
                 plan.errors.len()
             )));
         }
-        secrets.user_pin()?;
+        let token_rows = plan.rows.iter().any(|r| r.checked_csr.is_none());
+        if token_rows {
+            secrets.user_pin()?;
+        }
         // Log in to the CA once up front: a wrong CA PIN fails here, once, rather than on every
         // row (and does not use up the token's PIN tries).
         // The same CA session then signs every row, and each holder token is logged in to once:
@@ -171,7 +179,30 @@ impl Ca {
         let mut results = Vec::with_capacity(plan.rows.len());
         // Tokens whose user PIN was refused: trying again would only use up the PIN's tries.
         let mut refused_tokens: HashMap<String, String> = HashMap::new();
-        for row in &plan.rows {
+        let mut next = 0;
+        while next < plan.rows.len() {
+            let row = &plan.rows[next];
+            if row.checked_csr.is_some() {
+                // A run of CSR rows: a group at a time, many certificates per transaction.
+                let end = plan.rows[next..]
+                    .iter()
+                    .take(bulk::BULK_GROUP)
+                    .take_while(|r| r.checked_csr.is_some())
+                    .count()
+                    + next;
+                let group = self.batch_csr_group(job_id, &engine, &plan.rows[next..end])?;
+                next = end;
+                let mut stop = false;
+                for result in group {
+                    stop |= on_row(&result).is_break();
+                    results.push(result);
+                }
+                if stop {
+                    break;
+                }
+                continue;
+            }
+            next += 1;
             let result = self.batch_row(
                 job_id,
                 module,
@@ -355,7 +386,7 @@ impl Ca {
     }
 
     /// Where an external id stands: issued before (its serials), pending, or unused.
-    fn external_id_state(&self, external_id: &str) -> Result<ExternalState> {
+    pub(crate) fn external_id_state(&self, external_id: &str) -> Result<ExternalState> {
         let rows = self.store.by_external_id(external_id)?;
         let pending: Vec<String> = rows
             .iter()
@@ -374,7 +405,7 @@ impl Ca {
     }
 }
 
-enum ExternalState {
+pub(crate) enum ExternalState {
     None,
     Pending(Vec<String>),
     Issued(Vec<String>),

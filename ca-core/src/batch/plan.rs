@@ -8,7 +8,8 @@ use hljca_token::{Module, TokenInfo};
 use serde::Serialize;
 
 use super::file::{self, ErrorScope, FileFormat, RowError};
-use super::{EXTERNAL_ID, TOKEN, TYPE};
+use super::csr::{CSR_TOKEN_LABEL, CheckedCsr, read_row_csr};
+use super::{CSR, EXTERNAL_ID, TOKEN, TYPE};
 use crate::Ca;
 use crate::eligibility::holder_of;
 use crate::error::Result;
@@ -31,6 +32,12 @@ pub struct PlannedRow {
     pub token_assigned: bool,
     /// True when the type carries an electronic seal (a second key and certificate).
     pub seal: bool,
+    /// The row's PKCS#10 request (`csr` field, relative to the batch file): issued from it,
+    /// onto no token.
+    pub csr: Option<PathBuf>,
+    /// That request, checked (signature, key algorithm) when the file was planned.
+    #[serde(skip)]
+    pub checked_csr: Option<CheckedCsr>,
     /// Applicant data (without `external_id`, `type`, `token`).
     #[serde(skip)]
     pub applicant: Applicant,
@@ -115,6 +122,7 @@ impl Ca {
     /// name none), and the enterprise certificate an enterprise-secondary row needs.
     pub fn batch_plan(&self, module: &Module, path: &Path, tokens: &[String]) -> Result<BatchPlan> {
         let f = file::read(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         let present = module.tokens()?;
         let ca_token_serial = self.config.ca.token_serial.clone();
         let mut errors = f.errors.clone();
@@ -186,6 +194,10 @@ impl Ca {
             let type_text = fields.remove(TYPE);
             let token = fields
                 .remove(TOKEN)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            let csr_name = fields
+                .remove(CSR)
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty());
             let before = errors.len();
@@ -308,7 +320,33 @@ impl Ca {
                 (Some(h), Some(o)) => o == h.id,
                 _ => true,
             };
-            let (token, token_label, token_assigned) = match token {
+            let mut checked_csr = None;
+            if let (Some(name), Some(ct)) = (&csr_name, cert_type) {
+                match read_row_csr(base, name, self.policies.get(ct)) {
+                    Ok(c) => checked_csr = Some(c),
+                    Err(problem) => errors.push(err(
+                        line,
+                        id,
+                        CSR,
+                        problem,
+                        "csr names a PKCS#10 request (PEM or DER, relative to the batch file) \
+                         signed by its key, with the policy's key algorithm",
+                    )),
+                }
+            }
+            let (token, token_label, token_assigned) = if csr_name.is_some() {
+                if let Some(t) = token {
+                    errors.push(err(
+                        line,
+                        id,
+                        TOKEN,
+                        format!("`{t}` is given with a csr"),
+                        "a row with a csr is issued from the request, onto no token",
+                    ));
+                }
+                (String::new(), CSR_TOKEN_LABEL.to_owned(), false)
+            } else {
+                match token {
                 Some(t) => match resolve(&t) {
                     Ok(label) if !fits(&label) => {
                         errors.push(err(
@@ -369,8 +407,10 @@ impl Ca {
                     ));
                     (String::new(), String::new(), false)
                 }
+                }
             };
             if let Some(h) = &holder
+                && csr_name.is_none()
                 && !token_label.is_empty()
             {
                 planned_owner
@@ -387,7 +427,9 @@ impl Ca {
                     token,
                     token_label,
                     token_assigned,
-                    seal: self.policies.get(cert_type).seal.is_some(),
+                    seal: self.policies.get(cert_type).seal.is_some() && checked_csr.is_none(),
+                    csr: csr_name.map(|n| base.join(n)),
+                    checked_csr,
                     applicant,
                 });
             }

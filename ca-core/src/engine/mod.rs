@@ -20,6 +20,7 @@
 //! voids it.
 
 mod authority;
+mod bulk;
 mod commit;
 mod lease;
 mod recover;
@@ -36,6 +37,7 @@ use crate::keys::CaKeys;
 use crate::store::CertRole;
 
 pub use authority::Authority;
+pub use bulk::BulkOutcome;
 pub use lease::{Lease, Probe};
 pub use recover::{PinSource, RecoverAction, RecoverReport, RecoveredIssuance};
 

@@ -16,16 +16,16 @@ use crate::store::{self, CertRole, IssuanceKind, NewIssuance, NewPending, Stage}
 use crate::{Ca, audit};
 
 /// Everything checked before the first write.
-struct Prepared {
-    policy: Policy,
-    validated: ValidatedApplicant,
-    org_id: Option<String>,
+pub(super) struct Prepared {
+    pub policy: Policy,
+    pub validated: ValidatedApplicant,
+    pub org_id: Option<String>,
     renewed_not_after: Option<time::OffsetDateTime>,
     picture: Option<SealPicture>,
-    dn: rcgen::DistinguishedName,
-    subject_text: String,
-    applicant_json: String,
-    token_label: String,
+    pub dn: rcgen::DistinguishedName,
+    pub subject_text: String,
+    pub applicant_json: String,
+    pub token_label: String,
     token_serial: String,
 }
 
@@ -85,7 +85,7 @@ pub(super) fn run(
     }
 }
 
-fn prepare(
+pub(super) fn prepare(
     ca: &Ca,
     engine: &Engine<'_>,
     holder: Option<&TokenSession<'_>>,

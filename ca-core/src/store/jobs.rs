@@ -109,7 +109,7 @@ impl Store {
     pub(crate) fn by_external_id(&self, external_id: &str) -> Result<Vec<(String, String)>> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT serial, status FROM certificates WHERE external_id = ?1 \
                  AND status IN ('pending', 'issued', 'revoked', 'superseded') ORDER BY id",
             )

@@ -55,7 +55,9 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
         return print_plan(cli, &plan);
     }
     let mut s = secrets::gather(cli)?;
-    secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    if plan.rows.iter().any(|r| r.checked_csr.is_none()) {
+        secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
+    }
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let pb = progress(cli, plan.rows.len());
     let stop = interrupt_flag();

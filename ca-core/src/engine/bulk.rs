@@ -1,0 +1,293 @@
+//! Bulk issuance from PKCS#10 requests (batch rows with a `csr`): many certificates per
+//! transaction, under the one CA login and lease of the [`Engine`].
+//!
+//! A group goes through two transactions. **Reserve**: an issuance row (kind csr, stage
+//! reserved, its fee) and a pending certificate row per request, one `issuance.reserve-bulk`
+//! audit row listing them. **Commit**, after every certificate is signed and checked against
+//! the issuing CA: each DER recorded, its row issued, its issuance committed and its fee
+//! booked, one `cert.issue-bulk` audit row listing the serials. The DER and the issued status
+//! become durable together, so a crash leaves a group either reserved (`recover` voids it:
+//! nothing it signed left the process) or committed; each transaction binds its changed rows
+//! with one `state.bind` row, as every write does.
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::run::{Prepared, prepare};
+use super::{Engine, IssueParams, IssuedCert, KeySource, failpoint};
+use crate::batch::{CSR_TOKEN_LABEL, CheckedCsr};
+use crate::ca::pem_cert;
+use crate::error::{CoreError, Result};
+use crate::profile::{EeParams, end_entity, random_serial};
+use crate::store::{self, CertRole, IssuanceKind, IssuanceRow, NewIssuance, NewPending, Stage};
+use crate::time_fmt::ts;
+use crate::validity::Validity;
+use crate::{Ca, audit};
+
+/// What became of one request of a bulk group: its certificate, or why it was not issued.
+pub type BulkOutcome = std::result::Result<IssuedCert, String>;
+
+/// One request of the group on its way through.
+struct Item<'p> {
+    index: usize,
+    params: &'p IssueParams,
+    csr: &'p CheckedCsr,
+    prep: Prepared,
+    serial_bytes: [u8; 16],
+    serial: String,
+    key_id: String,
+    issuance: i64,
+    signed: Option<(Vec<u8>, Validity)>,
+    failed: Option<String>,
+}
+
+impl Engine<'_> {
+    /// Issues a group of CSR requests (every `items[i].source` a [`KeySource::Csr`]) in two
+    /// transactions; returns one outcome per item, in order. An `Err` is a failure of the group
+    /// as a whole (the database); its reserved issuances are then left for `recover`.
+    pub fn issue_csr_bulk(&self, ca: &Ca, items: &[IssueParams]) -> Result<Vec<BulkOutcome>> {
+        let mut out: Vec<Option<BulkOutcome>> = items.iter().map(|_| None).collect();
+        let mut live = Vec::with_capacity(items.len());
+        for (index, params) in items.iter().enumerate() {
+            let KeySource::Csr(csr) = &params.source else {
+                out[index] = Some(Err("bulk issuance takes CSR requests only".into()));
+                continue;
+            };
+            match prepare(ca, self, None, params) {
+                Ok(prep) => {
+                    let serial_bytes = random_serial();
+                    live.push(Item {
+                        index,
+                        params,
+                        csr,
+                        prep,
+                        serial_bytes,
+                        serial: hex::encode(serial_bytes),
+                        key_id: hex::encode(Sha256::digest(csr.spki_der())),
+                        issuance: 0,
+                        signed: None,
+                        failed: None,
+                    });
+                }
+                Err(e) => out[index] = Some(Err(e.to_string())),
+            }
+        }
+        if !live.is_empty() {
+            self.reserve_bulk(ca, &mut live)?;
+            failpoint("bulk-reserved")?;
+            self.sign_bulk(ca, &mut live);
+            self.commit_bulk(ca, &live)?;
+            failpoint("bulk-committed")?;
+        }
+        for it in live {
+            out[it.index] = Some(match (it.failed, it.signed) {
+                (None, Some((der, validity))) => export(ca, &it.serial, &der)
+                    .map(|pem| IssuedCert {
+                        serial: it.serial,
+                        cert_type: it.params.cert_type,
+                        role: CertRole::Identity,
+                        pem,
+                        key_id: it.key_id,
+                        subject: it.prep.subject_text,
+                        token_label: CSR_TOKEN_LABEL.into(),
+                        token_serial: String::new(),
+                        not_after: ts(validity.not_after),
+                    })
+                    .map_err(|e| e.to_string()),
+                (Some(why), _) => Err(why),
+                (None, None) => Err("not signed".into()),
+            });
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err("not attempted".into())))
+            .collect())
+    }
+
+    /// Transaction 1: an issuance and a pending row per request, one audit row.
+    fn reserve_bulk(&self, ca: &Ca, live: &mut [Item<'_>]) -> Result<()> {
+        let op = &ca.operator;
+        ca.store.write("reserve bulk issuance", |tx| {
+            for it in live.iter_mut() {
+                let p = it.params;
+                let type_key = p.cert_type.key();
+                it.issuance = store::insert_issuance(
+                    tx,
+                    &NewIssuance {
+                        lease: self.lease.id(),
+                        owner: self.lease.owner(),
+                        kind: IssuanceKind::Csr,
+                        cert_type: type_key,
+                        token_label: None,
+                        token_serial: None,
+                        application_id: None,
+                        renewal_of: None,
+                        fee: p
+                            .fee
+                            .as_ref()
+                            .map(|f| (f.fen, f.method.as_str(), f.reference.as_deref())),
+                        external_id: p.external_id.as_deref(),
+                        operator: op,
+                    },
+                )?;
+                store::insert_pending(
+                    tx,
+                    &NewPending {
+                        serial: &it.serial,
+                        cert_type: type_key,
+                        role: CertRole::Identity,
+                        identity_serial: None,
+                        subject: &it.prep.subject_text,
+                        org_id: it.prep.org_id.as_deref(),
+                        applicant_json: &it.prep.applicant_json,
+                        token_label: &it.prep.token_label,
+                        token_serial: "",
+                        key_id: &it.key_id,
+                        external_id: p.external_id.as_deref(),
+                        application_id: None,
+                        issuance_id: it.issuance,
+                    },
+                )?;
+            }
+            audit::append(
+                tx,
+                op,
+                "issuance.reserve-bulk",
+                &group_name(live),
+                &serde_json::json!({
+                    "source": "csr", "lease": self.lease.id(),
+                    "issuances": live.iter().map(|it| serde_json::json!({
+                        "issuance": it.issuance, "serial": it.serial, "type": it.params.cert_type.key(),
+                        "key_id": it.key_id, "external_id": it.params.external_id,
+                    })).collect::<Vec<_>>(),
+                }),
+            )
+        })
+    }
+
+    /// Signs each reserved request and checks the certificate against the issuing CA; a
+    /// request that fails is marked (its issuance is voided by the commit).
+    fn sign_bulk(&self, ca: &Ca, live: &mut [Item<'_>]) {
+        let auth = self.authority();
+        for it in live.iter_mut() {
+            let policy = &it.prep.policy;
+            let validity =
+                crate::validity::end_entity(ca.now(), policy.validity_days, auth.issuing_not_after());
+            let resident_id = policy
+                .extensions
+                .resident_id_field
+                .as_deref()
+                .and_then(|f| it.prep.validated.get(f));
+            let key = it.csr.subject_key();
+            let signed = end_entity(
+                &ca.config,
+                it.prep.dn.clone(),
+                &EeParams {
+                    serial: it.serial_bytes,
+                    profile: &policy.identity,
+                    validity,
+                    org_id: it.prep.org_id.as_deref(),
+                    resident_id,
+                },
+            )
+            .and_then(|params| {
+                params
+                    .signed_by(&key, auth.issuer())
+                    .map_err(CoreError::cert(format!("identity certificate {}", it.serial)))
+            })
+            .and_then(|cert| {
+                auth.check_signed(cert.der(), &it.serial_bytes, &key)?;
+                Ok(cert.der().to_vec())
+            });
+            match signed {
+                Ok(der) => it.signed = Some((der, validity)),
+                Err(e) => it.failed = Some(e.to_string()),
+            }
+        }
+    }
+
+    /// Transaction 2: the DER of every signed request recorded and issued, its issuance
+    /// committed and its fee booked; the others voided; one audit row.
+    fn commit_bulk(&self, ca: &Ca, live: &[Item<'_>]) -> Result<()> {
+        let op = &ca.operator;
+        ca.store.write("commit bulk issuance", |tx| {
+            let mut issued = Vec::new();
+            let mut voided = Vec::new();
+            for it in live {
+                match (&it.signed, &it.failed) {
+                    (Some((der, v)), None) => {
+                        store::record_signed(tx, &it.serial, der, v.not_before, v.not_after, None)?;
+                        store::mark_issued(tx, &it.serial)?;
+                        store::set_stage(tx, it.issuance, Stage::Reserved, Stage::Committed)?;
+                        store::direct_order(tx, &issuance_row(self, ca, it), &it.serial, op)?;
+                        issued.push(serde_json::json!({
+                            "serial": it.serial, "issuance": it.issuance, "type": it.params.cert_type.key(),
+                            "key_id": it.key_id, "external_id": it.params.external_id,
+                            "not_after": ts(v.not_after),
+                        }));
+                    }
+                    (_, why) => {
+                        store::void_rows(tx, it.issuance)?;
+                        store::set_stage(tx, it.issuance, Stage::Reserved, Stage::Void)?;
+                        voided.push(serde_json::json!({
+                            "serial": it.serial, "issuance": it.issuance, "reason": why,
+                        }));
+                    }
+                }
+            }
+            audit::append(
+                tx,
+                op,
+                "cert.issue-bulk",
+                &group_name(live),
+                &serde_json::json!({
+                    "source": "csr", "token_label": CSR_TOKEN_LABEL,
+                    "issued": issued, "voided": voided,
+                }),
+            )
+        })
+    }
+}
+
+/// `issuances-A-B`: the group's first and last issuance ids.
+fn group_name(live: &[Item<'_>]) -> String {
+    let first = live.first().map_or(0, |i| i.issuance);
+    let last = live.last().map_or(0, |i| i.issuance);
+    format!("issuances-{first}-{last}")
+}
+
+/// The issuance row of `it` as reserved (for booking its fee).
+fn issuance_row(engine: &Engine<'_>, ca: &Ca, it: &Item<'_>) -> IssuanceRow {
+    let fee = it.params.fee.as_ref();
+    IssuanceRow {
+        id: it.issuance,
+        lease: engine.lease.id().to_owned(),
+        owner: engine.lease.owner().to_owned(),
+        stage: Stage::Reserved,
+        kind: IssuanceKind::Csr,
+        cert_type: it.params.cert_type.key().to_owned(),
+        token_label: None,
+        token_serial: None,
+        application_id: None,
+        renewal_of: None,
+        fee_fen: fee.map(|f| f.fen as i64),
+        pay_method: fee.map(|f| f.method.clone()),
+        pay_reference: fee.and_then(|f| f.reference.clone()),
+        external_id: it.params.external_id.clone(),
+        operator: ca.operator.clone(),
+    }
+}
+
+/// Writes `certs/<serial>.pem`, a convenience copy (the database holds the DER, durable
+/// already): renamed into place, not synced one by one.
+fn export(ca: &Ca, serial: &str, der: &[u8]) -> Result<PathBuf> {
+    let path = ca.home.cert_pem(serial);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(CoreError::io("creating directory", dir))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, pem_cert(der)).map_err(CoreError::io("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(CoreError::io("renaming into place", &path))?;
+    Ok(path)
+}
