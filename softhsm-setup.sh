@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and prepares SoftHSM2 for hljca development, tests and CI. Idempotent: safe to run again.
 #
-# - installs softhsm2, opensc (pkcs11-tool), openssl, sqlite3 and jq with apt-get when missing;
+# - installs softhsm2, opensc (pkcs11-tool), openssl, sqlite3, jq and curl (the `serve` tests)
+#   with apt-get when missing;
 # - installs fonts-noto-cjk when missing: the Chinese font generated PNG seal pictures are set in
 #   (hljca looks for /usr/share/fonts/opentype/noto/Noto{Serif,Sans}CJK-{Bold,Regular}.ttc);
 # - creates a project-local SoftHSM2 configuration (.softhsm/softhsm2.conf) and token directory;
@@ -14,6 +15,7 @@ command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 ls /usr/share/fonts/opentype/noto/Noto*CJK-*.ttc >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "softhsm-setup: installing ${need[*]}" >&2

@@ -15,7 +15,7 @@ set -euo pipefail
 CERTS=${CERTS:-40}
 THREADS=${THREADS:-8}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
-MAX_PER_RUN=${MAX_PER_RUN:-500000}
+MAX_PER_RUN=${MAX_PER_RUN:-2000000}
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$here/target}
@@ -28,7 +28,11 @@ load=$CARGO_TARGET_DIR/release/examples/ocsp_load
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # `openssl ocsp -multi` forks workers: stop the children of what was started here, then it.
+  for p in "${pids[@]}"; do
+    pkill -KILL -P "$p" 2>/dev/null || true
+    kill -KILL "$p" 2>/dev/null || true
+  done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -69,12 +73,14 @@ done
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-wait_port() {
+# Waits for openssl's `ACCEPT` line. Never probe its port with a bare connect: OpenSSL 3.0's
+# responder spins forever on a connection closed before a request, and answers no one else.
+wait_accept() {
   for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    grep -q ACCEPT "$1" 2>/dev/null && return 0
     sleep 0.1
   done
-  echo "bench: nothing listens on port $1" >&2
+  echo "bench: openssl ocsp did not start ($1)" >&2
   exit 1
 }
 
@@ -83,21 +89,21 @@ wait_port() {
 pids+=($!)
 for _ in $(seq 1 300); do [ -s "$work/serve.out" ] && break; sleep 0.1; done
 hport=$(head -1 "$work/serve.out" | sed 's/.*://')
-wait_port "$hport"
+[ -n "$hport" ] || { echo "bench: hljca serve did not start" >&2; cat "$work/serve.err" >&2; exit 1; }
 
 # openssl ocsp with a P-256 responder key of its own (the same signature work per answer).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench-responder \
   -days 2 -keyout "$work/resp.key" -out "$work/resp.pem" 2>/dev/null
 oport=$(free_port)
 openssl ocsp -index "$index" -port "$oport" -rsigner "$work/resp.pem" -rkey "$work/resp.key" \
-  -CA "$HLJCA_HOME/ca/issuing.pem" -nmin 60 2>"$work/openssl.err" &
+  -CA "$HLJCA_HOME/ca/issuing.pem" -nmin 60 >"$work/openssl.log" 2>&1 &
 pids+=($!)
-wait_port "$oport"
+wait_accept "$work/openssl.log"
 mport=$(free_port)
 openssl ocsp -index "$index" -port "$mport" -rsigner "$work/resp.pem" -rkey "$work/resp.key" \
-  -CA "$HLJCA_HOME/ca/issuing.pem" -nmin 60 -multi 2 2>"$work/openssl-multi.err" &
+  -CA "$HLJCA_HOME/ca/issuing.pem" -nmin 60 -multi 2 >"$work/openssl-multi.log" 2>&1 &
 pids+=($!)
-wait_port "$mport"
+wait_accept "$work/openssl-multi.log"
 
 run() { # name port reqdir extra-flags...
   local name=$1 port=$2 dir=$3

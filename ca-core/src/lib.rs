@@ -160,6 +160,19 @@ impl Ca {
         self.store.certs(&f)
     }
 
+    /// Certificates matching `filter` as lists show them (no DER or applicant data), newest
+    /// first, paged by `filter.limit`/`filter.after`, expiry judged by the CA's clock.
+    pub fn cert_summaries(&self, filter: &store::CertFilter) -> Result<Vec<store::CertSummary>> {
+        let mut f = filter.clone();
+        f.now = Some(self.now());
+        self.store.cert_summaries(&f)
+    }
+
+    /// Certificate counts by status (expired by the CA's clock), one aggregate query.
+    pub fn cert_counts(&self) -> Result<store::CertCounts> {
+        self.store.cert_counts(self.now())
+    }
+
     /// Issuances not yet committed or voided (what `recover` would look at).
     pub fn open_issuances(&self) -> Result<Vec<store::IssuanceRow>> {
         self.store.open_issuances()
@@ -202,5 +215,15 @@ impl Ca {
     /// All audit rows.
     pub fn audit_list(&self) -> Result<Vec<audit::AuditEntry>> {
         audit::list(&self.store.conn)
+    }
+
+    /// How many audit rows there are (the head's sequence number; one indexed lookup).
+    pub fn audit_count(&self) -> Result<i64> {
+        self.store
+            .conn
+            .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
+                r.get(0)
+            })
+            .map_err(error::CoreError::db("audit head"))
     }
 }

@@ -312,6 +312,12 @@ pub enum CertCmd {
         /// Only issued certificates expiring within this many days (e.g. 30d or 30).
         #[arg(long)]
         expiring_within: Option<String>,
+        /// At most this many certificates (a page); the JSON's `next` names the next page.
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+        /// The page after this serial (the `next` of the previous page).
+        #[arg(long, value_name = "SERIAL")]
+        after: Option<String>,
     },
     /// One certificate.
     Show {

@@ -47,7 +47,9 @@ fn args() -> Args {
             "--seconds" => a.seconds = val().parse().expect("--seconds N"),
             "--max" => a.max = val().parse().expect("--max N"),
             "--new-connection" => a.new_connection = true,
-            file => a.requests.push(std::fs::read(file).expect("a request file")),
+            file => a
+                .requests
+                .push(std::fs::read(file).expect("a request file")),
         }
     }
     assert!(a.target.ip().is_loopback(), "only loopback targets");
@@ -79,7 +81,10 @@ fn exchange(
     r.read_line(&mut line)?;
     let http10 = line.starts_with("HTTP/1.0");
     if !line.contains(" 200 ") {
-        return Err(std::io::Error::other(format!("status line `{}`", line.trim())));
+        return Err(std::io::Error::other(format!(
+            "status line `{}`",
+            line.trim()
+        )));
     }
     let mut length = None;
     let mut close = http10;
@@ -145,7 +150,11 @@ fn main() {
                         a.path,
                         a.target,
                         body.len(),
-                        if a.new_connection { "Connection: close\r\n" } else { "" }
+                        if a.new_connection {
+                            "Connection: close\r\n"
+                        } else {
+                            ""
+                        }
                     );
                     let t0 = Instant::now();
                     match exchange(&mut conn, a.target, head.as_bytes(), body) {

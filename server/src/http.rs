@@ -136,8 +136,14 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, jobs: SyncSe
         let st = state.clone();
         st.metrics.connection(1);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended");
+            match conn.await {
+                Ok(()) => {}
+                // A client too slow with its headers, or not speaking HTTP: hyper answered
+                // (408/400/431) or closed; say so once.
+                Err(e) if e.is_timeout() || e.is_parse() || e.is_parse_too_large() => {
+                    tracing::warn!(target: "hljca::access", %peer, error = %e, "connection refused")
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
             }
             st.metrics.connection(-1);
             drop(permit);
@@ -168,7 +174,10 @@ fn route_of(path: &str, st: &State) -> Route {
         Route::CaCert
     } else if path == r.ocsp || path == "/" {
         Route::OcspPost
-    } else if path.starts_with(&format!("{}/", r.ocsp)) {
+    } else if path.len() > r.ocsp.len()
+        && path.starts_with(&r.ocsp)
+        && path.as_bytes()[r.ocsp.len()] == b'/'
+    {
         Route::OcspGet
     } else {
         Route::Other

@@ -76,12 +76,11 @@ struct Histogram {
 }
 
 impl Histogram {
+    /// Counts `d` in its one bucket (made cumulative when rendered).
     fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros.fetch_add(
@@ -183,12 +182,13 @@ impl Metrics {
             if count == 0 {
                 continue;
             }
+            let mut cumulative = 0;
             for (bi, b) in BUCKETS.iter().enumerate() {
+                cumulative += load(&h.buckets[bi]);
                 let _ = writeln!(
                     out,
-                    "hljca_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{b}\"}} {}",
+                    "hljca_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{b}\"}} {cumulative}",
                     r.name(),
-                    load(&h.buckets[bi])
                 );
             }
             let name = r.name();

@@ -479,11 +479,13 @@ impl Worker {
             Some(c) if self.crl_dirty && !self.ca.crl_is_current(c)? => Some("revocations changed"),
             Some(_) => None,
         };
-        self.crl_dirty = false;
         let Some(why) = why else {
+            self.crl_dirty = false;
             return Ok(());
         };
+        // On failure `crl_dirty` stays set: the next attempt looks at the revocations again.
         let report = self.ca.generate_crl(self.module, &self.secrets)?;
+        self.crl_dirty = false;
         self.crl_retry_at = None;
         self.state
             .metrics

@@ -7,6 +7,7 @@ mod support;
 mod apps;
 mod bad_input;
 mod batch;
+mod bulk;
 mod counter_rules;
 mod engine;
 mod foundation;

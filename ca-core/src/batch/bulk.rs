@@ -11,6 +11,20 @@ use crate::{Ca, audit};
 /// Requests signed and committed per group (two transactions each).
 pub const BULK_GROUP: usize = 1000;
 
+/// The group size: [`BULK_GROUP`], or in test builds `HLJCA_BULK_GROUP` (small groups for the
+/// crash tests).
+pub(super) fn group_size() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("HLJCA_BULK_GROUP")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return n;
+    }
+    BULK_GROUP
+}
+
 impl Ca {
     /// Issues a run of CSR rows (at most [`BULK_GROUP`]) and records their outcomes; rows
     /// issued by an earlier run are skipped, rows left pending by a crash fail (recover first).

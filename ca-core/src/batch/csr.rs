@@ -208,6 +208,33 @@ pub(crate) fn read_row_csr(
     check_csr(&bytes, policy).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Reads and checks the requests of many batch rows (`(line, name, policy)`) on every core;
+/// each line's request or problem, as [`read_row_csr`] gives it.
+pub(crate) fn read_row_csrs(
+    base: &Path,
+    jobs: &[(u64, String, &Policy)],
+) -> std::collections::HashMap<u64, std::result::Result<CheckedCsr, String>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(line, name, policy)| (*line, read_row_csr(base, name, policy)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .filter_map(|w| w.join().ok())
+            .flatten()
+            .collect()
+    })
+}
+
 impl Ca {
     /// Issues the identity certificate of `csr.cert_type` for the key in a checked CSR, with the
     /// subject from the policy and `applicant`, through the issuance engine. Writes

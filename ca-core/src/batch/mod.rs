@@ -186,7 +186,7 @@ impl Ca {
                 // A run of CSR rows: a group at a time, many certificates per transaction.
                 let end = plan.rows[next..]
                     .iter()
-                    .take(bulk::BULK_GROUP)
+                    .take(bulk::group_size())
                     .take_while(|r| r.checked_csr.is_some())
                     .count()
                     + next;

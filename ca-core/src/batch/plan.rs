@@ -7,8 +7,8 @@ use hljca_policies::{Applicant, CertType};
 use hljca_token::{Module, TokenInfo};
 use serde::Serialize;
 
+use super::csr::{CSR_TOKEN_LABEL, CheckedCsr, read_row_csr, read_row_csrs};
 use super::file::{self, ErrorScope, FileFormat, RowError};
-use super::csr::{CSR_TOKEN_LABEL, CheckedCsr, read_row_csr};
 use super::{CSR, EXTERNAL_ID, TOKEN, TYPE};
 use crate::Ca;
 use crate::eligibility::holder_of;
@@ -123,6 +123,21 @@ impl Ca {
     pub fn batch_plan(&self, module: &Module, path: &Path, tokens: &[String]) -> Result<BatchPlan> {
         let f = file::read(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        // The rows' requests, read and checked on every core up front.
+        let csr_jobs: Vec<(u64, String, &hljca_policies::Policy)> = f
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let name = r
+                    .fields
+                    .get(CSR)
+                    .map(|s| s.trim())
+                    .filter(|s| !s.is_empty())?;
+                let ct = r.fields.get(TYPE)?.trim().parse::<CertType>().ok()?;
+                Some((r.line, name.to_owned(), self.policies.get(ct)))
+            })
+            .collect();
+        let mut csr_checks = read_row_csrs(base, &csr_jobs);
         let present = module.tokens()?;
         let ca_token_serial = self.config.ca.token_serial.clone();
         let mut errors = f.errors.clone();
@@ -322,7 +337,10 @@ impl Ca {
             };
             let mut checked_csr = None;
             if let (Some(name), Some(ct)) = (&csr_name, cert_type) {
-                match read_row_csr(base, name, self.policies.get(ct)) {
+                let checked = csr_checks
+                    .remove(&line)
+                    .unwrap_or_else(|| read_row_csr(base, name, self.policies.get(ct)));
+                match checked {
                     Ok(c) => checked_csr = Some(c),
                     Err(problem) => errors.push(err(
                         line,
@@ -347,43 +365,43 @@ impl Ca {
                 (String::new(), CSR_TOKEN_LABEL.to_owned(), false)
             } else {
                 match token {
-                Some(t) => match resolve(&t) {
-                    Ok(label) if !fits(&label) => {
-                        errors.push(err(
-                            line,
-                            id,
-                            TOKEN,
-                            format!(
-                                "USBKEY `{label}` belongs to {}, not to this row's holder {}",
-                                owner_of(&label).unwrap_or_default(),
-                                holder.as_ref().map(|h| h.id.as_str()).unwrap_or_default()
-                            ),
-                            "one holder per USBKEY",
-                        ));
-                        (t, label, false)
-                    }
-                    Ok(label) => (t, label, false),
-                    Err(problem) => {
-                        errors.push(err(
-                            line,
-                            id,
-                            TOKEN,
-                            problem,
-                            "token names a present USBKEY (label or serial)",
-                        ));
-                        (t, String::new(), false)
-                    }
-                },
-                None if !tokens.is_empty() => {
-                    // The holder's own USBKEY from the list, else the first free one.
-                    let own = round_robin.iter().find(|(_, l)| {
-                        holder.is_some() && owner_of(l) == holder.as_ref().map(|h| h.id.clone())
-                    });
-                    let free = || round_robin.iter().find(|(_, l)| owner_of(l).is_none());
-                    match own.or_else(free) {
-                        Some((t, label)) => (t.clone(), label.clone(), true),
-                        None => {
+                    Some(t) => match resolve(&t) {
+                        Ok(label) if !fits(&label) => {
                             errors.push(err(
+                                line,
+                                id,
+                                TOKEN,
+                                format!(
+                                    "USBKEY `{label}` belongs to {}, not to this row's holder {}",
+                                    owner_of(&label).unwrap_or_default(),
+                                    holder.as_ref().map(|h| h.id.as_str()).unwrap_or_default()
+                                ),
+                                "one holder per USBKEY",
+                            ));
+                            (t, label, false)
+                        }
+                        Ok(label) => (t, label, false),
+                        Err(problem) => {
+                            errors.push(err(
+                                line,
+                                id,
+                                TOKEN,
+                                problem,
+                                "token names a present USBKEY (label or serial)",
+                            ));
+                            (t, String::new(), false)
+                        }
+                    },
+                    None if !tokens.is_empty() => {
+                        // The holder's own USBKEY from the list, else the first free one.
+                        let own = round_robin.iter().find(|(_, l)| {
+                            holder.is_some() && owner_of(l) == holder.as_ref().map(|h| h.id.clone())
+                        });
+                        let free = || round_robin.iter().find(|(_, l)| owner_of(l).is_none());
+                        match own.or_else(free) {
+                            Some((t, label)) => (t.clone(), label.clone(), true),
+                            None => {
+                                errors.push(err(
                                 line,
                                 id,
                                 TOKEN,
@@ -393,20 +411,20 @@ impl Ca {
                                 ),
                                 "one holder per USBKEY: list one more blank USBKEY in --tokens",
                             ));
-                            (String::new(), String::new(), false)
+                                (String::new(), String::new(), false)
+                            }
                         }
                     }
-                }
-                None => {
-                    errors.push(err(
+                    None => {
+                        errors.push(err(
                         line,
                         id,
                         TOKEN,
                         "missing".into(),
                         "every row names its token, or --tokens lists tokens to spread rows over",
                     ));
-                    (String::new(), String::new(), false)
-                }
+                        (String::new(), String::new(), false)
+                    }
                 }
             };
             if let Some(h) = &holder

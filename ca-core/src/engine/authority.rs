@@ -20,7 +20,6 @@ pub struct Authority<'k> {
     issuer: Issuer<'static, CaSigner<'k>>,
     issuing_der: Vec<u8>,
     issuing_subject: Vec<u8>,
-    issuing_key_bits: Vec<u8>,
     issuing_not_after: OffsetDateTime,
     maker: CaSigner<'k>,
     maker_der: Vec<u8>,
@@ -89,14 +88,12 @@ impl<'k> Authority<'k> {
         }
         let issuing_subject = issuing.tbs_certificate.subject.as_raw().to_vec();
         let issuing_not_after = to_time(issuing.validity().not_after)?;
-        let issuing_key_bits = key_bits(&issuing);
         let issuer = Issuer::from_ca_cert_der(&issuing_der.as_slice().into(), issuing_signer)
             .map_err(CoreError::cert("issuing CA (loading)"))?;
         Ok(Authority {
             issuer,
             issuing_der,
             issuing_subject,
-            issuing_key_bits,
             issuing_not_after,
             maker,
             maker_der,
@@ -131,6 +128,30 @@ impl<'k> Authority<'k> {
     /// Checks a certificate just signed: it parses, has the serial and the subject key asked
     /// for, names the issuing CA as issuer and verifies with the issuing CA's key.
     pub fn check_signed(&self, der: &[u8], serial: &[u8], key: &SubjectKey) -> Result<()> {
+        self.signed_check().check(der, serial, &key.bits)
+    }
+
+    /// The check of [`Authority::check_signed`] on its own (no key inside: it can go to
+    /// another thread while this one signs).
+    pub fn signed_check(&self) -> SignedCheck {
+        SignedCheck {
+            issuing_der: self.issuing_der.clone(),
+            issuing_subject: self.issuing_subject.clone(),
+        }
+    }
+}
+
+/// Checks certificates just signed against the issuing CA certificate.
+#[derive(Debug, Clone)]
+pub struct SignedCheck {
+    issuing_der: Vec<u8>,
+    issuing_subject: Vec<u8>,
+}
+
+impl SignedCheck {
+    /// The certificate `der` parses, has `serial` and the subject key bits `key_bits`, names
+    /// the issuing CA as issuer and verifies with the issuing CA's key.
+    pub fn check(&self, der: &[u8], serial: &[u8], key_bits: &[u8]) -> Result<()> {
         let bad = |why: String| CoreError::IssuerMismatch(why);
         let c = parse(der, "the certificate just signed")?;
         if c.raw_serial() != serial {
@@ -147,7 +168,7 @@ impl<'k> Authority<'k> {
                 c.issuer()
             )));
         }
-        if c.public_key().subject_public_key.data.as_ref() != key.bits.as_slice() {
+        if c.public_key().subject_public_key.data.as_ref() != key_bits {
             return Err(bad(format!(
                 "certificate {} does not carry the holder's public key",
                 hex::encode(serial)
@@ -155,10 +176,6 @@ impl<'k> Authority<'k> {
         }
         let (_, issuing) = X509Certificate::from_der(&self.issuing_der)
             .map_err(|e| bad(format!("issuing CA certificate: {e}")))?;
-        debug_assert_eq!(
-            issuing.public_key().subject_public_key.data.as_ref(),
-            self.issuing_key_bits.as_slice()
-        );
         c.verify_signature(Some(issuing.public_key())).map_err(|e| {
             bad(format!(
                 "certificate {} does not verify with the issuing CA's key: {e}",

@@ -82,7 +82,7 @@ impl Engine<'_> {
         }
         for it in live {
             out[it.index] = Some(match (it.failed, it.signed) {
-                (None, Some((der, validity))) => export(ca, &it.serial, &der)
+                (None, Some((der, validity))) => export(self, ca, &it.serial, &der)
                     .map(|pem| IssuedCert {
                         serial: it.serial,
                         cert_type: it.params.cert_type,
@@ -166,43 +166,89 @@ impl Engine<'_> {
         })
     }
 
-    /// Signs each reserved request and checks the certificate against the issuing CA; a
-    /// request that fails is marked (its issuance is voided by the commit).
+    /// Signs each reserved request through the CA session (this thread) while a second thread
+    /// checks each certificate against the issuing CA; a request that fails is marked (its
+    /// issuance is voided by the commit).
     fn sign_bulk(&self, ca: &Ca, live: &mut [Item<'_>]) {
         let auth = self.authority();
-        for it in live.iter_mut() {
-            let policy = &it.prep.policy;
-            let validity =
-                crate::validity::end_entity(ca.now(), policy.validity_days, auth.issuing_not_after());
-            let resident_id = policy
-                .extensions
-                .resident_id_field
-                .as_deref()
-                .and_then(|f| it.prep.validated.get(f));
-            let key = it.csr.subject_key();
-            let signed = end_entity(
-                &ca.config,
-                it.prep.dn.clone(),
-                &EeParams {
-                    serial: it.serial_bytes,
-                    profile: &policy.identity,
-                    validity,
-                    org_id: it.prep.org_id.as_deref(),
-                    resident_id,
-                },
-            )
-            .and_then(|params| {
-                params
-                    .signed_by(&key, auth.issuer())
-                    .map_err(CoreError::cert(format!("identity certificate {}", it.serial)))
-            })
-            .and_then(|cert| {
-                auth.check_signed(cert.der(), &it.serial_bytes, &key)?;
-                Ok(cert.der().to_vec())
+        let check = auth.signed_check();
+        let wanted: Vec<([u8; 16], Vec<u8>)> = live
+            .iter()
+            .map(|it| (it.serial_bytes, it.csr.subject_key().bits))
+            .collect();
+        let (to_check, inbox) = std::sync::mpsc::channel::<(usize, Vec<u8>)>();
+        let checked = std::thread::scope(|scope| {
+            let checker = scope.spawn(move || {
+                inbox
+                    .into_iter()
+                    .map(|(i, der)| {
+                        let (serial, bits) = &wanted[i];
+                        (
+                            i,
+                            check.check(&der, serial, bits).map_err(|e| e.to_string()),
+                        )
+                    })
+                    .collect::<Vec<_>>()
             });
-            match signed {
-                Ok(der) => it.signed = Some((der, validity)),
-                Err(e) => it.failed = Some(e.to_string()),
+            for (i, it) in live.iter_mut().enumerate() {
+                let policy = &it.prep.policy;
+                let validity = crate::validity::end_entity(
+                    ca.now(),
+                    policy.validity_days,
+                    auth.issuing_not_after(),
+                );
+                let resident_id = policy
+                    .extensions
+                    .resident_id_field
+                    .as_deref()
+                    .and_then(|f| it.prep.validated.get(f));
+                let key = it.csr.subject_key();
+                let signed = end_entity(
+                    &ca.config,
+                    it.prep.dn.clone(),
+                    &EeParams {
+                        serial: it.serial_bytes,
+                        profile: &policy.identity,
+                        validity,
+                        org_id: it.prep.org_id.as_deref(),
+                        resident_id,
+                    },
+                )
+                .and_then(|params| {
+                    params
+                        .signed_by(&key, auth.issuer())
+                        .map_err(CoreError::cert(format!(
+                            "identity certificate {}",
+                            it.serial
+                        )))
+                });
+                match signed {
+                    Ok(cert) => {
+                        let der = cert.der().to_vec();
+                        // A checker gone (it panicked) leaves the certificate unchecked: failed.
+                        let _ = to_check.send((i, der.clone()));
+                        it.signed = Some((der, validity));
+                    }
+                    Err(e) => it.failed = Some(e.to_string()),
+                }
+            }
+            drop(to_check);
+            checker.join()
+        });
+        let mut verdict: Vec<Option<std::result::Result<(), String>>> =
+            live.iter().map(|_| None).collect();
+        if let Ok(list) = checked {
+            for (i, r) in list {
+                verdict[i] = Some(r);
+            }
+        }
+        for (it, v) in live.iter_mut().zip(verdict) {
+            if it.failed.is_none() {
+                match v {
+                    Some(Ok(())) => {}
+                    Some(Err(why)) => it.failed = Some(why),
+                    None => it.failed = Some("the signed certificate was not checked".into()),
+                }
             }
         }
     }
@@ -217,8 +263,7 @@ impl Engine<'_> {
             for it in live {
                 match (&it.signed, &it.failed) {
                     (Some((der, v)), None) => {
-                        store::record_signed(tx, &it.serial, der, v.not_before, v.not_after, None)?;
-                        store::mark_issued(tx, &it.serial)?;
+                        store::record_issued(tx, &it.serial, der, v.not_before, v.not_after)?;
                         store::set_stage(tx, it.issuance, Stage::Reserved, Stage::Committed)?;
                         store::direct_order(tx, &issuance_row(self, ca, it), &it.serial, op)?;
                         issued.push(serde_json::json!({
@@ -279,15 +324,59 @@ fn issuance_row(engine: &Engine<'_>, ca: &Ca, it: &Item<'_>) -> IssuanceRow {
     }
 }
 
-/// Writes `certs/<serial>.pem`, a convenience copy (the database holds the DER, durable
-/// already): renamed into place, not synced one by one.
-fn export(ca: &Ca, serial: &str, der: &[u8]) -> Result<PathBuf> {
-    let path = ca.home.cert_pem(serial);
+/// Writes the `certs/<serial>.pem` copies of committed certificates on a thread of their own
+/// (conveniences: the database holds the DER, durable already), renamed into place and not
+/// synced one by one. Dropping it waits for the files.
+#[derive(Debug, Default)]
+pub(super) struct Exports {
+    worker: std::cell::OnceCell<ExportWorker>,
+}
+
+/// The queue of the export thread and the thread.
+type ExportWorker = (
+    std::sync::mpsc::Sender<(PathBuf, String)>,
+    std::thread::JoinHandle<()>,
+);
+
+impl Exports {
+    /// Queues `pem` for `path`.
+    fn send(&self, path: PathBuf, pem: String) {
+        let (tx, _) = self.worker.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, String)>();
+            let handle = std::thread::spawn(move || {
+                for (path, pem) in rx {
+                    if let Err(e) = write_export(&path, &pem) {
+                        tracing::warn!(file = %path.display(), error = %e, "PEM copy not written; `hljca cert export` gives it");
+                    }
+                }
+            });
+            (tx, handle)
+        });
+        let _ = tx.send((path, pem));
+    }
+}
+
+impl Drop for Exports {
+    fn drop(&mut self) {
+        if let Some((tx, handle)) = self.worker.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn write_export(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(CoreError::io("creating directory", dir))?;
+        std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, pem_cert(der)).map_err(CoreError::io("writing", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(CoreError::io("renaming into place", &path))?;
+    std::fs::write(&tmp, pem)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The path of `certs/<serial>.pem`, its copy queued.
+fn export(engine: &Engine<'_>, ca: &Ca, serial: &str, der: &[u8]) -> Result<PathBuf> {
+    let path = ca.home.cert_pem(serial);
+    engine.exports.send(path.clone(), pem_cert(der));
     Ok(path)
 }

@@ -170,6 +170,8 @@ pub struct Engine<'k> {
     authority: Authority<'k>,
     lease: Lease,
     ca_token: Option<(String, String)>,
+    /// PEM copies of bulk issuances, written on a thread of their own.
+    exports: bulk::Exports,
 }
 
 impl<'k> Engine<'k> {
@@ -189,6 +191,7 @@ impl<'k> Engine<'k> {
             authority: Authority::new(ca, keys)?,
             lease: Lease::acquire(&ca.home)?,
             ca_token,
+            exports: bulk::Exports::default(),
         })
     }
 

@@ -57,15 +57,17 @@ impl Ca {
     /// good, revoked ones (certificateHold included) revoked with their time and reason, and a
     /// serial this CA never issued (no row, or only a pending or voided one) unknown.
     pub fn ocsp_status(&self, serial: &str) -> Result<Status> {
+        // Prepared once per connection: the responder asks this for every answer it signs.
         let row: Option<(String, Option<String>, Option<String>)> = self
             .store
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
-                [serial],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()
+            .and_then(|mut stmt| {
+                stmt.query_row([serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
             .map_err(CoreError::db("OCSP status"))?;
         Ok(match row {
             Some((s, at, reason)) => match s.as_str() {

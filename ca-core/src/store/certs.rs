@@ -228,7 +228,8 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
 /// Reserves a serial with a pending row (inside the reservation transaction).
 pub(crate) fn insert_pending(tx: &rusqlite::Transaction<'_>, p: &NewPending<'_>) -> Result<()> {
     let now = ts(OffsetDateTime::now_utc());
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
          token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id, issuance_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13, ?14)",
@@ -269,6 +270,10 @@ pub struct CertFilter {
     /// The instant expiry is judged at (issued and past notAfter reads as expired); the
     /// system clock when unset.
     pub now: Option<OffsetDateTime>,
+    /// At most this many rows.
+    pub limit: Option<u64>,
+    /// Only rows older than this serial (the last one of the previous page).
+    pub after: Option<String>,
 }
 
 impl Store {
@@ -299,48 +304,14 @@ impl Store {
             .ok_or(CoreError::UnknownSerial { serial: norm })
     }
 
-    /// Certificates matching `f`, newest first.
+    /// Certificates matching `f`, newest first (with DER and applicant data; lists use
+    /// [`Store::cert_summaries`]).
     pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
         let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
-        // ?1 is always the instant expiry is judged at.
-        let mut sql = format!("SELECT {COLUMNS} FROM certificates WHERE ?1 = ?1");
-        let mut args: Vec<String> = vec![ts(now)];
-        if let Some(t) = &f.cert_type {
-            args.push(t.clone());
-            sql.push_str(&format!(" AND cert_type = ?{}", args.len()));
-        }
-        match f.status {
-            Some(CertStatus::Issued) => {
-                sql.push_str(" AND status = 'issued' AND (not_after IS NULL OR not_after > ?1)")
-            }
-            Some(CertStatus::Expired) => sql.push_str(" AND status = 'issued' AND not_after <= ?1"),
-            Some(s) => {
-                args.push(s.as_str().to_owned());
-                sql.push_str(&format!(" AND status = ?{}", args.len()));
-            }
-            None => {}
-        }
-        if f.status.is_none() && !f.include_unissued {
-            sql.push_str(" AND status NOT IN ('pending', 'void')");
-        }
-        if let Some(a) = f.application_id {
-            args.push(a.to_string());
-            sql.push_str(&format!(
-                " AND application_id = CAST(?{} AS INTEGER)",
-                args.len()
-            ));
-        }
-        if let Some(t) = f.expiring_before {
-            args.push(ts(t));
-            sql.push_str(&format!(
-                " AND status = 'issued' AND not_after > ?1 AND not_after <= ?{}",
-                args.len()
-            ));
-        }
-        sql.push_str(" ORDER BY id DESC");
+        let (sql, args) = super::summary::filter_sql(f, COLUMNS);
         let mut stmt = self
             .conn
-            .prepare(&sql)
+            .prepare_cached(&sql)
             .map_err(CoreError::db("list certificates"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args.iter()), from_row)

@@ -160,7 +160,8 @@ fn issuance_from_row(r: &Row<'_>) -> rusqlite::Result<IssuanceRow> {
 /// Inserts an issuance at the `reserved` stage; returns its id.
 pub(crate) fn insert(tx: &Transaction<'_>, n: &NewIssuance<'_>) -> Result<i64> {
     let at = ts(now());
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO issuances (lease, owner, stage, kind, cert_type, token_label, token_serial, application_id, \
          renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at) \
          VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
@@ -216,7 +217,8 @@ pub(crate) fn set_stage(tx: &Transaction<'_>, id: i64, from: Stage, to: Stage) -
 
 /// Records the subject public key (SPKI bit string content) of a pending row.
 pub(crate) fn record_key(tx: &Transaction<'_>, serial: &str, spki: &[u8]) -> Result<()> {
-    tx.execute(
+    super::exec(
+        tx,
         "UPDATE certificates SET spki = ?2, updated_at = ?3 WHERE serial = ?1 AND status = 'pending'",
         params![serial, spki, ts(now())],
     )
@@ -248,6 +250,30 @@ pub(crate) fn record_signed(
     Ok(())
 }
 
+/// Records the signed DER of a pending row and marks it issued, in one statement (the bulk
+/// path, where both are in the one commit transaction).
+pub(crate) fn record_issued(
+    tx: &Transaction<'_>,
+    serial: &str,
+    der: &[u8],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<()> {
+    let n = super::exec(
+        tx,
+        "UPDATE certificates SET der = ?2, not_before = ?3, not_after = ?4, status = 'issued', updated_at = ?5 \
+         WHERE serial = ?1 AND status = 'pending'",
+        params![serial, der, ts(not_before), ts(not_after), ts(now())],
+    )
+    .map_err(CoreError::db("record issued certificate"))?;
+    if n != 1 {
+        return Err(CoreError::InProgress(format!(
+            "certificate {serial} is no longer pending"
+        )));
+    }
+    Ok(())
+}
+
 /// Marks a pending row issued (its DER is already stored).
 pub(crate) fn mark_issued(tx: &Transaction<'_>, serial: &str) -> Result<()> {
     let n = tx
@@ -267,7 +293,8 @@ pub(crate) fn mark_issued(tx: &Transaction<'_>, serial: &str) -> Result<()> {
 
 /// Voids the pending rows of issuance `id` (a signed DER stays on record).
 pub(crate) fn void_rows(tx: &Transaction<'_>, id: i64) -> Result<usize> {
-    tx.execute(
+    super::exec(
+        tx,
         "UPDATE certificates SET status = 'void', updated_at = ?2 WHERE issuance_id = ?1 AND status = 'pending'",
         params![id, ts(now())],
     )
@@ -311,19 +338,22 @@ pub(crate) fn supersede_renewed(
         });
     }
     for s in &superseded {
-        tx.execute(
+        super::exec(
+        tx,
             "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
             params![s, at],
         )
         .map_err(CoreError::db("supersede"))?;
     }
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
         params![old, new_serial, at, operator],
     )
     .map_err(CoreError::db("record renewal"))?;
     if let Some(fen) = iss.fee_fen {
-        tx.execute(
+        super::exec(
+        tx,
             "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
              operator, paid_at) VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
             params![old_app, old, old_type, fen, iss.pay_method, iss.pay_reference, operator, at],
@@ -344,7 +374,8 @@ pub(crate) fn direct_order(
     let Some(fen) = iss.fee_fen else {
         return Ok(());
     };
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
          operator, paid_at) VALUES (NULL, ?1, 'first', ?2, ?3, ?4, ?5, ?6, ?7)",
         params![serial, iss.cert_type, fen, iss.pay_method, iss.pay_reference, operator, ts(now())],

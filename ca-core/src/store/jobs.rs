@@ -41,7 +41,8 @@ pub(crate) fn running(conn: &Connection) -> Result<Vec<(i64, Option<String>)>> {
 
 /// Inserts a running job; returns its id.
 pub(crate) fn insert(tx: &Transaction<'_>, j: &NewJob<'_>) -> Result<i64> {
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO batch_jobs (file_name, file_sha256, operator, pid, started_at, status, rows_total, lease) \
          VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
         params![
@@ -60,7 +61,8 @@ pub(crate) fn insert(tx: &Transaction<'_>, j: &NewJob<'_>) -> Result<i64> {
 
 /// Records one handled row.
 pub(crate) fn insert_row(tx: &Transaction<'_>, job: i64, r: &JobRow<'_>) -> Result<()> {
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO batch_rows (job_id, line, external_id, cert_type, token, outcome, serials, error, at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
@@ -86,7 +88,8 @@ pub(crate) fn finish(
     status: &str,
     (issued, skipped, failed): (usize, usize, usize),
 ) -> Result<()> {
-    tx.execute(
+    super::exec(
+        tx,
         "UPDATE batch_jobs SET status = ?6, finished_at = ?2, issued = ?3, skipped = ?4, failed = ?5 WHERE id = ?1",
         params![job, ts(now()), issued as i64, skipped as i64, failed as i64, status],
     )
@@ -96,7 +99,8 @@ pub(crate) fn finish(
 
 /// Marks a running job interrupted (its process is gone); false when it was not running.
 pub(crate) fn mark_interrupted(tx: &Transaction<'_>, job: i64) -> Result<bool> {
-    tx.execute(
+    super::exec(
+        tx,
         "UPDATE batch_jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
         params![job, ts(now())],
     )

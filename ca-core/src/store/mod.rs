@@ -7,6 +7,7 @@ mod issuances;
 pub(crate) mod jobs;
 pub(crate) mod operators;
 mod schema;
+mod summary;
 mod tokens;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -21,12 +22,23 @@ pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
 pub(crate) use issuances::{
-    direct_order, mark_issued, record_key, record_signed, set_stage, status_in, supersede_renewed,
-    void_rows,
+    direct_order, mark_issued, record_issued, record_key, record_signed, set_stage, status_in,
+    supersede_renewed, void_rows,
 };
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub use operators::OperatorRecord;
+pub use summary::{CertCounts, CertSummary};
 pub(crate) use tokens::bind as bind_token;
+
+/// Runs one statement through the connection's statement cache: the hot writes are prepared
+/// once per run, not once per row.
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
 
 /// Signs the audit rows a transaction appends: the logged-in operator's USBKEY.
 pub trait AuditSigner {
@@ -145,6 +157,8 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(CoreError::db("open"))?;
+        // Every hot statement stays prepared for the whole run (issuance, audit, binding).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(Duration::from_secs(30))
             .map_err(CoreError::db("busy_timeout"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -217,7 +231,8 @@ impl Store {
         for (seq, hash) in new {
             let msg = crate::audit::signed_message(seq, &hash, signer.cert_serial());
             let sig = signer.sign(msg.as_bytes())?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE audit_log SET operator_cert = ?2, signature = ?3 WHERE seq = ?1",
                 rusqlite::params![seq, signer.cert_serial(), sig],
             )
@@ -293,6 +308,7 @@ mod tests {
     fn serials_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::create(&dir.path().join("x.db")).unwrap();
+        s.set_bootstrap(true);
         let p = NewPending {
             serial: "0102",
             cert_type: "medical",

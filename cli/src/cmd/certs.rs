@@ -14,6 +14,8 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             cert_type,
             status,
             expiring_within,
+            limit,
+            after,
         } => {
             let status = match status {
                 Some(s) => Some(CertStatus::parse(s).ok_or_else(|| {
@@ -31,15 +33,29 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                 Some(d) => Some(ca.now() + time::Duration::days(super::parse_days(d)?)),
                 None => None,
             };
-            let certs = ca.certs(&CertFilter {
+            let certs = ca.cert_summaries(&CertFilter {
                 cert_type: cert_type.clone(),
                 status,
                 expiring_before,
                 include_unissued: false,
+                limit: Some(*limit),
+                after: after.clone(),
                 ..CertFilter::default()
             })?;
+            // A full page may have more after it.
+            let next = (certs.len() as u64 == *limit)
+                .then(|| certs.last().map(|c| c.serial.clone()))
+                .flatten();
             if cli.json {
-                output::json(&serde_json::json!({ "certificates": certs }))?;
+                let list: Vec<serde_json::Value> = certs
+                    .iter()
+                    .map(|c| {
+                        let mut v = serde_json::to_value(c)?;
+                        v["pem"] = serde_json::json!(ca.home().cert_pem(&c.serial));
+                        Ok(v)
+                    })
+                    .collect::<Result<_, serde_json::Error>>()?;
+                output::json(&serde_json::json!({ "certificates": list, "next": next }))?;
             } else {
                 let rows: Vec<Vec<String>> = certs
                     .iter()
@@ -67,6 +83,9 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                     ],
                     &rows,
                 );
+                if let Some(n) = next {
+                    println!("more: hljca cert list --after {n}");
+                }
             }
         }
         CertCmd::Show { serial } => {

@@ -19,12 +19,12 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let all = ca.certs(&CertFilter::default())?;
-    let pending = ca.certs(&CertFilter {
+    let counts = ca.cert_counts()?;
+    let pending = ca.cert_summaries(&CertFilter {
         status: Some(hljca_core::store::CertStatus::Pending),
         ..CertFilter::default()
     })?;
-    let expiring = ca.certs(&CertFilter {
+    let expiring = ca.cert_summaries(&CertFilter {
         expiring_before: Some(ca.now() + time::Duration::days(30)),
         ..CertFilter::default()
     })?;
@@ -37,17 +37,16 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
             serde_json::json!(ca.applications(Some(st))?.len()),
         );
     }
-    let count = |st: &str| all.iter().filter(|c| c.status.as_str() == st).count();
     let v = serde_json::json!({
         "home": ca.home().dir(),
         "ca": { "root": root, "issuing": issuing, "key_store": ca.config().ca.key_store },
         "tokens": tokens,
-        "certificates": { "issued": count("issued"), "expired": count("expired"), "revoked": count("revoked"), "superseded": count("superseded") },
+        "certificates": { "issued": counts.issued, "expired": counts.expired, "revoked": counts.revoked, "superseded": counts.superseded },
         "pending_applications": waiting,
         "pending_issuances": pending.iter().map(|c| &c.serial).collect::<Vec<_>>(),
         "expiring_within_30_days": expiring.iter().map(|c| serde_json::json!({"serial": c.serial, "not_after": c.not_after.map(ts), "subject": c.subject})).collect::<Vec<_>>(),
         "last_crl": crl.as_ref().map(|(n, t, u)| serde_json::json!({"number": n, "this_update": t, "next_update": u})),
-        "audit_rows": ca.audit_list()?.len(),
+        "audit_rows": ca.audit_count()?,
     });
     if cli.json {
         return Ok(output::json(&v)?);
@@ -69,9 +68,9 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 .map(|a| a.len().to_string())
                 .unwrap_or_else(|| v["tokens"]["error"].to_string()),
         ),
-        ("issued", count("issued").to_string()),
-        ("expired", count("expired").to_string()),
-        ("revoked", count("revoked").to_string()),
+        ("issued", counts.issued.to_string()),
+        ("expired", counts.expired.to_string()),
+        ("revoked", counts.revoked.to_string()),
         ("pending issuances", pending.len().to_string()),
         (
             "applications",

@@ -1,0 +1,232 @@
+//! Lists and counts of certificates in SQL: the filter as one query (paged, on the indexes),
+//! a light row for lists (no DER, seal or applicant data), and the counts `status` shows as
+//! aggregates with expiry judged in SQL by the CA's clock.
+
+use rusqlite::{Row, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use hljca_policies::CertType;
+
+use super::Store;
+use super::certs::{CertFilter, CertRole, CertStatus};
+use crate::error::{CoreError, Result};
+use crate::revoke::Reason;
+use crate::time_fmt::{parse_ts, ts};
+
+/// A certificate as lists show it: everything but the DER, the seal and the applicant data.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertSummary {
+    /// Serial, hex.
+    pub serial: String,
+    /// Certificate type.
+    #[serde(rename = "cert_type")]
+    pub cert_type: CertType,
+    /// Identity or seal.
+    pub role: CertRole,
+    /// For a seal certificate: its identity certificate.
+    pub identity_serial: Option<String>,
+    /// Subject DN.
+    pub subject: String,
+    /// Organisation identifier.
+    pub org_id: Option<String>,
+    /// Token label.
+    pub token_label: String,
+    /// Token serial.
+    pub token_serial: String,
+    /// Key id (hex).
+    pub key_id: String,
+    /// Status (expired when issued and past notAfter at the CA's clock).
+    pub status: CertStatus,
+    /// Validity start.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+    /// Validity end.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+    /// When revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 reason.
+    pub revocation_reason: Option<Reason>,
+    /// Row creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The caller's id for the issuance (batch row), when any.
+    pub external_id: Option<String>,
+    /// The application it fulfils, when any.
+    pub application_id: Option<i64>,
+    /// The issuance that made it.
+    pub issuance_id: Option<i64>,
+}
+
+const SUMMARY_COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, \
+    token_serial, key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, \
+    external_id, application_id, issuance_id";
+
+fn bad_column(i: usize, e: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        i,
+        rusqlite::types::Type::Text,
+        Box::new(std::io::Error::other(e)),
+    )
+}
+
+fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CertSummary> {
+    let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
+    let reason: Option<String> = r.get(13)?;
+    Ok(CertSummary {
+        serial: r.get(0)?,
+        cert_type: r
+            .get::<_, String>(1)?
+            .parse()
+            .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
+        role: if r.get::<_, String>(2)? == "seal" {
+            CertRole::Seal
+        } else {
+            CertRole::Identity
+        },
+        identity_serial: r.get(3)?,
+        subject: r.get(4)?,
+        org_id: r.get(5)?,
+        token_label: r.get(6)?,
+        token_serial: r.get(7)?,
+        key_id: r.get(8)?,
+        status: CertStatus::parse(&r.get::<_, String>(9)?).unwrap_or(CertStatus::Void),
+        not_before: opt_ts(r.get(10)?),
+        not_after: opt_ts(r.get(11)?),
+        revoked_at: opt_ts(r.get(12)?),
+        revocation_reason: reason
+            .map(|x| x.parse::<Reason>().map_err(|e| bad_column(13, e)))
+            .transpose()?,
+        created_at: parse_ts(&r.get::<_, String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        external_id: r.get(15)?,
+        application_id: r.get(16)?,
+        issuance_id: r.get(17)?,
+    })
+}
+
+/// The query for filter `f` selecting `columns`, newest first, with its arguments; `?1` is the
+/// instant expiry is judged at. Issued rows past notAfter come back with status `expired`.
+pub(super) fn filter_sql(f: &CertFilter, columns: &str) -> (String, Vec<String>) {
+    let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut sql = format!(
+        "SELECT {columns}, (status = 'issued' AND not_after <= ?1) FROM certificates WHERE ?1 = ?1"
+    );
+    let mut args: Vec<String> = vec![ts(now)];
+    if let Some(t) = &f.cert_type {
+        args.push(t.clone());
+        sql.push_str(&format!(" AND cert_type = ?{}", args.len()));
+    }
+    match f.status {
+        Some(CertStatus::Issued) => {
+            sql.push_str(" AND status = 'issued' AND (not_after IS NULL OR not_after > ?1)")
+        }
+        Some(CertStatus::Expired) => sql.push_str(" AND status = 'issued' AND not_after <= ?1"),
+        Some(s) => {
+            args.push(s.as_str().to_owned());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        None => {}
+    }
+    if f.status.is_none() && !f.include_unissued {
+        sql.push_str(" AND status NOT IN ('pending', 'void')");
+    }
+    if let Some(a) = f.application_id {
+        args.push(a.to_string());
+        sql.push_str(&format!(
+            " AND application_id = CAST(?{} AS INTEGER)",
+            args.len()
+        ));
+    }
+    if let Some(t) = f.expiring_before {
+        args.push(ts(t));
+        sql.push_str(&format!(
+            " AND status = 'issued' AND not_after > ?1 AND not_after <= ?{}",
+            args.len()
+        ));
+    }
+    if let Some(after) = &f.after {
+        args.push(super::normalize_serial(after));
+        sql.push_str(&format!(
+            " AND id < (SELECT id FROM certificates WHERE serial = ?{})",
+            args.len()
+        ));
+    }
+    sql.push_str(" ORDER BY id DESC");
+    if let Some(n) = f.limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    (sql, args)
+}
+
+/// Certificate counts by status, expiry judged at the CA's clock.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CertCounts {
+    /// Issued and not expired.
+    pub issued: u64,
+    /// Issued and past notAfter.
+    pub expired: u64,
+    /// Revoked.
+    pub revoked: u64,
+    /// Superseded by a renewal.
+    pub superseded: u64,
+    /// Reserved, not yet issued.
+    pub pending: u64,
+}
+
+impl Store {
+    /// Certificates matching `f` (paged by `f.limit` and `f.after`), newest first, without
+    /// DER, seal or applicant data.
+    pub fn cert_summaries(&self, f: &CertFilter) -> Result<Vec<CertSummary>> {
+        let (sql, args) = filter_sql(f, SUMMARY_COLUMNS);
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(CoreError::db("list certificates"))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let mut s = summary_from_row(r)?;
+                if r.get::<_, Option<bool>>(18)?.unwrap_or(false) {
+                    s.status = CertStatus::Expired;
+                }
+                Ok(s)
+            })
+            .map_err(CoreError::db("list certificates"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(CoreError::db("list certificates"))
+    }
+
+    /// How many certificates there are by status, as of `now` (one aggregate query over the
+    /// `(status, not_after)` index).
+    pub fn cert_counts(&self, now: OffsetDateTime) -> Result<CertCounts> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END) \
+                 FROM certificates GROUP BY status",
+            )
+            .map_err(CoreError::db("certificate counts"))?;
+        let mut rows = stmt
+            .query(params![ts(now)])
+            .map_err(CoreError::db("certificate counts"))?;
+        let mut c = CertCounts::default();
+        while let Some(r) = rows.next().map_err(CoreError::db("certificate counts"))? {
+            let status: String = r.get(0).map_err(CoreError::db("certificate counts"))?;
+            let n: i64 = r.get(1).map_err(CoreError::db("certificate counts"))?;
+            let expired: i64 = r.get(2).map_err(CoreError::db("certificate counts"))?;
+            let (n, expired) = (n.max(0) as u64, expired.max(0) as u64);
+            match status.as_str() {
+                "issued" => {
+                    c.issued = n - expired;
+                    c.expired = expired;
+                }
+                "revoked" => c.revoked = n,
+                "superseded" => c.superseded = n,
+                "pending" => c.pending = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}
