@@ -28,6 +28,7 @@ load=$CARGO_TARGET_DIR/release/examples/ocsp_load
 work=$(mktemp -d)
 pids=()
 cleanup() {
+  exec 2>/dev/null # no job-control chatter about the servers stopped here
   # `openssl ocsp -multi` forks workers: stop the children of what was started here, then it.
   for p in "${pids[@]}"; do
     pkill -KILL -P "$p" 2>/dev/null || true
