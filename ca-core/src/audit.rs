@@ -115,42 +115,55 @@ pub fn list(conn: &Connection) -> Result<Vec<AuditEntry>> {
 
 /// Recomputes the chain; returns the number of rows when intact.
 pub fn verify(conn: &Connection) -> Result<usize> {
-    let rows = list(conn)?;
+    // Streamed in order: memory stays flat however long the log is.
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY rowid",
+        )
+        .map_err(CoreError::db("audit verify"))?;
+    let mut rows = stmt.query([]).map_err(CoreError::db("audit verify"))?;
     let mut prev = GENESIS.to_owned();
-    for (i, r) in rows.iter().enumerate() {
-        let expected_seq = i as i64 + 1;
-        if r.seq != expected_seq {
+    let mut n: i64 = 0;
+    while let Some(row) = rows.next().map_err(CoreError::db("audit verify"))? {
+        let get =
+            |i: usize| -> Result<String> { row.get(i).map_err(CoreError::db("audit verify")) };
+        let seq: i64 = row.get(0).map_err(CoreError::db("audit verify"))?;
+        let expected_seq = n + 1;
+        if seq != expected_seq {
             return Err(CoreError::AuditBroken {
-                seq: r.seq,
+                seq,
                 reason: format!(
                     "expected sequence number {expected_seq}: a row was deleted or reordered"
                 ),
             });
         }
-        if r.prev_hash != prev {
+        let prev_hash = get(6)?;
+        if prev_hash != prev {
             return Err(CoreError::AuditBroken {
-                seq: r.seq,
+                seq,
                 reason: "prev_hash does not match the previous row's hash".into(),
             });
         }
         let h = row_hash(
-            &r.prev_hash,
-            r.seq,
-            &r.at,
-            &r.operator,
-            &r.action,
-            &r.object,
-            &r.details,
+            &prev_hash,
+            seq,
+            &get(1)?,
+            &get(2)?,
+            &get(3)?,
+            &get(4)?,
+            &get(5)?,
         );
-        if h != r.hash {
+        let hash = get(7)?;
+        if h != hash {
             return Err(CoreError::AuditBroken {
-                seq: r.seq,
+                seq,
                 reason: "content does not match its hash: the row was changed".into(),
             });
         }
-        prev = r.hash.clone();
+        prev = hash;
+        n += 1;
     }
-    Ok(rows.len())
+    Ok(n as usize)
 }
 
 /// Checks the business rows against the log: every current row of the bound tables must have

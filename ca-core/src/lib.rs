@@ -212,6 +212,20 @@ impl Ca {
         Ok((rows, anchors))
     }
 
+    /// The hash of the newest audit row (record it outside the CA to detect a cut log later).
+    pub fn audit_head(&self) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        self.store
+            .conn
+            .query_row(
+                "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(CoreError::db("audit head"))
+    }
+
     /// All audit rows.
     pub fn audit_list(&self) -> Result<Vec<audit::AuditEntry>> {
         audit::list(&self.store.conn)

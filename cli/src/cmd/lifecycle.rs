@@ -130,7 +130,7 @@ pub fn audit(cli: &Cli, c: &AuditCmd) -> Result<(), Failure> {
             let (n, anchors) = ca.audit_verify()?;
             // The head hash: record it outside the CA (a log book, a ticket) to detect a
             // truncated log later, which no hash chain can show by itself.
-            let head = ca.audit_list()?.last().map(|r| r.hash.clone());
+            let head = ca.audit_head()?;
             if cli.json {
                 output::json(
                     &serde_json::json!({ "intact": true, "rows": n, "head": head, "anchors": anchors }),
