@@ -230,13 +230,13 @@ impl Ca {
             return Err(CoreError::Refused(format!(
                 "{} is a seal certificate: renew its identity certificate {} (the seal is renewed with it)",
                 old.serial,
-                old.identity_serial.unwrap_or_default()
+                old.identity_serial.as_deref().unwrap_or_default()
             )));
         }
         if old.status != CertStatus::Issued {
             return Err(CoreError::BadState {
-                serial: old.serial,
                 status: old.status.to_string(),
+                serial: old.summary.serial,
                 what: "only an issued certificate can be renewed".into(),
             });
         }

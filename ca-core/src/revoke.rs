@@ -144,14 +144,14 @@ impl Ca {
         };
         if !live(&cert) {
             return Err(CoreError::BadState {
-                serial: cert.serial,
                 status: cert.status.to_string(),
+                serial: cert.summary.serial,
                 what: "only an issued certificate (or one on hold) can be revoked".into(),
             });
         }
         if on_hold && reason == Reason::CertificateHold {
             return Err(CoreError::BadState {
-                serial: cert.serial,
+                serial: cert.summary.serial,
                 status: "on hold".into(),
                 what: "it is already on hold: release it (`hljca release`) or revoke it for a final reason".into(),
             });
@@ -250,9 +250,15 @@ impl Ca {
             )?;
         }
         Ok(RevokeReport {
-            revoked: targets.into_iter().map(|t| t.serial).collect(),
-            secondary_revoked: secondary_revoked.into_iter().map(|t| t.serial).collect(),
-            secondary_kept: secondary_kept.into_iter().map(|t| t.serial).collect(),
+            revoked: targets.into_iter().map(|t| t.summary.serial).collect(),
+            secondary_revoked: secondary_revoked
+                .into_iter()
+                .map(|t| t.summary.serial)
+                .collect(),
+            secondary_kept: secondary_kept
+                .into_iter()
+                .map(|t| t.summary.serial)
+                .collect(),
             hold_made_final: on_hold,
             removed_objects: removed,
         })
@@ -268,8 +274,8 @@ impl Ca {
         };
         if !held(&cert) {
             return Err(CoreError::BadState {
-                serial: cert.serial,
                 status: cert.status.to_string(),
+                serial: cert.summary.serial,
                 what: "only a certificate on hold (certificateHold) can be released".into(),
             });
         }
@@ -298,7 +304,7 @@ impl Ca {
             Ok(())
         })?;
         Ok(ReleaseReport {
-            released: targets.into_iter().map(|t| t.serial).collect(),
+            released: targets.into_iter().map(|t| t.summary.serial).collect(),
         })
     }
 }

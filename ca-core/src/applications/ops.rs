@@ -134,7 +134,7 @@ impl Ca {
                 token_serial: None,
             },
         )?;
-        let renewal_of = renewed.map(|c| c.serial);
+        let renewal_of = renewed.map(|c| c.summary.serial);
         let applicant_json =
             serde_json::to_string(&validated.fields).map_err(|e| CoreError::Encoding {
                 what: "applicant JSON",

@@ -162,30 +162,20 @@ pub fn read(path: &Path) -> Result<BatchFile> {
 /// the limit. The limit is checked while reading, so a pipe or a growing file cannot get past
 /// it either.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let too_big = || {
-        CoreError::BadInput(format!(
+    crate::home::read_limited(path, limit, "batch file").map_err(|e| match e {
+        CoreError::BadInput(_) => CoreError::BadInput(format!(
             "batch file {} is larger than the limit of {} MiB ({limit} bytes); split it into \
              smaller files",
             path.display(),
             limit / (1024 * 1024)
-        ))
-    };
-    let file = std::fs::File::open(path).map_err(CoreError::io("reading batch file", path))?;
-    if file
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.len() > limit)
-    {
-        return Err(too_big());
-    }
-    let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(CoreError::io("reading batch file", path))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_big());
-    }
-    Ok(bytes)
+        )),
+        CoreError::Io { path, source, .. } => CoreError::Io {
+            action: "reading batch file",
+            path,
+            source,
+        },
+        other => other,
+    })
 }
 
 fn line_error(line: u64, problem: String, rule: &str) -> RowError {

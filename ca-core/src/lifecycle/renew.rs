@@ -73,7 +73,7 @@ impl Ca {
             &params,
         )?;
         Ok(RenewReport {
-            old_serial: old.serial,
+            old_serial: old.summary.serial,
             superseded: issued.superseded.clone(),
             removed_objects: issued.removed_objects,
             issued,

@@ -4,12 +4,11 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use hljca_policies::CertType;
+use super::summary::CertSummary;
 
 use super::Store;
 use crate::error::{CoreError, Result};
-use crate::revoke::Reason;
-use crate::time_fmt::{parse_ts, ts};
+use crate::time_fmt::ts;
 
 /// What a certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,7 +28,7 @@ impl CertRole {
             CertRole::Seal => "seal",
         }
     }
-    fn parse(s: &str) -> CertRole {
+    pub(super) fn parse(s: &str) -> CertRole {
         if s == "seal" {
             CertRole::Seal
         } else {
@@ -119,44 +118,12 @@ pub struct NewPending<'a> {
     pub issuance_id: i64,
 }
 
-/// One certificate row.
+/// One certificate row: its summary (what lists show) and the heavy columns.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertRecord {
-    /// Serial, hex.
-    pub serial: String,
-    /// Certificate type.
-    #[serde(rename = "cert_type")]
-    pub cert_type: CertType,
-    /// Identity or seal.
-    pub role: CertRole,
-    /// For a seal certificate: its identity certificate.
-    pub identity_serial: Option<String>,
-    /// Subject DN.
-    pub subject: String,
-    /// Organisation identifier.
-    pub org_id: Option<String>,
-    /// Token label.
-    pub token_label: String,
-    /// Token serial.
-    pub token_serial: String,
-    /// Key id (hex).
-    pub key_id: String,
-    /// Status.
-    pub status: CertStatus,
-    /// Validity start.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub not_before: Option<OffsetDateTime>,
-    /// Validity end.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub not_after: Option<OffsetDateTime>,
-    /// When revoked.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-    /// RFC 5280 reason.
-    pub revocation_reason: Option<Reason>,
-    /// Row creation time.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    /// Everything but the DER, the seal, the applicant data and the key.
+    #[serde(flatten)]
+    pub summary: CertSummary,
     /// Applicant data (JSON text).
     #[serde(skip)]
     pub applicant_json: String,
@@ -166,61 +133,29 @@ pub struct CertRecord {
     /// Seal DER (seal certificates only).
     #[serde(skip)]
     pub seal: Option<Vec<u8>>,
-    /// The caller's id for the issuance (batch row), when any.
-    pub external_id: Option<String>,
-    /// The application it fulfils, when any.
-    pub application_id: Option<i64>,
-    /// The issuance that made it (absent for rows older than the engine).
-    pub issuance_id: Option<i64>,
     /// The subject public key (SPKI bit string content), once generated.
     #[serde(skip)]
     pub spki: Option<Vec<u8>>,
 }
 
-pub(super) const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
-    key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, applicant_json, der, seal, \
-    external_id, application_id, issuance_id, spki";
-
-/// A stored text column that does not parse as its type.
-fn bad_column(i: usize, e: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        i,
-        rusqlite::types::Type::Text,
-        Box::new(std::io::Error::other(e)),
-    )
+impl std::ops::Deref for CertRecord {
+    type Target = CertSummary;
+    fn deref(&self) -> &CertSummary {
+        &self.summary
+    }
 }
 
+/// The summary columns first (see `summary::SUMMARY_COLUMNS`), then the heavy ones.
+pub(super) const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
+    key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, external_id, application_id, \
+    issuance_id, applicant_json, der, seal, spki";
+
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
-    let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
-    let status: String = r.get(9)?;
-    let reason: Option<String> = r.get(13)?;
     Ok(CertRecord {
-        serial: r.get(0)?,
-        cert_type: r
-            .get::<_, String>(1)?
-            .parse()
-            .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
-        role: CertRole::parse(&r.get::<_, String>(2)?),
-        identity_serial: r.get(3)?,
-        subject: r.get(4)?,
-        org_id: r.get(5)?,
-        token_label: r.get(6)?,
-        token_serial: r.get(7)?,
-        key_id: r.get(8)?,
-        status: CertStatus::parse(&status).unwrap_or(CertStatus::Void),
-        not_before: opt_ts(r.get(10)?),
-        not_after: opt_ts(r.get(11)?),
-        revoked_at: opt_ts(r.get(12)?),
-        revocation_reason: reason
-            .map(|x| x.parse::<Reason>().map_err(|e| bad_column(13, e)))
-            .transpose()?,
-        created_at: parse_ts(&r.get::<_, String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        applicant_json: r.get(15)?,
-        der: r.get(16)?,
-        seal: r.get(17)?,
-        external_id: r.get(18)?,
-        application_id: r.get(19)?,
-        issuance_id: r.get(20)?,
+        summary: super::summary::summary_from_row(r)?,
+        applicant_json: r.get(18)?,
+        der: r.get(19)?,
+        seal: r.get(20)?,
         spki: r.get(21)?,
     })
 }
@@ -362,7 +297,7 @@ impl CertRecord {
     /// The row as seen at `now`: an issued certificate past its notAfter is expired.
     pub fn as_of(mut self, now: OffsetDateTime) -> CertRecord {
         if self.status == CertStatus::Issued && self.not_after.is_some_and(|na| na <= now) {
-            self.status = CertStatus::Expired;
+            self.summary.status = CertStatus::Expired;
         }
         self
     }

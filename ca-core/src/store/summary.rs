@@ -60,6 +60,8 @@ pub struct CertSummary {
     pub issuance_id: Option<i64>,
 }
 
+/// The columns of a summary, in the order `summary_from_row` reads them (`certs::COLUMNS` starts
+/// with the same ones).
 const SUMMARY_COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, \
     token_serial, key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, \
     external_id, application_id, issuance_id";
@@ -72,7 +74,7 @@ fn bad_column(i: usize, e: String) -> rusqlite::Error {
     )
 }
 
-fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CertSummary> {
+pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CertSummary> {
     let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
     let reason: Option<String> = r.get(13)?;
     Ok(CertSummary {
@@ -81,11 +83,7 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CertSummary> {
             .get::<_, String>(1)?
             .parse()
             .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
-        role: if r.get::<_, String>(2)? == "seal" {
-            CertRole::Seal
-        } else {
-            CertRole::Identity
-        },
+        role: CertRole::parse(&r.get::<_, String>(2)?),
         identity_serial: r.get(3)?,
         subject: r.get(4)?,
         org_id: r.get(5)?,

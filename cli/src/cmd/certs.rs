@@ -132,7 +132,11 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
         CertCmd::Export { serial, out, der } => {
             let c = ca.cert(serial)?;
             let bytes = c.der.ok_or_else(|| {
-                anyhow::anyhow!("certificate {} has no DER (status {})", c.serial, c.status)
+                anyhow::anyhow!(
+                    "certificate {} has no DER (status {})",
+                    c.summary.serial,
+                    c.summary.status
+                )
             })?;
             let data = if *der {
                 bytes

@@ -30,7 +30,7 @@ fn load(cli: &Cli, src: &SealSource) -> Result<Vec<u8>, Failure> {
     rec.seal.ok_or_else(|| {
         Failure::input(anyhow::anyhow!(
             "certificate {} has no seal (seals belong to seal certificates)",
-            rec.serial
+            rec.summary.serial
         ))
     })
 }
