@@ -40,6 +40,12 @@ pub use home::Home;
 pub use keys::Secrets;
 pub use store::Store;
 
+/// Loads the PKCS#11 module for the rest of the process: PKCS#11 allows one `C_Initialize`
+/// per process, and the operator's session on it lives as long as the process.
+pub fn load_module(path: Option<&Path>) -> Result<&'static Module> {
+    Ok(Box::leak(Box::new(Module::open(path)?)))
+}
+
 /// An opened CA home: configuration, database and policies, for one command. Its parts are
 /// private: callers act through its methods, and only the store writes the database.
 #[derive(Debug)]
@@ -89,7 +95,7 @@ impl Ca {
         let path: Option<PathBuf> = explicit
             .map(Path::to_path_buf)
             .or_else(|| self.config.pkcs11_module.clone());
-        let m: &'static Module = Box::leak(Box::new(Module::open(path.as_deref())?));
+        let m = load_module(path.as_deref())?;
         Ok(*self.module.get_or_init(|| m))
     }
 

@@ -27,7 +27,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let home = Home::new(absolute(&cli.home)?);
     hljca_core::home::create_private_dir(home.dir())?;
     let conf = set_up_softhsm(home.dir())?;
-    let module: &'static Module = Box::leak(Box::new(Module::open(cli.pkcs11_module.as_deref())?));
+    let module: &'static Module = hljca_core::load_module(cli.pkcs11_module.as_deref())?;
     let operator_pin = Pin::new(DEMO_OPERATOR_PIN);
     let secrets = Secrets {
         ca_pin: Some(Pin::new(DEMO_CA_PIN)),

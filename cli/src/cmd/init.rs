@@ -21,7 +21,7 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
         KeyStore::Hsm
     };
     // The admin's operator USBKEY is a token even when the CA keys are files.
-    let loaded: &'static Module = Box::leak(Box::new(Module::open(cli.pkcs11_module.as_deref())?));
+    let loaded: &'static Module = hljca_core::load_module(cli.pkcs11_module.as_deref())?;
     let module = if key_store == KeyStore::Hsm {
         secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
         Some(loaded)

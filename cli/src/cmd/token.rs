@@ -23,7 +23,7 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
     };
     let module: &Module = match &ca {
         Some(ca) => ca.module(cli.pkcs11_module.as_deref())?,
-        None => Box::leak(Box::new(Module::open(cli.pkcs11_module.as_deref())?)),
+        None => hljca_core::load_module(cli.pkcs11_module.as_deref())?,
     };
     let audit_if_home = |_cli: &Cli,
                          action: &str,
