@@ -551,21 +551,7 @@ fn issue_from_csr_checks_signature_and_key_algorithm() {
     env.init_ca();
     let d = env.dir.path();
     let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &p("k.pem"),
-        "-subj",
-        "/CN=x",
-        "-out",
-        &p("r.csr"),
-    ]);
+    openssl_csr(&d.join("k.pem"), &d.join("r.csr"), "/CN=x");
     let medical = example("medical");
     let out = env.json(&[
         "issue",

@@ -21,21 +21,7 @@ fn csr_batch(env: &Env, n: usize, prefix: &str) -> PathBuf {
     for i in 1..=n {
         let csr = dir.join(format!("{prefix}-{i}.csr"));
         let key = dir.join(format!("{prefix}-{i}.key"));
-        openssl_ok(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-subj",
-            &format!("/CN=request {i}"),
-            "-out",
-            csr.to_str().unwrap(),
-        ]);
+        openssl_csr(&key, &csr, &format!("/CN=request {i}"));
         let mut row = applicant.clone();
         row.insert("external_id".into(), json!(format!("{prefix}-{i:03}")));
         row.insert("type".into(), json!("medical"));

@@ -284,21 +284,11 @@ fn former_ca(dir: &Path) -> std::path::PathBuf {
 fn former_leaf(dir: &Path, name: &str, days: &str) -> std::path::PathBuf {
     former_ca(dir);
     let p = |n: &str| dir.join(n).to_str().unwrap().to_owned();
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &p(&format!("{name}.key")),
-        "-subj",
+    openssl_csr(
+        &dir.join(format!("{name}.key")),
+        &dir.join(format!("{name}.csr")),
         "/O=Daqing Oilfield Supplies/CN=Daqing Oilfield Supplies",
-        "-out",
-        &p(&format!("{name}.csr")),
-    ]);
+    );
     openssl_ok(&[
         "x509",
         "-req",

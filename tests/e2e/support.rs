@@ -313,6 +313,25 @@ pub fn self_signed_ec(key: &Path, cert: &Path, subject: &str, days: &str) {
     ]);
 }
 
+/// A PKCS#10 request `csr` for a fresh EC P-256 key `key` with `subject`, made by openssl.
+pub fn openssl_csr(key: &Path, csr: &Path, subject: &str) {
+    openssl_ok(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        subject,
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+}
+
 pub fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
