@@ -57,6 +57,8 @@ pub struct Ca {
     operator: String,
     clock: Option<time::OffsetDateTime>,
     operator_session: Option<operators::OperatorSession>,
+    /// While [`Ca::act_for`] runs: the roles delegated to the party acted for.
+    delegated: Option<Vec<operators::Role>>,
     module: std::cell::OnceCell<&'static Module>,
 }
 
@@ -79,6 +81,7 @@ impl Ca {
             operator,
             clock: None,
             operator_session: None,
+            delegated: None,
             module: std::cell::OnceCell::new(),
         })
     }

@@ -172,16 +172,30 @@ fn route_of(path: &str, st: &State) -> Route {
         Route::Crl
     } else if path == r.issuing || path == r.root {
         Route::CaCert
-    } else if path == r.ocsp || path == "/" {
+    } else if path == r.ocsp {
         Route::OcspPost
     } else if path.len() > r.ocsp.len()
         && path.starts_with(&r.ocsp)
         && path.as_bytes()[r.ocsp.len()] == b'/'
     {
         Route::OcspGet
+    } else if hljca_portal::Portal::owns(path) {
+        Route::Portal
     } else {
         Route::Other
     }
+}
+
+/// `POST /` with an OCSP request is OCSP (RFC 6960 clients post to the base URL); everything
+/// else at `/` is the portal's front page.
+fn is_ocsp_post(req: &Request<Incoming>) -> bool {
+    req.method() == Method::POST
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(ocsp_http::REQUEST_TYPE))
 }
 
 fn allowed(method: &Method, allow: &[Method]) -> Option<Outcome> {
@@ -232,6 +246,15 @@ async fn dispatch(
             Some(o) => o,
             None => ocsp_http::get(req, st, jobs).await,
         },
+        Route::Portal => {
+            let a = st.portal.handle(req).await;
+            Outcome {
+                resp: a.resp,
+                ocsp: None,
+                cache: None,
+                refused: a.refused,
+            }
+        }
         Route::Other => Outcome::error(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -245,7 +268,11 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let route = route_of(&path, &st);
+    let route = if path == "/" && is_ocsp_post(&req) {
+        Route::OcspPost
+    } else {
+        route_of(&path, &st)
+    };
     let outcome =
         match tokio::time::timeout(st.limits.request_timeout, dispatch(req, route, &st, &jobs))
             .await

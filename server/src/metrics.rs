@@ -20,18 +20,21 @@ pub enum Route {
     Health,
     /// /metrics.
     Metrics,
+    /// The applicant portal.
+    Portal,
     /// Anything else.
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 7] = [
+    const ALL: [Route; 8] = [
         Route::OcspPost,
         Route::OcspGet,
         Route::Crl,
         Route::CaCert,
         Route::Health,
         Route::Metrics,
+        Route::Portal,
         Route::Other,
     ];
     fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Route {
             Route::CaCert => "ca_cert",
             Route::Health => "healthz",
             Route::Metrics => "metrics",
+            Route::Portal => "portal",
             Route::Other => "other",
         }
     }

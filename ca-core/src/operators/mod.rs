@@ -282,6 +282,17 @@ impl Ca {
 
     /// Refuses unless the logged-in operator holds `role` (for `what`).
     pub fn require(&self, role: Role, what: &str) -> Result<()> {
+        if let Some(d) = &self.delegated {
+            return if d.contains(&role) {
+                Ok(())
+            } else {
+                Err(CoreError::MissingRole {
+                    operator: self.operator.clone(),
+                    role: role.as_str(),
+                    what: what.to_owned(),
+                })
+            };
+        }
         match &self.operator_session {
             None => Err(CoreError::NotLoggedIn),
             Some(s) if s.roles.contains(&role) => Ok(()),
@@ -291,6 +302,29 @@ impl Ca {
                 what: what.to_owned(),
             }),
         }
+    }
+
+    /// Runs `f` on behalf of `actor` (an online applicant account, the payment gateway): the
+    /// audit rows and application events it writes name `actor`, are still signed by the
+    /// logged-in operator's key (the server's), and only `roles` are allowed meanwhile. Needs a
+    /// logged-in operator; the operator's identity comes back when `f` returns.
+    pub fn act_for<T>(
+        &mut self,
+        actor: &str,
+        roles: &[Role],
+        f: impl FnOnce(&mut Ca) -> Result<T>,
+    ) -> Result<T> {
+        if self.operator_session.is_none() || self.delegated.is_some() {
+            return Err(CoreError::NotLoggedIn);
+        }
+        let own = std::mem::replace(&mut self.operator, actor.to_owned());
+        self.store.set_actor(actor);
+        self.delegated = Some(roles.to_vec());
+        let out = f(self);
+        self.delegated = None;
+        self.operator = own;
+        self.store.set_actor(&self.operator);
+        out
     }
 
     /// Every operator.

@@ -6,6 +6,7 @@ pub(crate) mod crls;
 mod issuances;
 pub(crate) mod jobs;
 pub(crate) mod operators;
+pub(crate) mod portal;
 mod schema;
 mod summary;
 mod tokens;
@@ -27,6 +28,7 @@ pub(crate) use issuances::{
 };
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub use operators::OperatorRecord;
+pub use portal::{DeliveryChoice, GatewayNotification, PayOrder, PortalAccount};
 pub use summary::{CertCounts, CertSummary};
 pub(crate) use tokens::bind as bind_token;
 

@@ -49,6 +49,8 @@ pub enum Job {
         /// Where the report goes.
         reply: oneshot::Sender<Health>,
     },
+    /// Work for the applicant portal (reads and writes through the CA's own methods).
+    Portal(hljca_portal::CaJob),
     /// Stop (the server has shut down).
     Stop,
 }
@@ -212,6 +214,8 @@ impl Worker {
                     Ok(Job::Health { reply }) => {
                         let _ = reply.send(self.health(None));
                     }
+                    // The portal needs the database only, not the CA token.
+                    Ok(Job::Portal(f)) => self.portal(f),
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
@@ -255,6 +259,7 @@ impl Worker {
                 Ok(Job::Health { reply }) => {
                     let _ = reply.send(self.health(Some(keys)));
                 }
+                Ok(Job::Portal(f)) => self.portal(f),
                 Err(RecvTimeoutError::Timeout) => self.precompute(signer),
             }
         }
@@ -385,6 +390,14 @@ impl Worker {
         }
         for q in self.state.cache.due(now) {
             self.enqueue(q);
+        }
+    }
+
+    /// Runs a portal job; a panic in it is caught so the worker (and OCSP) goes on.
+    fn portal(&mut self, f: hljca_portal::CaJob) {
+        let ca = &mut self.ca;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ca))).is_err() {
+            tracing::error!("a portal job panicked");
         }
     }
 
