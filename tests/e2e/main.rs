@@ -14,5 +14,8 @@ mod foundation;
 mod hygiene;
 mod lifecycle;
 mod operators;
+mod portal;
+mod portal_client;
+mod portal_refusals;
 mod serve;
 mod types;

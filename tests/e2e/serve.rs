@@ -10,9 +10,9 @@ use crate::support::*;
 
 /// A running `hljca serve`, killed (and reaped) when dropped, so a failing test leaves no
 /// server behind.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
@@ -25,9 +25,13 @@ impl Drop for Server {
 
 impl Server {
     fn start(env: &Env) -> Server {
+        Server::spawn(env, env.cmd(&["-v", "serve", "--listen", "127.0.0.1:0"]))
+    }
+
+    /// Starts `hljca serve` from `cmd` (made by `env.cmd`, perhaps with more environment).
+    pub(crate) fn spawn(env: &Env, mut cmd: Command) -> Server {
         let log = env.dir.path().join("serve.log");
-        let mut child = env
-            .cmd(&["-v", "serve", "--listen", "127.0.0.1:0"])
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -57,11 +61,11 @@ impl Server {
         server
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

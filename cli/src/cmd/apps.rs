@@ -119,21 +119,22 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
             if cli.json {
                 output::json(&json!({ "applications": apps }))?;
             } else {
-                let rows: Vec<Vec<String>> = apps
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.id.to_string(),
-                            a.cert_type.to_string(),
-                            a.state.to_string(),
-                            a.channel.as_str().into(),
-                            a.site.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                            a.business().into(),
-                            a.created_at.clone(),
-                            applicant_name(a),
-                        ]
-                    })
-                    .collect();
+                let mut rows: Vec<Vec<String>> = Vec::with_capacity(apps.len());
+                for a in &apps {
+                    // Online applications come with their uploads: the count shows what is in.
+                    let materials = ca.application_materials(a.id)?.len();
+                    rows.push(vec![
+                        a.id.to_string(),
+                        a.cert_type.to_string(),
+                        a.state.to_string(),
+                        a.channel.as_str().into(),
+                        a.site.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        a.business().into(),
+                        materials.to_string(),
+                        a.created_at.clone(),
+                        applicant_name(a),
+                    ]);
+                }
                 output::table(
                     &[
                         "APP",
@@ -142,6 +143,7 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
                         "CHANNEL",
                         "SITE",
                         "BUSINESS",
+                        "MATERIALS",
                         "CREATED",
                         "APPLICANT",
                     ],
