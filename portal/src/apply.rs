@@ -22,7 +22,7 @@ pub(crate) const DEPARTMENT: &str = "hlj-ggzy";
 /// Step 1: the business department.
 pub(crate) fn department(s: &Session) -> Answer {
     if let Err(a) = account(s) {
-        return a;
+        return *a;
     }
     let l = s.lang;
     let body = html! {
@@ -48,7 +48,7 @@ pub(crate) fn department(s: &Session) -> Answer {
 /// Step 2: the certificate type, with its fees and seal.
 pub(crate) fn types(p: &Portal, s: &Session) -> Answer {
     if let Err(a) = account(s) {
-        return a;
+        return *a;
     }
     let l = s.lang;
     let body = html! {
@@ -106,7 +106,7 @@ fn render_form(
     errors: Option<&ValidationErrors>,
 ) -> Answer {
     if let Err(a) = account(s) {
-        return a;
+        return *a;
     }
     let l = s.lang;
     let Some(t) = ty.and_then(|t| t.parse::<CertType>().ok()) else {
@@ -158,7 +158,7 @@ fn render_form(
 pub(crate) async fn create(p: &Portal, s: &Session, f: &HashMap<String, String>) -> Answer {
     let (acct, login) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let Some(t) = f.get("type").and_then(|t| t.parse::<CertType>().ok()) else {
         return refuse(

@@ -303,7 +303,7 @@ pub(crate) fn render(
 pub(crate) async fn download(p: &Portal, s: &Session, id: AppId) -> Answer {
     let (acct, _) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let app = match p.ca.run(move |ca| crate::status::owned(ca, id, acct)).await {
         Ok(Some(a)) => a,

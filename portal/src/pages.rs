@@ -110,8 +110,10 @@ pub(crate) fn failed(s: &Session, e: PortalError) -> Answer {
 }
 
 /// The logged-in account, or the log-in page.
-pub(crate) fn account(s: &Session) -> Result<(i64, String), Answer> {
-    s.account.clone().ok_or_else(|| Answer::redirect("/login"))
+pub(crate) fn account(s: &Session) -> Result<(i64, String), Box<Answer>> {
+    s.account
+        .clone()
+        .ok_or_else(|| Box::new(Answer::redirect("/login")))
 }
 
 /// `/apps/{id}…`: the application number and the rest of the path.

@@ -45,7 +45,7 @@ fn qr_data_uri(text: &str) -> Option<String> {
 pub(crate) async fn open_order(p: &Portal, s: &Session, id: AppId) -> Answer {
     let (acct, login) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let actor = format!("applicant:{login}");
     let no = order_no();
@@ -72,7 +72,7 @@ pub(crate) async fn open_order(p: &Portal, s: &Session, id: AppId) -> Answer {
 pub(crate) async fn pay_page(p: &Portal, s: &Session, id: AppId) -> Answer {
     let (acct, _) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let v = match crate::status::load(p, acct, id).await {
         Ok(Some(v)) => v,
@@ -146,7 +146,7 @@ pub(crate) async fn delivery(
 ) -> Answer {
     let (acct, login) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let method = f.get("method").map(String::as_str).unwrap_or("");
     let choice = if method == "mail" {
@@ -202,7 +202,7 @@ pub(crate) async fn delivery(
 pub(crate) async fn renewals(p: &Portal, s: &Session) -> Answer {
     let (acct, _) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let l = s.lang;
     let due =
@@ -256,7 +256,7 @@ pub(crate) async fn renewals(p: &Portal, s: &Session) -> Answer {
 pub(crate) async fn renew(p: &Portal, s: &Session, f: &HashMap<String, String>) -> Answer {
     let (acct, login) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let serial = f.get("serial").cloned().unwrap_or_default();
     let actor = format!("applicant:{login}");

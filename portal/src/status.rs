@@ -61,7 +61,7 @@ pub(crate) async fn load(p: &Portal, acct: i64, id: AppId) -> Result<Option<AppV
 pub(crate) async fn list(p: &Portal, s: &Session) -> Answer {
     let (acct, _) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let l = s.lang;
     let apps = match p.ca.run(move |ca| ca.online_applications(acct)).await {
@@ -113,7 +113,7 @@ fn pickup_line(l: Lang, site: &str) -> String {
 pub(crate) async fn show(p: &Portal, s: &Session, id: AppId) -> Answer {
     let (acct, _) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let v = match load(p, acct, id).await {
         Ok(Some(v)) => v,
@@ -222,7 +222,7 @@ pub(crate) async fn show(p: &Portal, s: &Session, id: AppId) -> Answer {
 pub(crate) async fn material(p: &Portal, s: &Session, id: AppId, mid: i64) -> Answer {
     let (acct, _) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let got =
         p.ca.run(move |ca| {
@@ -266,7 +266,7 @@ fn clean_name(name: &str) -> String {
 pub(crate) async fn upload(p: &Portal, s: &Session, id: AppId, posted: Posted) -> Answer {
     let (acct, login) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let kind = posted.fields.get("kind").cloned().unwrap_or_default();
     let Some(file) = posted.files.into_iter().find(|f| f.name == "file") else {
@@ -310,7 +310,7 @@ pub(crate) async fn upload(p: &Portal, s: &Session, id: AppId, posted: Posted) -
 pub(crate) async fn submit(p: &Portal, s: &Session, id: AppId) -> Answer {
     let (acct, login) = match account(s) {
         Ok(a) => a,
-        Err(a) => return a,
+        Err(a) => return *a,
     };
     let actor = format!("applicant:{login}");
     let done =
