@@ -142,7 +142,7 @@ pub(crate) async fn show(p: &Portal, s: &Session, id: AppId) -> Answer {
             }
         }
         h2 { (l.t("申请材料", "Materials")) }
-        p { a href={ "/apps/" (app.id.0) "/form.pdf" } { (l.t("下载模板：《", "Download the form: ")) (pol.name_zh) (l.t("和电子印章申请表》（PDF，打印后签字盖章再扫描上传）", " application form (PDF: print, sign, stamp, scan and upload)")) } }
+        p { a href={ "/apps/" (app.id.0) "/form.pdf" } { (l.t("下载模板：", "Download the form: ")) (crate::form_pdf::title(pol)) (l.t("（PDF，打印后签字盖章再扫描上传）", " (PDF: print, sign, stamp, scan and upload)")) } }
         p { (l.t("每项材料上传一个 PDF、PNG 或 JPEG 文件，不超过 10 MiB。", "One PDF, PNG or JPEG file per material, at most 10 MiB.")) }
         ul class="materials" {
             @for m in &pol.materials {

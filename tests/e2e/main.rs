@@ -15,6 +15,7 @@ mod hygiene;
 mod lifecycle;
 mod operators;
 mod portal;
+mod portal_browser;
 mod portal_client;
 mod portal_refusals;
 mod serve;
