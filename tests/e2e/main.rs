@@ -18,5 +18,6 @@ mod portal;
 mod portal_browser;
 mod portal_client;
 mod portal_refusals;
+mod portal_renewal;
 mod serve;
 mod types;
