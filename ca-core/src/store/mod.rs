@@ -1,5 +1,6 @@
 //! The SQLite store: one file, WAL, foreign keys, migrations tracked in `user_version`.
 
+pub(crate) mod api;
 pub(crate) mod binding;
 mod certs;
 pub(crate) mod crls;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::error::{CoreError, Result};
 
 pub(crate) use certs::insert_pending;
+pub use api::IdempotencyRow;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
 pub(crate) use issuances::{
