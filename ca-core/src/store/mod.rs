@@ -19,8 +19,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{CoreError, Result};
 
-pub(crate) use certs::insert_pending;
 pub use api::IdempotencyRow;
+pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
 pub(crate) use issuances::{

@@ -22,8 +22,11 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::State;
+use crate::api::calls::{ApiAnswer, ApiCall};
+use crate::api::error::ApiError;
 use crate::cache::Entry;
 use crate::docs::etag;
+use hljca_core::api::ApiTlsCert;
 
 /// Rows changed this long before the last one seen are looked at again: another process may
 /// commit a row stamped a little before one already seen.
@@ -49,8 +52,25 @@ pub enum Job {
         /// Where the report goes.
         reply: oneshot::Sender<Health>,
     },
+    /// A call of the client-certificate API.
+    Api {
+        /// The client certificate (DER) the TLS layer verified.
+        client: Vec<u8>,
+        /// The call.
+        call: ApiCall,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<ApiAnswer, ApiError>>,
+    },
     /// Stop (the server has shut down).
     Stop,
+}
+
+/// The API's TLS server certificate from the issuing CA, renewed by the worker.
+struct ApiTls {
+    resolver: Arc<crate::api::tls::ServerCert>,
+    hosts: Vec<String>,
+    days: u32,
+    cert: ApiTlsCert,
 }
 
 /// A signed answer.
@@ -103,6 +123,7 @@ pub struct Worker {
     backlog: VecDeque<Query>,
     queued: HashSet<Vec<u8>>,
     failures: u32,
+    api_tls: Option<ApiTls>,
 }
 
 fn validity(serve: &hljca_core::config::ServeConfig) -> time::Duration {
@@ -149,6 +170,7 @@ impl Worker {
             backlog: VecDeque::new(),
             queued: HashSet::new(),
             failures: 0,
+            api_tls: None,
         };
         w.load_crl()?;
         w.maintain_crl()?;
@@ -212,6 +234,14 @@ impl Worker {
                     Ok(Job::Health { reply }) => {
                         let _ = reply.send(self.health(None));
                     }
+                    Ok(Job::Api { reply, .. }) => {
+                        let _ = reply.send(Err(ApiError::new(
+                            hyper::StatusCode::SERVICE_UNAVAILABLE,
+                            None,
+                            "unavailable",
+                            "the CA token is unavailable; try again",
+                        )));
+                    }
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
@@ -254,6 +284,14 @@ impl Worker {
                 }
                 Ok(Job::Health { reply }) => {
                     let _ = reply.send(self.health(Some(keys)));
+                }
+                Ok(Job::Api {
+                    client,
+                    call,
+                    reply,
+                }) => {
+                    let answer = crate::api::calls::run(&mut self.ca, keys, &client, call);
+                    let _ = reply.send(answer);
                 }
                 Err(RecvTimeoutError::Timeout) => self.precompute(signer),
             }
@@ -385,6 +423,58 @@ impl Worker {
         }
         for q in self.state.cache.due(now) {
             self.enqueue(q);
+        }
+        self.renew_api_tls(keys, now);
+    }
+
+    /// The CA.
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    /// Issues the API's TLS server certificate (or takes the current one from the home) for
+    /// `hosts`; the worker renews it from then on into `resolver`'s place.
+    pub fn api_tls_cert(
+        &self,
+        keys: &CaKeys<'_>,
+        hosts: &[String],
+        days: u32,
+    ) -> Result<ApiTlsCert, CoreError> {
+        self.ca.api_tls_cert(keys, hosts, days)
+    }
+
+    /// Keeps `cert` renewed into `resolver` (see [`Worker::api_tls_cert`]).
+    pub fn renew_api_tls_into(
+        &mut self,
+        resolver: Arc<crate::api::tls::ServerCert>,
+        hosts: Vec<String>,
+        days: u32,
+        cert: ApiTlsCert,
+    ) {
+        self.api_tls = Some(ApiTls {
+            resolver,
+            hosts,
+            days,
+            cert,
+        });
+    }
+
+    fn renew_api_tls(&mut self, keys: &CaKeys<'_>, now: OffsetDateTime) {
+        let Some(t) = &mut self.api_tls else {
+            return;
+        };
+        if !t.cert.needs_renewal(now) {
+            return;
+        }
+        match self.ca.api_tls_cert(keys, &t.hosts, t.days) {
+            Ok(cert) => match t.resolver.replace(&cert) {
+                Ok(()) => {
+                    tracing::info!(not_after = %hljca_core::time_fmt::ts(cert.not_after), "API TLS certificate renewed");
+                    t.cert = cert;
+                }
+                Err(e) => tracing::error!(error = %e, "renewed API TLS certificate not usable"),
+            },
+            Err(e) => tracing::error!(error = %e, "API TLS certificate not renewed"),
         }
     }
 

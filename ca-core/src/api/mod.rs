@@ -8,6 +8,10 @@
 //! audit row it writes (`operator_cert` and `signature` name that signer). While it acts for an
 //! API client, the rows' `operator` names the client operator (`NAME (SERIAL) via api`), and
 //! role checks use the client's roles, never the server's.
+//!
+//! `tls.rs`: the API's TLS server certificate from the issuing CA.
+
+mod tls;
 
 use hljca_policies::{Applicant, CertType};
 use serde::Serialize;
@@ -21,6 +25,8 @@ use crate::keys::CaKeys;
 use crate::operators::Role;
 use crate::store::{IdempotencyRow, OperatorRecord};
 use crate::{Ca, audit};
+
+pub use tls::{ApiTlsCert, default_hosts};
 
 /// Longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -41,7 +47,9 @@ pub enum ClientRefused {
         serial: String,
     },
     /// The operator was revoked.
-    #[error("operator {name} (certificate {serial}) is revoked [rule: a revoked operator cannot call the API]")]
+    #[error(
+        "operator {name} (certificate {serial}) is revoked [rule: a revoked operator cannot call the API]"
+    )]
     Revoked {
         /// Their name.
         name: String,
@@ -49,7 +57,9 @@ pub enum ClientRefused {
         serial: String,
     },
     /// The certificate is past its validity (by the CA's clock).
-    #[error("operator certificate {serial} is not valid now [rule: operators call with a valid certificate]")]
+    #[error(
+        "operator certificate {serial} is not valid now [rule: operators call with a valid certificate]"
+    )]
     Expired {
         /// Its serial.
         serial: String,
@@ -71,10 +81,7 @@ impl ApiClient {
     }
     /// How audit rows name them.
     pub fn actor(&self) -> String {
-        format!(
-            "{} ({}) via api",
-            self.record.name, self.record.cert_serial
-        )
+        format!("{} ({}) via api", self.record.name, self.record.cert_serial)
     }
 }
 
@@ -157,10 +164,7 @@ impl Ca {
             return Err(ClientRefused::Expired { serial });
         }
         let roles = rec.roles.iter().filter_map(|r| r.parse().ok()).collect();
-        Ok(ApiClient {
-            record: rec,
-            roles,
-        })
+        Ok(ApiClient { record: rec, roles })
     }
 
     /// Runs `f` for API client `client`: [`Ca::require`] checks the client's roles and every
