@@ -222,7 +222,36 @@ fn api_serves_jobs_by_role_with_idempotent_issuance() {
         env.sql("select serial from api_idempotency where idem_key = 'order-4711'"),
         serial
     );
-    // Without a key: another certificate.
+    // A request refused for its applicant data does not use up its key.
+    let fix = "Idempotency-Key: fix-1";
+    let mut wrong = json(&other);
+    wrong["applicant"]["uscc"] = "52230103MJ6H4B2W1X".into();
+    let wrong = wrong.to_string();
+    let (code, out) = call(
+        &env,
+        &server,
+        Some(&issuer),
+        "POST",
+        base,
+        &[JSON, fix],
+        Some(&wrong),
+    );
+    assert_eq!(code, 400, "{out}");
+    assert_eq!(json(&out)["error"]["field"], "applicant.uscc");
+    let (code, out) = call(
+        &env,
+        &server,
+        Some(&issuer),
+        "POST",
+        base,
+        &[JSON, fix],
+        Some(&other),
+    );
+    assert_eq!(code, 201, "{out}");
+    let second = json(&out)["serial"].as_str().unwrap().to_owned();
+    assert_ne!(second, serial);
+    // Without a key: another certificate each time.
+    let third_body = issue_body(&env, "h4");
     let (code, out) = call(
         &env,
         &server,
@@ -230,11 +259,10 @@ fn api_serves_jobs_by_role_with_idempotent_issuance() {
         "POST",
         base,
         &[JSON],
-        Some(&other),
+        Some(&third_body),
     );
     assert_eq!(code, 201, "{out}");
-    let second = json(&out)["serial"].as_str().unwrap().to_owned();
-    assert_ne!(second, serial);
+    let third = json(&out)["serial"].as_str().unwrap().to_owned();
 
     // Any operator may read one; PEM on request.
     let path = format!("{base}/{serial}");
@@ -346,7 +374,7 @@ fn api_serves_jobs_by_role_with_idempotent_issuance() {
         .iter()
         .map(|c| c["serial"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(listed, vec![second.clone()]);
+    assert_eq!(listed, vec![third.clone(), second.clone()], "newest first");
     let (_, out) = call(
         &env,
         &server,

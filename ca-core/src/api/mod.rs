@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::batch::check_csr;
+use crate::eligibility::{Request, Step};
 use crate::engine::Fee;
 use crate::error::{CoreError, Result};
 use crate::keys::CaKeys;
@@ -134,37 +135,45 @@ pub fn check_idempotency_key(key: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The client of certificate `der` (serial `serial`) given its operator row.
+fn client_of(
+    record: Option<OperatorRecord>,
+    der: &[u8],
+    cert: &X509Certificate<'_>,
+    serial: String,
+    now: time::OffsetDateTime,
+) -> std::result::Result<ApiClient, ClientRefused> {
+    let rec = match record {
+        Some(r) if r.der == der => r,
+        _ => return Err(ClientRefused::Unknown { serial }),
+    };
+    if rec.status != "active" {
+        return Err(ClientRefused::Revoked {
+            name: rec.name,
+            serial,
+        });
+    }
+    let now = now.unix_timestamp();
+    let v = cert.validity();
+    if now < v.not_before.timestamp() || now > v.not_after.timestamp() {
+        return Err(ClientRefused::Expired { serial });
+    }
+    let roles = rec.roles.iter().filter_map(|r| r.parse().ok()).collect();
+    Ok(ApiClient { record: rec, roles })
+}
+
 impl Ca {
     /// The active operator whose certificate the TLS layer verified (`der`, chained to the
     /// issuing CA): the same certificate as enrolled, active, valid by the CA's clock.
-    pub fn api_client(&self, der: &[u8]) -> std::result::Result<ApiClient, ClientRefused> {
-        let (_, cert) =
-            X509Certificate::from_der(der).map_err(|e| ClientRefused::Unreadable(e.to_string()))?;
-        let serial = hex::encode(cert.raw_serial());
-        let unknown = || ClientRefused::Unknown {
-            serial: serial.clone(),
+    /// The outer error is the CA's own trouble (the database), the inner one the client's.
+    pub fn api_client(&self, der: &[u8]) -> Result<std::result::Result<ApiClient, ClientRefused>> {
+        let (_, cert) = match X509Certificate::from_der(der) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(ClientRefused::Unreadable(e.to_string()))),
         };
-        let rec = self
-            .store
-            .operator(&serial)
-            .map_err(|e| ClientRefused::Unreadable(e.to_string()))?
-            .ok_or_else(unknown)?;
-        if rec.der != der {
-            return Err(unknown());
-        }
-        if rec.status != "active" {
-            return Err(ClientRefused::Revoked {
-                name: rec.name,
-                serial,
-            });
-        }
-        let now = self.now().unix_timestamp();
-        let v = cert.validity();
-        if now < v.not_before.timestamp() || now > v.not_after.timestamp() {
-            return Err(ClientRefused::Expired { serial });
-        }
-        let roles = rec.roles.iter().filter_map(|r| r.parse().ok()).collect();
-        Ok(ApiClient { record: rec, roles })
+        let serial = hex::encode(cert.raw_serial());
+        let record = self.store.operator(&serial)?;
+        Ok(client_of(record, der, &cert, serial, self.now()))
     }
 
     /// Runs `f` for API client `client`: [`Ca::require`] checks the client's roles and every
@@ -201,6 +210,17 @@ impl Ca {
         self.require(Role::Issuer, "issuance from a CSR over the API")?;
         let csr = check_csr(&req.csr, self.policies.get(req.cert_type))
             .map_err(|e| CoreError::BadInput(format!("csr: {e}")))?;
+        // Refused before the key is claimed: a corrected request may use the same key.
+        self.eligible(
+            Step::Issue,
+            &Request {
+                cert_type: req.cert_type,
+                applicant: &req.applicant,
+                renewal_of: None,
+                application: None,
+                token_serial: None,
+            },
+        )?;
         let external_id = match &req.idempotency_key {
             None => None,
             Some(key) => {

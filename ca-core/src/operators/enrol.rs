@@ -271,13 +271,15 @@ impl Ca {
             .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
     }
 
-    /// Refuses a change that would leave no active ca-admin.
+    /// Refuses a change that would leave no active ca-admin with a USBKEY (a job's operator,
+    /// enrolled from a CSR, cannot log in to the CLI).
     fn keep_an_admin(&self, serial: &str, stays_admin: bool) -> Result<()> {
         let admins = self
             .store
             .operators()?
             .into_iter()
             .filter(|o| o.status == "active" && o.roles.iter().any(|r| r == "ca-admin"))
+            .filter(|o| o.token_label != super::CSR_OPERATOR_TOKEN)
             .filter(|o| o.cert_serial != serial || stays_admin)
             .count();
         if admins == 0 {

@@ -81,7 +81,7 @@ pub fn run(
     client_der: &[u8],
     call: ApiCall,
 ) -> Result<ApiAnswer, ApiError> {
-    let client = ca.api_client(client_der)?;
+    let client = ca.api_client(client_der)??;
     let operator_cert = client.record.cert_serial.clone();
     match call {
         ApiCall::Issue(req) => {
