@@ -70,7 +70,7 @@ impl Server {
         if extra.contains(&"--api-listen") {
             while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
                 if let Some(rest) = l.strip_prefix("api ") {
-                    let url = rest.trim().split_whitespace().next().unwrap_or("");
+                    let url = rest.split_whitespace().next().unwrap_or("");
                     let host = url.trim_end_matches("/api/v1/certificates");
                     server.api = Some(host.to_owned());
                     break;

@@ -159,7 +159,7 @@ async fn send(
     let (tx, rx) = oneshot::channel();
     match jobs.try_send(Job::Api {
         client,
-        call,
+        call: Box::new(call),
         reply: tx,
     }) {
         Ok(()) => {}

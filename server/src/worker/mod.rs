@@ -56,8 +56,8 @@ pub enum Job {
     Api {
         /// The client certificate (DER) the TLS layer verified.
         client: Vec<u8>,
-        /// The call.
-        call: ApiCall,
+        /// The call (boxed: a job stays small on the channel).
+        call: Box<ApiCall>,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<ApiAnswer, ApiError>>,
     },
@@ -290,7 +290,7 @@ impl Worker {
                     call,
                     reply,
                 }) => {
-                    let answer = crate::api::calls::run(&mut self.ca, keys, &client, call);
+                    let answer = crate::api::calls::run(&mut self.ca, keys, &client, *call);
                     let _ = reply.send(answer);
                 }
                 Err(RecvTimeoutError::Timeout) => self.precompute(signer),
