@@ -9,6 +9,7 @@ mod bad_input;
 mod batch;
 mod bulk;
 mod counter_rules;
+mod crl;
 mod engine;
 mod foundation;
 mod hygiene;
