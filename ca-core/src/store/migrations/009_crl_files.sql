@@ -14,5 +14,7 @@ INSERT INTO crls_new (number, this_update, next_update, revoked, sha256, file)
     SELECT number, this_update, next_update, revoked, NULL, 'issuing-' || number || '.crl' FROM crls;
 DROP TABLE crls;
 ALTER TABLE crls_new RENAME TO crls;
--- The CRL reads the revoked certificates in serial order.
-CREATE INDEX certificates_revoked_serial ON certificates(serial) WHERE status = 'revoked';
+-- The CRL reads the revoked certificates in serial order from this index alone (covering: a
+-- million entries without a million table lookups).
+CREATE INDEX certificates_revoked_serial ON certificates(serial, revoked_at, revocation_reason)
+    WHERE status = 'revoked';
