@@ -1,5 +1,5 @@
-//! Issue 12: the streamed CRL, checked by openssl; the database keeps its hash and file name,
-//! not the DER.
+//! Issue 12: the streamed CRL, checked by openssl (the database keeps its hash and file name,
+//! not the DER), and the expiring list paged soonest first.
 
 use std::process::Command;
 
@@ -97,4 +97,43 @@ fn streamed_crl_lists_entries_in_serial_order_with_reasons_and_verifies() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     env.audit_intact();
+}
+
+#[test]
+fn expiring_list_pages_soonest_first_and_status_counts_them() {
+    let env = Env::new();
+    env.init_ca();
+    // Issued 20, 10 and 0 days apart by the CA's clock: they expire in that order reversed.
+    let mut by_expiry = Vec::new();
+    for (i, day) in [20, 10, 0].iter().enumerate() {
+        env.days_from_now(*day);
+        let label = format!("exp-{i}");
+        env.token(&label);
+        let v = env.issue("medical", &label);
+        by_expiry.push(v["certificates"][0]["serial"].as_str().unwrap().to_owned());
+    }
+    by_expiry.reverse();
+    // 350 days on, all three expire within 60 days; the list runs soonest first.
+    env.days_from_now(350);
+    let page = |extra: &[&str]| {
+        let mut args = vec!["cert", "list", "--expiring-within", "60d", "--limit", "2"];
+        args.extend_from_slice(extra);
+        let v = env.json(&args);
+        let serials: Vec<String> = v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["serial"].as_str().unwrap().to_owned())
+            .collect();
+        (serials, v["next"].as_str().map(str::to_owned))
+    };
+    let (first, next) = page(&[]);
+    assert_eq!(first, by_expiry[..2].to_vec());
+    let next = next.expect("a second page");
+    let (second, last) = page(&["--after", &next]);
+    assert_eq!(second, by_expiry[2..].to_vec());
+    assert_eq!(last, None);
+    let st = env.json(&["status"]);
+    assert_eq!(st["certificates"]["expiring_within_30_days"], 2, "{st}");
+    assert_eq!(st["certificates"]["issued"], 3, "{st}");
 }
