@@ -248,3 +248,66 @@ impl Store {
         Ok(c)
     }
 }
+
+/// An issued identity certificate due for an expiry reminder, with the applicant data the
+/// reminder's mobile number comes from (no DER).
+#[derive(Debug, Clone)]
+pub(crate) struct DueReminder {
+    pub summary: CertSummary,
+    pub applicant_json: String,
+}
+
+/// The condition shared by [`due_reminders`] and [`reminded_count`]: issued identity
+/// certificates expiring in `(?1, ?2]`.
+const DUE: &str =
+    "c.status = 'issued' AND c.role = 'identity' AND c.not_after > ?1 AND c.not_after <= ?2";
+
+/// One page (`limit` rows, soonest expiry first, after the certificate `after`) of the
+/// certificates expiring in `(now, before]` not yet reminded for `window_days`.
+pub(crate) fn due_reminders(
+    conn: &rusqlite::Connection,
+    (now, before): (OffsetDateTime, OffsetDateTime),
+    window_days: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DueReminder>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS}, applicant_json FROM certificates c WHERE {DUE} \
+             AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.cert_serial = c.serial AND r.window_days = ?3) \
+             AND (?4 IS NULL OR (c.not_after, c.id) > (SELECT p.not_after, p.id FROM certificates p WHERE p.serial = ?4)) \
+             ORDER BY c.not_after, c.id LIMIT ?5"
+        ))
+        .map_err(CoreError::db("certificates due for reminders"))?;
+    let rows = stmt
+        .query_map(
+            params![ts(now), ts(before), window_days, after, limit],
+            |r| {
+                Ok(DueReminder {
+                    summary: summary_from_row(r)?,
+                    applicant_json: r.get(18)?,
+                })
+            },
+        )
+        .map_err(CoreError::db("certificates due for reminders"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("certificates due for reminders"))
+}
+
+/// How many certificates expiring in `(now, before]` were already reminded for `window_days`.
+pub(crate) fn reminded_count(
+    conn: &rusqlite::Connection,
+    (now, before): (OffsetDateTime, OffsetDateTime),
+    window_days: i64,
+) -> Result<u64> {
+    conn.query_row(
+        &format!(
+            "SELECT count(*) FROM certificates c JOIN reminders r \
+             ON r.cert_serial = c.serial AND r.window_days = ?3 WHERE {DUE}"
+        ),
+        params![ts(now), ts(before), window_days],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+    .map_err(CoreError::db("reminded certificates"))
+}
