@@ -374,7 +374,31 @@ fn api_serves_jobs_by_role_with_idempotent_issuance() {
         .iter()
         .map(|c| c["serial"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(listed, vec![third.clone(), second.clone()], "newest first");
+    assert_eq!(
+        listed,
+        vec![second.clone(), third.clone()],
+        "soonest expiry first"
+    );
+    // Paged: one at a time, `next` names where the next page starts.
+    let page = format!("{base}?expiring_within=3650d&limit=1");
+    let (_, out) = call(&env, &server, Some(&reader), "GET", &page, &[], None);
+    let v = json(&out);
+    assert_eq!(v["certificates"][0]["serial"], second.as_str());
+    assert_eq!(v["next"], second.as_str());
+    let (_, out) = call(
+        &env,
+        &server,
+        Some(&reader),
+        "GET",
+        &format!("{page}&after={second}"),
+        &[],
+        None,
+    );
+    assert_eq!(
+        json(&out)["certificates"][0]["serial"],
+        third.as_str(),
+        "{out}"
+    );
     let (_, out) = call(
         &env,
         &server,

@@ -14,7 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_engine.sql"),
     include_str!("migrations/007_counter_rules.sql"),
     include_str!("migrations/008_operators.sql"),
-    // 009 is taken by other work on another branch; 010 follows it once merged.
+    include_str!("migrations/009_crl_files.sql"),
     include_str!("migrations/010_api_idempotency.sql"),
 ];
 
