@@ -106,6 +106,10 @@ pub enum Command {
     /// before its nextUpdate and after revocations, and stops gracefully on SIGTERM or Ctrl-C.
     /// The first line on stdout is `listening on http://ADDRESS`. Needs the CA token PIN and an
     /// operator with the ca-admin role.
+    ///
+    /// With --api-listen (or `[serve] api_listen`) it also serves the API for automated jobs:
+    /// JSON over HTTPS under /api/v1, the client certificate an operator's (see `operator add
+    /// --csr`).
     Serve(ServeArgs),
     /// One screen: the CA, tokens, certificates expiring soon, the last CRL.
     Status,

@@ -43,6 +43,18 @@ pub enum ApiCall {
     },
 }
 
+impl ApiCall {
+    /// The call's name, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiCall::Issue(_) => "issue",
+            ApiCall::Get { .. } => "get",
+            ApiCall::Revoke { .. } => "revoke",
+            ApiCall::List { .. } => "list",
+        }
+    }
+}
+
 /// A successful answer.
 #[derive(Debug, Clone)]
 pub struct ApiAnswer {
@@ -83,6 +95,7 @@ pub fn run(
 ) -> Result<ApiAnswer, ApiError> {
     let client = ca.api_client(client_der)??;
     let operator_cert = client.record.cert_serial.clone();
+    tracing::info!(target: "hljca::api", operator = %client.actor(), call = call.name(), "API call");
     match call {
         ApiCall::Issue(req) => {
             let (cert, replayed) = ca.acting_for(&client, |ca| {

@@ -385,3 +385,48 @@ fn list_call(query: Option<&str>) -> Result<ApiCall, ApiError> {
         after,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(q: &str) -> Result<(Option<i64>, u64, Option<String>), Option<String>> {
+        match list_call(Some(q)) {
+            Ok(ApiCall::List {
+                expiring_within_days,
+                limit,
+                after,
+            }) => Ok((expiring_within_days, limit, after)),
+            Ok(_) => Err(None),
+            Err(e) => Err(e.field),
+        }
+    }
+
+    #[test]
+    fn list_queries_are_checked_field_by_field() {
+        assert_eq!(list(""), Ok((None, 100, None)));
+        assert_eq!(
+            list("expiring_within=30d&limit=5&after=0a:FF"),
+            Ok((Some(30), 5, Some("0a:FF".into())))
+        );
+        assert_eq!(list("limit=0"), Err(Some("limit".into())));
+        assert_eq!(list("limit=1001"), Err(Some("limit".into())));
+        assert_eq!(
+            list("expiring_within=soon"),
+            Err(Some("expiring_within".into()))
+        );
+        assert_eq!(list("after=zz"), Err(Some("after".into())));
+        assert_eq!(list("sort=desc"), Err(Some("sort".into())));
+    }
+
+    #[test]
+    fn serials_are_hex() {
+        assert!(checked_serial("0a1B:2c").is_ok());
+        for bad in ["", "xyz", "../etc", &"a".repeat(65)] {
+            assert_eq!(
+                checked_serial(bad).unwrap_err().field.as_deref(),
+                Some("serial")
+            );
+        }
+    }
+}
