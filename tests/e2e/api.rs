@@ -452,6 +452,32 @@ fn api_refuses_bad_callers_and_bad_input_and_keeps_answering() {
     let base = "/api/v1/certificates";
     let good = issue_body(&env, "g");
 
+    // The server's TLS certificate: from the issuing CA, serverAuth, for 127.0.0.1 and
+    // localhost; its key private to the home's owner; recorded in the audit log.
+    let tls = env.home.join("tls");
+    let mode = std::fs::metadata(tls.join("api.key"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    assert!(env.openssl_verify(&tls.join("api.pem")).status.success());
+    let text = String::from_utf8_lossy(
+        &openssl(&["x509", "-in", s(&tls.join("api.pem")), "-noout", "-text"]).stdout,
+    )
+    .into_owned();
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(
+        text.contains("IP Address:127.0.0.1") && text.contains("DNS:localhost"),
+        "{text}"
+    );
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert_eq!(
+        env.sql("select count(*) from audit_log where action = 'serve.api-tls-cert'"),
+        "1"
+    );
+
     // No client certificate: a JSON 401.
     let (code, out) = call(&env, &server, None, "GET", base, &[], None);
     assert_eq!(code, 401, "{out}");
