@@ -4,6 +4,7 @@
 //! made by other commands), regenerates the CRL, renews the OCSP signing certificate and
 //! signs OCSP answers ahead of requests.
 
+mod tls;
 mod watch;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -26,7 +27,6 @@ use crate::api::calls::{ApiAnswer, ApiCall};
 use crate::api::error::ApiError;
 use crate::cache::Entry;
 use crate::docs::etag;
-use hljca_core::api::ApiTlsCert;
 
 /// Rows changed this long before the last one seen are looked at again: another process may
 /// commit a row stamped a little before one already seen.
@@ -63,14 +63,6 @@ pub enum Job {
     },
     /// Stop (the server has shut down).
     Stop,
-}
-
-/// The API's TLS server certificate from the issuing CA, renewed by the worker.
-struct ApiTls {
-    resolver: Arc<crate::api::tls::ServerCert>,
-    hosts: Vec<String>,
-    days: u32,
-    cert: ApiTlsCert,
 }
 
 /// A signed answer.
@@ -123,7 +115,7 @@ pub struct Worker {
     backlog: VecDeque<Query>,
     queued: HashSet<Vec<u8>>,
     failures: u32,
-    api_tls: Option<ApiTls>,
+    api_tls: Option<tls::ApiTls>,
 }
 
 fn validity(serve: &hljca_core::config::ServeConfig) -> time::Duration {
@@ -425,57 +417,6 @@ impl Worker {
             self.enqueue(q);
         }
         self.renew_api_tls(keys, now);
-    }
-
-    /// The CA.
-    pub fn ca(&self) -> &Ca {
-        &self.ca
-    }
-
-    /// Issues the API's TLS server certificate (or takes the current one from the home) for
-    /// `hosts`; the worker renews it from then on into `resolver`'s place.
-    pub fn api_tls_cert(
-        &self,
-        keys: &CaKeys<'_>,
-        hosts: &[String],
-        days: u32,
-    ) -> Result<ApiTlsCert, CoreError> {
-        self.ca.api_tls_cert(keys, hosts, days)
-    }
-
-    /// Keeps `cert` renewed into `resolver` (see [`Worker::api_tls_cert`]).
-    pub fn renew_api_tls_into(
-        &mut self,
-        resolver: Arc<crate::api::tls::ServerCert>,
-        hosts: Vec<String>,
-        days: u32,
-        cert: ApiTlsCert,
-    ) {
-        self.api_tls = Some(ApiTls {
-            resolver,
-            hosts,
-            days,
-            cert,
-        });
-    }
-
-    fn renew_api_tls(&mut self, keys: &CaKeys<'_>, now: OffsetDateTime) {
-        let Some(t) = &mut self.api_tls else {
-            return;
-        };
-        if !t.cert.needs_renewal(now) {
-            return;
-        }
-        match self.ca.api_tls_cert(keys, &t.hosts, t.days) {
-            Ok(cert) => match t.resolver.replace(&cert) {
-                Ok(()) => {
-                    tracing::info!(not_after = %hljca_core::time_fmt::ts(cert.not_after), "API TLS certificate renewed");
-                    t.cert = cert;
-                }
-                Err(e) => tracing::error!(error = %e, "renewed API TLS certificate not usable"),
-            },
-            Err(e) => tracing::error!(error = %e, "API TLS certificate not renewed"),
-        }
     }
 
     fn health(&self, keys: Option<&CaKeys<'_>>) -> Health {
