@@ -4,6 +4,7 @@
 
 mod support;
 
+mod api;
 mod apps;
 mod bad_input;
 mod batch;

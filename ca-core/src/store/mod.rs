@@ -1,5 +1,6 @@
 //! The SQLite store: one file, WAL, foreign keys, migrations tracked in `user_version`.
 
+pub(crate) mod api;
 pub(crate) mod binding;
 mod certs;
 pub(crate) mod crls;
@@ -18,6 +19,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{CoreError, Result};
 
+pub use api::IdempotencyRow;
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
