@@ -6,6 +6,7 @@
 //! the `hljca` binary does that.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod applications;
 pub mod audit;
 pub mod batch;
@@ -57,8 +58,8 @@ pub struct Ca {
     operator: String,
     clock: Option<time::OffsetDateTime>,
     operator_session: Option<operators::OperatorSession>,
-    /// While [`Ca::act_for`] runs: the roles delegated to the party acted for.
-    delegated: Option<Vec<operators::Role>>,
+    /// The API client the CA acts for during one call (`hljca serve`).
+    delegation: Option<api::Delegation>,
     module: std::cell::OnceCell<&'static Module>,
 }
 
@@ -81,7 +82,7 @@ impl Ca {
             operator,
             clock: None,
             operator_session: None,
-            delegated: None,
+            delegation: None,
             module: std::cell::OnceCell::new(),
         })
     }
@@ -177,9 +178,11 @@ impl Ca {
         self.store.cert_summaries(&f)
     }
 
-    /// Certificate counts by status (expired by the CA's clock), one aggregate query.
-    pub fn cert_counts(&self) -> Result<store::CertCounts> {
-        self.store.cert_counts(self.now())
+    /// Certificate counts by status (expired by the CA's clock), with how many issued ones
+    /// expire within `window`: one aggregate query.
+    pub fn cert_counts(&self, window: time::Duration) -> Result<store::CertCounts> {
+        let now = self.now();
+        self.store.cert_counts(now, now + window)
     }
 
     /// Issuances not yet committed or voided (what `recover` would look at).

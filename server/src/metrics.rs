@@ -22,12 +22,14 @@ pub enum Route {
     Metrics,
     /// The applicant portal.
     Portal,
+    /// The client-certificate API (`/api/v1/…` on `api_listen`).
+    Api,
     /// Anything else.
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 8] = [
+    const ALL: [Route; 9] = [
         Route::OcspPost,
         Route::OcspGet,
         Route::Crl,
@@ -35,6 +37,7 @@ impl Route {
         Route::Health,
         Route::Metrics,
         Route::Portal,
+        Route::Api,
         Route::Other,
     ];
     fn name(self) -> &'static str {
@@ -46,14 +49,15 @@ impl Route {
             Route::Health => "healthz",
             Route::Metrics => "metrics",
             Route::Portal => "portal",
+            Route::Api => "api",
             Route::Other => "other",
         }
     }
 }
 
 /// HTTP status codes counted one by one; the rest are `other`.
-const CODES: [u16; 13] = [
-    200, 304, 400, 404, 405, 408, 413, 414, 415, 431, 500, 503, 0,
+const CODES: [u16; 17] = [
+    200, 201, 304, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 431, 500, 503, 0,
 ];
 
 /// OCSP answers (the `status` label): certificate statuses and OCSPResponseStatus errors.

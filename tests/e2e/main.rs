@@ -4,11 +4,13 @@
 
 mod support;
 
+mod api;
 mod apps;
 mod bad_input;
 mod batch;
 mod bulk;
 mod counter_rules;
+
 mod engine;
 mod foundation;
 mod hygiene;
@@ -19,5 +21,6 @@ mod portal_browser;
 mod portal_client;
 mod portal_refusals;
 mod portal_renewal;
+mod scale;
 mod serve;
 mod types;

@@ -231,7 +231,7 @@ pub fn portal_server(env: &Env) -> Server {
     let mut cmd = env.cmd(&["-v", "serve", "--listen", "127.0.0.1:0"]);
     cmd.env("HLJCA_GATEWAY_SECRET", SECRET)
         .env("HLJCA_PORTAL_TEST_HOOKS", "1");
-    Server::spawn(env, cmd)
+    Server::spawn(env, cmd, false)
 }
 
 /// A small real PDF file (magic bytes are what the portal sniffs).

@@ -12,7 +12,9 @@ use crate::support::*;
 /// server behind.
 pub(crate) struct Server {
     child: Child,
-    pub(crate) base: String,
+    pub base: String,
+    /// `https://ADDRESS` of the client-certificate API, when it was asked for.
+    pub api: Option<String>,
     log: PathBuf,
 }
 
@@ -25,11 +27,20 @@ impl Drop for Server {
 
 impl Server {
     fn start(env: &Env) -> Server {
-        Server::spawn(env, env.cmd(&["-v", "serve", "--listen", "127.0.0.1:0"]))
+        Server::start_with(env, &[])
     }
 
-    /// Starts `hljca serve` from `cmd` (made by `env.cmd`, perhaps with more environment).
-    pub(crate) fn spawn(env: &Env, mut cmd: Command) -> Server {
+    /// Starts `hljca -v serve --listen 127.0.0.1:0` with `extra` arguments; with
+    /// `--api-listen`, waits for the API's line too.
+    pub(crate) fn start_with(env: &Env, extra: &[&str]) -> Server {
+        let mut args = vec!["-v", "serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Server::spawn(env, env.cmd(&args), extra.contains(&"--api-listen"))
+    }
+
+    /// Starts `hljca serve` from `cmd` (made by `env.cmd`, perhaps with more environment);
+    /// with `api`, waits for the API's line too.
+    pub(crate) fn spawn(env: &Env, mut cmd: Command, api: bool) -> Server {
         let log = env.dir.path().join("serve.log");
         let mut child = cmd
             .stdin(Stdio::null())
@@ -39,25 +50,40 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the first line, then drains the rest so the server never blocks on stdout.
+        // Sends every line, so the server never blocks on stdout.
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(|l| l.ok()));
-            for _ in lines {}
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
         });
         let mut server = Server {
             child,
             base: String::new(),
+            api: None,
             log,
         };
-        let first = rx.recv_timeout(Duration::from_secs(120)).ok().flatten();
-        let Some(first) = first else {
+        let Ok(first) = rx.recv_timeout(Duration::from_secs(120)) else {
             panic!("hljca serve printed nothing:\n{}", server.logs());
         };
         let addr = first
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("first line `{first}`"));
         server.base = addr.to_owned();
+        if api {
+            while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+                if let Some(rest) = l.strip_prefix("api ") {
+                    let url = rest.split_whitespace().next().unwrap_or("");
+                    let host = url.trim_end_matches("/api/v1/certificates");
+                    server.api = Some(host.to_owned());
+                    break;
+                }
+            }
+            assert!(server.api.is_some(), "no api line:\n{}", server.logs());
+        }
+        std::thread::spawn(move || for _ in rx {});
         server
     }
 

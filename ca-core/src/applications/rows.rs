@@ -185,6 +185,20 @@ pub(super) fn list(conn: &Connection, state: Option<AppState>) -> Result<Vec<App
         .map_err(CoreError::db("list applications"))
 }
 
+/// How many applications are in each state (one aggregate over the `state` index).
+pub(super) fn count_by_state(conn: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT state, count(*) FROM applications GROUP BY state")
+        .map_err(CoreError::db("count applications"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })
+        .map_err(CoreError::db("count applications"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(CoreError::db("count applications"))
+}
+
 /// One recorded step.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppEvent {

@@ -5,6 +5,7 @@
 //! revoked, and the operator's roles say what they may do. Every audit row the command writes is
 //! signed with the operator key (see `Store::commit`).
 
+mod csr;
 mod enrol;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use crate::Ca;
 use crate::error::{CoreError, Result};
 use crate::store::{AuditSigner, OperatorRecord};
 
+pub use csr::{CSR_OPERATOR_TOKEN, NewCsrOperator};
 pub use enrol::NewOperator;
 
 /// Label prefix of operator objects on a token.
@@ -281,17 +283,17 @@ impl Ca {
     }
 
     /// Refuses unless the logged-in operator holds `role` (for `what`).
+    /// While the CA acts for an API client ([`Ca::acting_for`]), the client's roles count.
     pub fn require(&self, role: Role, what: &str) -> Result<()> {
-        if let Some(d) = &self.delegated {
-            return if d.contains(&role) {
-                Ok(())
-            } else {
-                Err(CoreError::MissingRole {
-                    operator: self.operator.clone(),
-                    role: role.as_str(),
-                    what: what.to_owned(),
-                })
-            };
+        if let Some(d) = &self.delegation {
+            if d.roles.contains(&role) {
+                return Ok(());
+            }
+            return Err(CoreError::MissingRole {
+                operator: d.actor.clone(),
+                role: role.as_str(),
+                what: what.to_owned(),
+            });
         }
         match &self.operator_session {
             None => Err(CoreError::NotLoggedIn),
@@ -306,22 +308,29 @@ impl Ca {
 
     /// Runs `f` on behalf of `actor` (an online applicant account, the payment gateway): the
     /// audit rows and application events it writes name `actor`, are still signed by the
-    /// logged-in operator's key (the server's), and only `roles` are allowed meanwhile. Needs a
-    /// logged-in operator; the operator's identity comes back when `f` returns.
+    /// logged-in operator's key (the server's), and only `roles` are allowed meanwhile; the
+    /// operator's identity comes back when `f` returns. The API's `acting_for` is this, for an
+    /// API client.
     pub fn act_for<T>(
         &mut self,
         actor: &str,
         roles: &[Role],
         f: impl FnOnce(&mut Ca) -> Result<T>,
     ) -> Result<T> {
-        if self.operator_session.is_none() || self.delegated.is_some() {
-            return Err(CoreError::NotLoggedIn);
+        if self.delegation.is_some() {
+            return Err(CoreError::Refused(format!(
+                "already acting for {}; cannot also act for {actor}",
+                self.operator
+            )));
         }
         let own = std::mem::replace(&mut self.operator, actor.to_owned());
-        self.store.set_actor(actor);
-        self.delegated = Some(roles.to_vec());
+        self.store.set_actor(&self.operator);
+        self.delegation = Some(crate::api::Delegation {
+            actor: actor.to_owned(),
+            roles: roles.to_vec(),
+        });
         let out = f(self);
-        self.delegated = None;
+        self.delegation = None;
         self.operator = own;
         self.store.set_actor(&self.operator);
         out

@@ -1,5 +1,6 @@
 //! The SQLite store: one file, WAL, foreign keys, migrations tracked in `user_version`.
 
+pub(crate) mod api;
 pub(crate) mod binding;
 mod certs;
 pub(crate) mod crls;
@@ -8,7 +9,7 @@ pub(crate) mod jobs;
 pub(crate) mod operators;
 pub(crate) mod portal;
 mod schema;
-mod summary;
+pub(crate) mod summary;
 mod tokens;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -19,6 +20,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{CoreError, Result};
 
+pub use api::IdempotencyRow;
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};

@@ -14,6 +14,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_engine.sql"),
     include_str!("migrations/007_counter_rules.sql"),
     include_str!("migrations/008_operators.sql"),
+    include_str!("migrations/009_crl_files.sql"),
+    include_str!("migrations/010_api_idempotency.sql"),
     include_str!("migrations/011_portal.sql"),
 ];
 
