@@ -417,5 +417,38 @@ fn forged_replayed_and_wrong_amount_notifications() {
         env.ok(&["apps", "show", &format!("APP-{id}")])
             .contains("mail to 周敏, 18646012345")
     );
+    // A rejected application shows 已驳回 with the reviewer's reason; it cannot be paid.
+    let second = app_of(&b.apply("medical"));
+    let page = b.get(&format!("/apps/{second}"));
+    for k in material_kinds(&page) {
+        let f = pdf_file(&env, &format!("second-{k}.pdf"));
+        b.upload(
+            &format!("/apps/{second}/materials"),
+            &[("csrf", &csrf), ("kind", &k)],
+            &f,
+        );
+    }
+    assert_eq!(
+        b.post(&format!("/apps/{second}/submit"), &[("csrf", &csrf)])
+            .code,
+        303
+    );
+    env.ok(&[
+        "review",
+        "reject",
+        &format!("APP-{second}"),
+        "--reason",
+        "营业执照扫描件不清晰",
+    ]);
+    let t = b.get(&format!("/apps/{second}")).text();
+    assert!(
+        t.contains("已驳回") && t.contains("营业执照扫描件不清晰"),
+        "{t}"
+    );
+    assert_eq!(
+        b.post(&format!("/apps/{second}/pay"), &[("csrf", &csrf)])
+            .code,
+        409
+    );
     env.audit_intact();
 }
