@@ -71,6 +71,28 @@ pub(crate) fn types(p: &Portal, s: &Session) -> Answer {
     )
 }
 
+/// The Chinese name of a rule family of the policy checks (the rule itself is shown as well).
+fn rule_zh(rule: &str) -> &'static str {
+    let r = rule.to_ascii_lowercase();
+    if r.starts_with("required field") {
+        "必填项"
+    } else if r.starts_with("not a field") {
+        "该证书类型没有此字段"
+    } else if r.contains("gb 32100") {
+        "统一社会信用代码（GB 32100-2015）"
+    } else if r.contains("registration number") {
+        "营业执照注册号（15 位）"
+    } else if r.contains("gb 11643") {
+        "居民身份证号码（GB 11643-1999）"
+    } else if r.contains("mobile") {
+        "中国大陆手机号码（11 位，1 开头）"
+    } else if r.contains("characters") {
+        "长度与字符（不含控制字符或不可见字符）"
+    } else {
+        "填写规则"
+    }
+}
+
 fn error_text(l: crate::view::Lang, e: &hljca_policies::FieldError) -> String {
     let label = if e.label_zh.is_empty() {
         e.field.as_str()
@@ -78,10 +100,19 @@ fn error_text(l: crate::view::Lang, e: &hljca_policies::FieldError) -> String {
         e.label_zh.as_str()
     };
     match l {
-        crate::view::Lang::Zh => format!(
-            "字段「{label}」（{}）：{}［规则：{}］",
-            e.field, e.problem, e.rule
-        ),
+        crate::view::Lang::Zh => {
+            let problem = if e.problem == "is missing" {
+                "未填写".to_owned()
+            } else {
+                e.problem.clone()
+            };
+            format!(
+                "字段「{label}」（{}）不符合{}：{problem}［规则：{}］",
+                e.field,
+                rule_zh(&e.rule),
+                e.rule
+            )
+        }
         crate::view::Lang::En => format!("field `{}`: {} [rule: {}]", e.field, e.problem, e.rule),
     }
 }

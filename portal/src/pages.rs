@@ -180,6 +180,7 @@ async fn get(p: &Portal, s: &Session, path: &str, req: Request<Incoming>) -> Ans
         "/apply/type" => crate::apply::types(p, s),
         "/apply/form" => crate::apply::form_page(p, s, q.get("type").map(String::as_str)),
         "/renew" => crate::pay::renewals(p, s).await,
+        #[cfg(debug_assertions)]
         "/__test/captcha" if p.cfg.test_hooks => {
             let answer = p.sessions.get(&s.id).and_then(|x| x.captcha);
             Answer::new(

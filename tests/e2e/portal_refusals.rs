@@ -167,7 +167,8 @@ fn csrf_ownership_uploads_scripts_and_double_submission() {
     );
     assert_eq!(bad.code, 400);
     assert!(
-        bad.text().contains("字段「统一社会信用代码」（uscc）"),
+        bad.text()
+            .contains("字段「统一社会信用代码」（uscc）不符合统一社会信用代码（GB 32100-2015）"),
         "{}",
         bad.text()
     );
