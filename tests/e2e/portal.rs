@@ -91,6 +91,22 @@ fn the_front_page_names_the_seven_types_with_fees_and_safe_headers() {
         String::from_utf8_lossy(&o.stdout),
         "application/ocsp-response"
     );
+    // /types is the same table; /lang/zh switches back; other methods are refused.
+    assert!(
+        b.get("/types")
+            .text()
+            .contains("Certificate types and fees")
+    );
+    assert_eq!(b.get("/lang/zh").code, 303);
+    assert!(b.get("/types").text().contains("证书类型与收费标准"));
+    let put = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .arg(server.url("/apps"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&put.stdout), "405");
+    // The test hook answers nothing useful to a session without a captcha.
+    assert_eq!(b.get("/__test/captcha").text(), "");
     // Paths that are neither the portal's nor the CA's are still 404.
     assert_eq!(b.get("/nothing-here").code, 404);
 }
