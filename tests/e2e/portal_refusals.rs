@@ -418,6 +418,24 @@ fn forged_replayed_and_wrong_amount_notifications() {
         env.ok(&["apps", "show", &format!("APP-{id}")])
             .contains("mail to 周敏, 18646012345")
     );
+    // The counter mails it with the tracking number only: the rest is the applicant's choice.
+    env.token("payer-usbkey");
+    env.ok(&["issue", &format!("APP-{id}"), "--token", "payer-usbkey"]);
+    env.ok(&[
+        "deliver",
+        &format!("APP-{id}"),
+        "--mail",
+        "--tracking",
+        "SF1234567890",
+    ]);
+    let t = b.get(&format!("/apps/{id}")).text();
+    assert!(t.contains("快递单号：SF1234567890"), "{t}");
+    assert_eq!(
+        env.sql(&format!(
+            "SELECT recipient || ' ' || phone || ' ' || address FROM applications WHERE id = {id}"
+        )),
+        "周敏 18646012345 哈尔滨市南岗区某路1号"
+    );
     // A rejected application shows 已驳回 with the reviewer's reason; it cannot be paid.
     let second = app_of(&b.apply("medical"));
     let page = b.get(&format!("/apps/{second}"));
