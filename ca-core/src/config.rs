@@ -234,6 +234,30 @@ pub struct PortalConfig {
     /// behind a TLS-terminating proxy).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Log-in through the trading platform's OpenID Connect single sign-on (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoConfig>,
+}
+
+/// The trading platform's OpenID Connect provider (authorization code flow; the ID token
+/// signed HS256 with the client secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's `iss`.
+    pub issuer: String,
+    /// Its authorization endpoint (the browser goes there).
+    pub authorize_url: String,
+    /// Its token endpoint (`http://`; the portal posts the code there).
+    pub token_url: String,
+    /// This portal's client id (the ID token's `aud`).
+    pub client_id: String,
+    /// Where the provider sends the browser back: this portal's `/sso/callback`.
+    pub redirect_url: String,
+    /// File with the client secret (relative to the home unless absolute);
+    /// `HLJCA_SSO_CLIENT_SECRET` takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
 }
 
 /// The former platform's CA, whose certificates `bind` accepts.

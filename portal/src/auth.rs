@@ -193,6 +193,9 @@ pub(crate) fn login_page(p: &Portal, s: &Session, msg: Option<(bool, &str)>) -> 
             button type="submit" { (l.t("登录", "Log in")) }
         }
         p { (l.t("还没有账号？", "No account yet? ")) a href="/register" { (l.t("注册用户", "Register")) } }
+        @if p.sso.is_some() {
+            p { a class="button secondary" href="/sso/login" { (l.t("使用黑龙江省公共资源交易平台账号登录", "Log in with the trading platform's account")) } }
+        }
     };
     let code = match msg {
         Some((true, _)) => StatusCode::UNAUTHORIZED,

@@ -21,6 +21,7 @@ mod gateway;
 mod pages;
 mod pay;
 mod session;
+mod sso;
 mod status;
 mod view;
 mod web;
@@ -50,8 +51,8 @@ pub enum PortalError {
     /// The CA worker is busy or gone.
     #[error("the CA worker is unavailable")]
     Busy,
-    /// The gateway secret could not be read.
-    #[error("the payment gateway secret: {0}")]
+    /// The gateway or single sign-on secret could not be read.
+    #[error("the portal's secret: {0}")]
     Secret(String),
 }
 
@@ -99,6 +100,8 @@ pub struct PortalConfig {
     pub font: Option<std::path::PathBuf>,
     /// Test builds only: `GET /__test/captcha` answers the session's captcha.
     pub test_hooks: bool,
+    /// The single sign-on provider and the client secret, when `[portal.sso]` is set.
+    pub sso: Option<(hljca_core::config::SsoConfig, Zeroizing<Vec<u8>>)>,
 }
 
 impl std::fmt::Debug for PortalConfig {
@@ -138,6 +141,28 @@ impl PortalConfig {
                 None => None,
             },
         };
+        let sso = match &cfg.sso {
+            None => None,
+            Some(c) => {
+                let secret = match std::env::var("HLJCA_SSO_CLIENT_SECRET") {
+                    Ok(v) if !v.is_empty() => Zeroizing::new(v.into_bytes()),
+                    _ => {
+                        let Some(f) = &c.client_secret_file else {
+                            return Err(PortalError::Secret(
+                                "[portal.sso] needs HLJCA_SSO_CLIENT_SECRET or client_secret_file"
+                                    .into(),
+                            ));
+                        };
+                        let path = ca.home().dir().join(f);
+                        let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| {
+                            PortalError::Secret(format!("{}: {e}", path.display()))
+                        })?);
+                        Zeroizing::new(bytes.trim_ascii().to_vec())
+                    }
+                };
+                Some((c.clone(), secret))
+            }
+        };
         let font = ca
             .config()
             .seal
@@ -149,6 +174,7 @@ impl PortalConfig {
             gateway_secret: secret,
             secure_cookies: cfg.secure_cookies,
             font,
+            sso,
             test_hooks: cfg!(debug_assertions)
                 && std::env::var("HLJCA_PORTAL_TEST_HOOKS").is_ok_and(|v| v == "1"),
         })
@@ -158,6 +184,7 @@ impl PortalConfig {
 /// The portal: its configuration, sessions and the way to the CA.
 pub struct Portal {
     pub(crate) cfg: PortalConfig,
+    pub(crate) sso: Option<sso::Sso>,
     pub(crate) ca: CaHandle,
     pub(crate) sessions: session::Sessions,
 }
@@ -173,7 +200,12 @@ impl std::fmt::Debug for Portal {
 impl Portal {
     /// A portal that reaches the CA through `ca`.
     pub fn new(cfg: PortalConfig, ca: CaHandle) -> Arc<Portal> {
+        let sso = cfg.sso.as_ref().map(|(c, secret)| sso::Sso {
+            cfg: c.clone(),
+            secret: secret.clone(),
+        });
         Arc::new(Portal {
+            sso,
             cfg,
             ca,
             sessions: session::Sessions::default(),

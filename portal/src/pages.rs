@@ -31,6 +31,7 @@ pub(crate) fn owns(path: &str) -> bool {
             "/pay/",
             "/renew",
             "/types",
+            "/sso/",
             "/__test/",
         ]
         .iter()
@@ -180,6 +181,8 @@ async fn get(p: &Portal, s: &Session, path: &str, req: Request<Incoming>) -> Ans
         "/apply/type" => crate::apply::types(p, s),
         "/apply/form" => crate::apply::form_page(p, s, q.get("type").map(String::as_str)),
         "/renew" => crate::pay::renewals(p, s).await,
+        "/sso/login" => crate::sso::login(p, s),
+        "/sso/callback" => crate::sso::callback(p, s, &q).await,
         #[cfg(debug_assertions)]
         "/__test/captcha" if p.cfg.test_hooks => {
             let answer = p.sessions.get(&s.id).and_then(|x| x.captcha);

@@ -40,6 +40,8 @@ pub(crate) struct Session {
     pub captcha: Option<u32>,
     /// Tokens of forms shown and not yet submitted (double submission).
     pub forms: HashSet<String>,
+    /// A single sign-on in progress: its state and nonce.
+    pub sso: Option<(String, String)>,
     last: Instant,
 }
 
@@ -80,6 +82,7 @@ impl Sessions {
             account: None,
             captcha: None,
             forms: HashSet::new(),
+            sso: None,
             last: Instant::now(),
         };
         self.with(|m| {
@@ -126,6 +129,7 @@ impl Sessions {
                 account: Some((account, login.to_owned())),
                 captcha: None,
                 forms: HashSet::new(),
+                sso: None,
                 last: Instant::now(),
             };
             m.insert(s.id.clone(), s.clone());

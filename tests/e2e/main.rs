@@ -21,6 +21,7 @@ mod portal_browser;
 mod portal_client;
 mod portal_refusals;
 mod portal_renewal;
+mod portal_sso;
 mod scale;
 mod serve;
 mod types;

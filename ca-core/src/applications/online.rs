@@ -140,6 +140,57 @@ impl Ca {
         })
     }
 
+    /// The account of a single sign-on subject (log-in `sso:<sub>`), made on its first log-in
+    /// with the name and mobile number the provider vouched for.
+    pub fn online_sso_account(
+        &mut self,
+        sub: &str,
+        name: &str,
+        mobile: &Mobile,
+    ) -> Result<PortalAccount> {
+        if sub.is_empty() || sub.len() > 128 || sub.chars().any(char::is_control) {
+            return Err(CoreError::BadInput("sub: 1 to 128 characters".into()));
+        }
+        let login = format!("sso:{sub}");
+        if let Some(a) = sql::account_by_login(&self.store.conn, &login)? {
+            return Ok(a);
+        }
+        let name = name.trim();
+        let row = PortalAccount {
+            id: 0,
+            login,
+            kind: AccountKind::Organization.as_str().to_owned(),
+            display_name: if name.is_empty() {
+                sub.to_owned()
+            } else {
+                name.chars().take(64).collect()
+            },
+            mobile: mobile.as_str().to_owned(),
+            // No password: such an account logs in through the provider only.
+            password_hash: "!sso".into(),
+            failed_logins: 0,
+            locked_until: None,
+            created_at: ts(self.now()),
+        };
+        let op = self.operator.clone();
+        self.store.write("register sso account", |tx| {
+            let Some(acct) = sql::insert_account(tx, &row)? else {
+                return Err(CoreError::Refused(format!(
+                    "{} is already registered",
+                    row.login
+                )));
+            };
+            audit::append(
+                tx,
+                &op,
+                "portal.sso-register",
+                &actor_of(&acct),
+                &serde_json::json!({ "account": acct.id }),
+            )?;
+            Ok(acct)
+        })
+    }
+
     /// The account with this log-in (mobile number).
     pub fn online_account_by_login(&self, login: &str) -> Result<Option<PortalAccount>> {
         sql::account_by_login(&self.store.conn, login)
