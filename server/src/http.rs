@@ -289,13 +289,7 @@ fn route_of(path: &str, st: &State) -> Route {
 /// `POST /` with an OCSP request is OCSP (RFC 6960 clients post to the base URL); everything
 /// else at `/` is the portal's front page.
 fn is_ocsp_post(req: &Request<Incoming>) -> bool {
-    req.method() == Method::POST
-        && req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case(ocsp_http::REQUEST_TYPE))
+    req.method() == Method::POST && other_content_type(req, ocsp_http::REQUEST_TYPE).is_none()
 }
 
 fn allowed(method: &Method, allow: &[Method]) -> Option<Outcome> {
