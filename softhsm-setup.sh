@@ -4,7 +4,10 @@
 # - installs softhsm2, opensc (pkcs11-tool), openssl, sqlite3, jq and curl (the `serve` tests)
 #   with apt-get when missing;
 # - installs fonts-noto-cjk when missing: the Chinese font generated PNG seal pictures are set in
-#   (hljca looks for /usr/share/fonts/opentype/noto/Noto{Serif,Sans}CJK-{Bold,Regular}.ttc);
+#   (hljca looks for /usr/share/fonts/opentype/noto/Noto{Serif,Sans}CJK-{Bold,Regular}.ttc) and
+#   the portal's application-form PDF is drawn in, and the portal's pages render in the browser test;
+# - installs chromium and chromium-driver when missing: the portal's browser test drives headless
+#   Chromium through chromedriver (WebDriver);
 # - creates a project-local SoftHSM2 configuration (.softhsm/softhsm2.conf) and token directory;
 # - prints what to export.
 set -euo pipefail
@@ -17,6 +20,8 @@ command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 ls /usr/share/fonts/opentype/noto/Noto*CJK-*.ttc >/dev/null 2>&1 || need+=(fonts-noto-cjk)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "softhsm-setup: installing ${need[*]}" >&2
   SUDO=""

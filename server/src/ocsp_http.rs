@@ -22,7 +22,7 @@ use crate::docs::{etag, http_date};
 use crate::http::{Outcome, body, set};
 use crate::worker::Job;
 
-const REQUEST_TYPE: &str = "application/ocsp-request";
+pub(crate) const REQUEST_TYPE: &str = "application/ocsp-request";
 const RESPONSE_TYPE: &str = "application/ocsp-response";
 
 fn status_name(s: OcspResponseStatus) -> &'static str {

@@ -7,6 +7,7 @@ pub(crate) mod crls;
 mod issuances;
 pub(crate) mod jobs;
 pub(crate) mod operators;
+pub(crate) mod portal;
 mod schema;
 pub(crate) mod summary;
 mod tokens;
@@ -29,6 +30,7 @@ pub(crate) use issuances::{
 };
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub use operators::OperatorRecord;
+pub use portal::{DeliveryChoice, GatewayNotification, PayOrder, PortalAccount};
 pub use summary::{CertCounts, CertSummary};
 pub(crate) use tokens::bind as bind_token;
 
