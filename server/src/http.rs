@@ -68,7 +68,6 @@ pub(crate) fn set(resp: &mut Response<Full<Bytes>>, name: header::HeaderName, va
     }
 }
 
-/// Waits for SIGTERM or Ctrl-C.
 /// The request's Content-Type when its media type (before any parameters) is not `want`,
 /// compared case-insensitively as RFC 9110 says; `None` when it is.
 pub(crate) fn other_content_type<B>(req: &Request<B>, want: &str) -> Option<String> {
@@ -81,6 +80,7 @@ pub(crate) fn other_content_type<B>(req: &Request<B>, want: &str) -> Option<Stri
     (!essence.eq_ignore_ascii_case(want)).then(|| ctype.to_owned())
 }
 
+/// Waits for SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
