@@ -4,7 +4,7 @@
 //! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details)`.
 //! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use crate::store::db::{Db, Tx, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -63,15 +63,18 @@ fn row_hash(
 /// Appends one row, inside the caller's write transaction (`Store::write`, which begins
 /// IMMEDIATE, so the head read here cannot change before the commit).
 pub(crate) fn append(
-    conn: &Transaction<'_>,
+    conn: &Tx<'_>,
     operator: &str,
     action: &str,
     object: &str,
     details: &serde_json::Value,
 ) -> Result<()> {
     let last: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .query_opt(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .map_err(CoreError::db("audit tail"))?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
@@ -91,12 +94,11 @@ pub(crate) fn append(
 }
 
 /// All rows in order.
-pub fn list(conn: &Connection) -> Result<Vec<AuditEntry>> {
-    let mut stmt = conn
-        .prepare("SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY rowid")
-        .map_err(CoreError::db("audit list"))?;
-    let rows = stmt
-        .query_map([], |r| {
+pub fn list(conn: &Db) -> Result<Vec<AuditEntry>> {
+    conn.query_vec(
+        "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY seq",
+        params![],
+        |r| {
             Ok(AuditEntry {
                 seq: r.get(0)?,
                 at: r.get(1)?,
@@ -107,24 +109,20 @@ pub fn list(conn: &Connection) -> Result<Vec<AuditEntry>> {
                 prev_hash: r.get(6)?,
                 hash: r.get(7)?,
             })
-        })
-        .map_err(CoreError::db("audit list"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("audit list"))
+        },
+    )
+    .map_err(CoreError::db("audit list"))
 }
 
 /// Recomputes the chain; returns the number of rows when intact.
-pub fn verify(conn: &Connection) -> Result<usize> {
+pub fn verify(conn: &Db) -> Result<usize> {
     // Streamed in order: memory stays flat however long the log is.
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY rowid",
-        )
-        .map_err(CoreError::db("audit verify"))?;
-    let mut rows = stmt.query([]).map_err(CoreError::db("audit verify"))?;
     let mut prev = GENESIS.to_owned();
     let mut n: i64 = 0;
-    while let Some(row) = rows.next().map_err(CoreError::db("audit verify"))? {
+    conn.for_each(
+        "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY seq",
+        params![],
+        |row| {
         let get =
             |i: usize| -> Result<String> { row.get(i).map_err(CoreError::db("audit verify")) };
         let seq: i64 = row.get(0).map_err(CoreError::db("audit verify"))?;
@@ -162,26 +160,25 @@ pub fn verify(conn: &Connection) -> Result<usize> {
         }
         prev = hash;
         n += 1;
-    }
+        Ok::<(), CoreError>(())
+    })?;
     Ok(n as usize)
 }
 
 /// Checks the business rows against the log: every current row of the bound tables must have
 /// the digest the last `state.bind` (or `state.baseline`) row gave it, and no bound row may be
 /// missing. Returns the number of rows checked.
-pub fn verify_rows(conn: &Connection) -> Result<usize> {
+pub fn verify_rows(conn: &Db) -> Result<usize> {
     use crate::store::binding;
     let mut bound: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    let mut stmt = conn
-        .prepare(
+    let rows: Vec<(i64, String)> = conn
+        .query_vec(
             "SELECT seq, details FROM audit_log WHERE action IN ('state.bind', 'state.baseline') ORDER BY seq",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(CoreError::db("bound rows"))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-        .map_err(CoreError::db("bound rows"))?;
-    for row in rows {
-        let (seq, details) = row.map_err(CoreError::db("bound rows"))?;
+    for (seq, details) in rows {
         let v: serde_json::Value =
             serde_json::from_str(&details).map_err(|e| CoreError::AuditBroken {
                 seq,
@@ -195,9 +192,11 @@ pub fn verify_rows(conn: &Connection) -> Result<usize> {
     }
     let current = binding::current(conn)?;
     let head: i64 = conn
-        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COALESCE(max(seq), 0) FROM audit_log",
+            params![],
+            |r| r.get(0),
+        )
         .map_err(CoreError::db("audit head"))?;
     for (key, digest) in &current {
         match bound.get(key) {
@@ -241,47 +240,37 @@ pub(crate) fn signed_message(seq: i64, hash: &str, cert_serial: &str) -> String 
 /// an enrolled operator's key (re-attributed or altered rows fail); rows before it (the CA's
 /// creation and its first operator's enrolment, by the CA key custodian) are unsigned.
 /// Returns the number of signed rows.
-pub fn verify_signatures(conn: &Connection) -> Result<usize> {
+pub fn verify_signatures(conn: &Db) -> Result<usize> {
     use p256::ecdsa::signature::Verifier;
     let certs: std::collections::HashMap<String, Vec<u8>> = {
-        let mut stmt = conn
-            .prepare("SELECT cert_serial, der FROM operators")
-            .map_err(CoreError::db("operators"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(CoreError::db("operators"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(CoreError::db("operators"))?
+        conn.query_vec("SELECT cert_serial, der FROM operators", params![], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(CoreError::db("operators"))?
+        .into_iter()
+        .collect()
     };
     let mut keys: std::collections::HashMap<String, p256::ecdsa::VerifyingKey> = Default::default();
     let first_signed: Option<i64> = conn
         .query_row(
             "SELECT min(seq) FROM audit_log WHERE signature IS NOT NULL",
-            [],
+            params![],
             |r| r.get(0),
         )
         .map_err(CoreError::db("first signed row"))?;
-    let mut stmt = conn
-        .prepare("SELECT seq, hash, operator_cert, signature FROM audit_log ORDER BY seq")
-        .map_err(CoreError::db("audit signatures"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<Vec<u8>>>(3)?,
-            ))
-        })
-        .map_err(CoreError::db("audit signatures"))?;
     let mut signed = 0;
-    for row in rows {
-        let (seq, hash, cert, sig) = row.map_err(CoreError::db("audit signatures"))?;
+    conn.for_each(
+        "SELECT seq, hash, operator_cert, signature FROM audit_log ORDER BY seq",
+        params![],
+        |r| {
+        let (seq, hash, cert, sig): (i64, String, Option<String>, Option<Vec<u8>>) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
         let bad = |reason: String| CoreError::AuditBroken { seq, reason };
         let (Some(cert), Some(sig)) = (cert, sig) else {
             if first_signed.is_some_and(|f| seq > f) {
                 return Err(bad("the row carries no operator signature".into()));
             }
-            continue;
+            return Ok(());
         };
         if !keys.contains_key(&cert) {
             let der = certs.get(&cert).ok_or_else(|| {
@@ -299,7 +288,8 @@ pub fn verify_signatures(conn: &Connection) -> Result<usize> {
                 "the operator signature does not verify for certificate {cert}: the row was altered or re-attributed"
             )))?;
         signed += 1;
-    }
+        Ok::<(), CoreError>(())
+    })?;
     Ok(signed)
 }
 
@@ -311,14 +301,13 @@ fn anchor_message(seq: i64, head: &str, at: &str) -> String {
 /// Signs the current head of the log (sequence number and hash) with `signer` (the seal
 /// maker) and stores the anchor. Rows can be appended later; a log cut below an anchor no
 /// longer matches it. Returns the anchored sequence number (0 for an empty log).
-pub(crate) fn anchor(conn: &Transaction<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
+pub(crate) fn anchor(conn: &Tx<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
     let last: Option<(i64, String)> = conn
-        .query_row(
+        .query_opt(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()
         .map_err(CoreError::db("audit tail"))?;
     let Some((seq, head)) = last else {
         return Ok(0);
@@ -353,31 +342,18 @@ fn p256_key(der: &[u8], what: &str) -> Result<p256::ecdsa::VerifyingKey> {
 /// Checks every anchor: its signature (by the seal maker, `maker_der`, or — anchors made before
 /// the seal maker existed — by the issuing CA, `issuing_der`), and that the row it names is
 /// still there with the same hash. Returns the number of anchors.
-pub fn verify_anchors(
-    conn: &Connection,
-    issuing_der: &[u8],
-    maker_der: Option<&[u8]>,
-) -> Result<usize> {
+pub fn verify_anchors(conn: &Db, issuing_der: &[u8], maker_der: Option<&[u8]>) -> Result<usize> {
     use p256::ecdsa::signature::Verifier;
     let issuing_key = p256_key(issuing_der, "issuing CA certificate")?;
     let maker_key = maker_der
         .map(|d| p256_key(d, "seal maker certificate"))
         .transpose()?;
-    let mut stmt = conn
-        .prepare("SELECT seq, head, at, signature, signer FROM audit_anchors ORDER BY id")
-        .map_err(CoreError::db("audit anchors"))?;
-    let anchors = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .map_err(CoreError::db("audit anchors"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
+    let anchors: Vec<(i64, String, String, Vec<u8>, String)> = conn
+        .query_vec(
+            "SELECT seq, head, at, signature, signer FROM audit_anchors ORDER BY id",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
         .map_err(CoreError::db("audit anchors"))?;
     for (seq, head, at, sig, signer) in &anchors {
         let bad = |reason: String| CoreError::AuditBroken { seq: *seq, reason };
@@ -394,10 +370,11 @@ pub fn verify_anchors(
                 bad("the anchor's signature does not verify: the anchor was changed".into())
             })?;
         let row: Option<String> = conn
-            .query_row("SELECT hash FROM audit_log WHERE seq = ?1", [seq], |r| {
-                r.get(0)
-            })
-            .optional()
+            .query_opt(
+                "SELECT hash FROM audit_log WHERE seq = ?1",
+                params![seq],
+                |r| r.get(0),
+            )
             .map_err(CoreError::db("anchored row"))?;
         match row {
             None => {
@@ -423,7 +400,8 @@ mod tests {
     /// A fresh store with five chained rows.
     fn store() -> (tempfile::TempDir, crate::Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::create(&dir.path().join("t.db")).unwrap();
+        let s =
+            crate::Store::create(&crate::store::Location::Sqlite(dir.path().join("t.db"))).unwrap();
         // No operator in a unit test: writes are allowed as while a CA is created.
         s.set_bootstrap(true);
         for i in 0..5 {
@@ -459,7 +437,7 @@ mod tests {
         ];
         for sql in tamper {
             let (_d, s) = store();
-            s.conn.execute_batch(sql).unwrap();
+            s.conn.batch(sql).unwrap();
             assert!(
                 matches!(verify(&s.conn), Err(CoreError::AuditBroken { .. })),
                 "not detected: {sql}"
@@ -493,7 +471,7 @@ mod tests {
         assert!(verify_anchors(&s.conn, cert.der(), Some(other_cert.der())).is_err());
         // Cut back to 4 rows: the chain is still valid, the anchor is not.
         s.conn
-            .execute_batch("DELETE FROM audit_log WHERE seq >= 5")
+            .batch("DELETE FROM audit_log WHERE seq >= 5")
             .unwrap();
         assert_eq!(verify(&s.conn).unwrap(), 4);
         assert!(matches!(
@@ -504,7 +482,7 @@ mod tests {
         let (_d2, s2) = store();
         s2.write("t", |tx| anchor(tx, &key)).unwrap();
         s2.conn
-            .execute_batch("UPDATE audit_anchors SET signer = 'issuing'")
+            .batch("UPDATE audit_anchors SET signer = 'issuing'")
             .unwrap();
         assert_eq!(verify_anchors(&s2.conn, cert.der(), None).unwrap(), 1);
         assert!(verify_anchors(&s2.conn, other_cert.der(), None).is_err());

@@ -222,7 +222,10 @@ pub fn init(
         0o644,
     )?;
     // The database is made here and only here: every other command refuses a missing one.
-    crate::Store::create(&home.db())?;
+    crate::Store::create(&crate::store::Location::resolve(
+        home,
+        config.database.as_deref(),
+    )?)?;
     // The config file is written last: its presence is what marks the home as initialised.
     write_file(&home.config(), config.to_toml()?.as_bytes(), 0o600)?;
     Ok(InitReport {

@@ -106,7 +106,7 @@ impl Ca {
     }
 }
 
-fn revoked_entries(conn: &rusqlite::Connection) -> Result<Vec<RevokedCertParams>> {
+fn revoked_entries(conn: &crate::store::Db) -> Result<Vec<RevokedCertParams>> {
     let mut out = Vec::new();
     for r in crls::revoked(conn)? {
         let bytes = hex::decode(&r.serial).map_err(|e| CoreError::Parse {

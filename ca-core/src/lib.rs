@@ -39,6 +39,7 @@ pub use error::{CoreError, Result};
 pub use home::Home;
 pub use keys::Secrets;
 pub use store::Store;
+use store::params;
 
 /// Loads the PKCS#11 module for the rest of the process: PKCS#11 allows one `C_Initialize`
 /// per process, and the operator's session on it lives as long as the process.
@@ -66,7 +67,10 @@ impl Ca {
     pub fn open(home: Home, operator: impl Into<String>) -> Result<Ca> {
         home.require_initialized()?;
         let config = Config::load(&home.config())?;
-        let mut store = Store::open(&home.db(), home.dir())?;
+        let mut store = Store::open(
+            &store::Location::resolve(&home, config.database.as_deref())?,
+            home.dir(),
+        )?;
         let policy_dir = home.dir().join(&config.policy_dir);
         let policies = PolicySet::load(Some(&policy_dir))?;
         let operator = operator.into();
@@ -220,15 +224,13 @@ impl Ca {
 
     /// The hash of the newest audit row (record it outside the CA to detect a cut log later).
     pub fn audit_head(&self) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
         self.store
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
+                params![],
                 |r| r.get(0),
             )
-            .optional()
             .map_err(CoreError::db("audit head"))
     }
 
@@ -241,9 +243,11 @@ impl Ca {
     pub fn audit_count(&self) -> Result<i64> {
         self.store
             .conn
-            .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COALESCE(max(seq), 0) FROM audit_log",
+                params![],
+                |r| r.get(0),
+            )
             .map_err(error::CoreError::db("audit head"))
     }
 }

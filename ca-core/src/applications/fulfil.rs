@@ -2,9 +2,9 @@
 //! Each checks, changes, records the event, queues the SMS and appends the audit row in one
 //! transaction.
 
+use crate::store::db::params;
 use hljca_policies::{Applicant, Mobile};
 use hljca_token::{Module, TokenSelector};
-use rusqlite::params;
 
 use super::notify::SERVICE_PHONE;
 use super::ops::{AppIssueOutcome, notify_with};
@@ -64,7 +64,7 @@ impl Ca {
                     ],
                 )
                 .map_err(CoreError::db("insert order"))?;
-                *oid = tx.last_insert_rowid();
+                *oid = tx.last_insert_id()?;
                 let mut v = notify_with(tx, &policy, app, "paid", &text)?;
                 v["order_id"] = (*oid).into();
                 Ok(v)

@@ -1,7 +1,7 @@
 //! The SMS outbox (no real gateway: rows for a sender to pick up) and expiry reminders.
 
+use crate::store::db::{Db, params};
 use hljca_policies::{CertType, PolicySet};
-use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{AppId, contact_mobile};
@@ -34,7 +34,7 @@ pub struct OutboxEntry {
 
 /// Queues one message (inside the caller's transaction); returns its id.
 pub(super) fn enqueue(
-    conn: &Connection,
+    conn: &Db,
     mobile: &str,
     text: &str,
     kind: &str,
@@ -47,30 +47,25 @@ pub(super) fn enqueue(
         params![ts(now()), mobile, text, kind, app.map(|a| a.0), cert_serial],
     )
     .map_err(CoreError::db("queue message"))?;
-    Ok(conn.last_insert_rowid())
+    Ok(conn.last_insert_id()?)
 }
 
 /// Every queued message, oldest first.
-pub(super) fn list(conn: &Connection) -> Result<Vec<OutboxEntry>> {
-    let mut stmt = conn
-        .prepare(
+pub(super) fn list(conn: &Db) -> Result<Vec<OutboxEntry>> {
+    conn
+        .query_vec(
             "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id",
-        )
-        .map_err(CoreError::db("list outbox"))?;
-    let rows = stmt
-        .query_map([], |r| {
+        params![], |r| {
             Ok(OutboxEntry {
                 id: r.get(0)?,
                 created_at: r.get(1)?,
                 mobile: r.get(2)?,
                 text: r.get(3)?,
                 kind: r.get(4)?,
-                application_id: r.get::<_, Option<i64>>(5)?.map(AppId),
+                application_id: r.get::<Option<i64>>(5)?.map(AppId),
                 cert_serial: r.get(6)?,
             })
         })
-        .map_err(CoreError::db("list outbox"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(CoreError::db("list outbox"))
 }
 

@@ -1,8 +1,8 @@
 //! The workflow steps as methods on [`Ca`]: each checks, changes, records the event, queues the
 //! SMS and appends the audit row in one transaction.
 
+use crate::store::db::{Tx, params};
 use hljca_policies::{Applicant, CertType, Fen};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::notify::{SERVICE_PHONE, enqueue};
@@ -156,7 +156,7 @@ impl Ca {
             ],
         )
         .map_err(CoreError::db("insert application"))?;
-        let id = AppId(tx.last_insert_rowid());
+        let id = AppId(tx.last_insert_id()?);
         let details = serde_json::json!({
             "type": new.cert_type.key(), "channel": new.channel.as_str(),
             "site": new.site.map(Site::as_str), "renewal_of": renewal_of,
@@ -182,7 +182,7 @@ impl Ca {
         id: AppId,
         event: AppEventKind,
         mut details: serde_json::Value,
-        change: impl FnOnce(&Transaction<'_>, &Application, &str) -> Result<serde_json::Value>,
+        change: impl FnOnce(&Tx<'_>, &Application, &str) -> Result<serde_json::Value>,
     ) -> Result<Application> {
         let app = self.application(id)?;
         let to = transition(id, app.state, event)?;
@@ -392,7 +392,7 @@ impl Ca {
                 .map_err(CoreError::db("record refund"))?;
                 Ok(serde_json::json!({
                     "refund": { "of_order": order.id, "amount_fen": order.amount_fen,
-                                "method": p.method.as_str(), "reference": p.reference, "order_id": tx.last_insert_rowid() }
+                                "method": p.method.as_str(), "reference": p.reference, "order_id": tx.last_insert_id()? }
                 }))
             },
         )
@@ -446,12 +446,11 @@ impl Ca {
         let dup: Option<i64> = self
             .store
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT id FROM materials WHERE application_id = ?1 AND kind = ?2 AND sha256 = ?3",
                 params![id.0, kind, sha],
                 |r| r.get(0),
             )
-            .optional()
             .map_err(CoreError::db("material lookup"))?;
         if dup.is_some() {
             return Err(CoreError::Refused(format!(
@@ -467,7 +466,7 @@ impl Ca {
             params![id.0, kind, sha, bytes.len() as i64, media.as_str(), file_name, self.operator, at],
         )
         .map_err(CoreError::db("insert material"))?;
-        let mid = tx.last_insert_rowid();
+        let mid = tx.last_insert_id()?;
         let details = serde_json::json!({
             "kind": kind, "sha256": sha, "size": bytes.len(), "media_type": media.as_str(), "file_name": file_name,
         });
@@ -503,7 +502,7 @@ impl Ca {
 }
 
 pub(super) fn notify_with(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     policy: &hljca_policies::Policy,
     app: &Application,
     kind: &str,

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::db::{Db, Row, params};
 use hljca_policies::CertType;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::{AppId, AppState, Channel, Site};
@@ -108,7 +108,7 @@ fn bad(col: usize, what: String) -> rusqlite::Error {
     )
 }
 
-fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Application> {
+fn app_from_row(r: &Row<'_>) -> crate::store::db::DbResult<Application> {
     let cert_type: String = r.get(1)?;
     let state: String = r.get(2)?;
     let channel: String = r.get(3)?;
@@ -118,10 +118,10 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Application> {
     let pickup: Option<String> = r.get(20)?;
     let delivery = match method.as_deref() {
         Some("mail") => Some(Delivery::Mail {
-            recipient: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
-            phone: r.get::<_, Option<String>>(17)?.unwrap_or_default(),
-            address: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
-            tracking_no: r.get::<_, Option<String>>(19)?.unwrap_or_default(),
+            recipient: r.get::<Option<String>>(16)?.unwrap_or_default(),
+            phone: r.get::<Option<String>>(17)?.unwrap_or_default(),
+            address: r.get::<Option<String>>(18)?.unwrap_or_default(),
+            tracking_no: r.get::<Option<String>>(19)?.unwrap_or_default(),
         }),
         Some("pickup") => {
             let site: Site = pickup
@@ -161,28 +161,25 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Application> {
 }
 
 /// One application by number.
-pub(super) fn get(conn: &Connection, id: AppId) -> Result<Option<Application>> {
-    conn.query_row(
+pub(super) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
+    conn.query_opt(
         &format!("SELECT {APP_COLUMNS} FROM applications WHERE id = ?1"),
-        [id.0],
+        params![id.0],
         app_from_row,
     )
-    .optional()
     .map_err(CoreError::db("application lookup"))
 }
 
 /// Applications, newest first, optionally in one state.
-pub(super) fn list(conn: &Connection, state: Option<AppState>) -> Result<Vec<Application>> {
-    let mut stmt = conn
-        .prepare(&format!(
+pub(super) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
+    conn.query_vec(
+        &format!(
             "SELECT {APP_COLUMNS} FROM applications WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC"
-        ))
-        .map_err(CoreError::db("list applications"))?;
-    let rows = stmt
-        .query_map([state.map(AppState::as_str)], app_from_row)
-        .map_err(CoreError::db("list applications"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list applications"))
+        ),
+        params![state.map(AppState::as_str)],
+        app_from_row,
+    )
+    .map_err(CoreError::db("list applications"))
 }
 
 /// One recorded step.
@@ -204,7 +201,7 @@ pub struct AppEvent {
 
 /// Appends an event row (inside the caller's transaction).
 pub(super) fn add_event(
-    conn: &Connection,
+    conn: &Db,
     id: AppId,
     event: &str,
     (from, to): (Option<AppState>, AppState),
@@ -231,7 +228,7 @@ pub(super) fn add_event(
 
 /// Moves the state, refusing when another command changed it meanwhile.
 pub(super) fn set_state(
-    conn: &Connection,
+    conn: &Db,
     id: AppId,
     from: AppState,
     to: AppState,
@@ -253,15 +250,12 @@ pub(super) fn set_state(
 }
 
 /// The events of one application, oldest first.
-pub(super) fn events(conn: &Connection, id: AppId) -> Result<Vec<AppEvent>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT event, from_state, to_state, operator, at, details FROM application_events \
+pub(super) fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
+    conn.query_vec(
+        "SELECT event, from_state, to_state, operator, at, details FROM application_events \
              WHERE application_id = ?1 ORDER BY id",
-        )
-        .map_err(CoreError::db("list application events"))?;
-    let rows = stmt
-        .query_map([id.0], |r| {
+        params![id.0],
+        |r| {
             let details: String = r.get(5)?;
             Ok(AppEvent {
                 event: r.get(0)?,
@@ -271,10 +265,9 @@ pub(super) fn events(conn: &Connection, id: AppId) -> Result<Vec<AppEvent>> {
                 at: r.get(4)?,
                 details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
             })
-        })
-        .map_err(CoreError::db("list application events"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list application events"))
+        },
+    )
+    .map_err(CoreError::db("list application events"))
 }
 
 /// One material handed in.
@@ -301,15 +294,12 @@ pub struct MaterialRecord {
 }
 
 /// The materials of one application, oldest first.
-pub(super) fn materials(conn: &Connection, id: AppId) -> Result<Vec<MaterialRecord>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, application_id, kind, sha256, size, media_type, file_name, operator, added_at \
+pub(super) fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
+    conn.query_vec(
+        "SELECT id, application_id, kind, sha256, size, media_type, file_name, operator, added_at \
              FROM materials WHERE application_id = ?1 ORDER BY id",
-        )
-        .map_err(CoreError::db("list materials"))?;
-    let rows = stmt
-        .query_map([id.0], |r| {
+        params![id.0],
+        |r| {
             Ok(MaterialRecord {
                 id: r.get(0)?,
                 application_id: AppId(r.get(1)?),
@@ -321,10 +311,9 @@ pub(super) fn materials(conn: &Connection, id: AppId) -> Result<Vec<MaterialReco
                 operator: r.get(7)?,
                 added_at: r.get(8)?,
             })
-        })
-        .map_err(CoreError::db("list materials"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list materials"))
+        },
+    )
+    .map_err(CoreError::db("list materials"))
 }
 
 /// One payment.
@@ -356,18 +345,15 @@ pub struct Order {
 }
 
 /// Orders, oldest first; only those of `app` when given.
-pub(super) fn orders(conn: &Connection, app: Option<AppId>) -> Result<Vec<Order>> {
-    let mut stmt = conn
-        .prepare(
+pub(super) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
+    conn
+        .query_vec(
             "SELECT id, application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
              operator, paid_at, refund_of FROM orders WHERE ?1 IS NULL OR application_id = ?1 ORDER BY id",
-        )
-        .map_err(CoreError::db("list orders"))?;
-    let rows = stmt
-        .query_map([app.map(|a| a.0)], |r| {
+        params![app.map(|a| a.0)], |r| {
             Ok(Order {
                 id: r.get(0)?,
-                application_id: r.get::<_, Option<i64>>(1)?.map(AppId),
+                application_id: r.get::<Option<i64>>(1)?.map(AppId),
                 cert_serial: r.get(2)?,
                 business: r.get(3)?,
                 cert_type: r.get(4)?,
@@ -379,7 +365,5 @@ pub(super) fn orders(conn: &Connection, app: Option<AppId>) -> Result<Vec<Order>
                 refund_of: r.get(10)?,
             })
         })
-        .map_err(CoreError::db("list orders"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(CoreError::db("list orders"))
 }

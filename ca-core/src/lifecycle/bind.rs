@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::store::db::params;
 use hljca_token::{KeyId, Module, TokenSelector};
-use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::FromDer;
@@ -189,9 +189,7 @@ impl Ca {
             ],
         );
         match inserted {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
+            Err(e) if e.is_constraint() => {
                 return Err(CoreError::Refused(format!(
                     "certificate {serial} is already bound (fingerprint {fingerprint})"
                 )));
@@ -200,7 +198,7 @@ impl Ca {
                 r.map_err(CoreError::db("record binding"))?;
             }
         }
-        let id = tx.last_insert_rowid();
+        let id = tx.last_insert_id()?;
         audit::append(
             &tx,
             &self.operator,
@@ -230,16 +228,13 @@ impl Ca {
 
     /// Every binding, newest first.
     pub fn bindings(&self) -> Result<Vec<Binding>> {
-        let mut stmt = self
+        self
             .store
             .conn
-            .prepare(
+        .query_vec(
                 "SELECT id, fingerprint, issuer, subject, serial, not_after, source, token_label, status, operator, bound_at, \
                  site FROM bindings ORDER BY id DESC",
-            )
-            .map_err(CoreError::db("list bindings"))?;
-        let rows = stmt
-            .query_map([], |r| {
+            params![], |r| {
                 Ok(Binding {
                     id: r.get(0)?,
                     fingerprint: r.get(1)?,
@@ -252,12 +247,10 @@ impl Ca {
                     status: r.get(8)?,
                     operator: r.get(9)?,
                     bound_at: r.get(10)?,
-                    site: r.get::<_, Option<String>>(11)?.and_then(|x| x.parse().ok()),
+                    site: r.get::<Option<String>>(11)?.and_then(|x| x.parse().ok()),
                 })
             })
-            .map_err(CoreError::db("list bindings"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("list bindings"))
+        .map_err(CoreError::db("list bindings"))
     }
 }
 

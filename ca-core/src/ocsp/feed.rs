@@ -5,7 +5,7 @@
 //! The SQL is here rather than in `store/` while that module is being reworked; it reads the
 //! `certificates` and `crls` tables only.
 
-use rusqlite::{OptionalExtension, params};
+use crate::store::db::params;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -61,13 +61,11 @@ impl Ca {
         let row: Option<(String, Option<String>, Option<String>)> = self
             .store
             .conn
-            .prepare_cached(
+            .query_opt(
                 "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
+                params![serial],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .and_then(|mut stmt| {
-                stmt.query_row([serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
             .map_err(CoreError::db("OCSP status"))?;
         Ok(match row {
             Some((s, at, reason)) => match s.as_str() {
@@ -82,48 +80,43 @@ impl Ca {
         })
     }
 
-    /// SQLite's `data_version`: changes whenever another connection commits.
+    /// A number that changes whenever another connection commits (SQLite's `data_version`;
+    /// on PostgreSQL the audit head, which every write moves).
     pub fn data_version(&self) -> Result<i64> {
         self.store
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .data_version()
             .map_err(CoreError::db("data_version"))
     }
 
     /// Certificate rows changed at or after `since` (all of them when `None`), oldest first.
     pub fn changed_since(&self, since: Option<&str>) -> Result<Vec<Change>> {
-        let mut stmt = self
-            .store
+        self.store
             .conn
-            .prepare(
+            .query_vec(
                 "SELECT serial, updated_at FROM certificates WHERE updated_at >= ?1 \
                  ORDER BY updated_at",
+                params![since.unwrap_or("")],
+                |r| {
+                    Ok(Change {
+                        serial: r.get(0)?,
+                        updated_at: r.get(1)?,
+                    })
+                },
             )
-            .map_err(CoreError::db("changed certificates"))?;
-        stmt.query_map(params![since.unwrap_or("")], |r| {
-            Ok(Change {
-                serial: r.get(0)?,
-                updated_at: r.get(1)?,
-            })
-        })
-        .map_err(CoreError::db("changed certificates"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("changed certificates"))
+            .map_err(CoreError::db("changed certificates"))
     }
 
     /// Serials whose OCSP answer is good or revoked (the ones worth answering ahead).
     pub fn ocsp_serials(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .store
+        self.store
             .conn
-            .prepare(
+            .query_vec(
                 "SELECT serial FROM certificates \
                  WHERE status IN ('issued', 'revoked', 'superseded') ORDER BY id DESC",
+                params![],
+                |r| r.get(0),
             )
-            .map_err(CoreError::db("OCSP serials"))?;
-        stmt.query_map([], |r| r.get(0))
-            .map_err(CoreError::db("OCSP serials"))?
-            .collect::<rusqlite::Result<Vec<String>>>()
             .map_err(CoreError::db("OCSP serials"))
     }
 
@@ -132,13 +125,12 @@ impl Ca {
         let row: Option<(i64, String, String, Vec<u8>)> = self
             .store
             .conn
-            .query_row(
+            .query_opt(
                 "SELECT number, this_update, next_update, der FROM crls \
                  ORDER BY number DESC LIMIT 1",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
-            .optional()
             .map_err(CoreError::db("latest CRL"))?;
         let Some((number, this, next, der)) = row else {
             return Ok(None);
@@ -186,15 +178,9 @@ impl Ca {
     /// Takes the database's write lock and lets it go again (waiting at most `wait`): the
     /// health check's proof that writes would go through.
     pub fn database_writable(&self, wait: std::time::Duration) -> Result<()> {
-        let conn = &self.store.conn;
-        conn.busy_timeout(wait)
-            .map_err(CoreError::db("busy_timeout"))?;
-        let probe = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
-        if probe.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(CoreError::db("busy_timeout"))?;
-        probe.map_err(CoreError::db("write probe"))
+        self.store
+            .conn
+            .probe_write(wait)
+            .map_err(CoreError::db("write probe"))
     }
 }

@@ -1,6 +1,6 @@
 //! CRLs and revocations: the rows a CRL is built from, and the CRLs themselves.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use crate::store::db::{Db, Tx, params};
 use time::OffsetDateTime;
 
 use super::Store;
@@ -17,16 +17,16 @@ pub(crate) struct Revoked {
 }
 
 /// The next CRL number (read inside the CRL's own write transaction).
-pub(crate) fn next_number(tx: &Transaction<'_>) -> Result<i64> {
+pub(crate) fn next_number(tx: &Tx<'_>) -> Result<i64> {
     let last: Option<i64> = tx
-        .query_row("SELECT max(number) FROM crls", [], |r| r.get(0))
+        .query_row("SELECT max(number) FROM crls", params![], |r| r.get(0))
         .map_err(CoreError::db("last CRL number"))?;
     Ok(last.unwrap_or(0) + 1)
 }
 
 /// Records a CRL.
 pub(crate) fn insert(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     number: i64,
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
@@ -42,30 +42,27 @@ pub(crate) fn insert(
 }
 
 /// Every revoked certificate, in revocation order.
-pub(crate) fn revoked(conn: &Connection) -> Result<Vec<Revoked>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' \
-             ORDER BY revoked_at",
-        )
-        .map_err(CoreError::db("revoked list"))?;
-    stmt.query_map([], |r| {
-        let at: Option<String> = r.get(1)?;
-        let reason: Option<String> = r.get(2)?;
-        Ok(Revoked {
-            serial: r.get(0)?,
-            at: at.as_deref().and_then(parse_ts),
-            reason: reason.and_then(|x| x.parse().ok()),
-        })
-    })
-    .map_err(CoreError::db("revoked list"))?
-    .collect::<rusqlite::Result<Vec<_>>>()
+pub(crate) fn revoked(conn: &Db) -> Result<Vec<Revoked>> {
+    conn.query_vec(
+        "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' \
+         ORDER BY revoked_at",
+        params![],
+        |r| {
+            let at: Option<String> = r.get(1)?;
+            let reason: Option<String> = r.get(2)?;
+            Ok(Revoked {
+                serial: r.get(0)?,
+                at: at.as_deref().and_then(parse_ts),
+                reason: reason.and_then(|x| x.parse().ok()),
+            })
+        },
+    )
     .map_err(CoreError::db("revoked list"))
 }
 
 /// Revokes `serial` if it is issued or superseded; false when it was not (compare-and-set).
 pub(crate) fn revoke(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     serial: &str,
     at: OffsetDateTime,
     reason: Reason,
@@ -80,7 +77,7 @@ pub(crate) fn revoke(
 }
 
 /// Turns a hold into a final revocation with `reason` (the revocation date stays the hold's).
-pub(crate) fn make_hold_final(tx: &Transaction<'_>, serial: &str, reason: Reason) -> Result<bool> {
+pub(crate) fn make_hold_final(tx: &Tx<'_>, serial: &str, reason: Reason) -> Result<bool> {
     tx.execute(
         "UPDATE certificates SET revocation_reason = ?2, updated_at = ?3 \
          WHERE serial = ?1 AND status = 'revoked' AND revocation_reason = 'certificateHold'",
@@ -91,7 +88,7 @@ pub(crate) fn make_hold_final(tx: &Transaction<'_>, serial: &str, reason: Reason
 }
 
 /// Releases a held certificate: issued again, off the next CRL.
-pub(crate) fn release(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
+pub(crate) fn release(tx: &Tx<'_>, serial: &str) -> Result<bool> {
     tx.execute(
         "UPDATE certificates SET status = 'issued', revoked_at = NULL, revocation_reason = NULL, updated_at = ?2 \
          WHERE serial = ?1 AND status = 'revoked' AND revocation_reason = 'certificateHold'",
@@ -103,7 +100,7 @@ pub(crate) fn release(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
 
 /// The zero-amount order that keeps a (free) revocation in the business record.
 pub(crate) fn revocation_order(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     application_id: Option<i64>,
     serial: &str,
     cert_type: &str,
@@ -123,12 +120,11 @@ impl Store {
     /// The newest CRL's number, thisUpdate and nextUpdate.
     pub fn last_crl(&self) -> Result<Option<(i64, String, String)>> {
         self.conn
-            .query_row(
+            .query_opt(
                 "SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()
             .map_err(CoreError::db("last CRL"))
     }
 }

@@ -2,7 +2,7 @@
 //! a light row for lists (no DER, seal or applicant data), and the counts `status` shows as
 //! aggregates with expiry judged in SQL by the CA's clock.
 
-use rusqlite::{Row, params};
+use crate::store::db::{DbError, DbResult, Row, ToSql, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -66,38 +66,34 @@ const SUMMARY_COLUMNS: &str = "serial, cert_type, role, identity_serial, subject
     token_serial, key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, \
     external_id, application_id, issuance_id";
 
-fn bad_column(i: usize, e: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        i,
-        rusqlite::types::Type::Text,
-        Box::new(std::io::Error::other(e)),
-    )
+fn bad_column(index: usize, reason: String) -> DbError {
+    DbError::Column { index, reason }
 }
 
-pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CertSummary> {
+pub(super) fn summary_from_row(r: &Row<'_>) -> DbResult<CertSummary> {
     let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
     let reason: Option<String> = r.get(13)?;
     Ok(CertSummary {
         serial: r.get(0)?,
         cert_type: r
-            .get::<_, String>(1)?
+            .get::<String>(1)?
             .parse()
             .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
-        role: CertRole::parse(&r.get::<_, String>(2)?),
+        role: CertRole::parse(&r.get::<String>(2)?),
         identity_serial: r.get(3)?,
         subject: r.get(4)?,
         org_id: r.get(5)?,
         token_label: r.get(6)?,
         token_serial: r.get(7)?,
         key_id: r.get(8)?,
-        status: CertStatus::parse(&r.get::<_, String>(9)?).unwrap_or(CertStatus::Void),
+        status: CertStatus::parse(&r.get::<String>(9)?).unwrap_or(CertStatus::Void),
         not_before: opt_ts(r.get(10)?),
         not_after: opt_ts(r.get(11)?),
         revoked_at: opt_ts(r.get(12)?),
         revocation_reason: reason
             .map(|x| x.parse::<Reason>().map_err(|e| bad_column(13, e)))
             .transpose()?,
-        created_at: parse_ts(&r.get::<_, String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        created_at: parse_ts(&r.get::<String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         external_id: r.get(15)?,
         application_id: r.get(16)?,
         issuance_id: r.get(17)?,
@@ -178,41 +174,32 @@ impl Store {
     /// DER, seal or applicant data.
     pub fn cert_summaries(&self, f: &CertFilter) -> Result<Vec<CertSummary>> {
         let (sql, args) = filter_sql(f, SUMMARY_COLUMNS);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(CoreError::db("list certificates"))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        let args: Vec<&dyn ToSql> = args.iter().map(|a| a as &dyn ToSql).collect();
+        self.conn
+            .query_vec(&sql, &args, |r| {
                 let mut s = summary_from_row(r)?;
-                if r.get::<_, Option<bool>>(18)?.unwrap_or(false) {
+                if r.get::<Option<bool>>(18)?.unwrap_or(false) {
                     s.status = CertStatus::Expired;
                 }
                 Ok(s)
             })
-            .map_err(CoreError::db("list certificates"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(CoreError::db("list certificates"))
     }
 
     /// How many certificates there are by status, as of `now` (one aggregate query over the
     /// `(status, not_after)` index).
     pub fn cert_counts(&self, now: OffsetDateTime) -> Result<CertCounts> {
-        let mut stmt = self
+        let rows: Vec<(String, i64, i64)> = self
             .conn
-            .prepare_cached(
+            .query_vec(
                 "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END) \
                  FROM certificates GROUP BY status",
+                params![ts(now)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .map_err(CoreError::db("certificate counts"))?;
-        let mut rows = stmt
-            .query(params![ts(now)])
-            .map_err(CoreError::db("certificate counts"))?;
         let mut c = CertCounts::default();
-        while let Some(r) = rows.next().map_err(CoreError::db("certificate counts"))? {
-            let status: String = r.get(0).map_err(CoreError::db("certificate counts"))?;
-            let n: i64 = r.get(1).map_err(CoreError::db("certificate counts"))?;
-            let expired: i64 = r.get(2).map_err(CoreError::db("certificate counts"))?;
+        for (status, n, expired) in rows {
             let (n, expired) = (n.max(0) as u64, expired.max(0) as u64);
             match status.as_str() {
                 "issued" => {
