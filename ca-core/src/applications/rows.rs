@@ -174,7 +174,7 @@ pub(super) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
 pub(super) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
     conn.query_vec(
         &format!(
-            "SELECT {APP_COLUMNS} FROM applications WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC"
+            "SELECT {APP_COLUMNS} FROM applications WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 ORDER BY id DESC"
         ),
         params![state.map(AppState::as_str)],
         app_from_row,
@@ -349,7 +349,7 @@ pub(super) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
     conn
         .query_vec(
             "SELECT id, application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
-             operator, paid_at, refund_of FROM orders WHERE ?1 IS NULL OR application_id = ?1 ORDER BY id",
+             operator, paid_at, refund_of FROM orders WHERE CAST(?1 AS BIGINT) IS NULL OR application_id = ?1 ORDER BY id",
         params![app.map(|a| a.0)], |r| {
             Ok(Order {
                 id: r.get(0)?,
