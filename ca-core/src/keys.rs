@@ -148,6 +148,30 @@ impl rcgen::PublicKeyData for CaSigner<'_> {
     }
 }
 
+impl CaSigner<'_> {
+    /// Signs a SHA-256 digest computed elsewhere (a streamed CRL): DER ECDSA for the P-256 CA
+    /// keys, PKCS#1 v1.5 for an RSA token key.
+    pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>> {
+        match self {
+            CaSigner::Token(t) => t
+                .sign_digest(digest)
+                .map_err(CoreError::cert("signing a digest")),
+            CaSigner::File(k) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner;
+                use p256::pkcs8::DecodePrivateKey;
+                let key =
+                    p256::ecdsa::SigningKey::from_pkcs8_der(&k.serialize_der()).map_err(|e| {
+                        CoreError::Refused(format!("the CA key file is not a P-256 key: {e}"))
+                    })?;
+                let sig: p256::ecdsa::Signature = key
+                    .sign_prehash(digest)
+                    .map_err(|e| CoreError::Refused(format!("signing a digest: {e}")))?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+        }
+    }
+}
+
 impl rcgen::SigningKey for CaSigner<'_> {
     fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
         match self {

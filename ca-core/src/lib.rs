@@ -178,9 +178,11 @@ impl Ca {
         self.store.cert_summaries(&f)
     }
 
-    /// Certificate counts by status (expired by the CA's clock), one aggregate query.
-    pub fn cert_counts(&self) -> Result<store::CertCounts> {
-        self.store.cert_counts(self.now())
+    /// Certificate counts by status (expired by the CA's clock), with how many issued ones
+    /// expire within `window`: one aggregate query.
+    pub fn cert_counts(&self, window: time::Duration) -> Result<store::CertCounts> {
+        let now = self.now();
+        self.store.cert_counts(now, now + window)
     }
 
     /// Issuances not yet committed or voided (what `recover` would look at).

@@ -53,17 +53,16 @@ impl Reason {
             Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
         }
     }
-    /// rcgen's form.
-    pub fn rcgen(self) -> rcgen::RevocationReason {
-        use rcgen::RevocationReason as R;
+    /// The CRLReason code (RFC 5280 section 5.3.1), as CRLs and OCSP answers carry it.
+    pub fn code(self) -> u8 {
         match self {
-            Reason::Unspecified => R::Unspecified,
-            Reason::KeyCompromise => R::KeyCompromise,
-            Reason::AffiliationChanged => R::AffiliationChanged,
-            Reason::Superseded => R::Superseded,
-            Reason::CessationOfOperation => R::CessationOfOperation,
-            Reason::CertificateHold => R::CertificateHold,
-            Reason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+            Reason::Unspecified => 0,
+            Reason::KeyCompromise => 1,
+            Reason::AffiliationChanged => 3,
+            Reason::Superseded => 4,
+            Reason::CessationOfOperation => 5,
+            Reason::CertificateHold => 6,
+            Reason::PrivilegeWithdrawn => 9,
         }
     }
 }

@@ -9,10 +9,12 @@ mod bad_input;
 mod batch;
 mod bulk;
 mod counter_rules;
+
 mod engine;
 mod foundation;
 mod hygiene;
 mod lifecycle;
 mod operators;
+mod scale;
 mod serve;
 mod types;

@@ -63,6 +63,60 @@ impl<'s> TokenSigner<'s> {
     }
 }
 
+impl TokenSigner<'_> {
+    /// Signs a SHA-256 digest computed elsewhere, for documents too large to hand over whole
+    /// (a streamed CRL): `CKM_ECDSA` on the digest (DER `Ecdsa-Sig-Value` out), or `CKM_RSA_PKCS`
+    /// over the DigestInfo, which is what `CKM_SHA256_RSA_PKCS` signs after hashing.
+    pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, rcgen::Error> {
+        let failed = |e: cryptoki::error::Error| {
+            tracing::error!(token = %self.token, error = %e, "C_Sign failed");
+            rcgen::Error::RemoteKeyError
+        };
+        match self.public.kind() {
+            KeyKind::EcP256 => {
+                let raw = self
+                    .session
+                    .sign(&Mechanism::Ecdsa, self.key, digest)
+                    .map_err(failed)?;
+                ecdsa_der(&raw, &self.token)
+            }
+            KeyKind::Rsa2048 => {
+                let mut info = SHA256_DIGEST_INFO.to_vec();
+                info.extend_from_slice(digest);
+                let sig = self
+                    .session
+                    .sign(&Mechanism::RsaPkcs, self.key, &info)
+                    .map_err(failed)?;
+                rsa_checked(sig, &self.token)
+            }
+        }
+    }
+}
+
+/// The DER DigestInfo prefix for SHA-256 (RFC 8017 section 9.2, note 1).
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+/// Raw `r || s` from the token as the DER `Ecdsa-Sig-Value` X.509 wants.
+fn ecdsa_der(raw: &[u8], token: &str) -> Result<Vec<u8>, rcgen::Error> {
+    let sig = p256::ecdsa::Signature::from_slice(raw).map_err(|e| {
+        tracing::error!(token = %token, error = %e, "token returned a malformed ECDSA signature");
+        rcgen::Error::RemoteKeyError
+    })?;
+    Ok(sig.to_der().as_bytes().to_vec())
+}
+
+/// An RSA signature, refused unless it is as long as the modulus.
+fn rsa_checked(sig: Vec<u8>, token: &str) -> Result<Vec<u8>, rcgen::Error> {
+    if sig.len() != crate::key::RSA_MODULUS_BITS / 8 {
+        tracing::error!(token = %token, len = sig.len(), "token returned an RSA signature of the wrong length");
+        return Err(rcgen::Error::RemoteKeyError);
+    }
+    Ok(sig)
+}
+
 impl rcgen::PublicKeyData for TokenSigner<'_> {
     /// The EC point, or the DER `RSAPublicKey`.
     fn der_bytes(&self) -> &[u8] {
@@ -87,22 +141,14 @@ impl rcgen::SigningKey for TokenSigner<'_> {
                     .session
                     .sign(&Mechanism::Ecdsa, self.key, &digest)
                     .map_err(failed)?;
-                let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|e| {
-                    tracing::error!(token = %self.token, error = %e, "token returned a malformed ECDSA signature");
-                    rcgen::Error::RemoteKeyError
-                })?;
-                Ok(sig.to_der().as_bytes().to_vec())
+                ecdsa_der(&raw, &self.token)
             }
             KeyKind::Rsa2048 => {
                 let sig = self
                     .session
                     .sign(&Mechanism::Sha256RsaPkcs, self.key, msg)
                     .map_err(failed)?;
-                if sig.len() != crate::key::RSA_MODULUS_BITS / 8 {
-                    tracing::error!(token = %self.token, len = sig.len(), "token returned an RSA signature of the wrong length");
-                    return Err(rcgen::Error::RemoteKeyError);
-                }
-                Ok(sig)
+                rsa_checked(sig, &self.token)
             }
         }
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{AppId, contact_mobile};
 use crate::error::{CoreError, Result};
-use crate::store::{CertFilter, CertRole};
+use crate::store::summary::{DueReminder, due_reminders, reminded_count};
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
@@ -117,71 +117,82 @@ impl Ca {
     /// again with the same window queues nothing new.
     pub fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
         self.require(crate::operators::Role::Issuer, "remind")?;
-        // Expired certificates are not "expiring": `certs` leaves them out.
-        let certs = self.certs(&CertFilter {
-            expiring_before: Some(self.now() + time::Duration::days(within_days)),
-            ..CertFilter::default()
-        })?;
+        // Expired certificates are not "expiring": the window starts now. Pages of rows without
+        // DER, soonest expiry first: a million-certificate CA is never loaded whole.
+        let window = (self.now(), self.now() + time::Duration::days(within_days));
+        let tx = self.store.begin("begin reminders")?;
         let mut out = RemindOutcome {
             within_days,
             queued: Vec::new(),
-            already_reminded: 0,
+            already_reminded: reminded_count(&tx, window, within_days)? as usize,
             no_mobile: Vec::new(),
         };
-        let tx = self.store.begin("begin reminders")?;
-        for c in certs.iter().filter(|c| c.role == CertRole::Identity) {
-            let done: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM reminders WHERE cert_serial = ?1 AND window_days = ?2",
-                    params![c.serial, within_days],
-                    |r| r.get(0),
-                )
-                .map_err(CoreError::db("reminder lookup"))?;
-            if done > 0 {
-                out.already_reminded += 1;
-                continue;
-            }
-            let applicant: std::collections::BTreeMap<String, String> =
-                serde_json::from_str(&c.applicant_json).unwrap_or_default();
-            let mobile = contact_mobile(self.policies.get(c.cert_type), &applicant);
-            let Some(mobile) = mobile else {
-                out.no_mobile.push(c.serial.clone());
-                continue;
+        let mut after: Option<String> = None;
+        loop {
+            let page = due_reminders(&tx, window, within_days, after.as_deref(), PAGE)?;
+            let Some(last) = page.last() else {
+                break;
             };
-            let not_after = c.not_after.map(ts).unwrap_or_default();
-            let text = expiry_text(&self.policies, c.cert_type, &c.serial, &not_after);
-            let outbox_id = enqueue(
-                &tx,
-                &mobile,
-                &text,
-                "expiry",
-                c.application_id.map(AppId),
-                Some(&c.serial),
-            )?;
-            tx.execute(
-                "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![c.serial, within_days, not_after, outbox_id, ts(now())],
-            )
-            .map_err(CoreError::db("record reminder"))?;
-            audit::append(
-                &tx,
-                &self.operator,
-                "cert.remind",
-                &c.serial,
-                &serde_json::json!({
-                    "within_days": within_days, "not_after": not_after, "mobile": mobile, "outbox_id": outbox_id,
-                }),
-            )?;
-            out.queued.push(Reminder {
-                serial: c.serial.clone(),
-                cert_type: c.cert_type,
-                not_after,
-                mobile,
-                outbox_id,
-            });
+            after = Some(last.summary.serial.clone());
+            for due in page {
+                self.remind_one(&tx, &due, within_days, &mut out)?;
+            }
         }
         self.store.commit(tx, "commit reminders")?;
         Ok(out)
     }
+
+    /// Queues the reminder of one certificate (or notes it has no mobile number).
+    fn remind_one(
+        &self,
+        tx: &crate::store::Tx<'_>,
+        due: &DueReminder,
+        within_days: i64,
+        out: &mut RemindOutcome,
+    ) -> Result<()> {
+        let c = &due.summary;
+        let applicant: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&due.applicant_json).unwrap_or_default();
+        let mobile = contact_mobile(self.policies.get(c.cert_type), &applicant);
+        let Some(mobile) = mobile else {
+            out.no_mobile.push(c.serial.clone());
+            return Ok(());
+        };
+        let not_after = c.not_after.map(ts).unwrap_or_default();
+        let text = expiry_text(&self.policies, c.cert_type, &c.serial, &not_after);
+        let outbox_id = enqueue(
+            tx,
+            &mobile,
+            &text,
+            "expiry",
+            c.application_id.map(AppId),
+            Some(&c.serial),
+        )?;
+        tx.execute(
+            "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.serial, within_days, not_after, outbox_id, ts(now())],
+        )
+        .map_err(CoreError::db("record reminder"))?;
+        audit::append(
+            tx,
+            &self.operator,
+            "cert.remind",
+            &c.serial,
+            &serde_json::json!({
+                "within_days": within_days, "not_after": not_after, "mobile": mobile, "outbox_id": outbox_id,
+            }),
+        )?;
+        out.queued.push(Reminder {
+            serial: c.serial.clone(),
+            cert_type: c.cert_type,
+            not_after,
+            mobile,
+            outbox_id,
+        });
+        Ok(())
+    }
 }
+
+/// Certificates read per page by `remind`.
+const PAGE: i64 = 500;

@@ -72,6 +72,14 @@ impl Ca {
         rows::list(&self.store.conn, state)
     }
 
+    /// How many applications are in `state`.
+    pub fn application_count(&self, state: AppState) -> Result<u64> {
+        Ok(rows::count_by_state(&self.store.conn)?
+            .into_iter()
+            .find(|(s, _)| s == state.as_str())
+            .map_or(0, |(_, n)| n))
+    }
+
     /// The recorded steps of an application, oldest first.
     pub fn application_events(&self, id: AppId) -> Result<Vec<AppEvent>> {
         rows::events(&self.store.conn, id)

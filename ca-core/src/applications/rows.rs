@@ -100,12 +100,8 @@ pub(super) const APP_COLUMNS: &str = "id, cert_type, state, channel, site, appli
     created_at, updated_at, submitted_by, reviewed_by, rejection_reason, token_label, token_serial, delivery_method, \
     recipient, phone, address, tracking_no, pickup_site, collected_at";
 
-fn bad(col: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        col,
-        rusqlite::types::Type::Text,
-        Box::<dyn std::error::Error + Send + Sync>::from(what),
-    )
+fn bad(index: usize, reason: String) -> crate::store::db::DbError {
+    crate::store::db::DbError::Column { index, reason }
 }
 
 fn app_from_row(r: &Row<'_>) -> crate::store::db::DbResult<Application> {
@@ -180,6 +176,16 @@ pub(super) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application
         app_from_row,
     )
     .map_err(CoreError::db("list applications"))
+}
+
+/// How many applications are in each state (one aggregate over the `state` index).
+pub(super) fn count_by_state(conn: &Db) -> Result<Vec<(String, u64)>> {
+    conn.query_vec(
+        "SELECT state, count(*) FROM applications GROUP BY state",
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?.max(0) as u64)),
+    )
+    .map_err(CoreError::db("count applications"))
 }
 
 /// One recorded step.

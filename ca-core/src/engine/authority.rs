@@ -105,6 +105,11 @@ impl<'k> Authority<'k> {
         &self.issuer
     }
 
+    /// The issuing CA's subject Name (DER): the issuer of what it signs.
+    pub fn issuing_subject(&self) -> &[u8] {
+        &self.issuing_subject
+    }
+
     /// The issuing CA certificate (DER).
     pub fn issuing_der(&self) -> &[u8] {
         &self.issuing_der

@@ -16,6 +16,7 @@ use crate::error::{CoreError, Result};
 use crate::revoke::Reason;
 use crate::store::crls;
 use crate::time_fmt::{now, parse_ts};
+use sha2::Digest;
 
 /// A CRL as published.
 #[derive(Debug, Clone)]
@@ -41,15 +42,7 @@ pub struct Change {
 
 /// RFC 5280 reason code; absent and unspecified are the same on a CRL.
 fn code(r: Option<Reason>) -> u8 {
-    match r {
-        None | Some(Reason::Unspecified) => 0,
-        Some(Reason::KeyCompromise) => 1,
-        Some(Reason::AffiliationChanged) => 3,
-        Some(Reason::Superseded) => 4,
-        Some(Reason::CessationOfOperation) => 5,
-        Some(Reason::CertificateHold) => 6,
-        Some(Reason::PrivilegeWithdrawn) => 9,
-    }
+    r.map_or(0, Reason::code)
 }
 
 impl Ca {
@@ -120,21 +113,29 @@ impl Ca {
             .map_err(CoreError::db("OCSP serials"))
     }
 
-    /// The CRL with the highest number.
+    /// The CRL with the highest number, read from its file in the publish directory and
+    /// checked against the hash the database recorded for it.
     pub fn latest_crl(&self) -> Result<Option<CrlDoc>> {
-        let row: Option<(i64, String, String, Vec<u8>)> = self
-            .store
-            .conn
-            .query_opt(
-                "SELECT number, this_update, next_update, der FROM crls \
-                 ORDER BY number DESC LIMIT 1",
-                params![],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .map_err(CoreError::db("latest CRL"))?;
-        let Some((number, this, next, der)) = row else {
+        let Some(row) = crls::latest(&self.store.conn)? else {
             return Ok(None);
         };
+        let number = row.number;
+        let path = self
+            .home
+            .dir()
+            .join(&self.config.crl.publish_dir)
+            .join(&row.file);
+        let der = std::fs::read(&path).map_err(CoreError::io("reading CRL", &path))?;
+        if let Some(want) = &row.sha256 {
+            let got = hex::encode(sha2::Sha256::digest(&der));
+            if &got != want {
+                return Err(CoreError::Refused(format!(
+                    "CRL {number} at {} does not match the SHA-256 the database recorded for it; \
+                     run `hljca crl generate` to publish a new one",
+                    path.display()
+                )));
+            }
+        }
         let time = |s: &str| {
             parse_ts(s).ok_or_else(|| CoreError::Parse {
                 what: format!("CRL {number} time"),
@@ -143,8 +144,8 @@ impl Ca {
         };
         Ok(Some(CrlDoc {
             number,
-            this_update: time(&this)?,
-            next_update: time(&next)?,
+            this_update: time(&row.this_update)?,
+            next_update: time(&row.next_update)?,
             der,
         }))
     }
@@ -152,10 +153,11 @@ impl Ca {
     /// True when `crl` lists exactly the certificates the store has revoked, with their
     /// reasons (a release from hold, a hold made final or a new revocation make it stale).
     pub fn crl_is_current(&self, crl: &CrlDoc) -> Result<bool> {
-        let mut stored: Vec<(String, u8)> = crls::revoked(&self.store.conn)?
-            .into_iter()
-            .map(|r| (r.serial.to_ascii_lowercase(), code(r.reason)))
-            .collect();
+        let mut stored: Vec<(String, u8)> = Vec::new();
+        crls::for_each_revoked(&self.store.conn, |r| {
+            stored.push((r.serial.to_ascii_lowercase(), code(r.reason)));
+            Ok(())
+        })?;
         let (_, parsed) =
             CertificateRevocationList::from_der(&crl.der).map_err(|e| CoreError::Parse {
                 what: format!("CRL {}", crl.number),

@@ -24,40 +24,83 @@ pub(crate) fn next_number(tx: &Tx<'_>) -> Result<i64> {
     Ok(last.unwrap_or(0) + 1)
 }
 
-/// Records a CRL.
+/// Records a CRL: its number, dates, entry count, and the SHA-256 and name of its file in the
+/// publish directory (the DER itself is not kept in the database).
 pub(crate) fn insert(
     tx: &Tx<'_>,
     number: i64,
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
     revoked: usize,
-    der: &[u8],
+    sha256: &str,
+    file: &str,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO crls (number, this_update, next_update, revoked, der) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![number, ts(this_update), ts(next_update), revoked as i64, der],
+        "INSERT INTO crls (number, this_update, next_update, revoked, sha256, file) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            number,
+            ts(this_update),
+            ts(next_update),
+            revoked as i64,
+            sha256,
+            file
+        ],
     )
     .map_err(CoreError::db("record CRL"))?;
     Ok(())
 }
 
-/// Every revoked certificate, in revocation order.
-pub(crate) fn revoked(conn: &Db) -> Result<Vec<Revoked>> {
-    conn.query_vec(
-        "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' \
-         ORDER BY revoked_at",
+/// Calls `each` with every revoked certificate in serial order, one row at a time (a CRL of a
+/// million entries is never held in memory).
+pub(crate) fn for_each_revoked(
+    conn: &Db,
+    mut each: impl FnMut(Revoked) -> Result<()>,
+) -> Result<()> {
+    conn.for_each(
+        "SELECT serial, revoked_at, revocation_reason FROM certificates \
+         WHERE status = 'revoked' ORDER BY serial",
         params![],
         |r| {
-            let at: Option<String> = r.get(1)?;
-            let reason: Option<String> = r.get(2)?;
-            Ok(Revoked {
-                serial: r.get(0)?,
+            let at: Option<String> = r.get(1).map_err(CoreError::db("revoked list"))?;
+            let reason: Option<String> = r.get(2).map_err(CoreError::db("revoked list"))?;
+            each(Revoked {
+                serial: r.get(0).map_err(CoreError::db("revoked list"))?,
                 at: at.as_deref().and_then(parse_ts),
                 reason: reason.and_then(|x| x.parse().ok()),
             })
         },
     )
-    .map_err(CoreError::db("revoked list"))
+}
+
+/// A CRL as the database records it.
+#[derive(Debug, Clone)]
+pub(crate) struct CrlRow {
+    pub number: i64,
+    pub this_update: String,
+    pub next_update: String,
+    /// Absent for CRLs made before schema version 9.
+    pub sha256: Option<String>,
+    /// File name in the publish directory.
+    pub file: String,
+}
+
+/// The newest CRL's record.
+pub(crate) fn latest(conn: &Db) -> Result<Option<CrlRow>> {
+    conn.query_opt(
+        "SELECT number, this_update, next_update, sha256, file FROM crls ORDER BY number DESC LIMIT 1",
+        params![],
+        |r| {
+            Ok(CrlRow {
+                number: r.get(0)?,
+                this_update: r.get(1)?,
+                next_update: r.get(2)?,
+                sha256: r.get(3)?,
+                file: r.get(4)?,
+            })
+        },
+    )
+    .map_err(CoreError::db("latest CRL"))
 }
 
 /// Revokes `serial` if it is issued or superseded; false when it was not (compare-and-set).

@@ -9,7 +9,7 @@ mod issuances;
 pub(crate) mod jobs;
 pub(crate) mod operators;
 mod schema;
-mod summary;
+pub(crate) mod summary;
 mod tokens;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

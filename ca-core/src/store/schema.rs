@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/006_engine.sql"),
     include_str!("migrations/007_counter_rules.sql"),
     include_str!("migrations/008_operators.sql"),
+    include_str!("migrations/009_crl_files.sql"),
 ];
 
 /// The version from which every write binds the rows it changed into the audit log.

@@ -100,7 +100,8 @@ pub(super) fn summary_from_row(r: &Row<'_>) -> DbResult<CertSummary> {
     })
 }
 
-/// The query for filter `f` selecting `columns`, newest first, with its arguments; `?1` is the
+/// The query for filter `f` selecting `columns` (newest first; soonest expiry first for an
+/// expiring filter), with its arguments; `?1` is the
 /// instant expiry is judged at. Issued rows past notAfter come back with status `expired`.
 pub(super) fn filter_sql(f: &CertFilter, columns: &str) -> (String, Vec<String>) {
     let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
@@ -140,14 +141,28 @@ pub(super) fn filter_sql(f: &CertFilter, columns: &str) -> (String, Vec<String>)
             args.len()
         ));
     }
+    // An expiring list runs soonest first, straight along the (status, not_after) index, so a
+    // page stops after `limit` rows however many expire; every other list newest first.
+    let expiring = f.expiring_before.is_some();
     if let Some(after) = &f.after {
         args.push(super::normalize_serial(after));
-        sql.push_str(&format!(
-            " AND id < (SELECT id FROM certificates WHERE serial = ?{})",
-            args.len()
-        ));
+        sql.push_str(&if expiring {
+            format!(
+                " AND (not_after, id) > (SELECT not_after, id FROM certificates WHERE serial = ?{})",
+                args.len()
+            )
+        } else {
+            format!(
+                " AND id < (SELECT id FROM certificates WHERE serial = ?{})",
+                args.len()
+            )
+        });
     }
-    sql.push_str(" ORDER BY id DESC");
+    sql.push_str(if expiring {
+        " ORDER BY not_after, id"
+    } else {
+        " ORDER BY id DESC"
+    });
     if let Some(n) = f.limit {
         sql.push_str(&format!(" LIMIT {n}"));
     }
@@ -167,6 +182,8 @@ pub struct CertCounts {
     pub superseded: u64,
     /// Reserved, not yet issued.
     pub pending: u64,
+    /// Issued, not expired, and expiring within the window asked for.
+    pub expiring: u64,
 }
 
 impl Store {
@@ -186,25 +203,27 @@ impl Store {
             .map_err(CoreError::db("list certificates"))
     }
 
-    /// How many certificates there are by status, as of `now` (one aggregate query over the
-    /// `(status, not_after)` index).
-    pub fn cert_counts(&self, now: OffsetDateTime) -> Result<CertCounts> {
-        let rows: Vec<(String, i64, i64)> = self
+    /// How many certificates there are by status as of `now`, and how many of the issued ones
+    /// expire before `soon` (one aggregate query over the covering `(status, not_after)` index).
+    pub fn cert_counts(&self, now: OffsetDateTime, soon: OffsetDateTime) -> Result<CertCounts> {
+        let rows: Vec<(String, i64, i64, i64)> = self
             .conn
             .query_vec(
-                "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END) \
+                "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END), \
+                 count(CASE WHEN status = 'issued' AND not_after > ?1 AND not_after <= ?2 THEN 1 END) \
                  FROM certificates GROUP BY status",
-                params![ts(now)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                params![ts(now), ts(soon)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map_err(CoreError::db("certificate counts"))?;
         let mut c = CertCounts::default();
-        for (status, n, expired) in rows {
+        for (status, n, expired, expiring) in rows {
             let (n, expired) = (n.max(0) as u64, expired.max(0) as u64);
             match status.as_str() {
                 "issued" => {
                     c.issued = n - expired;
                     c.expired = expired;
+                    c.expiring = expiring.max(0) as u64;
                 }
                 "revoked" => c.revoked = n,
                 "superseded" => c.superseded = n,
@@ -214,4 +233,62 @@ impl Store {
         }
         Ok(c)
     }
+}
+
+/// An issued identity certificate due for an expiry reminder, with the applicant data the
+/// reminder's mobile number comes from (no DER).
+#[derive(Debug, Clone)]
+pub(crate) struct DueReminder {
+    pub summary: CertSummary,
+    pub applicant_json: String,
+}
+
+/// The condition shared by [`due_reminders`] and [`reminded_count`]: issued identity
+/// certificates expiring in `(?1, ?2]`.
+const DUE: &str =
+    "c.status = 'issued' AND c.role = 'identity' AND c.not_after > ?1 AND c.not_after <= ?2";
+
+/// One page (`limit` rows, soonest expiry first, after the certificate `after`) of the
+/// certificates expiring in `(now, before]` not yet reminded for `window_days`.
+pub(crate) fn due_reminders(
+    conn: &crate::store::Db,
+    (now, before): (OffsetDateTime, OffsetDateTime),
+    window_days: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DueReminder>> {
+    conn.query_vec(
+        &format!(
+            "SELECT {SUMMARY_COLUMNS}, applicant_json FROM certificates c WHERE {DUE} \
+             AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.cert_serial = c.serial AND r.window_days = ?3) \
+             AND (CAST(?4 AS TEXT) IS NULL OR (c.not_after, c.id) > (SELECT p.not_after, p.id FROM certificates p WHERE p.serial = ?4)) \
+             ORDER BY c.not_after, c.id LIMIT ?5"
+        ),
+        params![ts(now), ts(before), window_days, after, limit],
+        |r| {
+            Ok(DueReminder {
+                summary: summary_from_row(r)?,
+                applicant_json: r.get(18)?,
+            })
+        },
+    )
+    .map_err(CoreError::db("certificates due for reminders"))
+}
+
+/// How many certificates expiring in `(now, before]` were already reminded for `window_days`.
+pub(crate) fn reminded_count(
+    conn: &crate::store::Db,
+    (now, before): (OffsetDateTime, OffsetDateTime),
+    window_days: i64,
+) -> Result<u64> {
+    conn.query_row(
+        &format!(
+            "SELECT count(*) FROM certificates c JOIN reminders r \
+             ON r.cert_serial = c.serial AND r.window_days = ?3 WHERE {DUE}"
+        ),
+        params![ts(now), ts(before), window_days],
+        |r| r.get::<i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+    .map_err(CoreError::db("reminded certificates"))
 }

@@ -8,6 +8,9 @@ use crate::Failure;
 use crate::args::Cli;
 use crate::output;
 
+/// How many pending issuances and expiring certificates `status` names (it counts them all).
+const SHOWN: u64 = 20;
+
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
     let root = super::init::cert_summary("root", &hljca_core::ca::root_der(ca.home())?)?;
@@ -19,13 +22,17 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let counts = ca.cert_counts()?;
+    let counts = ca.cert_counts(time::Duration::days(30))?;
+    // Counts for everything; rows only for the first few (a million-certificate CA expires
+    // tens of thousands a month: `cert list --expiring-within 30d` pages through them).
     let pending = ca.cert_summaries(&CertFilter {
         status: Some(hljca_core::store::CertStatus::Pending),
+        limit: Some(SHOWN),
         ..CertFilter::default()
     })?;
     let expiring = ca.cert_summaries(&CertFilter {
         expiring_before: Some(ca.now() + time::Duration::days(30)),
+        limit: Some(SHOWN),
         ..CertFilter::default()
     })?;
     let crl = ca.last_crl()?;
@@ -34,14 +41,14 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     for st in [AppState::Submitted, AppState::Approved, AppState::Paid] {
         waiting.insert(
             st.as_str().into(),
-            serde_json::json!(ca.applications(Some(st))?.len()),
+            serde_json::json!(ca.application_count(st)?),
         );
     }
     let v = serde_json::json!({
         "home": ca.home().dir(),
         "ca": { "root": root, "issuing": issuing, "key_store": ca.config().ca.key_store },
         "tokens": tokens,
-        "certificates": { "issued": counts.issued, "expired": counts.expired, "revoked": counts.revoked, "superseded": counts.superseded },
+        "certificates": { "issued": counts.issued, "expired": counts.expired, "revoked": counts.revoked, "superseded": counts.superseded, "pending": counts.pending, "expiring_within_30_days": counts.expiring },
         "pending_applications": waiting,
         "pending_issuances": pending.iter().map(|c| &c.serial).collect::<Vec<_>>(),
         "expiring_within_30_days": expiring.iter().map(|c| serde_json::json!({"serial": c.serial, "not_after": c.not_after.map(ts), "subject": c.subject})).collect::<Vec<_>>(),
@@ -71,7 +78,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         ("issued", counts.issued.to_string()),
         ("expired", counts.expired.to_string()),
         ("revoked", counts.revoked.to_string()),
-        ("pending issuances", pending.len().to_string()),
+        ("pending issuances", counts.pending.to_string()),
         (
             "applications",
             format!(
@@ -79,7 +86,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 waiting["submitted"], waiting["approved"], waiting["paid"]
             ),
         ),
-        ("expiring ≤30d", expiring.len().to_string()),
+        ("expiring ≤30d", counts.expiring.to_string()),
         (
             "last CRL",
             crl.map(|(n, t, u)| format!("#{n} at {t}, next update {u}"))
