@@ -85,9 +85,19 @@ pub(crate) fn append(
     let hash = row_hash(&prev, seq, &at, operator, action, object, &details);
     crate::store::exec(
         conn,
-        "INSERT INTO audit_log (seq, at, operator, action, object, details, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at, operator, action, object, details, prev, hash],
+        "INSERT INTO audit_log (seq, at, operator, action, object, details, prev_hash, hash, site) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            seq,
+            at,
+            operator,
+            action,
+            object,
+            details,
+            prev,
+            hash,
+            conn.site()
+        ],
     )
     .map_err(CoreError::db("audit append"))?;
     Ok(())

@@ -166,8 +166,8 @@ pub(crate) fn insert_pending(tx: &crate::store::Tx<'_>, p: &NewPending<'_>) -> R
     super::exec(
         tx,
         "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
-         token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id, issuance_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13, ?14)",
+         token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id, issuance_id, site) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13, ?14, ?15)",
         params![
             p.serial,
             p.cert_type,
@@ -182,7 +182,8 @@ pub(crate) fn insert_pending(tx: &crate::store::Tx<'_>, p: &NewPending<'_>) -> R
             now,
             p.external_id,
             p.application_id,
-            p.issuance_id
+            p.issuance_id,
+            tx.site()
         ],
     )
     .map_err(CoreError::db("insert pending certificate"))?;

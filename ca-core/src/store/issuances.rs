@@ -163,8 +163,8 @@ pub(crate) fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
     super::exec(
         tx,
         "INSERT INTO issuances (lease, owner, stage, kind, cert_type, token_label, token_serial, application_id, \
-         renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at) \
-         VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+         renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at, site) \
+         VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
         params![
             n.lease,
             n.owner,
@@ -179,7 +179,8 @@ pub(crate) fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
             n.fee.and_then(|f| f.2),
             n.external_id,
             n.operator,
-            at
+            at,
+            tx.site()
         ],
     )
     .map_err(|e| match e {

@@ -3,6 +3,7 @@
 
 pub(crate) mod binding;
 mod certs;
+pub mod copy;
 pub(crate) mod crls;
 pub mod db;
 mod issuances;

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_counter_rules.sql"),
     include_str!("migrations/008_operators.sql"),
     include_str!("migrations/009_crl_files.sql"),
+    include_str!("migrations/010_sites.sql"),
 ];
 
 /// The version from which every write binds the rows it changed into the audit log.
@@ -179,6 +180,13 @@ fn migrate_postgres(db: &Db) -> Result<()> {
     // The write lock first: sites starting at once migrate one after the other, and the
     // second finds the work done.
     let tx = db.begin_write().map_err(CoreError::db("begin migration"))?;
+    migrate_postgres_in(&tx)?;
+    tx.commit().map_err(CoreError::db("commit migration"))
+}
+
+/// Brings a PostgreSQL schema to the newest version inside the caller's write transaction
+/// (`db copy` creates the schema and the rows in one).
+pub(crate) fn migrate_postgres_in(tx: &super::Tx<'_>) -> Result<()> {
     tx.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
     )
@@ -197,8 +205,7 @@ fn migrate_postgres(db: &Db) -> Result<()> {
         .map_err(CoreError::db("record migration"))?;
     }
     tx.batch(&super::binding::postgres_triggers())
-        .map_err(CoreError::db("install row binding"))?;
-    tx.commit().map_err(CoreError::db("commit migration"))
+        .map_err(CoreError::db("install row binding"))
 }
 
 #[cfg(test)]

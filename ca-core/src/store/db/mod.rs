@@ -29,6 +29,15 @@ pub(crate) use params;
 /// are serialised across sites as SQLite's `BEGIN IMMEDIATE` serialises them across processes.
 pub(crate) const WRITE_LOCK: i64 = 0x0068_6c6a_6361;
 
+/// The advisory lock key of a name: the first 8 bytes of its SHA-256.
+fn lock_key(name: &str) -> i64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(name.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    i64::from_be_bytes(b)
+}
+
 /// A database error.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -82,6 +91,8 @@ pub enum Backend {
 /// One connection.
 pub struct Db {
     inner: Inner,
+    /// The site this connection writes for (recorded on the rows it inserts).
+    site: std::cell::RefCell<Option<String>>,
     /// Nesting guard: a transaction is open.
     in_tx: Cell<bool>,
 }
@@ -193,6 +204,7 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(Db {
+            site: Default::default(),
             inner: Inner::Sqlite(conn),
             in_tx: Cell::new(false),
         })
@@ -202,9 +214,20 @@ impl Db {
     /// socket: `postgresql://user@/db?host=/run/postgresql`).
     pub fn open_postgres(url: &str) -> DbResult<Db> {
         Ok(Db {
+            site: Default::default(),
             inner: Inner::Pg(Box::new(std::cell::RefCell::new(pg::Pg::connect(url)?))),
             in_tx: Cell::new(false),
         })
+    }
+
+    /// Names the site whose rows this connection writes (`None`: no site).
+    pub fn set_site(&self, site: Option<String>) {
+        *self.site.borrow_mut() = site;
+    }
+
+    /// The site whose rows this connection writes.
+    pub fn site(&self) -> Option<String> {
+        self.site.borrow().clone()
     }
 
     /// Which backend this is.
@@ -239,6 +262,17 @@ impl Db {
             Inner::Sqlite(c) => Ok(c.prepare_cached(sql)?.execute(sqlite_params(params))?),
             Inner::Pg(_) => self.pg()?.execute(sql, params),
         }
+    }
+
+    /// Takes the session-level advisory lock named `name` (a lease) without waiting; true
+    /// when taken. It is held until [`Db::advisory_unlock`] or until the connection closes.
+    pub fn try_advisory_lock(&self, name: &str) -> DbResult<bool> {
+        self.pg()?.try_lock(lock_key(name))
+    }
+
+    /// Releases the advisory lock named `name`.
+    pub fn advisory_unlock(&self, name: &str) -> DbResult<()> {
+        self.pg()?.unlock(lock_key(name))
     }
 
     /// The id the last INSERT of this connection gave its row (an `INTEGER PRIMARY KEY`, an

@@ -289,7 +289,6 @@ impl Pg {
     }
 
     /// Tries the session-level advisory lock `key` (a lease); true when taken.
-    #[allow(dead_code)] // leases
     pub(super) fn try_lock(&mut self, key: i64) -> DbResult<bool> {
         let row = self
             .client
@@ -298,7 +297,6 @@ impl Pg {
     }
 
     /// Releases the session-level advisory lock `key`.
-    #[allow(dead_code)] // leases
     pub(super) fn unlock(&mut self, key: i64) -> DbResult<()> {
         self.client
             .query_one("SELECT pg_advisory_unlock($1)", &[&key])?;
