@@ -70,6 +70,10 @@ impl Reason {
 impl std::str::FromStr for Reason {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Reason, String> {
+        // The stored form first: a CRL reads a million of them.
+        if let Some(r) = Reason::ALL.into_iter().find(|r| r.name() == s) {
+            return Ok(r);
+        }
         let want = s.replace(['-', '_'], "").to_ascii_lowercase();
         Reason::ALL
             .into_iter()
