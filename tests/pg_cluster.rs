@@ -79,6 +79,7 @@ fn run(mut c: Command, what: &str) {
 }
 
 /// The cluster of this test process (started on first use).
+#[allow(clippy::zombie_processes)] // the watchdog outlives this process by design
 pub fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {

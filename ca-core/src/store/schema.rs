@@ -191,7 +191,7 @@ pub(crate) fn migrate_postgres_in(tx: &super::Tx<'_>) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
     )
     .map_err(CoreError::db("schema_migrations"))?;
-    let current = version(&tx)?;
+    let current = version(tx)?;
     if current > newest() {
         return Err(too_new(current));
     }
