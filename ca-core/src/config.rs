@@ -153,6 +153,22 @@ pub struct ServeConfig {
     pub shutdown_grace_seconds: u64,
     /// Sign a response for every certificate ahead of requests (default true).
     pub precompute: bool,
+    /// Address of the client-certificate API (HTTPS); off when unset (`--api-listen`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_listen: Option<String>,
+    /// Host names and IP addresses of the API's TLS server certificate (default `localhost`,
+    /// `127.0.0.1` and the host of `public_base_url`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_hosts: Vec<String>,
+    /// Days the API's TLS server certificate from the issuing CA is valid (default 30); a new
+    /// one is issued at start and while running once half of it has passed.
+    pub api_cert_days: u32,
+    /// The API's TLS certificate chain (PEM) instead of one from the issuing CA; with `tls_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PKCS#8 PEM, mode 0600) of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -168,6 +184,11 @@ impl Default for ServeConfig {
             max_connections: 1024,
             shutdown_grace_seconds: 10,
             precompute: true,
+            api_listen: None,
+            api_hosts: Vec::new(),
+            api_cert_days: 30,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

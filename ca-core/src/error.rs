@@ -68,6 +68,14 @@ pub enum CoreError {
     /// An issuance is being worked on by another process (its lease is held).
     #[error("{0}")]
     InProgress(String),
+    /// An idempotency key was sent again with another request.
+    #[error(
+        "Idempotency-Key `{key}` was used before with another request [rule: one key, one request; use a new key for a new request]"
+    )]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+    },
     /// A file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {

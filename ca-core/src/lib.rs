@@ -6,6 +6,7 @@
 //! the `hljca` binary does that.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod applications;
 pub mod audit;
 pub mod backup;
@@ -59,6 +60,8 @@ pub struct Ca {
     operator: String,
     clock: Option<time::OffsetDateTime>,
     operator_session: Option<operators::OperatorSession>,
+    /// The API client the CA acts for during one call (`hljca serve`).
+    delegation: Option<api::Delegation>,
     module: std::cell::OnceCell<&'static Module>,
     location: store::Location,
 }
@@ -86,6 +89,7 @@ impl Ca {
             operator,
             clock: None,
             operator_session: None,
+            delegation: None,
             module: std::cell::OnceCell::new(),
             location,
         })

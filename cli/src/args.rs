@@ -106,6 +106,10 @@ pub enum Command {
     /// before its nextUpdate and after revocations, and stops gracefully on SIGTERM or Ctrl-C.
     /// The first line on stdout is `listening on http://ADDRESS`. Needs the CA token PIN and an
     /// operator with the ca-admin role.
+    ///
+    /// With --api-listen (or `[serve] api_listen`) it also serves the API for automated jobs:
+    /// JSON over HTTPS under /api/v1, the client certificate an operator's (see `operator add
+    /// --csr`).
     Serve(ServeArgs),
     /// One screen: the CA, tokens, certificates expiring soon, the last CRL.
     Status,
@@ -299,6 +303,10 @@ pub struct IssueArgs {
 pub enum OperatorCmd {
     /// Enrol an operator onto a blank USBKEY (ca-admin; the first one needs only the CA PIN):
     /// a key born on it and an operator certificate. The USBKEY's PIN is HLJCA_USER_PIN.
+    ///
+    /// An automated job has no USBKEY: with --csr (instead of --token) its operator
+    /// certificate is issued for the P-256 key of its PKCS#10 request, for the API of
+    /// `hljca serve` (the request's subject is ignored; --out writes the certificate).
     Add {
         /// The staff member's name.
         #[arg(long)]
@@ -310,8 +318,14 @@ pub enum OperatorCmd {
         #[arg(long)]
         roles: String,
         /// Their USBKEY (label or serial), initialised and blank.
-        #[arg(long)]
-        token: String,
+        #[arg(long, required_unless_present = "csr", conflicts_with = "csr")]
+        token: Option<String>,
+        /// A job's PKCS#10 request (PEM or DER, P-256): the operator's key is the job's own.
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// With --csr: write the operator certificate here (PEM).
+        #[arg(long, value_name = "FILE", requires = "csr")]
+        out: Option<PathBuf>,
     },
     /// Every operator.
     List,
@@ -495,4 +509,8 @@ pub struct ServeArgs {
     /// `[serve] listen` in hljca.toml.
     #[arg(long)]
     pub listen: Option<String>,
+    /// Address of the client-certificate API (HTTPS), e.g. 127.0.0.1:8443 (port 0: any free
+    /// port); default `[serve] api_listen`, off when neither is set.
+    #[arg(long)]
+    pub api_listen: Option<String>,
 }

@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::State;
@@ -92,9 +92,37 @@ async fn shutdown_signal() {
     }
 }
 
+/// Which listener a connection came in on.
+#[derive(Clone)]
+enum Side {
+    /// OCSP, CRL, CA certificates, health, metrics (plain HTTP).
+    Public,
+    /// The client-certificate API (HTTPS), with the verified client certificate if one was sent.
+    Api(Option<Arc<Vec<u8>>>),
+}
+
+/// The API listener and its TLS configuration.
+pub(crate) struct ApiListener {
+    pub listener: TcpListener,
+    pub tls: tokio_rustls::TlsAcceptor,
+}
+
+/// Accepts on `l`, or never when there is none.
+async fn accept_api(l: Option<&ApiListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Accepts connections until a signal; then lets requests in flight finish (for the grace
 /// period) and stops the CA worker.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, jobs: SyncSender<Job>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    api: Option<ApiListener>,
+    state: Arc<State>,
+    jobs: SyncSender<Job>,
+) {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
     let mut builder = http1::Builder::new();
@@ -113,24 +141,42 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, jobs: SyncSe
                 Err(_) => break,
             },
         };
-        let (stream, peer) = tokio::select! {
+        let (accepted, is_api) = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            r = listener.accept() => (r, false),
+            r = accept_api(api.as_ref()) => (r, true),
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
+        if let (true, Some(api)) = (is_api, api.as_ref()) {
+            let watcher = graceful.watcher();
+            let (st, tx, tls, builder) = (
+                state.clone(),
+                jobs.clone(),
+                api.tls.clone(),
+                builder.clone(),
+            );
+            st.metrics.connection(1);
+            tokio::spawn(async move {
+                serve_tls(stream, peer, tls, builder, watcher, st.clone(), tx).await;
+                st.metrics.connection(-1);
+                drop(permit);
+            });
+            continue;
+        }
         let st = state.clone();
         let tx = jobs.clone();
         let service = service_fn(move |req| {
             let st = st.clone();
             let tx = tx.clone();
-            async move { Ok::<_, Infallible>(handle(req, st, tx, peer).await) }
+            async move { Ok::<_, Infallible>(handle(req, st, tx, peer, Side::Public).await) }
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let st = state.clone();
@@ -159,6 +205,48 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, jobs: SyncSe
     }
     // The channel may be full while the worker is busy: wait off the async threads.
     let _ = tokio::task::spawn_blocking(move || jobs.send(Job::Stop)).await;
+}
+
+/// One API connection: the TLS handshake (within the request timeout; a client certificate
+/// that does not chain to the issuing CA ends it here), then HTTP/1.1 as on the public side.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: tokio_rustls::TlsAcceptor,
+    builder: http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    st: Arc<State>,
+    jobs: SyncSender<Job>,
+) {
+    let stream = match tokio::time::timeout(st.limits.request_timeout, tls.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(target: "hljca::access", %peer, error = %e, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(target: "hljca::access", %peer, "TLS handshake not finished in time");
+            return;
+        }
+    };
+    let client = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| Arc::new(c.to_vec()));
+    let service = service_fn(move |req| {
+        let (st, tx, client) = (st.clone(), jobs.clone(), client.clone());
+        async move { Ok::<_, Infallible>(handle(req, st, tx, peer, Side::Api(client)).await) }
+    });
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+    match conn.await {
+        Ok(()) => {}
+        Err(e) if e.is_timeout() || e.is_parse() || e.is_parse_too_large() => {
+            tracing::warn!(target: "hljca::access", %peer, error = %e, "connection refused")
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "connection ended"),
+    }
 }
 
 /// Which route a path names.
@@ -232,7 +320,7 @@ async fn dispatch(
             Some(o) => o,
             None => ocsp_http::get(req, st, jobs).await,
         },
-        Route::Other => Outcome::error(StatusCode::NOT_FOUND, "not found"),
+        Route::Other | Route::Api => Outcome::error(StatusCode::NOT_FOUND, "not found"),
     }
 }
 
@@ -241,18 +329,32 @@ async fn handle(
     st: Arc<State>,
     jobs: SyncSender<Job>,
     peer: SocketAddr,
+    side: Side,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let route = route_of(&path, &st);
-    let outcome =
-        match tokio::time::timeout(st.limits.request_timeout, dispatch(req, route, &st, &jobs))
-            .await
-        {
-            Ok(o) => o,
-            Err(_) => Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
-        };
+    let (route, client) = match side {
+        Side::Public => (route_of(&path, &st), None),
+        Side::Api(c) => (Route::Api, Some(c)),
+    };
+    let work = async {
+        match client {
+            Some(c) => crate::api::handle(req, &st, &jobs, c).await,
+            None => dispatch(req, route, &st, &jobs).await,
+        }
+    };
+    let outcome = match tokio::time::timeout(st.limits.request_timeout, work).await {
+        Ok(o) => o,
+        Err(_) if route == Route::Api => crate::api::error::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "request-timeout",
+            "the call did not finish in time; with an Idempotency-Key, send it again",
+        )
+        .outcome(),
+        Err(_) => Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
+    };
     let took = started.elapsed();
     let code = outcome.resp.status().as_u16();
     st.metrics.request(route, code, took);

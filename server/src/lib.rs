@@ -2,19 +2,20 @@
 //!
 //! This crate owns HTTP for the CA: the OCSP responder (RFC 6960 in the RFC 5019 profile,
 //! POST and GET), publication of the issuing CA's CRL and of both CA certificates at the paths
-//! of the URLs written into certificates, `/healthz` and `/metrics` (Prometheus text). It owns
-//! no PKI logic: requests are read, statuses looked up and answers signed by
-//! `hljca_core::ocsp`, CRLs made by `Ca::generate_crl`.
+//! of the URLs written into certificates, `/healthz` and `/metrics` (Prometheus text) on the
+//! public listener; and, on a listener of its own (`[serve] api_listen`), the
+//! client-certificate API for automated jobs ([`api`]: JSON over HTTPS with rustls, the client
+//! certificate an operator certificate). It owns no PKI logic: requests are read, statuses
+//! looked up and answers signed by `hljca_core::ocsp`, CRLs made by `Ca::generate_crl`,
+//! API calls run by `hljca_core` (the issuance engine, `revoke`, the operators' roles).
 //!
 //! Shape: the CA (database, operator login, CA token session — none of them for async
 //! tasks) lives on the calling thread as the [`worker`]; hyper 1 on a tokio runtime answers
-//! requests, serves signed answers from the cache (`cache.rs`) and sends the worker a job for the rest.
-//!
-//! Not here yet: the client-certificate API (operators authenticated by the certificates on
-//! their USBKEYs, over rustls). It waits for operator certificates (another issue); see
-//! `TODO(api)` below.
+//! requests, serves signed answers from the cache (`cache.rs`) and sends the worker a job for
+//! the rest (OCSP answers to sign, health checks, API calls).
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod cache;
 mod docs;
 mod http;
@@ -32,10 +33,6 @@ use hljca_core::{Ca, CoreError, Secrets};
 use hljca_token::Module;
 
 pub use docs::Routes;
-
-// TODO(api): the operator API with client-certificate authentication (TLS via rustls, the
-// operator's certificate checked against the store like a login) belongs beside these routes
-// once operator certificates exist; until then the server publishes and answers only.
 
 /// Errors that stop the server.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +96,8 @@ pub struct Bound {
     pub routes: Routes,
     /// Configured URLs not under `[serve] public_base_url` (served at their paths anyway).
     pub outside_base: Vec<String>,
+    /// Where the client-certificate API listens (HTTPS), when it is on.
+    pub api_addr: Option<SocketAddr>,
 }
 
 fn check(s: &hljca_core::config::ServeConfig) -> Result<(), ServerError> {
@@ -131,7 +130,8 @@ fn cert_doc(path: &std::path::Path) -> Result<docs::Doc, ServerError> {
 }
 
 /// Runs the server until SIGTERM or Ctrl-C: opens the CA keys once and holds them, publishes
-/// a current CRL, binds `listen` (else `[serve] listen`), calls `on_listening`, and answers
+/// a current CRL, binds `listen` (else `[serve] listen`) and the API's `api_listen` (else
+/// `[serve] api_listen`; no API when neither is set), calls `on_listening`, and answers
 /// requests; in-flight requests finish before it returns.
 ///
 /// `ca` must be able to generate CRLs (its operator holds the ca-admin role). The CA worker
@@ -141,6 +141,7 @@ pub fn run(
     module: Option<&'static Module>,
     secrets: Secrets,
     listen: Option<&str>,
+    api_listen: Option<&str>,
     on_listening: impl FnOnce(&Bound),
 ) -> Result<(), ServerError> {
     let config = ca.config().clone();
@@ -162,7 +163,7 @@ pub fn run(
         },
         parser: OnceLock::new(),
     });
-    let (worker, keys, responder) = worker::Worker::open(ca, module, secrets, state.clone())?;
+    let (mut worker, keys, responder) = worker::Worker::open(ca, module, secrets, state.clone())?;
     let _ = state.parser.set(responder);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -182,14 +183,67 @@ pub fn run(
             addr: addr.clone(),
             source,
         })?;
+    let api = match api_listen.or(serve.api_listen.as_deref()) {
+        None => None,
+        Some(api_addr) => {
+            let issuing_der = hljca_core::ca::issuing_der(worker.ca().home())?;
+            let (tls, renew) = match (&serve.tls_cert, &serve.tls_key) {
+                (Some(cert), Some(key)) => {
+                    let home = worker.ca().home().dir();
+                    let (cert, key) = (home.join(cert), home.join(key));
+                    (
+                        api::tls::config(api::tls::configured(&cert, &key)?, &issuing_der)?.0,
+                        None,
+                    )
+                }
+                (None, None) => {
+                    let hosts = if serve.api_hosts.is_empty() {
+                        hljca_core::api::default_hosts(&serve.public_base_url)
+                    } else {
+                        serve.api_hosts.clone()
+                    };
+                    let cert = worker.api_tls_cert(&keys, &hosts, serve.api_cert_days)?;
+                    let (tls, resolver) = api::tls::from_ca(&cert, &issuing_der)?;
+                    (tls, Some((resolver, hosts, cert)))
+                }
+                _ => {
+                    return Err(ServerError::Config(
+                        "tls_cert and tls_key go together (or neither: a certificate from the issuing CA)".into(),
+                    ));
+                }
+            };
+            if let Some((resolver, hosts, cert)) = renew {
+                worker.renew_api_tls_into(resolver, hosts, serve.api_cert_days, cert);
+            }
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(api_addr))
+                .map_err(|source| ServerError::Listen {
+                    addr: api_addr.to_owned(),
+                    source,
+                })?;
+            Some(http::ApiListener {
+                listener,
+                tls: tokio_rustls::TlsAcceptor::from(tls),
+            })
+        }
+    };
+    let api_addr = api
+        .as_ref()
+        .map(|a| a.listener.local_addr())
+        .transpose()
+        .map_err(|source| ServerError::Listen {
+            addr: "api".into(),
+            source,
+        })?;
     on_listening(&Bound {
         addr: local,
         routes,
         outside_base: Routes::outside_base(&config),
+        api_addr,
     });
-    tracing::info!(%local, "listening");
+    tracing::info!(%local, api = ?api_addr, "listening");
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    let server = rt.spawn(http::serve(listener, state, tx));
+    let server = rt.spawn(http::serve(listener, api, state, tx));
     worker.run(keys, rx);
     if let Err(e) = rt.block_on(server) {
         tracing::error!(error = %e, "HTTP server task failed");

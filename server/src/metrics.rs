@@ -20,18 +20,21 @@ pub enum Route {
     Health,
     /// /metrics.
     Metrics,
+    /// The client-certificate API (`/api/v1/…` on `api_listen`).
+    Api,
     /// Anything else.
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 7] = [
+    const ALL: [Route; 8] = [
         Route::OcspPost,
         Route::OcspGet,
         Route::Crl,
         Route::CaCert,
         Route::Health,
         Route::Metrics,
+        Route::Api,
         Route::Other,
     ];
     fn name(self) -> &'static str {
@@ -42,14 +45,15 @@ impl Route {
             Route::CaCert => "ca_cert",
             Route::Health => "healthz",
             Route::Metrics => "metrics",
+            Route::Api => "api",
             Route::Other => "other",
         }
     }
 }
 
 /// HTTP status codes counted one by one; the rest are `other`.
-const CODES: [u16; 13] = [
-    200, 304, 400, 404, 405, 408, 413, 414, 415, 431, 500, 503, 0,
+const CODES: [u16; 17] = [
+    200, 201, 304, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 431, 500, 503, 0,
 ];
 
 /// OCSP answers (the `status` label): certificate statuses and OCSPResponseStatus errors.

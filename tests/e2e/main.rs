@@ -6,6 +6,7 @@
 mod pg_cluster;
 mod support;
 
+mod api;
 mod apps;
 mod bad_input;
 mod batch;

@@ -10,9 +10,11 @@ use crate::support::*;
 
 /// A running `hljca serve`, killed (and reaped) when dropped, so a failing test leaves no
 /// server behind.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub base: String,
+    /// `https://ADDRESS` of the client-certificate API, when it was asked for.
+    pub api: Option<String>,
     log: PathBuf,
 }
 
@@ -25,9 +27,17 @@ impl Drop for Server {
 
 impl Server {
     fn start(env: &Env) -> Server {
+        Server::start_with(env, &[])
+    }
+
+    /// Starts `hljca -v serve --listen 127.0.0.1:0` with `extra` arguments; with
+    /// `--api-listen`, waits for the API's line too.
+    pub(crate) fn start_with(env: &Env, extra: &[&str]) -> Server {
         let log = env.dir.path().join("serve.log");
+        let mut args = vec!["-v", "serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
         let mut child = env
-            .cmd(&["-v", "serve", "--listen", "127.0.0.1:0"])
+            .cmd(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -35,33 +45,48 @@ impl Server {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the first line, then drains the rest so the server never blocks on stdout.
+        // Sends every line, so the server never blocks on stdout.
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next().and_then(|l| l.ok()));
-            for _ in lines {}
+            for l in BufReader::new(stdout).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
         });
         let mut server = Server {
             child,
             base: String::new(),
+            api: None,
             log,
         };
-        let first = rx.recv_timeout(Duration::from_secs(120)).ok().flatten();
-        let Some(first) = first else {
+        let Ok(first) = rx.recv_timeout(Duration::from_secs(120)) else {
             panic!("hljca serve printed nothing:\n{}", server.logs());
         };
         let addr = first
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("first line `{first}`"));
         server.base = addr.to_owned();
+        if extra.contains(&"--api-listen") {
+            while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
+                if let Some(rest) = l.strip_prefix("api ") {
+                    let url = rest.split_whitespace().next().unwrap_or("");
+                    let host = url.trim_end_matches("/api/v1/certificates");
+                    server.api = Some(host.to_owned());
+                    break;
+                }
+            }
+            assert!(server.api.is_some(), "no api line:\n{}", server.logs());
+        }
+        std::thread::spawn(move || for _ in rx {});
         server
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -17,10 +17,10 @@ use x509_parser::public_key::PublicKey;
 
 use crate::Ca;
 use crate::eligibility::{Request, Step};
-use crate::engine::{Engine, IssueParams, IssuedCert, KeySource};
+use crate::engine::{Engine, Fee, IssueOutcome, IssueParams, IssuedCert, KeySource};
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
-use crate::keys::Secrets;
+use crate::keys::{CaKeys, Secrets};
 use crate::profile::SubjectKey;
 
 /// Token label recorded on certificate rows issued from a CSR.
@@ -252,6 +252,7 @@ impl Ca {
             crate::operators::Role::CaAdmin,
             "direct issuance from a CSR",
         )?;
+        // Refused before any login; the engine checks again under its lease.
         self.eligible(
             Step::Issue,
             &Request {
@@ -263,11 +264,8 @@ impl Ca {
             },
         )?;
         let keys = self.ca_keys(module, secrets)?;
-        let engine = Engine::new(self, &keys)?;
-        let mut params = IssueParams::new(csr.cert_type, applicant.clone());
-        params.source = KeySource::Csr(csr.clone());
-        params.fee = Some(fee.fee(self, csr.cert_type)?);
-        let issued = params.issue(self, &engine, None)?;
+        let fee = fee.fee(self, csr.cert_type)?;
+        let issued = self.issue_checked_csr(&keys, csr, applicant, fee, None)?;
         if let (Some(o), Some(c)) = (out, issued.certificates.first()) {
             let pem_text = std::fs::read(&c.pem).map_err(CoreError::io("reading", &c.pem))?;
             write_file(o, &pem_text, 0o644)?;
@@ -285,5 +283,26 @@ impl Ca {
             out: out.map(Path::to_path_buf),
             note,
         })
+    }
+}
+
+impl Ca {
+    /// The one CSR issuance path (`issue --csr` and the server's API): the engine (which runs
+    /// the eligibility check) with `keys` (the command's or the server's open CA keys), the fee
+    /// booked with it and `external_id` recorded on the rows. Role checks are the caller's.
+    pub(crate) fn issue_checked_csr(
+        &mut self,
+        keys: &CaKeys<'_>,
+        csr: &CheckedCsr,
+        applicant: &Applicant,
+        fee: Fee,
+        external_id: Option<&str>,
+    ) -> Result<IssueOutcome> {
+        let engine = Engine::new(self, keys)?;
+        let mut params = IssueParams::new(csr.cert_type, applicant.clone());
+        params.source = KeySource::Csr(csr.clone());
+        params.fee = Some(fee);
+        params.external_id = external_id.map(str::to_owned);
+        params.issue(self, &engine, None)
     }
 }

@@ -56,6 +56,10 @@ pub(super) fn commit(
             )?;
         }
         store::set_stage(tx, iss.id, from, Stage::Committed)?;
+        // An API request's idempotency key gets its serial in the same transaction.
+        if let (Some(ext), Some(first)) = (&iss.external_id, made.first()) {
+            store::api::link(tx, ext, &first.serial)?;
+        }
         if let Some(app) = iss.application_id {
             record_token(tx, AppId(app), &label, &serial)?;
             move_in(

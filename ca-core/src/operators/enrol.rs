@@ -12,6 +12,7 @@ use crate::engine::Authority;
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
 use crate::profile::{SubjectKey, ca_subject, random_serial};
+
 use crate::store::{OperatorRecord, operators};
 use crate::time_fmt::ts;
 use crate::{Ca, audit};
@@ -29,7 +30,7 @@ pub struct NewOperator {
     pub token: TokenSelector,
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(super) fn check_name(name: &str) -> Result<()> {
     let n = name.trim();
     if n.is_empty()
         || n.chars().count() > 64
@@ -116,25 +117,17 @@ impl Ca {
         let key =
             session.generate_p256_with_id(&format!("{OPERATOR_LABEL} {}", new.name), &key_id)?;
         let made = (|| -> Result<OperatorRecord> {
-            let serial = random_serial();
-            let start = self.now();
-            let until = crate::validity::add_years(start, 3);
-            let days = (until - start).whole_days() as u32;
-            let validity = crate::validity::end_entity(start, days, auth.issuing_not_after());
             let subject_key = SubjectKey {
                 bits: key.public.subject_public_key_bits(),
                 alg: key.public.rcgen_algorithm(),
             };
-            let cert = operator_params(&new.name, new.site, serial, validity)?
-                .signed_by(&subject_key, auth.issuer())
-                .map_err(CoreError::cert("operator certificate"))?;
-            auth.check_signed(cert.der(), &serial, &subject_key)?;
-            let serial_hex = hex::encode(serial);
-            let subject_der = crate::issue::subject_der(cert.der())?;
+            let (serial_hex, der, not_after) =
+                self.sign_operator_cert(&auth, &new.name, new.site, &subject_key)?;
+            let subject_der = crate::issue::subject_der(&der)?;
             session.store_certificate(
                 &key_id,
                 &format!("{OPERATOR_LABEL} {serial_hex}"),
-                cert.der(),
+                &der,
                 &subject_der,
             )?;
             Ok(OperatorRecord {
@@ -145,9 +138,9 @@ impl Ca {
                 token_label: info.label.clone(),
                 token_serial: info.serial.clone(),
                 key_id: key_id.to_hex(),
-                der: cert.der().to_vec(),
+                der,
                 status: "active".into(),
-                not_after: ts(validity.not_after),
+                not_after: ts(not_after),
                 enrolled_at: ts(crate::time_fmt::now()),
                 enrolled_by: if first {
                     "(CA key custodian)".into()
@@ -172,20 +165,7 @@ impl Ca {
         } else {
             self.operator.clone()
         };
-        let written = self.store.write("enrol operator", |tx| {
-            operators::insert(tx, &rec)?;
-            audit::append(
-                tx,
-                &op,
-                "operator.enrol",
-                &rec.cert_serial,
-                &serde_json::json!({
-                    "name": rec.name, "site": rec.site, "roles": rec.roles,
-                    "token_label": rec.token_label, "token_serial": rec.token_serial,
-                    "key_id": rec.key_id, "not_after": rec.not_after, "first": first,
-                }),
-            )
-        });
+        let written = self.record_operator(&op, &rec, serde_json::json!({ "first": first }));
         self.store.set_bootstrap(false);
         self.store.set_actor(&self.operator);
         if let Err(e) = written {
@@ -193,6 +173,47 @@ impl Ca {
             return Err(e);
         }
         Ok(rec)
+    }
+
+    /// Signs an operator certificate for `key` with the issuing CA: (serial hex, DER, notAfter).
+    pub(super) fn sign_operator_cert(
+        &self,
+        auth: &Authority<'_>,
+        name: &str,
+        site: Site,
+        key: &SubjectKey,
+    ) -> Result<(String, Vec<u8>, time::OffsetDateTime)> {
+        let serial = random_serial();
+        let start = self.now();
+        let until = crate::validity::add_years(start, 3);
+        let days = (until - start).whole_days() as u32;
+        let validity = crate::validity::end_entity(start, days, auth.issuing_not_after());
+        let cert = operator_params(name, site, serial, validity)?
+            .signed_by(key, auth.issuer())
+            .map_err(CoreError::cert("operator certificate"))?;
+        auth.check_signed(cert.der(), &serial, key)?;
+        Ok((hex::encode(serial), cert.der().to_vec(), validity.not_after))
+    }
+
+    /// The operator row and its `operator.enrol` audit row, one write (`extra` joins the details).
+    pub(super) fn record_operator(
+        &self,
+        op: &str,
+        rec: &OperatorRecord,
+        extra: serde_json::Value,
+    ) -> Result<()> {
+        let mut details = serde_json::json!({
+            "name": rec.name, "site": rec.site, "roles": rec.roles,
+            "token_label": rec.token_label, "token_serial": rec.token_serial,
+            "key_id": rec.key_id, "not_after": rec.not_after,
+        });
+        if let (Some(d), serde_json::Value::Object(x)) = (details.as_object_mut(), extra) {
+            d.extend(x);
+        }
+        self.store.write("enrol operator", |tx| {
+            operators::insert(tx, rec)?;
+            audit::append(tx, op, "operator.enrol", &rec.cert_serial, &details)
+        })
     }
 
     /// Replaces an operator's roles (ca-admin).
@@ -250,13 +271,15 @@ impl Ca {
             .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
     }
 
-    /// Refuses a change that would leave no active ca-admin.
+    /// Refuses a change that would leave no active ca-admin with a USBKEY (a job's operator,
+    /// enrolled from a CSR, cannot log in to the CLI).
     fn keep_an_admin(&self, serial: &str, stays_admin: bool) -> Result<()> {
         let admins = self
             .store
             .operators()?
             .into_iter()
             .filter(|o| o.status == "active" && o.roles.iter().any(|r| r == "ca-admin"))
+            .filter(|o| o.token_label != super::CSR_OPERATOR_TOKEN)
             .filter(|o| o.cert_serial != serial || stays_admin)
             .count();
         if admins == 0 {

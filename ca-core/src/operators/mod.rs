@@ -5,6 +5,7 @@
 //! revoked, and the operator's roles say what they may do. Every audit row the command writes is
 //! signed with the operator key (see `Store::commit`).
 
+mod csr;
 mod enrol;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use crate::Ca;
 use crate::error::{CoreError, Result};
 use crate::store::{AuditSigner, OperatorRecord};
 
+pub use csr::{CSR_OPERATOR_TOKEN, NewCsrOperator};
 pub use enrol::NewOperator;
 
 /// Label prefix of operator objects on a token.
@@ -285,7 +287,18 @@ impl Ca {
     }
 
     /// Refuses unless the logged-in operator holds `role` (for `what`).
+    /// While the CA acts for an API client ([`Ca::acting_for`]), the client's roles count.
     pub fn require(&self, role: Role, what: &str) -> Result<()> {
+        if let Some(d) = &self.delegation {
+            if d.roles.contains(&role) {
+                return Ok(());
+            }
+            return Err(CoreError::MissingRole {
+                operator: d.actor.clone(),
+                role: role.as_str(),
+                what: what.to_owned(),
+            });
+        }
         match &self.operator_session {
             None => Err(CoreError::NotLoggedIn),
             Some(s) if s.roles.contains(&role) => Ok(()),

@@ -76,4 +76,3 @@ pub fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
-

@@ -1,14 +1,15 @@
 //! The store: every table and every statement of the CA, on SQLite (one file in the home, WAL,
 //! the embedded default) or PostgreSQL (one database shared by the sites), through [`db`].
 
+pub(crate) mod api;
 pub(crate) mod binding;
 mod certs;
 pub mod copy;
 pub(crate) mod crls;
 pub mod db;
-mod location;
 mod issuances;
 pub(crate) mod jobs;
+mod location;
 pub(crate) mod operators;
 mod schema;
 pub(crate) mod summary;
@@ -22,6 +23,7 @@ pub use location::{Location, redact};
 
 use crate::error::{CoreError, Result};
 
+pub use api::IdempotencyRow;
 pub(crate) use certs::insert_pending;
 pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};

@@ -1,7 +1,9 @@
 //! `hljca operator`: enrol, list, change roles, revoke.
 
 use hljca_core::applications::Site;
-use hljca_core::operators::{NewOperator, Role, parse_roles};
+use std::path::Path;
+
+use hljca_core::operators::{NewCsrOperator, NewOperator, Role, parse_roles};
 use hljca_token::TokenSelector;
 
 use crate::Failure;
@@ -20,9 +22,17 @@ pub fn run(cli: &Cli, c: &OperatorCmd) -> Result<(), Failure> {
             site,
             roles,
             token,
+            csr,
+            out,
         } => {
             let site: Site = site.parse().map_err(bad)?;
             let roles = parse_roles(roles).map_err(bad)?;
+            let Some(token) = token else {
+                let csr = csr
+                    .as_deref()
+                    .ok_or_else(|| bad("operator add needs --token or --csr".into()))?;
+                return add_csr(cli, name, site, roles, csr, out.as_deref());
+            };
             // The first operator of a CA is enrolled by the CA key custodian (CA PIN) alone.
             let mut ca = match super::open_ca(cli)?
                 .operators()?
@@ -154,4 +164,55 @@ pub fn run(cli: &Cli, c: &OperatorCmd) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `operator add --csr`: an operator for a job that holds its own key.
+fn add_csr(
+    cli: &Cli,
+    name: &str,
+    site: Site,
+    roles: Vec<Role>,
+    csr: &Path,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
+    let bytes = hljca_core::home::read_limited(csr, 64 * 1024, "--csr")?;
+    let mut ca = super::open_ca_login(cli)?;
+    let mut s = secrets::gather(cli)?;
+    let module = if ca.config().ca.key_store == hljca_core::KeyStore::Hsm {
+        secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+        Some(ca.module(cli.pkcs11_module.as_deref())?)
+    } else {
+        None
+    };
+    let rec = ca.enrol_csr_operator(
+        module,
+        &s,
+        &NewCsrOperator {
+            name: name.to_owned(),
+            site,
+            roles,
+            csr: bytes,
+        },
+    )?;
+    let pem = hljca_core::ca::pem_cert(&rec.der);
+    if let Some(o) = out {
+        hljca_core::home::write_file(o, pem.as_bytes(), 0o644)?;
+    }
+    if cli.json {
+        let mut v = serde_json::to_value(&rec)?;
+        v["pem"] = serde_json::json!(pem);
+        v["out"] = serde_json::json!(out);
+        return Ok(output::json(&v)?);
+    }
+    println!(
+        "operator {} enrolled for its own key: certificate {}, roles {}",
+        rec.name,
+        rec.cert_serial,
+        rec.roles.join(",")
+    );
+    match out {
+        Some(o) => println!("certificate written to {}", o.display()),
+        None => print!("{pem}"),
+    }
+    Ok(())
 }

@@ -24,26 +24,39 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    hljca_server::run(ca, module, s, a.listen.as_deref(), |b| {
-        let base = format!("http://{}", b.addr);
-        let r = &b.routes;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on {base}");
-        let _ = writeln!(
-            out,
-            "ocsp        {base}{} (POST, or GET {0}/BASE64)",
-            r.ocsp
-        );
-        let _ = writeln!(out, "crl         {base}{}", r.crl);
-        let _ = writeln!(out, "issuing ca  {base}{}", r.issuing);
-        let _ = writeln!(out, "root ca     {base}{}", r.root);
-        let _ = writeln!(out, "health      {base}/healthz, metrics {base}/metrics");
-        let _ = out.flush();
-        for u in &b.outside_base {
-            tracing::warn!(
-                "{u} is not under [serve] public_base_url; it is served at its path all the same"
+    hljca_server::run(
+        ca,
+        module,
+        s,
+        a.listen.as_deref(),
+        a.api_listen.as_deref(),
+        |b| {
+            let base = format!("http://{}", b.addr);
+            let r = &b.routes;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on {base}");
+            let _ = writeln!(
+                out,
+                "ocsp        {base}{} (POST, or GET {0}/BASE64)",
+                r.ocsp
             );
-        }
-    })?;
+            let _ = writeln!(out, "crl         {base}{}", r.crl);
+            let _ = writeln!(out, "issuing ca  {base}{}", r.issuing);
+            let _ = writeln!(out, "root ca     {base}{}", r.root);
+            let _ = writeln!(out, "health      {base}/healthz, metrics {base}/metrics");
+            if let Some(api) = b.api_addr {
+                let _ = writeln!(
+                    out,
+                    "api         https://{api}/api/v1/certificates (client certificate: an operator's)"
+                );
+            }
+            let _ = out.flush();
+            for u in &b.outside_base {
+                tracing::warn!(
+                    "{u} is not under [serve] public_base_url; it is served at its path all the same"
+                );
+            }
+        },
+    )?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! made by other commands), regenerates the CRL, renews the OCSP signing certificate and
 //! signs OCSP answers ahead of requests.
 
+mod tls;
 mod watch;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -22,6 +23,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::State;
+use crate::api::calls::{ApiAnswer, ApiCall};
+use crate::api::error::ApiError;
 use crate::cache::Entry;
 use crate::docs::etag;
 
@@ -48,6 +51,15 @@ pub enum Job {
     Health {
         /// Where the report goes.
         reply: oneshot::Sender<Health>,
+    },
+    /// A call of the client-certificate API.
+    Api {
+        /// The client certificate (DER) the TLS layer verified.
+        client: Vec<u8>,
+        /// The call (boxed: a job stays small on the channel).
+        call: Box<ApiCall>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<ApiAnswer, ApiError>>,
     },
     /// Stop (the server has shut down).
     Stop,
@@ -103,6 +115,7 @@ pub struct Worker {
     backlog: VecDeque<Query>,
     queued: HashSet<Vec<u8>>,
     failures: u32,
+    api_tls: Option<tls::ApiTls>,
 }
 
 fn validity(serve: &hljca_core::config::ServeConfig) -> time::Duration {
@@ -149,6 +162,7 @@ impl Worker {
             backlog: VecDeque::new(),
             queued: HashSet::new(),
             failures: 0,
+            api_tls: None,
         };
         w.load_crl()?;
         w.maintain_crl()?;
@@ -212,6 +226,14 @@ impl Worker {
                     Ok(Job::Health { reply }) => {
                         let _ = reply.send(self.health(None));
                     }
+                    Ok(Job::Api { reply, .. }) => {
+                        let _ = reply.send(Err(ApiError::new(
+                            hyper::StatusCode::SERVICE_UNAVAILABLE,
+                            None,
+                            "unavailable",
+                            "the CA token is unavailable; try again",
+                        )));
+                    }
                     Err(RecvTimeoutError::Timeout) => break,
                 }
             }
@@ -254,6 +276,14 @@ impl Worker {
                 }
                 Ok(Job::Health { reply }) => {
                     let _ = reply.send(self.health(Some(keys)));
+                }
+                Ok(Job::Api {
+                    client,
+                    call,
+                    reply,
+                }) => {
+                    let answer = crate::api::calls::run(&mut self.ca, keys, &client, *call);
+                    let _ = reply.send(answer);
                 }
                 Err(RecvTimeoutError::Timeout) => self.precompute(signer),
             }
@@ -386,6 +416,7 @@ impl Worker {
         for q in self.state.cache.due(now) {
             self.enqueue(q);
         }
+        self.renew_api_tls(keys, now);
     }
 
     fn health(&self, keys: Option<&CaKeys<'_>>) -> Health {
