@@ -171,6 +171,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn postgres_leases_are_seen_by_every_connection_and_end_with_theirs() {
+        let (_, url) = crate::store::pg_cluster::database();
+        let space = LeaseSpace::Postgres(url);
+        let lease = Lease::acquire(&space).unwrap();
+        let id = lease.id().to_owned();
+        // Another connection (another site) sees it held.
+        assert!(matches!(Lease::probe(&space, &id).unwrap(), Probe::Held));
+        drop(lease);
+        let Probe::Taken(again) = Lease::probe(&space, &id).unwrap() else {
+            panic!("a released lease is free");
+        };
+        assert!(matches!(Lease::probe(&space, &id).unwrap(), Probe::Held));
+        drop(again);
+        // Leases of an unreachable database are an error, never "free".
+        let gone = LeaseSpace::Postgres("postgresql://x@/y?host=/nonexistent".into());
+        assert!(Lease::probe(&gone, &id).is_err());
+    }
+
+    #[test]
     fn a_held_lease_cannot_be_taken_and_a_dropped_one_can() {
         let dir = tempfile::tempdir().unwrap();
         let home = LeaseSpace::Files(Home::new(dir.path()));

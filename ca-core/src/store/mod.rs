@@ -147,6 +147,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Refuses, before anything is made, a database `create` would refuse: a PostgreSQL
+    /// database that cannot be reached or is not empty (a SQLite file is checked by `create`).
+    pub fn check_creatable(loc: &Location) -> Result<()> {
+        if let Location::Postgres(url) = loc {
+            let db = Db::open_postgres(url).map_err(connect_error(loc))?;
+            if !schema::is_empty(&db)? {
+                return Err(CoreError::Refused(format!(
+                    "database {} is not empty; `hljca init` never overwrites a CA's history",
+                    loc.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Connects to an existing database without checking or migrating its schema (`db status`,
     /// `db migrate`, copies).
     pub fn connect(loc: &Location) -> Result<Store> {
@@ -429,6 +444,32 @@ mod tests {
             t.join().unwrap();
         });
         assert_eq!(crate::audit::verify(&a.conn).unwrap(), 40);
+    }
+
+    #[test]
+    fn a_connection_dropped_in_a_write_writes_nothing() {
+        let (name, url) = pg_cluster::database();
+        let loc = Location::Postgres(url);
+        let s = Store::create(&loc).unwrap();
+        s.set_bootstrap(true);
+        let r = s.write("t", |tx| {
+            crate::audit::append(tx, "op", "t.first", "x", &serde_json::json!({}))?;
+            // Another session ends this one's connection mid-transaction.
+            pg_cluster::cluster().psql(
+                &name,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            );
+            crate::audit::append(tx, "op", "t.second", "x", &serde_json::json!({}))
+        });
+        let err = r.unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let again = Store::open(&loc, std::path::Path::new("/x")).unwrap();
+        assert_eq!(
+            crate::audit::verify(&again.conn).unwrap(),
+            0,
+            "nothing was written"
+        );
     }
 
     #[test]
