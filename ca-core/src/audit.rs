@@ -4,7 +4,8 @@
 //! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details)`.
 //! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
 
-use crate::store::db::{Db, Tx, params};
+use crate::store::audit_log;
+use crate::store::db::{Db, Tx};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -69,13 +70,7 @@ pub(crate) fn append(
     object: &str,
     details: &serde_json::Value,
 ) -> Result<()> {
-    let last: Option<(i64, String)> = conn
-        .query_opt(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            params![],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(CoreError::db("audit tail"))?;
+    let last = audit_log::tail(conn)?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_owned()),
@@ -83,45 +78,29 @@ pub(crate) fn append(
     let at = ts(now());
     let details = details.to_string();
     let hash = row_hash(&prev, seq, &at, operator, action, object, &details);
-    crate::store::exec(
+    audit_log::insert(
         conn,
-        "INSERT INTO audit_log (seq, at, operator, action, object, details, prev_hash, hash, site) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+        &AuditEntry {
             seq,
             at,
-            operator,
-            action,
-            object,
+            operator: operator.to_owned(),
+            action: action.to_owned(),
+            object: object.to_owned(),
             details,
-            prev,
+            prev_hash: prev,
             hash,
-            conn.site()
-        ],
+        },
     )
-    .map_err(CoreError::db("audit append"))?;
-    Ok(())
 }
 
 /// All rows in order.
 pub fn list(conn: &Db) -> Result<Vec<AuditEntry>> {
-    conn.query_vec(
-        "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY seq",
-        params![],
-        |r| {
-            Ok(AuditEntry {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                operator: r.get(2)?,
-                action: r.get(3)?,
-                object: r.get(4)?,
-                details: r.get(5)?,
-                prev_hash: r.get(6)?,
-                hash: r.get(7)?,
-            })
-        },
-    )
-    .map_err(CoreError::db("audit list"))
+    let mut out = Vec::new();
+    audit_log::for_each(conn, |e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Recomputes the chain; returns the number of rows when intact.
@@ -129,13 +108,8 @@ pub fn verify(conn: &Db) -> Result<usize> {
     // Streamed in order: memory stays flat however long the log is.
     let mut prev = GENESIS.to_owned();
     let mut n: i64 = 0;
-    conn.for_each(
-        "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY seq",
-        params![],
-        |row| {
-        let get =
-            |i: usize| -> Result<String> { row.get(i).map_err(CoreError::db("audit verify")) };
-        let seq: i64 = row.get(0).map_err(CoreError::db("audit verify"))?;
+    audit_log::for_each(conn, |row| {
+        let seq = row.seq;
         let expected_seq = n + 1;
         if seq != expected_seq {
             return Err(CoreError::AuditBroken {
@@ -145,32 +119,30 @@ pub fn verify(conn: &Db) -> Result<usize> {
                 ),
             });
         }
-        let prev_hash = get(6)?;
-        if prev_hash != prev {
+        if row.prev_hash != prev {
             return Err(CoreError::AuditBroken {
                 seq,
                 reason: "prev_hash does not match the previous row's hash".into(),
             });
         }
         let h = row_hash(
-            &prev_hash,
+            &row.prev_hash,
             seq,
-            &get(1)?,
-            &get(2)?,
-            &get(3)?,
-            &get(4)?,
-            &get(5)?,
+            &row.at,
+            &row.operator,
+            &row.action,
+            &row.object,
+            &row.details,
         );
-        let hash = get(7)?;
-        if h != hash {
+        if h != row.hash {
             return Err(CoreError::AuditBroken {
                 seq,
                 reason: "content does not match its hash: the row was changed".into(),
             });
         }
-        prev = hash;
+        prev = row.hash;
         n += 1;
-        Ok::<(), CoreError>(())
+        Ok(())
     })?;
     Ok(n as usize)
 }
@@ -181,14 +153,7 @@ pub fn verify(conn: &Db) -> Result<usize> {
 pub fn verify_rows(conn: &Db) -> Result<usize> {
     use crate::store::binding;
     let mut bound: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    let rows: Vec<(i64, String)> = conn
-        .query_vec(
-            "SELECT seq, details FROM audit_log WHERE action IN ('state.bind', 'state.baseline') ORDER BY seq",
-            params![],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(CoreError::db("bound rows"))?;
-    for (seq, details) in rows {
+    for (seq, details) in audit_log::states(conn)? {
         let v: serde_json::Value =
             serde_json::from_str(&details).map_err(|e| CoreError::AuditBroken {
                 seq,
@@ -201,13 +166,7 @@ pub fn verify_rows(conn: &Db) -> Result<usize> {
         }
     }
     let current = binding::current(conn)?;
-    let head: i64 = conn
-        .query_row(
-            "SELECT COALESCE(max(seq), 0) FROM audit_log",
-            params![],
-            |r| r.get(0),
-        )
-        .map_err(CoreError::db("audit head"))?;
+    let head = audit_log::head_seq(conn)?;
     for (key, digest) in &current {
         match bound.get(key) {
             Some((_, d)) if d == digest => {}
@@ -252,29 +211,11 @@ pub(crate) fn signed_message(seq: i64, hash: &str, cert_serial: &str) -> String 
 /// Returns the number of signed rows.
 pub fn verify_signatures(conn: &Db) -> Result<usize> {
     use p256::ecdsa::signature::Verifier;
-    let certs: std::collections::HashMap<String, Vec<u8>> = {
-        conn.query_vec("SELECT cert_serial, der FROM operators", params![], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map_err(CoreError::db("operators"))?
-        .into_iter()
-        .collect()
-    };
+    let certs = audit_log::operator_certs(conn)?;
     let mut keys: std::collections::HashMap<String, p256::ecdsa::VerifyingKey> = Default::default();
-    let first_signed: Option<i64> = conn
-        .query_row(
-            "SELECT min(seq) FROM audit_log WHERE signature IS NOT NULL",
-            params![],
-            |r| r.get(0),
-        )
-        .map_err(CoreError::db("first signed row"))?;
+    let first_signed = audit_log::first_signed(conn)?;
     let mut signed = 0;
-    conn.for_each(
-        "SELECT seq, hash, operator_cert, signature FROM audit_log ORDER BY seq",
-        params![],
-        |r| {
-        let (seq, hash, cert, sig): (i64, String, Option<String>, Option<Vec<u8>>) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    audit_log::for_each_signature(conn, |(seq, hash, cert, sig)| {
         let bad = |reason: String| CoreError::AuditBroken { seq, reason };
         let (Some(cert), Some(sig)) = (cert, sig) else {
             if first_signed.is_some_and(|f| seq > f) {
@@ -298,7 +239,7 @@ pub fn verify_signatures(conn: &Db) -> Result<usize> {
                 "the operator signature does not verify for certificate {cert}: the row was altered or re-attributed"
             )))?;
         signed += 1;
-        Ok::<(), CoreError>(())
+        Ok(())
     })?;
     Ok(signed)
 }
@@ -312,25 +253,14 @@ fn anchor_message(seq: i64, head: &str, at: &str) -> String {
 /// maker) and stores the anchor. Rows can be appended later; a log cut below an anchor no
 /// longer matches it. Returns the anchored sequence number (0 for an empty log).
 pub(crate) fn anchor(conn: &Tx<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
-    let last: Option<(i64, String)> = conn
-        .query_opt(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            params![],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(CoreError::db("audit tail"))?;
-    let Some((seq, head)) = last else {
+    let Some((seq, head)) = audit_log::tail(conn)? else {
         return Ok(0);
     };
     let at = ts(now());
     let signature = signer
         .sign(anchor_message(seq, &head, &at).as_bytes())
         .map_err(CoreError::cert("audit anchor"))?;
-    conn.execute(
-        "INSERT INTO audit_anchors (seq, head, at, signature, signer) VALUES (?1, ?2, ?3, ?4, 'seal-maker')",
-        params![seq, head, at, signature],
-    )
-    .map_err(CoreError::db("store audit anchor"))?;
+    audit_log::insert_anchor(conn, seq, &head, &at, &signature)?;
     Ok(seq)
 }
 
@@ -358,13 +288,7 @@ pub fn verify_anchors(conn: &Db, issuing_der: &[u8], maker_der: Option<&[u8]>) -
     let maker_key = maker_der
         .map(|d| p256_key(d, "seal maker certificate"))
         .transpose()?;
-    let anchors: Vec<(i64, String, String, Vec<u8>, String)> = conn
-        .query_vec(
-            "SELECT seq, head, at, signature, signer FROM audit_anchors ORDER BY id",
-            params![],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .map_err(CoreError::db("audit anchors"))?;
+    let anchors = audit_log::anchors(conn)?;
     for (seq, head, at, sig, signer) in &anchors {
         let bad = |reason: String| CoreError::AuditBroken { seq: *seq, reason };
         let key = match signer.as_str() {
@@ -379,13 +303,7 @@ pub fn verify_anchors(conn: &Db, issuing_der: &[u8], maker_der: Option<&[u8]>) -
             .map_err(|_| {
                 bad("the anchor's signature does not verify: the anchor was changed".into())
             })?;
-        let row: Option<String> = conn
-            .query_opt(
-                "SELECT hash FROM audit_log WHERE seq = ?1",
-                params![seq],
-                |r| r.get(0),
-            )
-            .map_err(CoreError::db("anchored row"))?;
+        let row = audit_log::hash_at(conn, *seq)?;
         match row {
             None => {
                 return Err(bad(format!(

@@ -145,14 +145,7 @@ fn write_backup(
     store.snapshot_into(&db_path)?;
     let snap = Store::connect(&Location::Sqlite(db_path.clone()))?;
     let schema_version = snap.schema_version()?;
-    let audit_rows: i64 = snap
-        .conn
-        .query_row(
-            "SELECT COALESCE(max(seq), 0) FROM audit_log",
-            crate::store::params![],
-            |r| r.get(0),
-        )
-        .map_err(CoreError::db("audit head"))?;
+    let audit_rows = crate::store::audit_log::head_seq(&snap.conn)?;
     drop(snap);
     // The home: configuration, CA certificates and key files, policies, issued files.
     let home_dir = home.dir().to_path_buf();

@@ -41,7 +41,6 @@ pub use error::{CoreError, Result};
 pub use home::Home;
 pub use keys::Secrets;
 pub use store::Store;
-use store::params;
 
 /// Loads the PKCS#11 module for the rest of the process: PKCS#11 allows one `C_Initialize`
 /// per process, and the operator's session on it lives as long as the process.
@@ -281,14 +280,7 @@ impl Ca {
 
     /// The hash of the newest audit row (record it outside the CA to detect a cut log later).
     pub fn audit_head(&self) -> Result<Option<String>> {
-        self.store
-            .conn
-            .query_opt(
-                "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                params![],
-                |r| r.get(0),
-            )
-            .map_err(CoreError::db("audit head"))
+        Ok(store::audit_log::tail(&self.store.conn)?.map(|(_, hash)| hash))
     }
 
     /// All audit rows.
@@ -298,13 +290,6 @@ impl Ca {
 
     /// How many audit rows there are (the head's sequence number; one indexed lookup).
     pub fn audit_count(&self) -> Result<i64> {
-        self.store
-            .conn
-            .query_row(
-                "SELECT COALESCE(max(seq), 0) FROM audit_log",
-                params![],
-                |r| r.get(0),
-            )
-            .map_err(error::CoreError::db("audit head"))
+        store::audit_log::head_seq(&self.store.conn)
     }
 }

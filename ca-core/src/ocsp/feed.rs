@@ -5,7 +5,6 @@
 //! The SQL is here rather than in `store/` while that module is being reworked; it reads the
 //! `certificates` and `crls` tables only.
 
-use crate::store::db::params;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -50,17 +49,7 @@ impl Ca {
     /// good, revoked ones (certificateHold included) revoked with their time and reason, and a
     /// serial this CA never issued (no row, or only a pending or voided one) unknown.
     pub fn ocsp_status(&self, serial: &str) -> Result<Status> {
-        // Prepared once per connection: the responder asks this for every answer it signs.
-        let row: Option<(String, Option<String>, Option<String>)> = self
-            .store
-            .conn
-            .query_opt(
-                "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
-                params![serial],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map_err(CoreError::db("OCSP status"))?;
-        Ok(match row {
+        Ok(match self.store.revocation_state(serial)? {
             Some((s, at, reason)) => match s.as_str() {
                 "issued" | "superseded" | "expired" => Status::Good,
                 "revoked" => Status::Revoked {
@@ -84,33 +73,17 @@ impl Ca {
 
     /// Certificate rows changed at or after `since` (all of them when `None`), oldest first.
     pub fn changed_since(&self, since: Option<&str>) -> Result<Vec<Change>> {
-        self.store
-            .conn
-            .query_vec(
-                "SELECT serial, updated_at FROM certificates WHERE updated_at >= ?1 \
-                 ORDER BY updated_at",
-                params![since.unwrap_or("")],
-                |r| {
-                    Ok(Change {
-                        serial: r.get(0)?,
-                        updated_at: r.get(1)?,
-                    })
-                },
-            )
-            .map_err(CoreError::db("changed certificates"))
+        Ok(self
+            .store
+            .changed_since(since.unwrap_or(""))?
+            .into_iter()
+            .map(|(serial, updated_at)| Change { serial, updated_at })
+            .collect())
     }
 
     /// Serials whose OCSP answer is good or revoked (the ones worth answering ahead).
     pub fn ocsp_serials(&self) -> Result<Vec<String>> {
-        self.store
-            .conn
-            .query_vec(
-                "SELECT serial FROM certificates \
-                 WHERE status IN ('issued', 'revoked', 'superseded') ORDER BY id DESC",
-                params![],
-                |r| r.get(0),
-            )
-            .map_err(CoreError::db("OCSP serials"))
+        self.store.ocsp_serials()
     }
 
     /// The CRL with the highest number, read from its file in the publish directory and

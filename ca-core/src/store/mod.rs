@@ -2,7 +2,9 @@
 //! the embedded default) or PostgreSQL (one database shared by the sites), through [`db`].
 
 pub(crate) mod api;
+pub(crate) mod audit_log;
 pub(crate) mod binding;
+pub(crate) mod bindings;
 mod certs;
 pub mod copy;
 pub(crate) mod crls;
@@ -10,6 +12,7 @@ pub mod db;
 mod issuances;
 pub(crate) mod jobs;
 mod location;
+mod ocsp;
 pub(crate) mod operators;
 mod schema;
 pub(crate) mod summary;
