@@ -136,6 +136,8 @@ pub struct CertRecord {
     /// The subject public key (SPKI bit string content), once generated.
     #[serde(skip)]
     pub spki: Option<Vec<u8>>,
+    /// The site that issued it (a CA shared by the sites), when recorded.
+    pub site: Option<String>,
 }
 
 impl std::ops::Deref for CertRecord {
@@ -148,7 +150,7 @@ impl std::ops::Deref for CertRecord {
 /// The summary columns first (see `summary::SUMMARY_COLUMNS`), then the heavy ones.
 pub(super) const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
     key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, external_id, application_id, \
-    issuance_id, applicant_json, der, seal, spki";
+    issuance_id, applicant_json, der, seal, spki, site";
 
 pub(super) fn from_row(r: &Row<'_>) -> DbResult<CertRecord> {
     Ok(CertRecord {
@@ -157,6 +159,7 @@ pub(super) fn from_row(r: &Row<'_>) -> DbResult<CertRecord> {
         der: r.get(19)?,
         seal: r.get(20)?,
         spki: r.get(21)?,
+        site: r.get(22)?,
     })
 }
 

@@ -44,9 +44,10 @@ pub enum DbError {
     /// SQLite said no.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    /// PostgreSQL said no (or could not be reached).
+    /// PostgreSQL said no (or could not be reached). Its message is the whole story: the
+    /// client error is not repeated as a cause.
     #[error("{}", pg::describe(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(Box<postgres::Error>),
     /// A column did not hold what the caller reads it as.
     #[error("column {index}: {reason}")]
     Column {
@@ -73,6 +74,12 @@ impl DbError {
             DbError::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
             _ => false,
         }
+    }
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> DbError {
+        DbError::Postgres(Box::new(e))
     }
 }
 
