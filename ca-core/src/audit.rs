@@ -1,7 +1,8 @@
 //! The audit trail: an append-only table whose rows are chained by SHA-256.
 //!
 //! Row n stores `prev_hash` (row n-1's hash, or 64 zeros) and
-//! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details)`.
+//! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details [| site])` — the
+//! site only on rows that record one (a CA shared by the sites), so older rows keep their hash.
 //! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
 
 use crate::store::audit_log;
@@ -33,27 +34,26 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// This row's hash.
     pub hash: String,
+    /// The site that wrote it, when recorded (covered by the hash).
+    pub site: Option<String>,
 }
 
-fn row_hash(
-    prev: &str,
-    seq: i64,
-    at: &str,
-    operator: &str,
-    action: &str,
-    object: &str,
-    details: &str,
-) -> String {
+fn row_hash(e: &AuditEntry) -> String {
     let mut h = Sha256::new();
-    for part in [
-        prev,
-        &seq.to_string(),
-        at,
-        operator,
-        action,
-        object,
-        details,
-    ] {
+    let seq = e.seq.to_string();
+    let mut parts = vec![
+        e.prev_hash.as_str(),
+        &seq,
+        &e.at,
+        &e.operator,
+        &e.action,
+        &e.object,
+        &e.details,
+    ];
+    if let Some(site) = &e.site {
+        parts.push(site);
+    }
+    for part in parts {
         // Length-prefix each field so no two different rows serialise the same.
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
@@ -77,20 +77,19 @@ pub(crate) fn append(
     };
     let at = ts(now());
     let details = details.to_string();
-    let hash = row_hash(&prev, seq, &at, operator, action, object, &details);
-    audit_log::insert(
-        conn,
-        &AuditEntry {
-            seq,
-            at,
-            operator: operator.to_owned(),
-            action: action.to_owned(),
-            object: object.to_owned(),
-            details,
-            prev_hash: prev,
-            hash,
-        },
-    )
+    let mut entry = AuditEntry {
+        seq,
+        at,
+        operator: operator.to_owned(),
+        action: action.to_owned(),
+        object: object.to_owned(),
+        details,
+        prev_hash: prev,
+        hash: String::new(),
+        site: conn.site(),
+    };
+    entry.hash = row_hash(&entry);
+    audit_log::insert(conn, &entry)
 }
 
 /// All rows in order.
@@ -125,15 +124,7 @@ pub fn verify(conn: &Db) -> Result<usize> {
                 reason: "prev_hash does not match the previous row's hash".into(),
             });
         }
-        let h = row_hash(
-            &row.prev_hash,
-            seq,
-            &row.at,
-            &row.operator,
-            &row.action,
-            &row.object,
-            &row.details,
-        );
+        let h = row_hash(&row);
         if h != row.hash {
             return Err(CoreError::AuditBroken {
                 seq,
@@ -365,6 +356,7 @@ mod tests {
             "UPDATE audit_log SET at = '2020-01-01T00:00:00Z' WHERE seq = 1",
             "UPDATE audit_log SET operator = 'mallory' WHERE seq = 5",
             "DELETE FROM audit_log WHERE seq = 2",
+            "UPDATE audit_log SET site = 'hegang' WHERE seq = 4",
             "UPDATE audit_log SET seq = 99 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; \
              UPDATE audit_log SET seq = 3 WHERE seq = 99",
         ];
@@ -429,8 +421,27 @@ mod tests {
     #[test]
     fn field_boundaries_cannot_be_shifted() {
         // Moving text from one field to the next must change the hash.
-        let a = row_hash(GENESIS, 1, "t", "ab", "c", "o", "d");
-        let b = row_hash(GENESIS, 1, "t", "a", "bc", "o", "d");
+        let row = |operator: &str, action: &str, site: Option<&str>| {
+            row_hash(&AuditEntry {
+                seq: 1,
+                at: "t".into(),
+                operator: operator.into(),
+                action: action.into(),
+                object: "o".into(),
+                details: "d".into(),
+                prev_hash: GENESIS.into(),
+                hash: String::new(),
+                site: site.map(str::to_owned),
+            })
+        };
+        let a = row("ab", "c", None);
+        let b = row("a", "bc", None);
         assert_ne!(a, b);
+        // A recorded site is covered; a row without one keeps the hash it always had.
+        assert_ne!(row("ab", "c", Some("harbin")), a);
+        assert_ne!(
+            row("ab", "c", Some("harbin")),
+            row("ab", "c", Some("hegang"))
+        );
     }
 }

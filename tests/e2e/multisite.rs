@@ -194,6 +194,13 @@ fn three_sites_issue_and_revoke_at_once_on_one_postgres() {
         ),
         "3"
     );
+    // The site is covered by the row's hash: moving a row to another site breaks the chain.
+    pg.psql(
+        db,
+        "UPDATE audit_log SET site = 'qiqihar' WHERE seq = (SELECT max(seq) FROM audit_log WHERE site = 'harbin')",
+    );
+    let o = env.run(&["audit", "verify"]);
+    assert!(!o.status.success(), "a re-attributed site went unnoticed");
 }
 
 /// `cert list` serials and `audit list` rows, to compare two homes.

@@ -28,8 +28,8 @@ pub(crate) fn head_seq(conn: &Db) -> Result<i64> {
     .map_err(CoreError::db("audit head"))
 }
 
-/// Appends `e` (its sequence number and hashes computed by the caller) with the connection's
-/// site, inside the caller's write transaction.
+/// Appends `e` (its sequence number, site and hashes set by the caller), inside the caller's
+/// write transaction.
 pub(crate) fn insert(tx: &Tx<'_>, e: &AuditEntry) -> Result<()> {
     tx.execute(
         "INSERT INTO audit_log (seq, at, operator, action, object, details, prev_hash, hash, site) \
@@ -43,7 +43,7 @@ pub(crate) fn insert(tx: &Tx<'_>, e: &AuditEntry) -> Result<()> {
             e.details,
             e.prev_hash,
             e.hash,
-            tx.site()
+            e.site
         ],
     )
     .map(|_| ())
@@ -53,7 +53,7 @@ pub(crate) fn insert(tx: &Tx<'_>, e: &AuditEntry) -> Result<()> {
 /// Calls `each` with every row in sequence order, streamed (memory stays flat).
 pub(crate) fn for_each(conn: &Db, mut each: impl FnMut(AuditEntry) -> Result<()>) -> Result<()> {
     conn.for_each(
-        "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY seq",
+        "SELECT seq, at, operator, action, object, details, prev_hash, hash, site FROM audit_log ORDER BY seq",
         params![],
         |r| {
             each(AuditEntry {
@@ -65,6 +65,7 @@ pub(crate) fn for_each(conn: &Db, mut each: impl FnMut(AuditEntry) -> Result<()>
                 details: r.get(5)?,
                 prev_hash: r.get(6)?,
                 hash: r.get(7)?,
+                site: r.get(8)?,
             })
         },
     )
