@@ -5,7 +5,10 @@
 #   with apt-get when missing;
 # - installs postgresql when missing (the tests run a throwaway cluster of their own);
 # - installs fonts-noto-cjk when missing: the Chinese font generated PNG seal pictures are set in
-#   (hljca looks for /usr/share/fonts/opentype/noto/Noto{Serif,Sans}CJK-{Bold,Regular}.ttc);
+#   (hljca looks for /usr/share/fonts/opentype/noto/Noto{Serif,Sans}CJK-{Bold,Regular}.ttc) and
+#   the portal's application-form PDF is drawn in, and the portal's pages render in the browser test;
+# - installs chromium and chromium-driver when missing: the portal's browser test drives headless
+#   Chromium through chromedriver (WebDriver);
 # - creates a project-local SoftHSM2 configuration (.softhsm/softhsm2.conf) and token directory;
 # - prints what to export.
 set -euo pipefail
@@ -20,6 +23,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 ls /usr/share/fonts/opentype/noto/Noto*CJK-*.ttc >/dev/null 2>&1 || need+=(fonts-noto-cjk)
 # PostgreSQL: the tests start a throwaway cluster of their own (initdb + pg_ctl, Unix socket).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "softhsm-setup: installing ${need[*]}" >&2
   SUDO=""

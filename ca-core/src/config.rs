@@ -40,6 +40,9 @@ pub struct Config {
     /// `hljca serve`: OCSP, CRLs and CA certificates over HTTP.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// The online application portal on `hljca serve`.
+    #[serde(default)]
+    pub portal: PortalConfig,
     /// PKCS#11 module path; when absent, `HLJCA_PKCS11_MODULE` or SoftHSM2's usual places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11_module: Option<PathBuf>,
@@ -226,6 +229,45 @@ pub struct SealConfig {
     pub picture: Option<String>,
 }
 
+/// The online application portal (issue 14).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// File holding the payment gateway's HMAC-SHA256 secret (relative to the home unless
+    /// absolute; mode 0600). `HLJCA_GATEWAY_SECRET` in the environment takes precedence.
+    /// Without either, payment notifications are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_secret_file: Option<PathBuf>,
+    /// Mark the session cookie `Secure` (set when the portal is reached over HTTPS, e.g.
+    /// behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Log-in through the trading platform's OpenID Connect single sign-on (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoConfig>,
+}
+
+/// The trading platform's OpenID Connect provider (authorization code flow; the ID token
+/// signed HS256 with the client secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's `iss`.
+    pub issuer: String,
+    /// Its authorization endpoint (the browser goes there).
+    pub authorize_url: String,
+    /// Its token endpoint (`http://`; the portal posts the code there).
+    pub token_url: String,
+    /// This portal's client id (the ID token's `aud`).
+    pub client_id: String,
+    /// Where the provider sends the browser back: this portal's `/sso/callback`.
+    pub redirect_url: String,
+    /// File with the client secret (relative to the home unless absolute);
+    /// `HLJCA_SSO_CLIENT_SECRET` takes precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+}
+
 /// The former platform's CA, whose certificates `bind` accepts.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +331,7 @@ impl Config {
             seal: SealConfig::default(),
             binding: BindingConfig::default(),
             serve: ServeConfig::default(),
+            portal: PortalConfig::default(),
             pkcs11_module: None,
             policy_dir: default_policy_dir(),
             policy_arc: default_policy_arc(),

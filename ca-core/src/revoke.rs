@@ -53,6 +53,20 @@ impl Reason {
             Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
         }
     }
+    /// The x509-cert form, for DER encoding (CRL entries, OCSP answers).
+    pub(crate) fn crl_reason(self) -> x509_cert::ext::pkix::CrlReason {
+        use x509_cert::ext::pkix::CrlReason as R;
+        match self {
+            Reason::Unspecified => R::Unspecified,
+            Reason::KeyCompromise => R::KeyCompromise,
+            Reason::AffiliationChanged => R::AffiliationChanged,
+            Reason::Superseded => R::Superseded,
+            Reason::CessationOfOperation => R::CessationOfOperation,
+            Reason::CertificateHold => R::CertificateHold,
+            Reason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+        }
+    }
+
     /// The CRLReason code (RFC 5280 section 5.3.1), as CRLs and OCSP answers carry it.
     pub fn code(self) -> u8 {
         match self {

@@ -136,8 +136,9 @@ pub struct PayArgs {
 pub struct DeliverArgs {
     /// Application number.
     pub app: String,
-    /// Send by mail (needs --recipient, --phone, --address, --tracking).
-    #[arg(long, requires_all = ["recipient", "phone", "address", "tracking"])]
+    /// Send by mail (needs --tracking, and --recipient, --phone, --address unless the
+    /// applicant chose mail online, whose recipient, phone and address are then the defaults).
+    #[arg(long, requires = "tracking")]
     pub mail: bool,
     /// Recipient's name.
     #[arg(long, requires = "mail")]

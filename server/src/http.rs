@@ -68,6 +68,18 @@ pub(crate) fn set(resp: &mut Response<Full<Bytes>>, name: header::HeaderName, va
     }
 }
 
+/// The request's Content-Type when its media type (before any parameters) is not `want`,
+/// compared case-insensitively as RFC 9110 says; `None` when it is.
+pub(crate) fn other_content_type<B>(req: &Request<B>, want: &str) -> Option<String> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ctype.split(';').next().unwrap_or("").trim();
+    (!essence.eq_ignore_ascii_case(want)).then(|| ctype.to_owned())
+}
+
 /// Waits for SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -260,16 +272,24 @@ fn route_of(path: &str, st: &State) -> Route {
         Route::Crl
     } else if path == r.issuing || path == r.root {
         Route::CaCert
-    } else if path == r.ocsp || path == "/" {
+    } else if path == r.ocsp {
         Route::OcspPost
     } else if path.len() > r.ocsp.len()
         && path.starts_with(&r.ocsp)
         && path.as_bytes()[r.ocsp.len()] == b'/'
     {
         Route::OcspGet
+    } else if hljca_portal::Portal::owns(path) {
+        Route::Portal
     } else {
         Route::Other
     }
+}
+
+/// `POST /` with an OCSP request is OCSP (RFC 6960 clients post to the base URL); everything
+/// else at `/` is the portal's front page.
+fn is_ocsp_post(req: &Request<Incoming>) -> bool {
+    req.method() == Method::POST && other_content_type(req, ocsp_http::REQUEST_TYPE).is_none()
 }
 
 fn allowed(method: &Method, allow: &[Method]) -> Option<Outcome> {
@@ -320,6 +340,15 @@ async fn dispatch(
             Some(o) => o,
             None => ocsp_http::get(req, st, jobs).await,
         },
+        Route::Portal => {
+            let a = st.portal.handle(req).await;
+            Outcome {
+                resp: a.resp,
+                ocsp: None,
+                cache: None,
+                refused: a.refused,
+            }
+        }
         Route::Other | Route::Api => Outcome::error(StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -335,6 +364,8 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let (route, client) = match side {
+        // `POST /` with an OCSP request is OCSP; everything else at `/` is the portal's.
+        Side::Public if path == "/" && is_ocsp_post(&req) => (Route::OcspPost, None),
         Side::Public => (route_of(&path, &st), None),
         Side::Api(c) => (Route::Api, Some(c)),
     };

@@ -3,7 +3,8 @@
 //! This crate owns HTTP for the CA: the OCSP responder (RFC 6960 in the RFC 5019 profile,
 //! POST and GET), publication of the issuing CA's CRL and of both CA certificates at the paths
 //! of the URLs written into certificates, `/healthz` and `/metrics` (Prometheus text) on the
-//! public listener; and, on a listener of its own (`[serve] api_listen`), the
+//! public listener, with the applicant portal of `hljca-portal` (`GET /` and the portal's
+//! paths); and, on a listener of its own (`[serve] api_listen`), the
 //! client-certificate API for automated jobs ([`api`]: JSON over HTTPS with rustls, the client
 //! certificate an operator certificate). It owns no PKI logic: requests are read, statuses
 //! looked up and answers signed by `hljca_core::ocsp`, CRLs made by `Ca::generate_crl`,
@@ -52,6 +53,9 @@ pub enum ServerError {
     /// A `[serve]` setting is out of range.
     #[error("hljca.toml [serve]: {0}")]
     Config(String),
+    /// The portal could not be set up (its gateway secret).
+    #[error(transparent)]
+    Portal(hljca_portal::PortalError),
     /// The async runtime did not start.
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -77,6 +81,8 @@ pub struct State {
     pub(crate) limits: Limits,
     /// Reads requests (the issuer hashes never change while the server runs).
     pub(crate) parser: OnceLock<Responder>,
+    /// The applicant portal (`GET /` and its pages).
+    pub(crate) portal: Arc<hljca_portal::Portal>,
 }
 
 impl std::fmt::Debug for State {
@@ -148,6 +154,14 @@ pub fn run(
     let serve = &config.serve;
     check(serve)?;
     let routes = Routes::from_config(&config);
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    let portal_jobs = tx.clone();
+    let portal = hljca_portal::Portal::new(
+        hljca_portal::PortalConfig::from_ca(&ca).map_err(ServerError::Portal)?,
+        hljca_portal::CaHandle::new(move |job| {
+            portal_jobs.try_send(worker::Job::Portal(job)).is_ok()
+        }),
+    );
     let state = Arc::new(State {
         cache: cache::Cache::default(),
         crl: RwLock::new(None),
@@ -162,6 +176,7 @@ pub fn run(
             shutdown_grace: Duration::from_secs(serve.shutdown_grace_seconds),
         },
         parser: OnceLock::new(),
+        portal,
     });
     let (mut worker, keys, responder) = worker::Worker::open(ca, module, secrets, state.clone())?;
     let _ = state.parser.set(responder);
@@ -242,7 +257,6 @@ pub fn run(
         api_addr,
     });
     tracing::info!(%local, api = ?api_addr, "listening");
-    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     let server = rt.spawn(http::serve(listener, api, state, tx));
     worker.run(keys, rx);
     if let Err(e) = rt.block_on(server) {

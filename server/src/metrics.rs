@@ -20,6 +20,8 @@ pub enum Route {
     Health,
     /// /metrics.
     Metrics,
+    /// The applicant portal.
+    Portal,
     /// The client-certificate API (`/api/v1/…` on `api_listen`).
     Api,
     /// Anything else.
@@ -27,13 +29,14 @@ pub enum Route {
 }
 
 impl Route {
-    const ALL: [Route; 8] = [
+    const ALL: [Route; 9] = [
         Route::OcspPost,
         Route::OcspGet,
         Route::Crl,
         Route::CaCert,
         Route::Health,
         Route::Metrics,
+        Route::Portal,
         Route::Api,
         Route::Other,
     ];
@@ -45,6 +48,7 @@ impl Route {
             Route::CaCert => "ca_cert",
             Route::Health => "healthz",
             Route::Metrics => "metrics",
+            Route::Portal => "portal",
             Route::Api => "api",
             Route::Other => "other",
         }

@@ -22,7 +22,7 @@ use crate::docs::{etag, http_date};
 use crate::http::{Outcome, body, set};
 use crate::worker::Job;
 
-const REQUEST_TYPE: &str = "application/ocsp-request";
+pub(crate) const REQUEST_TYPE: &str = "application/ocsp-request";
 const RESPONSE_TYPE: &str = "application/ocsp-response";
 
 fn status_name(s: OcspResponseStatus) -> &'static str {
@@ -58,14 +58,7 @@ fn refused(st: &State, status: OcspResponseStatus, why: String) -> Outcome {
 
 /// `POST {ocsp}`.
 pub(crate) async fn post(req: Request<Incoming>, st: &State, jobs: &SyncSender<Job>) -> Outcome {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let essence = ctype.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case(REQUEST_TYPE) {
+    if let Some(ctype) = crate::http::other_content_type(&req, REQUEST_TYPE) {
         return Outcome::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content type `{ctype}`; OCSP requests are {REQUEST_TYPE}"),

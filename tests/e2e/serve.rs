@@ -33,11 +33,16 @@ impl Server {
     /// Starts `hljca -v serve --listen 127.0.0.1:0` with `extra` arguments; with
     /// `--api-listen`, waits for the API's line too.
     pub(crate) fn start_with(env: &Env, extra: &[&str]) -> Server {
-        let log = env.dir.path().join("serve.log");
         let mut args = vec!["-v", "serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = env
-            .cmd(&args)
+        Server::spawn(env, env.cmd(&args), extra.contains(&"--api-listen"))
+    }
+
+    /// Starts `hljca serve` from `cmd` (made by `env.cmd`, perhaps with more environment);
+    /// with `api`, waits for the API's line too.
+    pub(crate) fn spawn(env: &Env, mut cmd: Command, api: bool) -> Server {
+        let log = env.dir.path().join("serve.log");
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -67,7 +72,7 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("first line `{first}`"));
         server.base = addr.to_owned();
-        if extra.contains(&"--api-listen") {
+        if api {
             while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
                 if let Some(rest) = l.strip_prefix("api ") {
                     let url = rest.split_whitespace().next().unwrap_or("");

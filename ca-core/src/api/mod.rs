@@ -184,17 +184,8 @@ impl Ca {
         client: &ApiClient,
         f: impl FnOnce(&mut Ca) -> Result<T>,
     ) -> Result<T> {
-        let own = std::mem::replace(&mut self.operator, client.actor());
-        self.store.set_actor(&self.operator);
-        self.delegation = Some(Delegation {
-            actor: self.operator.clone(),
-            roles: client.roles.clone(),
-        });
-        let out = f(self);
-        self.delegation = None;
-        self.operator = own;
-        self.store.set_actor(&self.operator);
-        out
+        let roles = client.roles.clone();
+        self.act_for(&client.actor(), &roles, f)
     }
 
     /// Issues the identity certificate for a CSR sent over the API (role issuer), through the

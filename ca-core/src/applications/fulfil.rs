@@ -24,6 +24,17 @@ impl Ca {
         id: AppId,
         payment: &Payment,
     ) -> Result<(Application, Order)> {
+        self.pay_application_with(id, payment, |_, _| Ok(()))
+    }
+
+    /// [`Ca::pay_application`], with `also` run in the same transaction once the order exists
+    /// (given its id): the portal records the gateway's notification with the payment.
+    pub(super) fn pay_application_with(
+        &mut self,
+        id: AppId,
+        payment: &Payment,
+        also: impl FnOnce(&crate::store::Tx<'_>, i64) -> Result<()>,
+    ) -> Result<(Application, Order)> {
         self.require(crate::operators::Role::Cashier, "pay")?;
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Pay)?;
@@ -65,6 +76,7 @@ impl Ca {
                 )
                 .map_err(CoreError::db("insert order"))?;
                 *oid = tx.last_insert_id()?;
+                also(tx, *oid)?;
                 let mut v = notify_with(tx, &policy, app, "paid", &text)?;
                 v["order_id"] = (*oid).into();
                 Ok(v)

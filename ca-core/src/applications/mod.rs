@@ -12,6 +12,7 @@
 
 mod fulfil;
 mod notify;
+mod online;
 mod ops;
 mod rows;
 
@@ -24,6 +25,10 @@ use crate::error::{CoreError, Result};
 
 pub use fulfil::delivery_summary;
 pub use notify::{OutboxEntry, RemindOutcome, Reminder};
+pub use online::{
+    AccountKind, GatewayPaid, LOCK_MINUTES, LoginCheck, MAX_LOGIN_FAILURES, NewAccount,
+    OnlineDelivery,
+};
 pub use ops::{AppIssueOutcome, NewApplication, material_hash};
 pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 

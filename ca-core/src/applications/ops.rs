@@ -116,6 +116,16 @@ impl Ca {
     /// Creates a draft application once the applicant is eligible (see [`crate::eligibility`]):
     /// nothing is accepted that could not be issued.
     pub fn apply(&mut self, new: &NewApplication) -> Result<Application> {
+        self.apply_with(new, |_, _| Ok(()))
+    }
+
+    /// [`Ca::apply`], with `also` run in the same transaction once the row exists (the online
+    /// portal records the applicant account that owns it).
+    pub(super) fn apply_with(
+        &mut self,
+        new: &NewApplication,
+        also: impl FnOnce(&Tx<'_>, AppId) -> Result<()>,
+    ) -> Result<Application> {
         self.require(crate::operators::Role::Registrar, "apply")?;
         match (new.channel, new.site) {
             (Channel::Counter, None) => {
@@ -179,6 +189,7 @@ impl Ca {
             &details,
         )?;
         audit::append(&tx, &self.operator, "app.apply", &app_object(id), &details)?;
+        also(&tx, id)?;
         self.store.commit(tx, "commit apply")?;
         self.application(id)
     }

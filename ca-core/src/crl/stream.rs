@@ -15,7 +15,6 @@ use der::{Encode, Header, Length, Tag, TagMode, TagNumber};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_cert::crl::RevokedCert;
-use x509_cert::ext::pkix::CrlReason;
 use x509_cert::ext::{Extension, Extensions};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
@@ -95,7 +94,7 @@ impl Entries {
             Some(r) => Some(vec![Extension {
                 extn_id: ID_CE_CRL_REASONS,
                 critical: false,
-                extn_value: OctetString::new(der_of(&crl_reason(r), "reason")?)
+                extn_value: OctetString::new(der_of(&r.crl_reason(), "reason")?)
                     .map_err(enc("reason"))?,
             }]),
         };
@@ -147,18 +146,6 @@ pub(crate) struct Written {
     pub sha256: String,
     /// Its size.
     pub size: u64,
-}
-
-fn crl_reason(r: Reason) -> CrlReason {
-    match r {
-        Reason::Unspecified => CrlReason::Unspecified,
-        Reason::KeyCompromise => CrlReason::KeyCompromise,
-        Reason::AffiliationChanged => CrlReason::AffiliationChanged,
-        Reason::Superseded => CrlReason::Superseded,
-        Reason::CessationOfOperation => CrlReason::CessationOfOperation,
-        Reason::CertificateHold => CrlReason::CertificateHold,
-        Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-    }
 }
 
 fn der_of(v: &impl Encode, what: &'static str) -> Result<Vec<u8>> {

@@ -5,7 +5,6 @@
 use der::Encode;
 use der::asn1::{BitString, GeneralizedTime, OctetString};
 use time::OffsetDateTime;
-use x509_cert::ext::pkix::CrlReason;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_ocsp::{
     BasicOcspResponse, CertStatus, OcspGeneralizedTime, OcspResponse, OcspResponseStatus,
@@ -61,18 +60,6 @@ fn gtime(t: OffsetDateTime) -> Result<OcspGeneralizedTime> {
     Ok(OcspGeneralizedTime(g))
 }
 
-fn crl_reason(r: Reason) -> CrlReason {
-    match r {
-        Reason::Unspecified => CrlReason::Unspecified,
-        Reason::KeyCompromise => CrlReason::KeyCompromise,
-        Reason::AffiliationChanged => CrlReason::AffiliationChanged,
-        Reason::Superseded => CrlReason::Superseded,
-        Reason::CessationOfOperation => CrlReason::CessationOfOperation,
-        Reason::CertificateHold => CrlReason::CertificateHold,
-        Reason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
-    }
-}
-
 fn cert_status(s: &Status) -> Result<CertStatus> {
     Ok(match s {
         Status::Good => CertStatus::good(),
@@ -80,7 +67,9 @@ fn cert_status(s: &Status) -> Result<CertStatus> {
         Status::Revoked { at, reason } => CertStatus::Revoked(RevokedInfo {
             revocation_time: gtime(*at)?,
             // RFC 5280 section 5.3.1: no reasonCode rather than `unspecified`.
-            revocation_reason: reason.filter(|r| *r != Reason::Unspecified).map(crl_reason),
+            revocation_reason: reason
+                .filter(|r| *r != Reason::Unspecified)
+                .map(Reason::crl_reason),
         }),
     })
 }

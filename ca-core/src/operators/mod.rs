@@ -310,6 +310,36 @@ impl Ca {
         }
     }
 
+    /// Runs `f` on behalf of `actor` (an online applicant account, the payment gateway): the
+    /// audit rows and application events it writes name `actor`, are still signed by the
+    /// logged-in operator's key (the server's), and only `roles` are allowed meanwhile; the
+    /// operator's identity comes back when `f` returns. The API's `acting_for` is this, for an
+    /// API client.
+    pub fn act_for<T>(
+        &mut self,
+        actor: &str,
+        roles: &[Role],
+        f: impl FnOnce(&mut Ca) -> Result<T>,
+    ) -> Result<T> {
+        if self.delegation.is_some() {
+            return Err(CoreError::Refused(format!(
+                "already acting for {}; cannot also act for {actor}",
+                self.operator
+            )));
+        }
+        let own = std::mem::replace(&mut self.operator, actor.to_owned());
+        self.store.set_actor(&self.operator);
+        self.delegation = Some(crate::api::Delegation {
+            actor: actor.to_owned(),
+            roles: roles.to_vec(),
+        });
+        let out = f(self);
+        self.delegation = None;
+        self.operator = own;
+        self.store.set_actor(&self.operator);
+        out
+    }
+
     /// Every operator.
     pub fn operators(&self) -> Result<Vec<OperatorRecord>> {
         self.store.operators()

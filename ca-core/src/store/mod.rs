@@ -14,6 +14,7 @@ pub(crate) mod jobs;
 mod location;
 mod ocsp;
 pub(crate) mod operators;
+pub(crate) mod portal;
 mod schema;
 pub(crate) mod summary;
 mod tokens;
@@ -36,6 +37,7 @@ pub(crate) use issuances::{
 };
 pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
 pub use operators::OperatorRecord;
+pub use portal::{DeliveryChoice, GatewayNotification, PayOrder, PortalAccount};
 pub use summary::{CertCounts, CertSummary};
 pub(crate) use tokens::bind as bind_token;
 

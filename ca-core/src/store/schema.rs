@@ -19,7 +19,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_operators.sql"),
     include_str!("migrations/009_crl_files.sql"),
     include_str!("migrations/010_api_idempotency.sql"),
-    include_str!("migrations/011_sites.sql"),
+    include_str!("migrations/011_portal.sql"),
+    include_str!("migrations/012_sites.sql"),
 ];
 
 /// The version from which every write binds the rows it changed into the audit log.

@@ -119,21 +119,22 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
             if cli.json {
                 output::json(&json!({ "applications": apps }))?;
             } else {
-                let rows: Vec<Vec<String>> = apps
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.id.to_string(),
-                            a.cert_type.to_string(),
-                            a.state.to_string(),
-                            a.channel.as_str().into(),
-                            a.site.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                            a.business().into(),
-                            a.created_at.clone(),
-                            applicant_name(a),
-                        ]
-                    })
-                    .collect();
+                let mut rows: Vec<Vec<String>> = Vec::with_capacity(apps.len());
+                for a in &apps {
+                    // Online applications come with their uploads: the count shows what is in.
+                    let materials = ca.application_materials(a.id)?.len();
+                    rows.push(vec![
+                        a.id.to_string(),
+                        a.cert_type.to_string(),
+                        a.state.to_string(),
+                        a.channel.as_str().into(),
+                        a.site.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        a.business().into(),
+                        materials.to_string(),
+                        a.created_at.clone(),
+                        applicant_name(a),
+                    ]);
+                }
                 output::table(
                     &[
                         "APP",
@@ -142,6 +143,7 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
                         "CHANNEL",
                         "SITE",
                         "BUSINESS",
+                        "MATERIALS",
                         "CREATED",
                         "APPLICANT",
                     ],
@@ -333,12 +335,24 @@ fn deliver(cli: &Cli, ca: &mut Ca, d: &DeliverArgs) -> Result<(), Failure> {
             hljca_policies::check_name(flag, &s, max).map_err(bad)?;
             Ok(s)
         };
-        let recipient = text(&d.recipient, "--recipient NAME", 30)?;
-        let phone = need(&d.phone, "--phone MOBILE")?;
+        // What the applicant chose online (邮寄) fills what is not given.
+        let chosen = ca
+            .online_delivery_choice(a.id)?
+            .filter(|c| c.method == "mail");
+        let or_chosen =
+            |given: &Option<String>,
+             pick: fn(&hljca_core::store::DeliveryChoice) -> Option<String>| {
+                given.clone().or_else(|| chosen.as_ref().and_then(pick))
+            };
+        let recipient = or_chosen(&d.recipient, |c| c.recipient.clone());
+        let phone = or_chosen(&d.phone, |c| c.phone.clone());
+        let address = or_chosen(&d.address, |c| c.address.clone());
+        let recipient = text(&recipient, "--recipient NAME", 30)?;
+        let phone = need(&phone, "--phone MOBILE")?;
         let phone: Mobile = phone
             .parse()
             .map_err(|e| bad(format!("--phone {phone}: {e}")))?;
-        let address = text(&d.address, "--address TEXT", 200)?;
+        let address = text(&address, "--address TEXT", 200)?;
         let tracking = text(&d.tracking, "--tracking NO", 64)?;
         ca.deliver_by_mail(a.id, &recipient, &phone, &address, &tracking)?
     };

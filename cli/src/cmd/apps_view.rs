@@ -110,6 +110,8 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
         application_id: Some(a.id.0),
         ..CertFilter::default()
     })?;
+    // What the applicant chose online (邮寄 or 自取), for `deliver`.
+    let chosen = ca.online_delivery_choice(a.id)?;
     if cli.json {
         let mut v = serde_json::to_value(&a)?;
         v["next"] = json!(a.next_steps());
@@ -118,6 +120,7 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
         v["missing_materials"] = json!(missing);
         v["orders"] = json!(orders);
         v["certificates"] = json!(certs);
+        v["delivery_choice"] = json!(chosen);
         output::json(&v)?;
         return Ok(());
     }
@@ -166,6 +169,19 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
                 .unwrap_or_else(|| "-".into()),
         ),
         (
+            "chosen",
+            match &chosen {
+                None => "-".into(),
+                Some(c) if c.method == "mail" => format!(
+                    "mail to {}, {}, {}",
+                    c.recipient.as_deref().unwrap_or(""),
+                    c.phone.as_deref().unwrap_or(""),
+                    c.address.as_deref().unwrap_or("")
+                ),
+                Some(c) => format!("pickup at {}", c.pickup_site.as_deref().unwrap_or("")),
+            },
+        ),
+        (
             "materials",
             format!(
                 "{} file(s){}",
@@ -194,6 +210,22 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
                 .join(", "),
         ),
     ]);
+    if !materials.is_empty() {
+        println!();
+        let rows: Vec<Vec<String>> = materials
+            .iter()
+            .map(|m| {
+                vec![
+                    m.kind.clone(),
+                    m.file_name.clone(),
+                    m.size.to_string(),
+                    m.media_type.clone(),
+                    ca.material_path(&m.sha256).display().to_string(),
+                ]
+            })
+            .collect();
+        output::table(&["MATERIAL", "FILE", "BYTES", "TYPE", "STORED AT"], &rows);
+    }
     println!();
     let rows: Vec<Vec<String>> = events
         .iter()

@@ -77,12 +77,7 @@ pub fn crl(cli: &Cli, c: &CrlCmd) -> Result<(), Failure> {
     match c {
         CrlCmd::Generate => {
             let mut s = secrets::gather(cli)?;
-            let module = if ca.config().ca.key_store == hljca_core::KeyStore::Hsm {
-                secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
-                Some(ca.module(cli.pkcs11_module.as_deref())?)
-            } else {
-                None
-            };
+            let module = super::ca_key_module(cli, &ca, &mut s)?;
             let r = ca.generate_crl(module, &s)?;
             if cli.json {
                 output::json(&r)?;

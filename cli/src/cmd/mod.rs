@@ -87,6 +87,20 @@ pub fn open_ca_login(cli: &Cli) -> Result<Ca, Failure> {
     Ok(ca)
 }
 
+/// The PKCS#11 module the CA keys are on, with the CA PIN asked for when missing; `None` when
+/// the CA keys are in files.
+pub fn ca_key_module(
+    cli: &Cli,
+    ca: &Ca,
+    s: &mut hljca_core::Secrets,
+) -> Result<Option<&'static hljca_token::Module>, Failure> {
+    if ca.config().ca.key_store != hljca_core::KeyStore::Hsm {
+        return Ok(None);
+    }
+    secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
+    Ok(Some(ca.module(cli.pkcs11_module.as_deref())?))
+}
+
 /// Opens the CA home.
 pub fn open_ca(cli: &Cli) -> Result<Ca, Failure> {
     #[allow(unused_mut)] // set only in test builds

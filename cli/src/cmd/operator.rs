@@ -178,12 +178,7 @@ fn add_csr(
     let bytes = hljca_core::home::read_limited(csr, 64 * 1024, "--csr")?;
     let mut ca = super::open_ca_login(cli)?;
     let mut s = secrets::gather(cli)?;
-    let module = if ca.config().ca.key_store == hljca_core::KeyStore::Hsm {
-        secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
-        Some(ca.module(cli.pkcs11_module.as_deref())?)
-    } else {
-        None
-    };
+    let module = super::ca_key_module(cli, &ca, &mut s)?;
     let rec = ca.enrol_csr_operator(
         module,
         &s,

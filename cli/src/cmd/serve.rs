@@ -6,7 +6,6 @@
 
 use std::io::Write;
 
-use hljca_core::KeyStore;
 use hljca_core::operators::Role;
 
 use crate::Failure;
@@ -18,12 +17,7 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<(), Failure> {
     // The server regenerates CRLs and renews its OCSP signing certificate.
     ca.require(Role::CaAdmin, "serve")?;
     let mut s = secrets::gather(cli)?;
-    let module = if ca.config().ca.key_store == KeyStore::Hsm {
-        secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
-        Some(ca.module(cli.pkcs11_module.as_deref())?)
-    } else {
-        None
-    };
+    let module = super::ca_key_module(cli, &ca, &mut s)?;
     hljca_server::run(
         ca,
         module,

@@ -193,14 +193,7 @@ fn checked_serial(s: &str) -> Result<String, ApiError> {
 
 /// The JSON object body of a POST (content type, size, syntax checked).
 async fn json_body(req: Request<Incoming>, st: &State) -> Result<Map<String, Value>, ApiError> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let essence = ctype.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
+    if let Some(ctype) = crate::http::other_content_type(&req, "application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some("Content-Type"),

@@ -52,6 +52,8 @@ pub enum Job {
         /// Where the report goes.
         reply: oneshot::Sender<Health>,
     },
+    /// Work for the applicant portal (reads and writes through the CA's own methods).
+    Portal(hljca_portal::CaJob),
     /// A call of the client-certificate API.
     Api {
         /// The client certificate (DER) the TLS layer verified.
@@ -226,6 +228,8 @@ impl Worker {
                     Ok(Job::Health { reply }) => {
                         let _ = reply.send(self.health(None));
                     }
+                    // The portal needs the database only, not the CA token.
+                    Ok(Job::Portal(f)) => self.portal(f),
                     Ok(Job::Api { reply, .. }) => {
                         let _ = reply.send(Err(ApiError::new(
                             hyper::StatusCode::SERVICE_UNAVAILABLE,
@@ -277,6 +281,7 @@ impl Worker {
                 Ok(Job::Health { reply }) => {
                     let _ = reply.send(self.health(Some(keys)));
                 }
+                Ok(Job::Portal(f)) => self.portal(f),
                 Ok(Job::Api {
                     client,
                     call,
@@ -417,6 +422,14 @@ impl Worker {
             self.enqueue(q);
         }
         self.renew_api_tls(keys, now);
+    }
+
+    /// Runs a portal job; a panic in it is caught so the worker (and OCSP) goes on.
+    fn portal(&mut self, f: hljca_portal::CaJob) {
+        let ca = &mut self.ca;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ca))).is_err() {
+            tracing::error!("a portal job panicked");
+        }
     }
 
     fn health(&self, keys: Option<&CaKeys<'_>>) -> Health {
