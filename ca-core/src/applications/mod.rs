@@ -14,7 +14,7 @@ mod fulfil;
 mod notify;
 mod online;
 mod ops;
-mod rows;
+use crate::store::applications as rows;
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::{CoreError, Result};
 
+pub use crate::store::applications::{AppEvent, Application, Delivery, MaterialRecord, Order};
 pub use fulfil::delivery_summary;
 pub use notify::{OutboxEntry, RemindOutcome, Reminder};
 pub use online::{
@@ -30,7 +31,6 @@ pub use online::{
     OnlineDelivery,
 };
 pub use ops::{AppIssueOutcome, NewApplication, material_hash};
-pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
 use crate::eligibility::{Eligible, Request, Step};
 
@@ -86,11 +86,8 @@ pub(crate) fn record_token(
     label: &str,
     serial: &str,
 ) -> Result<()> {
-    tx.execute(
-        "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
-        crate::store::params![id.0, label, serial],
-    )
-    .map_err(CoreError::db("record USBKEY"))?;
+    tx.execute(rows::SET_TOKEN, crate::store::params![id.0, label, serial])
+        .map_err(CoreError::db("record USBKEY"))?;
     Ok(())
 }
 

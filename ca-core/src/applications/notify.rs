@@ -1,5 +1,6 @@
 //! The SMS outbox (no real gateway: rows for a sender to pick up) and expiry reminders.
 
+use crate::store::applications as rows;
 use crate::store::db::{Db, params};
 use hljca_policies::{CertType, PolicySet};
 use serde::Serialize;
@@ -42,8 +43,7 @@ pub(super) fn enqueue(
     cert_serial: Option<&str>,
 ) -> Result<i64> {
     conn.execute(
-        "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rows::INSERT_OUTBOX,
         params![ts(now()), mobile, text, kind, app.map(|a| a.0), cert_serial],
     )
     .map_err(CoreError::db("queue message"))?;
@@ -52,21 +52,18 @@ pub(super) fn enqueue(
 
 /// Every queued message, oldest first.
 pub(super) fn list(conn: &Db) -> Result<Vec<OutboxEntry>> {
-    conn
-        .query_vec(
-            "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id",
-        params![], |r| {
-            Ok(OutboxEntry {
-                id: r.get(0)?,
-                created_at: r.get(1)?,
-                mobile: r.get(2)?,
-                text: r.get(3)?,
-                kind: r.get(4)?,
-                application_id: r.get::<Option<i64>>(5)?.map(AppId),
-                cert_serial: r.get(6)?,
-            })
+    conn.query_vec(rows::OUTBOX, params![], |r| {
+        Ok(OutboxEntry {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            mobile: r.get(2)?,
+            text: r.get(3)?,
+            kind: r.get(4)?,
+            application_id: r.get::<Option<i64>>(5)?.map(AppId),
+            cert_serial: r.get(6)?,
         })
-        .map_err(CoreError::db("list outbox"))
+    })
+    .map_err(CoreError::db("list outbox"))
 }
 
 /// One expiry reminder queued.
@@ -169,8 +166,7 @@ impl Ca {
             Some(&c.serial),
         )?;
         tx.execute(
-            "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rows::INSERT_REMINDER,
             params![c.serial, within_days, not_after, outbox_id, ts(now())],
         )
         .map_err(CoreError::db("record reminder"))?;

@@ -2,6 +2,7 @@
 //! the embedded default) or PostgreSQL (one database shared by the sites), through [`db`].
 
 pub(crate) mod api;
+pub(crate) mod applications;
 pub(crate) mod audit_log;
 pub(crate) mod binding;
 pub(crate) mod bindings;

@@ -1,4 +1,5 @@
-//! Rows of `applications`, `application_events`, `materials` and `orders`, read and written.
+//! The counter workflow's SQL: rows of `applications`, `application_events`, `materials`,
+//! `orders` and the SMS `outbox`, read and written.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,7 @@ use crate::store::db::{Db, Row, params};
 use hljca_policies::CertType;
 use serde::Serialize;
 
-use super::{AppId, AppState, Channel, Site};
+use crate::applications::{AppId, AppState, Channel, Site};
 use crate::error::{CoreError, Result};
 
 /// How the USBKEY goes to the applicant.
@@ -76,10 +77,10 @@ pub struct Application {
 impl Application {
     /// The commands allowed next; once the delivery is arranged, only `deliver --collected`.
     pub fn next_steps(&self) -> Vec<&'static str> {
-        let all = super::next_steps(self.state);
+        let all = crate::applications::next_steps(self.state);
         if self.delivery.is_some() {
             all.into_iter()
-                .filter(|c| *c != super::AppEventKind::Dispatch.command())
+                .filter(|c| *c != crate::applications::AppEventKind::Dispatch.command())
                 .collect()
         } else {
             all
@@ -96,7 +97,7 @@ impl Application {
     }
 }
 
-pub(super) const APP_COLUMNS: &str = "id, cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+pub(crate) const APP_COLUMNS: &str = "id, cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
     created_at, updated_at, submitted_by, reviewed_by, rejection_reason, token_label, token_serial, delivery_method, \
     recipient, phone, address, tracking_no, pickup_site, collected_at";
 
@@ -157,7 +158,7 @@ fn app_from_row(r: &Row<'_>) -> crate::store::db::DbResult<Application> {
 }
 
 /// One application by number.
-pub(super) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
+pub(crate) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
     conn.query_opt(
         &format!("SELECT {APP_COLUMNS} FROM applications WHERE id = ?1"),
         params![id.0],
@@ -167,7 +168,7 @@ pub(super) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
 }
 
 /// Applications, newest first, optionally in one state.
-pub(super) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
+pub(crate) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
     conn.query_vec(
         &format!(
             "SELECT {APP_COLUMNS} FROM applications WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 ORDER BY id DESC"
@@ -179,7 +180,7 @@ pub(super) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application
 }
 
 /// How many applications are in each state (one aggregate over the `state` index).
-pub(super) fn count_by_state(conn: &Db) -> Result<Vec<(String, u64)>> {
+pub(crate) fn count_by_state(conn: &Db) -> Result<Vec<(String, u64)>> {
     conn.query_vec(
         "SELECT state, count(*) FROM applications GROUP BY state",
         params![],
@@ -206,7 +207,7 @@ pub struct AppEvent {
 }
 
 /// Appends an event row (inside the caller's transaction).
-pub(super) fn add_event(
+pub(crate) fn add_event(
     conn: &Db,
     id: AppId,
     event: &str,
@@ -233,7 +234,7 @@ pub(super) fn add_event(
 }
 
 /// Moves the state, refusing when another command changed it meanwhile.
-pub(super) fn set_state(
+pub(crate) fn set_state(
     conn: &Db,
     id: AppId,
     from: AppState,
@@ -256,7 +257,7 @@ pub(super) fn set_state(
 }
 
 /// The events of one application, oldest first.
-pub(super) fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
+pub(crate) fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
     conn.query_vec(
         "SELECT event, from_state, to_state, operator, at, details FROM application_events \
              WHERE application_id = ?1 ORDER BY id",
@@ -300,7 +301,7 @@ pub struct MaterialRecord {
 }
 
 /// The materials of one application, oldest first.
-pub(super) fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
+pub(crate) fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
     conn.query_vec(
         "SELECT id, application_id, kind, sha256, size, media_type, file_name, operator, added_at \
              FROM materials WHERE application_id = ?1 ORDER BY id",
@@ -351,7 +352,7 @@ pub struct Order {
 }
 
 /// Orders, oldest first; only those of `app` when given.
-pub(super) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
+pub(crate) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
     conn
         .query_vec(
             "SELECT id, application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
@@ -373,3 +374,58 @@ pub(super) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
         })
         .map_err(CoreError::db("list orders"))
 }
+
+// The statements of the counter workflow's steps (bound by their callers in `applications`).
+
+/// Used by `ops.rs`.
+pub(crate) const FIND_MATERIAL: &str =
+    "SELECT id FROM materials WHERE application_id = ?1 AND kind = ?2 AND sha256 = ?3";
+
+/// Used by `ops.rs`.
+pub(crate) const INSERT_APPLICATION: &str = "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+     created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+
+/// Used by `ops.rs`.
+pub(crate) const INSERT_MATERIAL: &str = "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Used by `notify.rs`.
+pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Used by `fulfil.rs`.
+pub(crate) const INSERT_PAYMENT: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+     reference, operator, paid_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Used by `ops.rs`.
+pub(crate) const INSERT_REFUND: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+     reference, operator, paid_at, refund_of) VALUES (?1, NULL, 'refund', ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Used by `notify.rs`.
+pub(crate) const INSERT_REMINDER: &str = "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Used by `fulfil.rs`.
+pub(crate) const SET_COLLECTED: &str = "UPDATE applications SET collected_at = ?2 WHERE id = ?1";
+
+/// Used by `fulfil.rs`.
+pub(crate) const SET_DELIVERY_MAIL: &str = "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
+     tracking_no = ?5 WHERE id = ?1";
+
+/// Used by `fulfil.rs`.
+pub(crate) const SET_DELIVERY_PICKUP: &str =
+    "UPDATE applications SET delivery_method = 'pickup', pickup_site = ?2 WHERE id = ?1";
+
+/// Used by `ops.rs`.
+pub(crate) const SET_REVIEWED: &str =
+    "UPDATE applications SET reviewed_by = ?2, rejection_reason = ?3 WHERE id = ?1";
+
+/// Used by `ops.rs`.
+pub(crate) const SET_SUBMITTED_BY: &str = "UPDATE applications SET submitted_by = ?2 WHERE id = ?1";
+
+/// Used by `mod.rs`.
+pub(crate) const SET_TOKEN: &str =
+    "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1";
+
+/// Used by `notify.rs`: the SMS outbox, oldest first.
+pub(crate) const OUTBOX: &str = "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id";
