@@ -3,6 +3,7 @@
 #
 # - installs softhsm2, opensc (pkcs11-tool), openssl, sqlite3, jq and curl (the `serve` tests)
 #   with apt-get when missing;
+# - installs postgresql when missing (the tests run a throwaway cluster of their own);
 # - installs fonts-noto-cjk when missing: the Chinese font generated PNG seal pictures are set in
 #   (hljca looks for /usr/share/fonts/opentype/noto/Noto{Serif,Sans}CJK-{Bold,Regular}.ttc) and
 #   the portal's application-form PDF is drawn in, and the portal's pages render in the browser test;
@@ -20,6 +21,8 @@ command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 ls /usr/share/fonts/opentype/noto/Noto*CJK-*.ttc >/dev/null 2>&1 || need+=(fonts-noto-cjk)
+# PostgreSQL: the tests start a throwaway cluster of their own (initdb + pg_ctl, Unix socket).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,10 +1,12 @@
 //! The audit trail: an append-only table whose rows are chained by SHA-256.
 //!
 //! Row n stores `prev_hash` (row n-1's hash, or 64 zeros) and
-//! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details)`.
+//! `hash = SHA-256(prev_hash | seq | at | operator | action | object | details [| site])` — the
+//! site only on rows that record one (a CA shared by the sites), so older rows keep their hash.
 //! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use crate::store::audit_log;
+use crate::store::db::{Db, Tx};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -32,27 +34,26 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// This row's hash.
     pub hash: String,
+    /// The site that wrote it, when recorded (covered by the hash).
+    pub site: Option<String>,
 }
 
-fn row_hash(
-    prev: &str,
-    seq: i64,
-    at: &str,
-    operator: &str,
-    action: &str,
-    object: &str,
-    details: &str,
-) -> String {
+fn row_hash(e: &AuditEntry) -> String {
     let mut h = Sha256::new();
-    for part in [
-        prev,
-        &seq.to_string(),
-        at,
-        operator,
-        action,
-        object,
-        details,
-    ] {
+    let seq = e.seq.to_string();
+    let mut parts = vec![
+        e.prev_hash.as_str(),
+        &seq,
+        &e.at,
+        &e.operator,
+        &e.action,
+        &e.object,
+        &e.details,
+    ];
+    if let Some(site) = &e.site {
+        parts.push(site);
+    }
+    for part in parts {
         // Length-prefix each field so no two different rows serialise the same.
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
@@ -63,71 +64,51 @@ fn row_hash(
 /// Appends one row, inside the caller's write transaction (`Store::write`, which begins
 /// IMMEDIATE, so the head read here cannot change before the commit).
 pub(crate) fn append(
-    conn: &Transaction<'_>,
+    conn: &Tx<'_>,
     operator: &str,
     action: &str,
     object: &str,
     details: &serde_json::Value,
 ) -> Result<()> {
-    let last: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .map_err(CoreError::db("audit tail"))?;
+    let last = audit_log::tail(conn)?;
     let (seq, prev) = match last {
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_owned()),
     };
     let at = ts(now());
     let details = details.to_string();
-    let hash = row_hash(&prev, seq, &at, operator, action, object, &details);
-    crate::store::exec(
-        conn,
-        "INSERT INTO audit_log (seq, at, operator, action, object, details, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at, operator, action, object, details, prev, hash],
-    )
-    .map_err(CoreError::db("audit append"))?;
-    Ok(())
+    let mut entry = AuditEntry {
+        seq,
+        at,
+        operator: operator.to_owned(),
+        action: action.to_owned(),
+        object: object.to_owned(),
+        details,
+        prev_hash: prev,
+        hash: String::new(),
+        site: conn.site(),
+    };
+    entry.hash = row_hash(&entry);
+    audit_log::insert(conn, &entry)
 }
 
 /// All rows in order.
-pub fn list(conn: &Connection) -> Result<Vec<AuditEntry>> {
-    let mut stmt = conn
-        .prepare("SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY rowid")
-        .map_err(CoreError::db("audit list"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(AuditEntry {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                operator: r.get(2)?,
-                action: r.get(3)?,
-                object: r.get(4)?,
-                details: r.get(5)?,
-                prev_hash: r.get(6)?,
-                hash: r.get(7)?,
-            })
-        })
-        .map_err(CoreError::db("audit list"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("audit list"))
+pub fn list(conn: &Db) -> Result<Vec<AuditEntry>> {
+    let mut out = Vec::new();
+    audit_log::for_each(conn, |e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Recomputes the chain; returns the number of rows when intact.
-pub fn verify(conn: &Connection) -> Result<usize> {
+pub fn verify(conn: &Db) -> Result<usize> {
     // Streamed in order: memory stays flat however long the log is.
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, at, operator, action, object, details, prev_hash, hash FROM audit_log ORDER BY rowid",
-        )
-        .map_err(CoreError::db("audit verify"))?;
-    let mut rows = stmt.query([]).map_err(CoreError::db("audit verify"))?;
     let mut prev = GENESIS.to_owned();
     let mut n: i64 = 0;
-    while let Some(row) = rows.next().map_err(CoreError::db("audit verify"))? {
-        let get =
-            |i: usize| -> Result<String> { row.get(i).map_err(CoreError::db("audit verify")) };
-        let seq: i64 = row.get(0).map_err(CoreError::db("audit verify"))?;
+    audit_log::for_each(conn, |row| {
+        let seq = row.seq;
         let expected_seq = n + 1;
         if seq != expected_seq {
             return Err(CoreError::AuditBroken {
@@ -137,51 +118,33 @@ pub fn verify(conn: &Connection) -> Result<usize> {
                 ),
             });
         }
-        let prev_hash = get(6)?;
-        if prev_hash != prev {
+        if row.prev_hash != prev {
             return Err(CoreError::AuditBroken {
                 seq,
                 reason: "prev_hash does not match the previous row's hash".into(),
             });
         }
-        let h = row_hash(
-            &prev_hash,
-            seq,
-            &get(1)?,
-            &get(2)?,
-            &get(3)?,
-            &get(4)?,
-            &get(5)?,
-        );
-        let hash = get(7)?;
-        if h != hash {
+        let h = row_hash(&row);
+        if h != row.hash {
             return Err(CoreError::AuditBroken {
                 seq,
                 reason: "content does not match its hash: the row was changed".into(),
             });
         }
-        prev = hash;
+        prev = row.hash;
         n += 1;
-    }
+        Ok(())
+    })?;
     Ok(n as usize)
 }
 
 /// Checks the business rows against the log: every current row of the bound tables must have
 /// the digest the last `state.bind` (or `state.baseline`) row gave it, and no bound row may be
 /// missing. Returns the number of rows checked.
-pub fn verify_rows(conn: &Connection) -> Result<usize> {
+pub fn verify_rows(conn: &Db) -> Result<usize> {
     use crate::store::binding;
     let mut bound: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, details FROM audit_log WHERE action IN ('state.bind', 'state.baseline') ORDER BY seq",
-        )
-        .map_err(CoreError::db("bound rows"))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-        .map_err(CoreError::db("bound rows"))?;
-    for row in rows {
-        let (seq, details) = row.map_err(CoreError::db("bound rows"))?;
+    for (seq, details) in audit_log::states(conn)? {
         let v: serde_json::Value =
             serde_json::from_str(&details).map_err(|e| CoreError::AuditBroken {
                 seq,
@@ -194,11 +157,7 @@ pub fn verify_rows(conn: &Connection) -> Result<usize> {
         }
     }
     let current = binding::current(conn)?;
-    let head: i64 = conn
-        .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
-            r.get(0)
-        })
-        .map_err(CoreError::db("audit head"))?;
+    let head = audit_log::head_seq(conn)?;
     for (key, digest) in &current {
         match bound.get(key) {
             Some((_, d)) if d == digest => {}
@@ -241,47 +200,19 @@ pub(crate) fn signed_message(seq: i64, hash: &str, cert_serial: &str) -> String 
 /// an enrolled operator's key (re-attributed or altered rows fail); rows before it (the CA's
 /// creation and its first operator's enrolment, by the CA key custodian) are unsigned.
 /// Returns the number of signed rows.
-pub fn verify_signatures(conn: &Connection) -> Result<usize> {
+pub fn verify_signatures(conn: &Db) -> Result<usize> {
     use p256::ecdsa::signature::Verifier;
-    let certs: std::collections::HashMap<String, Vec<u8>> = {
-        let mut stmt = conn
-            .prepare("SELECT cert_serial, der FROM operators")
-            .map_err(CoreError::db("operators"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(CoreError::db("operators"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(CoreError::db("operators"))?
-    };
+    let certs = audit_log::operator_certs(conn)?;
     let mut keys: std::collections::HashMap<String, p256::ecdsa::VerifyingKey> = Default::default();
-    let first_signed: Option<i64> = conn
-        .query_row(
-            "SELECT min(seq) FROM audit_log WHERE signature IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(CoreError::db("first signed row"))?;
-    let mut stmt = conn
-        .prepare("SELECT seq, hash, operator_cert, signature FROM audit_log ORDER BY seq")
-        .map_err(CoreError::db("audit signatures"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<Vec<u8>>>(3)?,
-            ))
-        })
-        .map_err(CoreError::db("audit signatures"))?;
+    let first_signed = audit_log::first_signed(conn)?;
     let mut signed = 0;
-    for row in rows {
-        let (seq, hash, cert, sig) = row.map_err(CoreError::db("audit signatures"))?;
+    audit_log::for_each_signature(conn, |(seq, hash, cert, sig)| {
         let bad = |reason: String| CoreError::AuditBroken { seq, reason };
         let (Some(cert), Some(sig)) = (cert, sig) else {
             if first_signed.is_some_and(|f| seq > f) {
                 return Err(bad("the row carries no operator signature".into()));
             }
-            continue;
+            return Ok(());
         };
         if !keys.contains_key(&cert) {
             let der = certs.get(&cert).ok_or_else(|| {
@@ -299,7 +230,8 @@ pub fn verify_signatures(conn: &Connection) -> Result<usize> {
                 "the operator signature does not verify for certificate {cert}: the row was altered or re-attributed"
             )))?;
         signed += 1;
-    }
+        Ok(())
+    })?;
     Ok(signed)
 }
 
@@ -311,27 +243,15 @@ fn anchor_message(seq: i64, head: &str, at: &str) -> String {
 /// Signs the current head of the log (sequence number and hash) with `signer` (the seal
 /// maker) and stores the anchor. Rows can be appended later; a log cut below an anchor no
 /// longer matches it. Returns the anchored sequence number (0 for an empty log).
-pub(crate) fn anchor(conn: &Transaction<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
-    let last: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(CoreError::db("audit tail"))?;
-    let Some((seq, head)) = last else {
+pub(crate) fn anchor(conn: &Tx<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
+    let Some((seq, head)) = audit_log::tail(conn)? else {
         return Ok(0);
     };
     let at = ts(now());
     let signature = signer
         .sign(anchor_message(seq, &head, &at).as_bytes())
         .map_err(CoreError::cert("audit anchor"))?;
-    conn.execute(
-        "INSERT INTO audit_anchors (seq, head, at, signature, signer) VALUES (?1, ?2, ?3, ?4, 'seal-maker')",
-        params![seq, head, at, signature],
-    )
-    .map_err(CoreError::db("store audit anchor"))?;
+    audit_log::insert_anchor(conn, seq, &head, &at, &signature)?;
     Ok(seq)
 }
 
@@ -353,32 +273,13 @@ fn p256_key(der: &[u8], what: &str) -> Result<p256::ecdsa::VerifyingKey> {
 /// Checks every anchor: its signature (by the seal maker, `maker_der`, or — anchors made before
 /// the seal maker existed — by the issuing CA, `issuing_der`), and that the row it names is
 /// still there with the same hash. Returns the number of anchors.
-pub fn verify_anchors(
-    conn: &Connection,
-    issuing_der: &[u8],
-    maker_der: Option<&[u8]>,
-) -> Result<usize> {
+pub fn verify_anchors(conn: &Db, issuing_der: &[u8], maker_der: Option<&[u8]>) -> Result<usize> {
     use p256::ecdsa::signature::Verifier;
     let issuing_key = p256_key(issuing_der, "issuing CA certificate")?;
     let maker_key = maker_der
         .map(|d| p256_key(d, "seal maker certificate"))
         .transpose()?;
-    let mut stmt = conn
-        .prepare("SELECT seq, head, at, signature, signer FROM audit_anchors ORDER BY id")
-        .map_err(CoreError::db("audit anchors"))?;
-    let anchors = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })
-        .map_err(CoreError::db("audit anchors"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("audit anchors"))?;
+    let anchors = audit_log::anchors(conn)?;
     for (seq, head, at, sig, signer) in &anchors {
         let bad = |reason: String| CoreError::AuditBroken { seq: *seq, reason };
         let key = match signer.as_str() {
@@ -393,12 +294,7 @@ pub fn verify_anchors(
             .map_err(|_| {
                 bad("the anchor's signature does not verify: the anchor was changed".into())
             })?;
-        let row: Option<String> = conn
-            .query_row("SELECT hash FROM audit_log WHERE seq = ?1", [seq], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(CoreError::db("anchored row"))?;
+        let row = audit_log::hash_at(conn, *seq)?;
         match row {
             None => {
                 return Err(bad(format!(
@@ -423,8 +319,15 @@ mod tests {
     /// A fresh store with five chained rows.
     fn store() -> (tempfile::TempDir, crate::Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::create(&dir.path().join("t.db")).unwrap();
-        // No operator in a unit test: writes are allowed as while a CA is created.
+        let s =
+            crate::Store::create(&crate::store::Location::Sqlite(dir.path().join("t.db"))).unwrap();
+        fill(&s);
+        (dir, s)
+    }
+
+    /// Five chained rows (no operator in a unit test: writes are allowed as while a CA is
+    /// created).
+    fn fill(s: &crate::Store) {
         s.set_bootstrap(true);
         for i in 0..5 {
             let details = serde_json::json!({ "i": i });
@@ -433,7 +336,6 @@ mod tests {
             })
             .unwrap();
         }
-        (dir, s)
     }
 
     #[test]
@@ -454,16 +356,22 @@ mod tests {
             "UPDATE audit_log SET at = '2020-01-01T00:00:00Z' WHERE seq = 1",
             "UPDATE audit_log SET operator = 'mallory' WHERE seq = 5",
             "DELETE FROM audit_log WHERE seq = 2",
+            "UPDATE audit_log SET site = 'hegang' WHERE seq = 4",
             "UPDATE audit_log SET seq = 99 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; \
              UPDATE audit_log SET seq = 3 WHERE seq = 99",
         ];
         for sql in tamper {
-            let (_d, s) = store();
-            s.conn.execute_batch(sql).unwrap();
-            assert!(
-                matches!(verify(&s.conn), Err(CoreError::AuditBroken { .. })),
-                "not detected: {sql}"
-            );
+            // On both backends: the same chain, the same tampering, the same finding.
+            for (_d, s) in crate::store::test_stores() {
+                fill(&s);
+                assert_eq!(verify(&s.conn).unwrap(), 5);
+                s.conn.batch(sql).unwrap();
+                assert!(
+                    matches!(verify(&s.conn), Err(CoreError::AuditBroken { .. })),
+                    "not detected on {:?}: {sql}",
+                    s.backend()
+                );
+            }
         }
     }
 
@@ -493,7 +401,7 @@ mod tests {
         assert!(verify_anchors(&s.conn, cert.der(), Some(other_cert.der())).is_err());
         // Cut back to 4 rows: the chain is still valid, the anchor is not.
         s.conn
-            .execute_batch("DELETE FROM audit_log WHERE seq >= 5")
+            .batch("DELETE FROM audit_log WHERE seq >= 5")
             .unwrap();
         assert_eq!(verify(&s.conn).unwrap(), 4);
         assert!(matches!(
@@ -504,7 +412,7 @@ mod tests {
         let (_d2, s2) = store();
         s2.write("t", |tx| anchor(tx, &key)).unwrap();
         s2.conn
-            .execute_batch("UPDATE audit_anchors SET signer = 'issuing'")
+            .batch("UPDATE audit_anchors SET signer = 'issuing'")
             .unwrap();
         assert_eq!(verify_anchors(&s2.conn, cert.der(), None).unwrap(), 1);
         assert!(verify_anchors(&s2.conn, other_cert.der(), None).is_err());
@@ -513,8 +421,27 @@ mod tests {
     #[test]
     fn field_boundaries_cannot_be_shifted() {
         // Moving text from one field to the next must change the hash.
-        let a = row_hash(GENESIS, 1, "t", "ab", "c", "o", "d");
-        let b = row_hash(GENESIS, 1, "t", "a", "bc", "o", "d");
+        let row = |operator: &str, action: &str, site: Option<&str>| {
+            row_hash(&AuditEntry {
+                seq: 1,
+                at: "t".into(),
+                operator: operator.into(),
+                action: action.into(),
+                object: "o".into(),
+                details: "d".into(),
+                prev_hash: GENESIS.into(),
+                hash: String::new(),
+                site: site.map(str::to_owned),
+            })
+        };
+        let a = row("ab", "c", None);
+        let b = row("a", "bc", None);
         assert_ne!(a, b);
+        // A recorded site is covered; a row without one keeps the hash it always had.
+        assert_ne!(row("ab", "c", Some("harbin")), a);
+        assert_ne!(
+            row("ab", "c", Some("harbin")),
+            row("ab", "c", Some("hegang"))
+        );
     }
 }

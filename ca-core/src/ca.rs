@@ -118,6 +118,9 @@ pub fn init(
             opts.issuing_years, opts.root_years
         )));
     }
+    // A PostgreSQL database must be reachable and empty before any key is made.
+    let location = crate::store::Location::resolve(home, None)?;
+    crate::Store::check_creatable(&location)?;
     home.create_dirs()?;
     let mut config = Config::new(opts.key_store);
     config.ca.root_years = opts.root_years;
@@ -222,7 +225,7 @@ pub fn init(
         0o644,
     )?;
     // The database is made here and only here: every other command refuses a missing one.
-    crate::Store::create(&home.db())?;
+    crate::Store::create(&location)?;
     // The config file is written last: its presence is what marks the home as initialised.
     write_file(&home.config(), config.to_toml()?.as_bytes(), 0o600)?;
     Ok(InitReport {

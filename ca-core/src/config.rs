@@ -52,6 +52,14 @@ pub struct Config {
     /// Certificate policy OID arc; each type's policy appends its suffix.
     #[serde(default = "default_policy_arc")]
     pub policy_arc: String,
+    /// The database: `postgres://…` for one PostgreSQL database shared by the sites; the
+    /// home's SQLite file (`hljca.db`) when absent. `HLJCA_DATABASE_URL` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// The site this installation serves (`harbin`, `hegang`, `qiqihar`), recorded on the rows
+    /// it writes; `HLJCA_SITE` overrides it, the operator's site is the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 /// CA key material.
@@ -327,6 +335,8 @@ impl Config {
             pkcs11_module: None,
             policy_dir: default_policy_dir(),
             policy_arc: default_policy_arc(),
+            database: None,
+            site: None,
         }
     }
 

@@ -100,7 +100,15 @@ pub enum CoreError {
         /// The operation.
         op: &'static str,
         /// Underlying error.
-        source: rusqlite::Error,
+        source: crate::store::db::DbError,
+    },
+    /// The database cannot be reached (down, wrong address or credentials).
+    #[error("database {database} cannot be reached: {reason}")]
+    Unreachable {
+        /// The database (its URL without the password, or its file).
+        database: String,
+        /// What the connection attempt said.
+        reason: String,
     },
     /// A token operation failed.
     #[error(transparent)]
@@ -194,7 +202,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub(crate) fn db(op: &'static str) -> impl Fn(rusqlite::Error) -> CoreError {
+    pub(crate) fn db(op: &'static str) -> impl Fn(crate::store::db::DbError) -> CoreError {
         move |source| CoreError::Db { op, source }
     }
 
@@ -233,3 +241,12 @@ impl CoreError {
 
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, CoreError>;
+
+impl From<crate::store::db::DbError> for CoreError {
+    fn from(source: crate::store::db::DbError) -> CoreError {
+        CoreError::Db {
+            op: "query",
+            source,
+        }
+    }
+}

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod applications;
 pub mod audit;
+pub mod backup;
 pub mod batch;
 pub mod ca;
 pub mod config;
@@ -61,6 +62,7 @@ pub struct Ca {
     /// The API client the CA acts for during one call (`hljca serve`).
     delegation: Option<api::Delegation>,
     module: std::cell::OnceCell<&'static Module>,
+    location: store::Location,
 }
 
 impl Ca {
@@ -69,7 +71,11 @@ impl Ca {
     pub fn open(home: Home, operator: impl Into<String>) -> Result<Ca> {
         home.require_initialized()?;
         let config = Config::load(&home.config())?;
-        let mut store = Store::open(&home.db(), home.dir())?;
+        let location = store::Location::resolve(&home, config.database.as_deref())?;
+        let mut store = Store::open(&location, home.dir())?;
+        store
+            .conn
+            .set_site(Self::configured_site(config.site.as_deref())?);
         let policy_dir = home.dir().join(&config.policy_dir);
         let policies = PolicySet::load(Some(&policy_dir))?;
         let operator = operator.into();
@@ -84,7 +90,25 @@ impl Ca {
             operator_session: None,
             delegation: None,
             module: std::cell::OnceCell::new(),
+            location,
         })
+    }
+
+    /// The site named by `HLJCA_SITE`, else by `site` in hljca.toml; `None` when neither is set.
+    fn configured_site(configured: Option<&str>) -> Result<Option<String>> {
+        let env = std::env::var("HLJCA_SITE")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        let Some(site) = env.as_deref().or(configured) else {
+            return Ok(None);
+        };
+        let site = site.trim().to_ascii_lowercase();
+        if !applications::Site::ALL.iter().any(|s| s.as_str() == site) {
+            return Err(CoreError::BadInput(format!(
+                "site `{site}` is not one of harbin, hegang, qiqihar [field: site / HLJCA_SITE]"
+            )));
+        }
+        Ok(Some(site))
     }
 
     /// Opens the PKCS#11 module: `explicit` (from `HLJCA_PKCS11_MODULE`), else the configured
@@ -135,6 +159,36 @@ impl Ca {
         self.store.set_bootstrap(false);
         made?;
         self.enrol_operator(module, secrets, admin, admin_pin)
+    }
+
+    /// Copies this CA's database into the empty database `to` (`hljca db copy`), verified
+    /// before it commits.
+    pub fn copy_database(&self, to: &store::Location) -> Result<store::copy::CopyReport> {
+        store::copy::copy(&self.store, to)
+    }
+
+    /// Backs the CA up into `dir` (new or empty): see [`backup`].
+    pub fn backup(
+        &self,
+        dir: &Path,
+        softhsm_conf: Option<&Path>,
+        module: Option<&Path>,
+    ) -> Result<backup::Manifest> {
+        backup::backup(&self.store, &self.home, dir, softhsm_conf, module)
+    }
+
+    /// Where the CA's database is.
+    pub fn location(&self) -> &store::Location {
+        &self.location
+    }
+
+    /// Where the leases of this CA's issuances live: lock files in the home (SQLite), or
+    /// advisory locks in the shared PostgreSQL database, seen by every site.
+    pub fn lease_space(&self) -> engine::LeaseSpace {
+        match &self.location {
+            store::Location::Sqlite(_) => engine::LeaseSpace::Files(self.home.clone()),
+            store::Location::Postgres(url) => engine::LeaseSpace::Postgres(url.clone()),
+        }
     }
 
     /// The CA's "now": the system clock, or the instant set by [`Ca::set_clock`]. Business
@@ -226,16 +280,7 @@ impl Ca {
 
     /// The hash of the newest audit row (record it outside the CA to detect a cut log later).
     pub fn audit_head(&self) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
-        self.store
-            .conn
-            .query_row(
-                "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(CoreError::db("audit head"))
+        Ok(store::audit_log::tail(&self.store.conn)?.map(|(_, hash)| hash))
     }
 
     /// All audit rows.
@@ -245,11 +290,6 @@ impl Ca {
 
     /// How many audit rows there are (the head's sequence number; one indexed lookup).
     pub fn audit_count(&self) -> Result<i64> {
-        self.store
-            .conn
-            .query_row("SELECT COALESCE(max(seq), 0) FROM audit_log", [], |r| {
-                r.get(0)
-            })
-            .map_err(error::CoreError::db("audit head"))
+        store::audit_log::head_seq(&self.store.conn)
     }
 }

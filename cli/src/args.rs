@@ -113,6 +113,23 @@ pub enum Command {
     Serve(ServeArgs),
     /// One screen: the CA, tokens, certificates expiring soon, the last CRL.
     Status,
+    /// The database: its schema, migrations, and moving a CA to PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// Back the CA up into an empty directory while it runs: a consistent database snapshot,
+    /// the home (configuration, CA certificates), the SoftHSM token directory, and
+    /// manifest.json with the SHA-256 of every file.
+    Backup {
+        /// The backup directory (new or empty).
+        dir: PathBuf,
+    },
+    /// Build a working home from a backup: `hljca restore DIR --home NEW` (NEW new or empty;
+    /// the manifest is checked first). The database goes into HLJCA_DATABASE_URL when set (an
+    /// empty PostgreSQL database), else the new home's SQLite file.
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+    },
     /// The effective configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -129,6 +146,24 @@ pub enum Command {
     /// Automated jobs: batch issuance, recovery.
     #[command(flatten)]
     Batch(crate::args_batch::BatchCmd),
+}
+
+/// `db` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// The database in use (HLJCA_DATABASE_URL, `database` in hljca.toml, or the home's SQLite
+    /// file): backend, schema version, rows per table.
+    Status,
+    /// Bring the schema to this hljca's version (every command also does this on start).
+    Migrate,
+    /// Copy the whole CA database into an empty database (e.g. SQLite to PostgreSQL), verified
+    /// (rows per table, the audit log) before it says done.
+    Copy {
+        /// The target: `postgres://user@host/db` (or `postgresql://user@/db?host=/socket/dir`),
+        /// or `sqlite:PATH`.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// `init` options.

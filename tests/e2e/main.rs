@@ -2,6 +2,8 @@
 //! directory, checked with tools this project did not write (openssl, pkcs11-tool, sqlite3).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+#[path = "../pg_cluster.rs"]
+mod pg_cluster;
 mod support;
 
 mod api;
@@ -15,6 +17,7 @@ mod engine;
 mod foundation;
 mod hygiene;
 mod lifecycle;
+mod multisite;
 mod operators;
 mod portal;
 mod portal_browser;

@@ -33,10 +33,32 @@ pub struct Env {
     pub module: String,
     /// The CA's clock for the commands run (`HLJCA_NOW`, honoured by test builds).
     pub now: std::cell::RefCell<Option<String>>,
+    /// The PostgreSQL database (name, URL) of this test, when it runs on PostgreSQL.
+    pub pg: Option<(String, String)>,
+}
+
+/// True when the tests run on PostgreSQL (`HLJCA_TEST_DB=postgres`), SQLite otherwise.
+pub fn on_postgres() -> bool {
+    std::env::var("HLJCA_TEST_DB").is_ok_and(|v| v == "postgres")
 }
 
 impl Env {
+    /// A fresh env on the backend the run asks for (`HLJCA_TEST_DB`).
     pub fn new() -> Env {
+        Env::with_backend(on_postgres())
+    }
+
+    /// A fresh env on a fresh database of the test cluster.
+    pub fn new_pg() -> Env {
+        Env::with_backend(true)
+    }
+
+    /// A fresh env on SQLite, whatever the run asks for.
+    pub fn with_sqlite() -> Env {
+        Env::with_backend(false)
+    }
+
+    fn with_backend(postgres: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("tokens");
         std::fs::create_dir_all(&tokens).unwrap();
@@ -56,6 +78,7 @@ impl Env {
             conf,
             module: module(),
             now: std::cell::RefCell::new(None),
+            pg: postgres.then(crate::pg_cluster::database),
         }
     }
 
@@ -78,6 +101,11 @@ impl Env {
             Some(t) => c.env("HLJCA_NOW", t),
             None => c.env_remove("HLJCA_NOW"),
         };
+        match &self.pg {
+            Some((_, url)) => c.env("HLJCA_DATABASE_URL", url),
+            None => c.env_remove("HLJCA_DATABASE_URL"),
+        };
+        c.env_remove("HLJCA_SITE");
         c
     }
 
@@ -240,8 +268,11 @@ impl Env {
         assert_eq!(v["intact"], true, "{v}");
     }
 
-    /// `sqlite3` on the home's database.
+    /// `sqlite3` on the home's database (`psql` when the env runs on PostgreSQL).
     pub fn sql(&self, query: &str) -> String {
+        if let Some((name, _)) = &self.pg {
+            return crate::pg_cluster::cluster().psql(name, query);
+        }
         let o = Command::new("sqlite3")
             .arg(self.db())
             .arg(query)

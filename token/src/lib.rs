@@ -19,7 +19,7 @@ mod signer;
 
 pub use error::{PinRole, TokenError};
 pub use key::{KeyKind, TokenPublicKey};
-pub use module::{Module, TokenInfo, TokenSelector, default_module_candidates};
+pub use module::{Module, TokenInfo, TokenSelector, default_module_candidates, store_lock_path};
 pub use objects::{KeyId, ObjectKind, ObjectSummary};
 pub use pin::{Pin, PinState};
 pub use session::{GeneratedKey, TokenSession};

@@ -437,7 +437,7 @@ impl Module {
 /// The lock file shared by processes using module `path` with the same SoftHSM configuration:
 /// beside that configuration when its folder is writable (it goes away with it), else in the
 /// temporary directory, named after the module and the configuration.
-fn store_lock_path(path: &Path) -> PathBuf {
+pub fn store_lock_path(path: &Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     if let Some(conf) = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from)
         && let Some(dir) = conf.parent()

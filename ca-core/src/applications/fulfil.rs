@@ -2,19 +2,19 @@
 //! Each checks, changes, records the event, queues the SMS and appends the audit row in one
 //! transaction.
 
+use crate::store::db::params;
 use hljca_policies::{Applicant, Mobile};
 use hljca_token::{Module, TokenSelector};
-use rusqlite::params;
 
 use super::notify::SERVICE_PHONE;
 use super::ops::{AppIssueOutcome, notify_with};
-use super::rows::{Application, Delivery, Order};
 use super::{AppEventKind, AppId, Payment, Site, transition};
 use crate::Ca;
 use crate::eligibility::Step;
 use crate::engine::IssueParams;
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
+use crate::store::applications::{self as rows, Application, Delivery, Order};
 
 impl Ca {
     /// `pay`: approved → paid with an order whose amount is the policy's first-time fee (USBKEY
@@ -33,7 +33,7 @@ impl Ca {
         &mut self,
         id: AppId,
         payment: &Payment,
-        also: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<()>,
+        also: impl FnOnce(&crate::store::Tx<'_>, i64) -> Result<()>,
     ) -> Result<(Application, Order)> {
         self.require(crate::operators::Role::Cashier, "pay")?;
         let app = self.application(id)?;
@@ -60,8 +60,7 @@ impl Ca {
             }),
             |tx, app, at| {
                 tx.execute(
-                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
-                     reference, operator, paid_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    rows::INSERT_PAYMENT,
                     params![
                         id.0,
                         app.renewal_of,
@@ -75,7 +74,7 @@ impl Ca {
                     ],
                 )
                 .map_err(CoreError::db("insert order"))?;
-                *oid = tx.last_insert_rowid();
+                *oid = tx.last_insert_id()?;
                 also(tx, *oid)?;
                 let mut v = notify_with(tx, &policy, app, "paid", &text)?;
                 v["order_id"] = (*oid).into();
@@ -192,14 +191,12 @@ impl Ca {
                     address,
                     tracking_no,
                 } => tx.execute(
-                    "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
-                     tracking_no = ?5 WHERE id = ?1",
+                    rows::SET_DELIVERY_MAIL,
                     params![id.0, recipient, phone, address, tracking_no],
                 ),
-                Delivery::Pickup { site, .. } => tx.execute(
-                    "UPDATE applications SET delivery_method = 'pickup', pickup_site = ?2 WHERE id = ?1",
-                    params![id.0, site.as_str()],
-                ),
+                Delivery::Pickup { site, .. } => {
+                    tx.execute(rows::SET_DELIVERY_PICKUP, params![id.0, site.as_str()])
+                }
             }
             .map_err(CoreError::db("record delivery"))?;
             notify_with(tx, &policy, app, sms_kind, &text)
@@ -222,11 +219,8 @@ impl Ca {
             AppEventKind::Collect,
             serde_json::json!({}),
             |tx, _, at| {
-                tx.execute(
-                    "UPDATE applications SET collected_at = ?2 WHERE id = ?1",
-                    params![id.0, at],
-                )
-                .map_err(CoreError::db("record collection"))?;
+                tx.execute(rows::SET_COLLECTED, params![id.0, at])
+                    .map_err(CoreError::db("record collection"))?;
                 Ok(serde_json::json!({}))
             },
         )

@@ -14,7 +14,7 @@ mod fulfil;
 mod notify;
 mod online;
 mod ops;
-mod rows;
+use crate::store::applications as rows;
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::{CoreError, Result};
 
+pub use crate::store::applications::{AppEvent, Application, Delivery, MaterialRecord, Order};
 pub use fulfil::delivery_summary;
 pub use notify::{OutboxEntry, RemindOutcome, Reminder};
 pub use online::{
@@ -30,7 +31,6 @@ pub use online::{
     OnlineDelivery,
 };
 pub use ops::{AppIssueOutcome, NewApplication, material_hash};
-pub use rows::{AppEvent, Application, Delivery, MaterialRecord, Order};
 
 use crate::eligibility::{Eligible, Request, Step};
 
@@ -53,7 +53,7 @@ impl crate::Ca {
 /// Moves application `id` by `event` inside an issuance transaction (claim, complete,
 /// release), with its event and audit row; [`transition`] decides, on the state read in `tx`.
 pub(crate) fn move_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::store::Tx<'_>,
     id: AppId,
     event: AppEventKind,
     operator: &str,
@@ -81,21 +81,18 @@ pub(crate) fn move_in(
 
 /// Records the holder's USBKEY on an application (inside the issuance transaction).
 pub(crate) fn record_token(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::store::Tx<'_>,
     id: AppId,
     label: &str,
     serial: &str,
 ) -> Result<()> {
-    tx.execute(
-        "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1",
-        rusqlite::params![id.0, label, serial],
-    )
-    .map_err(CoreError::db("record USBKEY"))?;
+    tx.execute(rows::SET_TOKEN, crate::store::params![id.0, label, serial])
+        .map_err(CoreError::db("record USBKEY"))?;
     Ok(())
 }
 
 /// The state of application `id`, read inside a transaction.
-pub(crate) fn state_in(tx: &rusqlite::Transaction<'_>, id: AppId) -> Result<AppState> {
+pub(crate) fn state_in(tx: &crate::store::Tx<'_>, id: AppId) -> Result<AppState> {
     rows::get(tx, id)?
         .map(|a| a.state)
         .ok_or_else(|| CoreError::BadInput(format!("no application {id}")))

@@ -1,7 +1,8 @@
 //! The SMS outbox (no real gateway: rows for a sender to pick up) and expiry reminders.
 
+use crate::store::applications as rows;
+use crate::store::db::{Db, params};
 use hljca_policies::{CertType, PolicySet};
-use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use super::{AppId, contact_mobile};
@@ -34,7 +35,7 @@ pub struct OutboxEntry {
 
 /// Queues one message (inside the caller's transaction); returns its id.
 pub(super) fn enqueue(
-    conn: &Connection,
+    conn: &Db,
     mobile: &str,
     text: &str,
     kind: &str,
@@ -42,36 +43,27 @@ pub(super) fn enqueue(
     cert_serial: Option<&str>,
 ) -> Result<i64> {
     conn.execute(
-        "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rows::INSERT_OUTBOX,
         params![ts(now()), mobile, text, kind, app.map(|a| a.0), cert_serial],
     )
     .map_err(CoreError::db("queue message"))?;
-    Ok(conn.last_insert_rowid())
+    Ok(conn.last_insert_id()?)
 }
 
 /// Every queued message, oldest first.
-pub(super) fn list(conn: &Connection) -> Result<Vec<OutboxEntry>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id",
-        )
-        .map_err(CoreError::db("list outbox"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(OutboxEntry {
-                id: r.get(0)?,
-                created_at: r.get(1)?,
-                mobile: r.get(2)?,
-                text: r.get(3)?,
-                kind: r.get(4)?,
-                application_id: r.get::<_, Option<i64>>(5)?.map(AppId),
-                cert_serial: r.get(6)?,
-            })
+pub(super) fn list(conn: &Db) -> Result<Vec<OutboxEntry>> {
+    conn.query_vec(rows::OUTBOX, params![], |r| {
+        Ok(OutboxEntry {
+            id: r.get(0)?,
+            created_at: r.get(1)?,
+            mobile: r.get(2)?,
+            text: r.get(3)?,
+            kind: r.get(4)?,
+            application_id: r.get::<Option<i64>>(5)?.map(AppId),
+            cert_serial: r.get(6)?,
         })
-        .map_err(CoreError::db("list outbox"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list outbox"))
+    })
+    .map_err(CoreError::db("list outbox"))
 }
 
 /// One expiry reminder queued.
@@ -150,7 +142,7 @@ impl Ca {
     /// Queues the reminder of one certificate (or notes it has no mobile number).
     fn remind_one(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &crate::store::Tx<'_>,
         due: &DueReminder,
         within_days: i64,
         out: &mut RemindOutcome,
@@ -174,8 +166,7 @@ impl Ca {
             Some(&c.serial),
         )?;
         tx.execute(
-            "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rows::INSERT_REMINDER,
             params![c.serial, within_days, not_after, outbox_id, ts(now())],
         )
         .map_err(CoreError::db("record reminder"))?;

@@ -1,12 +1,11 @@
 //! The workflow steps as methods on [`Ca`]: each checks, changes, records the event, queues the
 //! SMS and appends the audit row in one transaction.
 
+use crate::store::db::{Tx, params};
 use hljca_policies::{Applicant, CertType, Fen};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::notify::{SERVICE_PHONE, enqueue};
-use super::rows::{self, Application, MaterialRecord, Order};
 use super::{
     AppEvent, AppEventKind, AppId, AppState, Channel, Payment, Site, check_material,
     contact_mobile, transition,
@@ -15,6 +14,7 @@ use crate::eligibility::{Eligible, Request, Step};
 use crate::error::{CoreError, Result};
 use crate::home::{create_private_dir, write_file};
 use crate::issue::IssueOutcome;
+use crate::store::applications::{self as rows, Application, MaterialRecord, Order};
 use crate::time_fmt::{now, ts};
 use crate::{Ca, audit};
 
@@ -124,7 +124,7 @@ impl Ca {
     pub(super) fn apply_with(
         &mut self,
         new: &NewApplication,
-        also: impl FnOnce(&Transaction<'_>, AppId) -> Result<()>,
+        also: impl FnOnce(&Tx<'_>, AppId) -> Result<()>,
     ) -> Result<Application> {
         self.require(crate::operators::Role::Registrar, "apply")?;
         match (new.channel, new.site) {
@@ -161,8 +161,7 @@ impl Ca {
         let at = ts(now());
         let tx = self.store.begin("begin apply")?;
         tx.execute(
-            "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
-             created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            rows::INSERT_APPLICATION,
             params![
                 new.cert_type.key(),
                 new.channel.as_str(),
@@ -174,7 +173,7 @@ impl Ca {
             ],
         )
         .map_err(CoreError::db("insert application"))?;
-        let id = AppId(tx.last_insert_rowid());
+        let id = AppId(tx.last_insert_id()?);
         let details = serde_json::json!({
             "type": new.cert_type.key(), "channel": new.channel.as_str(),
             "site": new.site.map(Site::as_str), "renewal_of": renewal_of,
@@ -201,7 +200,7 @@ impl Ca {
         id: AppId,
         event: AppEventKind,
         mut details: serde_json::Value,
-        change: impl FnOnce(&Transaction<'_>, &Application, &str) -> Result<serde_json::Value>,
+        change: impl FnOnce(&Tx<'_>, &Application, &str) -> Result<serde_json::Value>,
     ) -> Result<Application> {
         let app = self.application(id)?;
         let to = transition(id, app.state, event)?;
@@ -250,11 +249,8 @@ impl Ca {
             AppEventKind::Submit,
             serde_json::json!({}),
             |tx, _, _| {
-                tx.execute(
-                    "UPDATE applications SET submitted_by = ?2 WHERE id = ?1",
-                    params![id.0, op],
-                )
-                .map_err(CoreError::db("record submitter"))?;
+                tx.execute(rows::SET_SUBMITTED_BY, params![id.0, op])
+                    .map_err(CoreError::db("record submitter"))?;
                 Ok(serde_json::json!({}))
             },
         )
@@ -328,11 +324,8 @@ impl Ca {
             .map(str::to_owned);
         let policy = self.policies.get(self.application(id)?.cert_type).clone();
         self.step(id, event, details, move |tx, app, _| {
-            tx.execute(
-                "UPDATE applications SET reviewed_by = ?2, rejection_reason = ?3 WHERE id = ?1",
-                params![id.0, op, reason],
-            )
-            .map_err(CoreError::db("record review"))?;
+            tx.execute(rows::SET_REVIEWED, params![id.0, op, reason])
+                .map_err(CoreError::db("record review"))?;
             notify_with(tx, &policy, app, sms_kind, &text)
         })
     }
@@ -395,8 +388,7 @@ impl Ca {
                     return Ok(serde_json::json!({}));
                 };
                 tx.execute(
-                    "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
-                     reference, operator, paid_at, refund_of) VALUES (?1, NULL, 'refund', ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    rows::INSERT_REFUND,
                     params![
                         id.0,
                         app.cert_type.key(),
@@ -411,7 +403,7 @@ impl Ca {
                 .map_err(CoreError::db("record refund"))?;
                 Ok(serde_json::json!({
                     "refund": { "of_order": order.id, "amount_fen": order.amount_fen,
-                                "method": p.method.as_str(), "reference": p.reference, "order_id": tx.last_insert_rowid() }
+                                "method": p.method.as_str(), "reference": p.reference, "order_id": tx.last_insert_id()? }
                 }))
             },
         )
@@ -465,12 +457,7 @@ impl Ca {
         let dup: Option<i64> = self
             .store
             .conn
-            .query_row(
-                "SELECT id FROM materials WHERE application_id = ?1 AND kind = ?2 AND sha256 = ?3",
-                params![id.0, kind, sha],
-                |r| r.get(0),
-            )
-            .optional()
+            .query_opt(rows::FIND_MATERIAL, params![id.0, kind, sha], |r| r.get(0))
             .map_err(CoreError::db("material lookup"))?;
         if dup.is_some() {
             return Err(CoreError::Refused(format!(
@@ -481,12 +468,20 @@ impl Ca {
         let at = ts(now());
         let tx = self.store.begin("begin material")?;
         tx.execute(
-            "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![id.0, kind, sha, bytes.len() as i64, media.as_str(), file_name, self.operator, at],
+            rows::INSERT_MATERIAL,
+            params![
+                id.0,
+                kind,
+                sha,
+                bytes.len() as i64,
+                media.as_str(),
+                file_name,
+                self.operator,
+                at
+            ],
         )
         .map_err(CoreError::db("insert material"))?;
-        let mid = tx.last_insert_rowid();
+        let mid = tx.last_insert_id()?;
         let details = serde_json::json!({
             "kind": kind, "sha256": sha, "size": bytes.len(), "media_type": media.as_str(), "file_name": file_name,
         });
@@ -522,7 +517,7 @@ impl Ca {
 }
 
 pub(super) fn notify_with(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     policy: &hljca_policies::Policy,
     app: &Application,
     kind: &str,

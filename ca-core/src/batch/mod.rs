@@ -145,11 +145,11 @@ impl Ca {
         // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it; a
         // running job whose lease is free belongs to a process that is gone.
         let op = &self.operator;
-        let home = &self.home;
+        let space = self.lease_space();
         let job_id = self.store.write("begin batch job", |tx| {
             for (id, lease) in jobs::running(tx)? {
                 if let Some(l) = lease
-                    && matches!(Lease::probe(home, &l)?, Probe::Held)
+                    && matches!(Lease::probe(&space, &l)?, Probe::Held)
                 {
                     return Err(CoreError::InProgress(format!(
                         "batch job {id} is still running (lease {l}); wait for it to finish before starting another"

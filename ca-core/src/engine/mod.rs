@@ -38,7 +38,7 @@ use crate::store::CertRole;
 
 pub use authority::Authority;
 pub use bulk::BulkOutcome;
-pub use lease::{Lease, Probe};
+pub use lease::{Lease, LeaseSpace, Probe};
 pub use recover::{PinSource, RecoverAction, RecoverReport, RecoveredIssuance};
 
 /// Where the subject key comes from.
@@ -189,7 +189,7 @@ impl<'k> Engine<'k> {
             });
         Ok(Engine {
             authority: Authority::new(ca, keys)?,
-            lease: Lease::acquire(&ca.home)?,
+            lease: Lease::acquire(&ca.lease_space())?,
             ca_token,
             exports: bulk::Exports::default(),
         })

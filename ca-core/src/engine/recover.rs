@@ -119,7 +119,7 @@ impl Ca {
                 action: RecoverAction::Left,
                 reason: String::new(),
             };
-            let lease = match Lease::probe(&self.home, &iss.lease)? {
+            let lease = match Lease::probe(&self.lease_space(), &iss.lease)? {
                 Probe::Held => {
                     report.action = RecoverAction::InProgress;
                     report.reason = format!(
@@ -293,7 +293,7 @@ impl Ca {
         let mut out = Vec::new();
         for (id, lease) in running {
             let _taken = match &lease {
-                Some(l) => match Lease::probe(&self.home, l)? {
+                Some(l) => match Lease::probe(&self.lease_space(), l)? {
                     Probe::Held => continue,
                     Probe::Taken(t) => Some(t),
                 },

@@ -318,7 +318,7 @@ fn step(
     plan: &mut Plan,
     to: Stage,
     details: serde_json::Value,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    f: impl FnOnce(&crate::store::Tx<'_>) -> Result<()>,
 ) -> Result<()> {
     let (id, from) = (plan.id, plan.stage);
     ca.store.write("issuance stage", |tx| {

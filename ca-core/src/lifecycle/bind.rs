@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use hljca_token::{KeyId, Module, TokenSelector};
-use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::FromDer;
@@ -167,40 +166,28 @@ impl Ca {
         let bound_at = ts(t);
         let (issuer, subject) = (cert.issuer().to_string(), cert.subject().to_string());
         let tx = self.store.begin("begin binding")?;
-        let inserted = tx.execute(
-            "INSERT INTO bindings (fingerprint, issuer, subject, serial, not_before, not_after, der, source, token_label, \
-             token_serial, materials, status, operator, bound_at, site) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'active', ?12, ?13, ?14)",
-            params![
-                fingerprint,
-                issuer,
-                subject,
-                serial,
-                ts(nb),
-                ts(na),
-                der,
-                src,
-                token_label,
-                token_serial,
-                serde_json::Value::Array(stored).to_string(),
-                self.operator,
-                bound_at,
-                site.as_str()
-            ],
-        );
-        match inserted {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(CoreError::Refused(format!(
-                    "certificate {serial} is already bound (fingerprint {fingerprint})"
-                )));
-            }
-            r => {
-                r.map_err(CoreError::db("record binding"))?;
-            }
-        }
-        let id = tx.last_insert_rowid();
+        let materials = serde_json::Value::Array(stored).to_string();
+        let new = crate::store::bindings::NewBinding {
+            fingerprint: &fingerprint,
+            issuer: &issuer,
+            subject: &subject,
+            serial: &serial,
+            not_before: &ts(nb),
+            not_after: &ts(na),
+            der: &der,
+            source: src,
+            token_label: token_label.as_deref(),
+            token_serial: token_serial.as_deref(),
+            materials: &materials,
+            operator: &self.operator,
+            bound_at: &bound_at,
+            site: site.as_str(),
+        };
+        let Some(id) = crate::store::bindings::insert(&tx, &new)? else {
+            return Err(CoreError::Refused(format!(
+                "certificate {serial} is already bound (fingerprint {fingerprint})"
+            )));
+        };
         audit::append(
             &tx,
             &self.operator,
@@ -230,34 +217,7 @@ impl Ca {
 
     /// Every binding, newest first.
     pub fn bindings(&self) -> Result<Vec<Binding>> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(
-                "SELECT id, fingerprint, issuer, subject, serial, not_after, source, token_label, status, operator, bound_at, \
-                 site FROM bindings ORDER BY id DESC",
-            )
-            .map_err(CoreError::db("list bindings"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Binding {
-                    id: r.get(0)?,
-                    fingerprint: r.get(1)?,
-                    issuer: r.get(2)?,
-                    subject: r.get(3)?,
-                    serial: r.get(4)?,
-                    not_after: r.get(5)?,
-                    source: r.get(6)?,
-                    token_label: r.get(7)?,
-                    status: r.get(8)?,
-                    operator: r.get(9)?,
-                    bound_at: r.get(10)?,
-                    site: r.get::<_, Option<String>>(11)?.and_then(|x| x.parse().ok()),
-                })
-            })
-            .map_err(CoreError::db("list bindings"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("list bindings"))
+        crate::store::bindings::list(&self.store.conn)
     }
 }
 

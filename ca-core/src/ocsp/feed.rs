@@ -5,7 +5,6 @@
 //! The SQL is here rather than in `store/` while that module is being reworked; it reads the
 //! `certificates` and `crls` tables only.
 
-use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -50,19 +49,7 @@ impl Ca {
     /// good, revoked ones (certificateHold included) revoked with their time and reason, and a
     /// serial this CA never issued (no row, or only a pending or voided one) unknown.
     pub fn ocsp_status(&self, serial: &str) -> Result<Status> {
-        // Prepared once per connection: the responder asks this for every answer it signs.
-        let row: Option<(String, Option<String>, Option<String>)> = self
-            .store
-            .conn
-            .prepare_cached(
-                "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row([serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(CoreError::db("OCSP status"))?;
-        Ok(match row {
+        Ok(match self.store.revocation_state(serial)? {
             Some((s, at, reason)) => match s.as_str() {
                 "issued" | "superseded" | "expired" => Status::Good,
                 "revoked" => Status::Revoked {
@@ -75,49 +62,28 @@ impl Ca {
         })
     }
 
-    /// SQLite's `data_version`: changes whenever another connection commits.
+    /// A number that changes whenever another connection commits (SQLite's `data_version`;
+    /// on PostgreSQL the audit head, which every write moves).
     pub fn data_version(&self) -> Result<i64> {
         self.store
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .data_version()
             .map_err(CoreError::db("data_version"))
     }
 
     /// Certificate rows changed at or after `since` (all of them when `None`), oldest first.
     pub fn changed_since(&self, since: Option<&str>) -> Result<Vec<Change>> {
-        let mut stmt = self
+        Ok(self
             .store
-            .conn
-            .prepare(
-                "SELECT serial, updated_at FROM certificates WHERE updated_at >= ?1 \
-                 ORDER BY updated_at",
-            )
-            .map_err(CoreError::db("changed certificates"))?;
-        stmt.query_map(params![since.unwrap_or("")], |r| {
-            Ok(Change {
-                serial: r.get(0)?,
-                updated_at: r.get(1)?,
-            })
-        })
-        .map_err(CoreError::db("changed certificates"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("changed certificates"))
+            .changed_since(since.unwrap_or(""))?
+            .into_iter()
+            .map(|(serial, updated_at)| Change { serial, updated_at })
+            .collect())
     }
 
     /// Serials whose OCSP answer is good or revoked (the ones worth answering ahead).
     pub fn ocsp_serials(&self) -> Result<Vec<String>> {
-        let mut stmt = self
-            .store
-            .conn
-            .prepare(
-                "SELECT serial FROM certificates \
-                 WHERE status IN ('issued', 'revoked', 'superseded') ORDER BY id DESC",
-            )
-            .map_err(CoreError::db("OCSP serials"))?;
-        stmt.query_map([], |r| r.get(0))
-            .map_err(CoreError::db("OCSP serials"))?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .map_err(CoreError::db("OCSP serials"))
+        self.store.ocsp_serials()
     }
 
     /// The CRL with the highest number, read from its file in the publish directory and
@@ -187,15 +153,9 @@ impl Ca {
     /// Takes the database's write lock and lets it go again (waiting at most `wait`): the
     /// health check's proof that writes would go through.
     pub fn database_writable(&self, wait: std::time::Duration) -> Result<()> {
-        let conn = &self.store.conn;
-        conn.busy_timeout(wait)
-            .map_err(CoreError::db("busy_timeout"))?;
-        let probe = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
-        if probe.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(CoreError::db("busy_timeout"))?;
-        probe.map_err(CoreError::db("write probe"))
+        self.store
+            .conn
+            .probe_write(wait)
+            .map_err(CoreError::db("write probe"))
     }
 }

@@ -267,6 +267,10 @@ impl Ca {
         }));
         self.operator = identity(&rec);
         self.store.set_actor(&self.operator);
+        // Rows are recorded with the operator's site unless the installation names its own.
+        if self.store.conn.site().is_none() {
+            self.store.conn.set_site(Some(rec.site.clone()));
+        }
         tracing::info!(operator = %rec.name, cert = %rec.cert_serial, token = %info.label, "operator logged in");
         self.operator_session = Some(OperatorSession {
             record: rec,

@@ -1,7 +1,7 @@
 //! Idempotency keys of the client-certificate API: which key (of which operator) asked for
 //! which request, under which `external_id` it is issued, and the serial it got.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::store::db::{Tx, params};
 
 use super::Store;
 use crate::error::{CoreError, Result};
@@ -23,7 +23,7 @@ pub struct IdempotencyRow {
 }
 
 /// Claims `row`'s key; false when the operator already used it (nothing changed).
-pub(crate) fn claim(tx: &Transaction<'_>, row: &IdempotencyRow) -> Result<bool> {
+pub(crate) fn claim(tx: &Tx<'_>, row: &IdempotencyRow) -> Result<bool> {
     tx.execute(
         "INSERT INTO api_idempotency (operator_cert, idem_key, request_sha256, external_id, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (operator_cert, idem_key) DO NOTHING",
@@ -41,7 +41,7 @@ pub(crate) fn claim(tx: &Transaction<'_>, row: &IdempotencyRow) -> Result<bool> 
 
 /// Records the serial issued under `external_id` (the engine's commit: in its transaction).
 /// Nothing happens when no key carries that id (every issuance but the API's).
-pub(crate) fn link(tx: &Transaction<'_>, external_id: &str, serial: &str) -> Result<()> {
+pub(crate) fn link(tx: &Tx<'_>, external_id: &str, serial: &str) -> Result<()> {
     super::exec(
         tx,
         "UPDATE api_idempotency SET serial = ?2 WHERE external_id = ?1 AND serial IS NULL",
@@ -55,7 +55,7 @@ impl Store {
     /// The key `key` of operator `operator_cert`.
     pub fn idempotency(&self, operator_cert: &str, key: &str) -> Result<Option<IdempotencyRow>> {
         self.conn
-            .query_row(
+            .query_opt(
                 "SELECT operator_cert, idem_key, request_sha256, external_id, serial \
                  FROM api_idempotency WHERE operator_cert = ?1 AND idem_key = ?2",
                 params![operator_cert, key],
@@ -69,7 +69,6 @@ impl Store {
                     })
                 },
             )
-            .optional()
             .map_err(CoreError::db("idempotency key"))
     }
 }

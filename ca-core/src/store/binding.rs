@@ -7,10 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Transaction};
 use sha2::{Digest, Sha256};
 
+use super::db::{Backend, Db, Row, Tx, ValueRef, params};
 use crate::error::{CoreError, Result};
 
 /// The bound tables and their key column.
@@ -22,11 +21,20 @@ pub(crate) const TABLES: [(&str, &str); 5] = [
     ("operators", "cert_serial"),
 ];
 
+/// Columns added to a bound table after row binding began: left out of the digest while NULL,
+/// so the rows bound before the column existed still match.
+const LATE_COLUMNS: [(&str, &str); 1] = [("certificates", "site")];
+
 /// The digest a deleted row is bound to.
 pub(crate) const DELETED: &str = "deleted";
 
-/// Creates the temporary change log and its triggers on this connection.
-pub(crate) fn install(conn: &Connection) -> Result<()> {
+/// Creates the temporary change log and its triggers on this connection (SQLite). On
+/// PostgreSQL the triggers are part of the schema ([`postgres_triggers`]) and the change log
+/// is made when the connection opens.
+pub(crate) fn install(conn: &Db) -> Result<()> {
+    if conn.backend() == Backend::Postgres {
+        return Ok(());
+    }
     let mut sql = String::from(
         "CREATE TEMP TABLE IF NOT EXISTS changed_rows (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key));",
     );
@@ -41,8 +49,35 @@ pub(crate) fn install(conn: &Connection) -> Result<()> {
                INSERT OR IGNORE INTO changed_rows VALUES ('{t}', CAST(OLD.{k} AS TEXT)); END;"
         ));
     }
-    conn.execute_batch(&sql)
+    conn.batch(&sql)
         .map_err(CoreError::db("install row binding"))
+}
+
+/// PostgreSQL's row binding: one trigger function recording the changed key into the
+/// session's `changed_rows`, only in hljca's write transactions (which `SET LOCAL hljca.bind`);
+/// edits from any other session change nothing there, and `audit verify` finds them.
+pub(crate) fn postgres_triggers() -> String {
+    let mut sql = String::from(
+        "CREATE OR REPLACE FUNCTION hljca_bind() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+           IF current_setting('hljca.bind', true) = 'on' THEN \
+             IF TG_OP <> 'DELETE' THEN \
+               INSERT INTO pg_temp.changed_rows VALUES (TG_TABLE_NAME, to_jsonb(NEW) ->> TG_ARGV[0]) ON CONFLICT DO NOTHING; \
+             END IF; \
+             IF TG_OP <> 'INSERT' THEN \
+               INSERT INTO pg_temp.changed_rows VALUES (TG_TABLE_NAME, to_jsonb(OLD) ->> TG_ARGV[0]) ON CONFLICT DO NOTHING; \
+             END IF; \
+           END IF; \
+           RETURN NULL; \
+         END $$;",
+    );
+    for (t, k) in TABLES {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE TRIGGER hljca_bind_{t} AFTER INSERT OR UPDATE OR DELETE ON {t} \
+             FOR EACH ROW EXECUTE FUNCTION hljca_bind('{k}');"
+        ));
+    }
+    sql
 }
 
 fn feed(h: &mut Sha256, name: &str, v: ValueRef<'_>) {
@@ -64,7 +99,7 @@ fn feed(h: &mut Sha256, name: &str, v: ValueRef<'_>) {
             h.update(f.to_be_bytes());
             return;
         }
-        ValueRef::Text(t) => (3, t),
+        ValueRef::Text(t) => (3, t.as_bytes()),
         ValueRef::Blob(b) => (4, b),
     };
     h.update((name.len() as u64).to_be_bytes());
@@ -74,90 +109,76 @@ fn feed(h: &mut Sha256, name: &str, v: ValueRef<'_>) {
     h.update(bytes);
 }
 
-fn digest(names: &[String], row: &rusqlite::Row<'_>) -> Result<String> {
+/// SHA-256 over columns `skip..` of a row (name, type tag, length, bytes each): the same
+/// canonical encoding on both backends, the columns in table order.
+fn digest(table: &str, row: &Row<'_>, skip: usize) -> Result<String> {
     let mut h = Sha256::new();
-    for (i, name) in names.iter().enumerate() {
-        feed(
-            &mut h,
-            name,
-            row.get_ref(i).map_err(CoreError::db("row digest"))?,
-        );
+    for i in skip..row.column_count() {
+        let v = row.get_ref(i).map_err(CoreError::db("row digest"))?;
+        let name = row.name(i);
+        if v == ValueRef::Null && LATE_COLUMNS.contains(&(table, name.as_str())) {
+            continue;
+        }
+        feed(&mut h, &name, v);
     }
     Ok(hex::encode(h.finalize()))
 }
 
-/// SHA-256 over a row's columns (name, type tag, length, bytes each), or `None` when absent.
+/// SHA-256 over a row's columns, or `None` when absent.
 pub(crate) fn row_digest(
-    conn: &Connection,
+    conn: &Db,
     table: &str,
     key_col: &str,
     key: &str,
 ) -> Result<Option<String>> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT * FROM main.{table} WHERE {key_col} = ?1"))
-        .map_err(CoreError::db("row digest"))?;
-    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let sql = format!("SELECT * FROM {table} WHERE {key_col} = ?1");
     // Integer keys are bound as integers so the primary key index is used.
-    let mut rows = match key.parse::<i64>() {
-        Ok(n) if key_col == "id" => stmt.query([n]),
-        _ => stmt.query([key]),
-    }
-    .map_err(CoreError::db("row digest"))?;
-    match rows.next().map_err(CoreError::db("row digest"))? {
-        Some(row) => digest(&names, row).map(Some),
-        None => Ok(None),
-    }
+    let found = match key.parse::<i64>() {
+        Ok(n) if key_col == "id" => conn.query_opt(&sql, params![n], |r| {
+            digest(table, r, 0).map_err(|e| super::db::DbError::Other(e.to_string()))
+        }),
+        _ => conn.query_opt(&sql, params![key], |r| {
+            digest(table, r, 0).map_err(|e| super::db::DbError::Other(e.to_string()))
+        }),
+    };
+    found.map_err(CoreError::db("row digest"))
 }
 
 /// The digests of the rows this transaction changed (`table/key` → digest), emptying the log.
-pub(crate) fn take_changed(tx: &Transaction<'_>) -> Result<BTreeMap<String, String>> {
-    let changed: Vec<(String, String)> = {
-        let mut stmt = tx
-            .prepare_cached("SELECT tbl, key FROM temp.changed_rows ORDER BY tbl, key")
-            .map_err(CoreError::db("changed rows"))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(CoreError::db("changed rows"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("changed rows"))?
-    };
+pub(crate) fn take_changed(tx: &Tx<'_>) -> Result<BTreeMap<String, String>> {
+    let changed: Vec<(String, String)> = tx
+        .query_vec(
+            "SELECT tbl, key FROM changed_rows ORDER BY tbl, key",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(CoreError::db("changed rows"))?;
     let mut out = BTreeMap::new();
     for (t, key) in changed {
-        let key_col = TABLES
-            .iter()
-            .find(|(n, _)| *n == t)
-            .map(|(_, k)| *k)
-            .unwrap_or("rowid");
+        let Some(key_col) = TABLES.iter().find(|(n, _)| *n == t).map(|(_, k)| *k) else {
+            continue;
+        };
         let d = row_digest(tx, &t, key_col, &key)?.unwrap_or_else(|| DELETED.to_owned());
         out.insert(format!("{t}/{key}"), d);
     }
-    tx.execute("DELETE FROM temp.changed_rows", [])
+    tx.execute("DELETE FROM changed_rows", params![])
         .map_err(CoreError::db("changed rows"))?;
     Ok(out)
 }
 
 /// Every current row of the bound tables: `table/key` → digest, in one pass per table.
-pub(crate) fn current(conn: &Connection) -> Result<BTreeMap<String, String>> {
+pub(crate) fn current(conn: &Db) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (t, k) in TABLES {
-        let mut stmt = conn
-            .prepare(&format!("SELECT CAST({k} AS TEXT), * FROM main.{t}"))
-            .map_err(CoreError::db("bound rows"))?;
-        let names: Vec<String> = stmt
-            .column_names()
-            .iter()
-            .skip(1)
-            .map(|s| s.to_string())
-            .collect();
-        let mut rows = stmt.query([]).map_err(CoreError::db("bound rows"))?;
-        while let Some(row) = rows.next().map_err(CoreError::db("bound rows"))? {
-            let key: String = row.get(0).map_err(CoreError::db("bound rows"))?;
-            let mut h = Sha256::new();
-            for (i, name) in names.iter().enumerate() {
-                let v = row.get_ref(i + 1).map_err(CoreError::db("row digest"))?;
-                feed(&mut h, name, v);
-            }
-            out.insert(format!("{t}/{key}"), hex::encode(h.finalize()));
-        }
+        conn.for_each(
+            &format!("SELECT CAST({k} AS TEXT), * FROM {t}"),
+            params![],
+            |row| {
+                let key: String = row.get(0).map_err(CoreError::db("bound rows"))?;
+                out.insert(format!("{t}/{key}"), digest(t, row, 1)?);
+                Ok::<(), CoreError>(())
+            },
+        )?;
     }
     Ok(out)
 }

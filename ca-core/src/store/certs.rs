@@ -1,6 +1,6 @@
 //! Certificate rows: pending before signing, issued once on the token, then revoked/superseded.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::store::db::{DbResult, Row, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -136,6 +136,8 @@ pub struct CertRecord {
     /// The subject public key (SPKI bit string content), once generated.
     #[serde(skip)]
     pub spki: Option<Vec<u8>>,
+    /// The site that issued it (a CA shared by the sites), when recorded.
+    pub site: Option<String>,
 }
 
 impl std::ops::Deref for CertRecord {
@@ -148,26 +150,27 @@ impl std::ops::Deref for CertRecord {
 /// The summary columns first (see `summary::SUMMARY_COLUMNS`), then the heavy ones.
 pub(super) const COLUMNS: &str = "serial, cert_type, role, identity_serial, subject, org_id, token_label, token_serial, \
     key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, external_id, application_id, \
-    issuance_id, applicant_json, der, seal, spki";
+    issuance_id, applicant_json, der, seal, spki, site";
 
-pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
+pub(super) fn from_row(r: &Row<'_>) -> DbResult<CertRecord> {
     Ok(CertRecord {
         summary: super::summary::summary_from_row(r)?,
         applicant_json: r.get(18)?,
         der: r.get(19)?,
         seal: r.get(20)?,
         spki: r.get(21)?,
+        site: r.get(22)?,
     })
 }
 
 /// Reserves a serial with a pending row (inside the reservation transaction).
-pub(crate) fn insert_pending(tx: &rusqlite::Transaction<'_>, p: &NewPending<'_>) -> Result<()> {
+pub(crate) fn insert_pending(tx: &crate::store::Tx<'_>, p: &NewPending<'_>) -> Result<()> {
     let now = ts(OffsetDateTime::now_utc());
     super::exec(
         tx,
         "INSERT INTO certificates (serial, cert_type, role, identity_serial, subject, org_id, applicant_json, \
-         token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id, issuance_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13, ?14)",
+         token_label, token_serial, key_id, status, created_at, updated_at, external_id, application_id, issuance_id, site) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, ?13, ?14, ?15)",
         params![
             p.serial,
             p.cert_type,
@@ -182,7 +185,8 @@ pub(crate) fn insert_pending(tx: &rusqlite::Transaction<'_>, p: &NewPending<'_>)
             now,
             p.external_id,
             p.application_id,
-            p.issuance_id
+            p.issuance_id,
+            tx.site()
         ],
     )
     .map_err(CoreError::db("insert pending certificate"))?;
@@ -215,12 +219,11 @@ impl Store {
     /// True when the serial is already used (pending or otherwise).
     pub fn serial_exists(&self, serial: &str) -> Result<bool> {
         self.conn
-            .query_row(
+            .query_opt(
                 "SELECT 1 FROM certificates WHERE serial = ?1",
-                [serial],
+                params![serial],
                 |_| Ok(()),
             )
-            .optional()
             .map(|o| o.is_some())
             .map_err(CoreError::db("serial lookup"))
     }
@@ -229,12 +232,11 @@ impl Store {
     pub fn cert(&self, serial: &str) -> Result<CertRecord> {
         let norm = normalize_serial(serial);
         self.conn
-            .query_row(
+            .query_opt(
                 &format!("SELECT {COLUMNS} FROM certificates WHERE serial = ?1"),
-                [&norm],
+                params![norm],
                 from_row,
             )
-            .optional()
             .map_err(CoreError::db("certificate lookup"))?
             .ok_or(CoreError::UnknownSerial { serial: norm })
     }
@@ -244,15 +246,12 @@ impl Store {
     pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
         let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
         let (sql, args) = super::summary::filter_sql(f, COLUMNS);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(CoreError::db("list certificates"))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), from_row)
-            .map_err(CoreError::db("list certificates"))?;
-        rows.map(|r| r.map(|c| c.as_of(now)))
-            .collect::<rusqlite::Result<Vec<_>>>()
+        let args: Vec<&dyn crate::store::db::ToSql> = args
+            .iter()
+            .map(|a| a as &dyn crate::store::db::ToSql)
+            .collect();
+        self.conn
+            .query_vec(&sql, &args, |r| from_row(r).map(|c| c.as_of(now)))
             .map_err(CoreError::db("list certificates"))
     }
 
@@ -263,32 +262,26 @@ impl Store {
         org_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<CertRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM certificates WHERE cert_type = ?1 AND org_id = ?2 AND role = 'identity' \
-                 AND status = 'issued' AND not_after > ?3"
-            ))
-            .map_err(CoreError::db("organisation lookup"))?;
-        let rows = stmt
-            .query_map(params![cert_type, org_id, ts(now)], from_row)
-            .map_err(CoreError::db("organisation lookup"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+        self.conn
+            .query_vec(
+                &format!(
+                    "SELECT {COLUMNS} FROM certificates WHERE cert_type = ?1 AND org_id = ?2 AND role = 'identity' \
+                     AND status = 'issued' AND not_after > ?3"
+                ),
+                params![cert_type, org_id, ts(now)],
+                from_row,
+            )
             .map_err(CoreError::db("organisation lookup"))
     }
 
     /// Seal certificates that belong to identity certificate `serial`.
     pub fn seals_of(&self, serial: &str) -> Result<Vec<CertRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM certificates WHERE identity_serial = ?1"
-            ))
-            .map_err(CoreError::db("seal lookup"))?;
-        let rows = stmt
-            .query_map([serial], from_row)
-            .map_err(CoreError::db("seal lookup"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
+        self.conn
+            .query_vec(
+                &format!("SELECT {COLUMNS} FROM certificates WHERE identity_serial = ?1"),
+                params![serial],
+                from_row,
+            )
             .map_err(CoreError::db("seal lookup"))
     }
 }

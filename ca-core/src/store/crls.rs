@@ -1,6 +1,6 @@
 //! CRLs and revocations: the rows a CRL is built from, and the CRLs themselves.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use crate::store::db::{Db, Tx, params};
 use time::OffsetDateTime;
 
 use super::Store;
@@ -17,9 +17,9 @@ pub(crate) struct Revoked {
 }
 
 /// The next CRL number (read inside the CRL's own write transaction).
-pub(crate) fn next_number(tx: &Transaction<'_>) -> Result<i64> {
+pub(crate) fn next_number(tx: &Tx<'_>) -> Result<i64> {
     let last: Option<i64> = tx
-        .query_row("SELECT max(number) FROM crls", [], |r| r.get(0))
+        .query_row("SELECT max(number) FROM crls", params![], |r| r.get(0))
         .map_err(CoreError::db("last CRL number"))?;
     Ok(last.unwrap_or(0) + 1)
 }
@@ -27,7 +27,7 @@ pub(crate) fn next_number(tx: &Transaction<'_>) -> Result<i64> {
 /// Records a CRL: its number, dates, entry count, and the SHA-256 and name of its file in the
 /// publish directory (the DER itself is not kept in the database).
 pub(crate) fn insert(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     number: i64,
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
@@ -54,26 +54,23 @@ pub(crate) fn insert(
 /// Calls `each` with every revoked certificate in serial order, one row at a time (a CRL of a
 /// million entries is never held in memory).
 pub(crate) fn for_each_revoked(
-    conn: &Connection,
+    conn: &Db,
     mut each: impl FnMut(Revoked) -> Result<()>,
 ) -> Result<()> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE status = 'revoked' ORDER BY serial",
-        )
-        .map_err(CoreError::db("revoked list"))?;
-    let mut rows = stmt.query([]).map_err(CoreError::db("revoked list"))?;
-    while let Some(r) = rows.next().map_err(CoreError::db("revoked list"))? {
-        let at: Option<String> = r.get(1).map_err(CoreError::db("revoked list"))?;
-        let reason: Option<String> = r.get(2).map_err(CoreError::db("revoked list"))?;
-        each(Revoked {
-            serial: r.get(0).map_err(CoreError::db("revoked list"))?,
-            at: at.as_deref().and_then(parse_ts),
-            reason: reason.and_then(|x| x.parse().ok()),
-        })?;
-    }
-    Ok(())
+    conn.for_each(
+        "SELECT serial, revoked_at, revocation_reason FROM certificates \
+         WHERE status = 'revoked' ORDER BY serial",
+        params![],
+        |r| {
+            let at: Option<String> = r.get(1).map_err(CoreError::db("revoked list"))?;
+            let reason: Option<String> = r.get(2).map_err(CoreError::db("revoked list"))?;
+            each(Revoked {
+                serial: r.get(0).map_err(CoreError::db("revoked list"))?,
+                at: at.as_deref().and_then(parse_ts),
+                reason: reason.and_then(|x| x.parse().ok()),
+            })
+        },
+    )
 }
 
 /// A CRL as the database records it.
@@ -89,10 +86,10 @@ pub(crate) struct CrlRow {
 }
 
 /// The newest CRL's record.
-pub(crate) fn latest(conn: &Connection) -> Result<Option<CrlRow>> {
-    conn.query_row(
+pub(crate) fn latest(conn: &Db) -> Result<Option<CrlRow>> {
+    conn.query_opt(
         "SELECT number, this_update, next_update, sha256, file FROM crls ORDER BY number DESC LIMIT 1",
-        [],
+        params![],
         |r| {
             Ok(CrlRow {
                 number: r.get(0)?,
@@ -103,13 +100,12 @@ pub(crate) fn latest(conn: &Connection) -> Result<Option<CrlRow>> {
             })
         },
     )
-    .optional()
     .map_err(CoreError::db("latest CRL"))
 }
 
 /// Revokes `serial` if it is issued or superseded; false when it was not (compare-and-set).
 pub(crate) fn revoke(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     serial: &str,
     at: OffsetDateTime,
     reason: Reason,
@@ -124,7 +120,7 @@ pub(crate) fn revoke(
 }
 
 /// Turns a hold into a final revocation with `reason` (the revocation date stays the hold's).
-pub(crate) fn make_hold_final(tx: &Transaction<'_>, serial: &str, reason: Reason) -> Result<bool> {
+pub(crate) fn make_hold_final(tx: &Tx<'_>, serial: &str, reason: Reason) -> Result<bool> {
     tx.execute(
         "UPDATE certificates SET revocation_reason = ?2, updated_at = ?3 \
          WHERE serial = ?1 AND status = 'revoked' AND revocation_reason = 'certificateHold'",
@@ -135,7 +131,7 @@ pub(crate) fn make_hold_final(tx: &Transaction<'_>, serial: &str, reason: Reason
 }
 
 /// Releases a held certificate: issued again, off the next CRL.
-pub(crate) fn release(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
+pub(crate) fn release(tx: &Tx<'_>, serial: &str) -> Result<bool> {
     tx.execute(
         "UPDATE certificates SET status = 'issued', revoked_at = NULL, revocation_reason = NULL, updated_at = ?2 \
          WHERE serial = ?1 AND status = 'revoked' AND revocation_reason = 'certificateHold'",
@@ -147,7 +143,7 @@ pub(crate) fn release(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
 
 /// The zero-amount order that keeps a (free) revocation in the business record.
 pub(crate) fn revocation_order(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     application_id: Option<i64>,
     serial: &str,
     cert_type: &str,
@@ -167,12 +163,11 @@ impl Store {
     /// The newest CRL's number, thisUpdate and nextUpdate.
     pub fn last_crl(&self) -> Result<Option<(i64, String, String)>> {
         self.conn
-            .query_row(
+            .query_opt(
                 "SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1",
-                [],
+                params![],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()
             .map_err(CoreError::db("last CRL"))
     }
 }

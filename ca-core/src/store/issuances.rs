@@ -1,7 +1,7 @@
 //! Issuance rows: one per issuance (its certificates point at it), with its stage and lease.
 //! The engine (`crate::engine`) moves the stage forward; only `recover` reads stages back.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use crate::store::db::{Db, Row, Tx, params};
 use time::OffsetDateTime;
 
 use super::Store;
@@ -133,13 +133,13 @@ pub struct IssuanceRow {
 const ISSUANCE_COLUMNS: &str = "id, lease, owner, stage, kind, cert_type, token_label, token_serial, \
     application_id, renewal_of, fee_fen, pay_method, pay_reference, external_id, operator";
 
-fn issuance_from_row(r: &Row<'_>) -> rusqlite::Result<IssuanceRow> {
+fn issuance_from_row(r: &Row<'_>) -> crate::store::db::DbResult<IssuanceRow> {
     Ok(IssuanceRow {
         id: r.get(0)?,
         lease: r.get(1)?,
         owner: r.get(2)?,
-        stage: Stage::parse(&r.get::<_, String>(3)?),
-        kind: if r.get::<_, String>(4)? == "csr" {
+        stage: Stage::parse(&r.get::<String>(3)?),
+        kind: if r.get::<String>(4)? == "csr" {
             IssuanceKind::Csr
         } else {
             IssuanceKind::Token
@@ -158,13 +158,13 @@ fn issuance_from_row(r: &Row<'_>) -> rusqlite::Result<IssuanceRow> {
 }
 
 /// Inserts an issuance at the `reserved` stage; returns its id.
-pub(crate) fn insert(tx: &Transaction<'_>, n: &NewIssuance<'_>) -> Result<i64> {
+pub(crate) fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
     let at = ts(now());
     super::exec(
         tx,
         "INSERT INTO issuances (lease, owner, stage, kind, cert_type, token_label, token_serial, application_id, \
-         renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at) \
-         VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+         renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at, site) \
+         VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
         params![
             n.lease,
             n.owner,
@@ -179,11 +179,12 @@ pub(crate) fn insert(tx: &Transaction<'_>, n: &NewIssuance<'_>) -> Result<i64> {
             n.fee.and_then(|f| f.2),
             n.external_id,
             n.operator,
-            at
+            at,
+            tx.site()
         ],
     )
     .map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        e if e.is_constraint() => {
             CoreError::InProgress(format!(
                 "another issuance is already in progress for {}; wait for it, or run `hljca recover` if it crashed",
                 match (n.application_id, n.renewal_of) {
@@ -195,12 +196,13 @@ pub(crate) fn insert(tx: &Transaction<'_>, n: &NewIssuance<'_>) -> Result<i64> {
         }
         e => CoreError::Db { op: "insert issuance", source: e },
     })?;
-    Ok(tx.last_insert_rowid())
+    tx.last_insert_id()
+        .map_err(CoreError::db("insert issuance"))
 }
 
 /// Moves issuance `id` from `from` to `to`; refuses when it is no longer at `from` (someone
 /// else — `recover` — took it over).
-pub(crate) fn set_stage(tx: &Transaction<'_>, id: i64, from: Stage, to: Stage) -> Result<()> {
+pub(crate) fn set_stage(tx: &Tx<'_>, id: i64, from: Stage, to: Stage) -> Result<()> {
     let n = tx
         .execute(
             "UPDATE issuances SET stage = ?3, updated_at = ?4 WHERE id = ?1 AND stage = ?2",
@@ -216,7 +218,7 @@ pub(crate) fn set_stage(tx: &Transaction<'_>, id: i64, from: Stage, to: Stage) -
 }
 
 /// Records the subject public key (SPKI bit string content) of a pending row.
-pub(crate) fn record_key(tx: &Transaction<'_>, serial: &str, spki: &[u8]) -> Result<()> {
+pub(crate) fn record_key(tx: &Tx<'_>, serial: &str, spki: &[u8]) -> Result<()> {
     super::exec(
         tx,
         "UPDATE certificates SET spki = ?2, updated_at = ?3 WHERE serial = ?1 AND status = 'pending'",
@@ -228,7 +230,7 @@ pub(crate) fn record_key(tx: &Transaction<'_>, serial: &str, spki: &[u8]) -> Res
 
 /// Stores the signed DER (and seal) of a pending row, at once, before it goes anywhere.
 pub(crate) fn record_signed(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     serial: &str,
     der: &[u8],
     not_before: OffsetDateTime,
@@ -253,7 +255,7 @@ pub(crate) fn record_signed(
 /// Records the signed DER of a pending row and marks it issued, in one statement (the bulk
 /// path, where both are in the one commit transaction).
 pub(crate) fn record_issued(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     serial: &str,
     der: &[u8],
     not_before: OffsetDateTime,
@@ -275,7 +277,7 @@ pub(crate) fn record_issued(
 }
 
 /// Marks a pending row issued (its DER is already stored).
-pub(crate) fn mark_issued(tx: &Transaction<'_>, serial: &str) -> Result<()> {
+pub(crate) fn mark_issued(tx: &Tx<'_>, serial: &str) -> Result<()> {
     let n = tx
         .execute(
             "UPDATE certificates SET status = 'issued', updated_at = ?2 \
@@ -292,7 +294,7 @@ pub(crate) fn mark_issued(tx: &Transaction<'_>, serial: &str) -> Result<()> {
 }
 
 /// Voids the pending rows of issuance `id` (a signed DER stays on record).
-pub(crate) fn void_rows(tx: &Transaction<'_>, id: i64) -> Result<usize> {
+pub(crate) fn void_rows(tx: &Tx<'_>, id: i64) -> Result<usize> {
     super::exec(
         tx,
         "UPDATE certificates SET status = 'void', updated_at = ?2 WHERE issuance_id = ?1 AND status = 'pending'",
@@ -305,7 +307,7 @@ pub(crate) fn void_rows(tx: &Transaction<'_>, id: i64) -> Result<usize> {
 /// certificates become superseded, the renewal is recorded, and the fee taken with the
 /// issuance (if any) becomes an order. Returns the superseded serials.
 pub(crate) fn supersede_renewed(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     iss: &IssuanceRow,
     old: &str,
     new_serial: &str,
@@ -315,20 +317,15 @@ pub(crate) fn supersede_renewed(
     let (old_app, old_type): (Option<i64>, String) = tx
         .query_row(
             "SELECT application_id, cert_type FROM certificates WHERE serial = ?1",
-            [old],
+            params![old],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(CoreError::db("renewed certificate"))?;
-    let mut stmt = tx
-        .prepare(
+    let superseded = tx
+        .query_vec(
             "SELECT serial FROM certificates WHERE (serial = ?1 OR identity_serial = ?1) AND status = 'issued' \
              ORDER BY role = 'seal', id",
-        )
-        .map_err(CoreError::db("renewed certificates"))?;
-    let superseded = stmt
-        .query_map([old], |r| r.get::<_, String>(0))
-        .map_err(CoreError::db("renewed certificates"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
+        params![old], |r| r.get::<String>(0))
         .map_err(CoreError::db("renewed certificates"))?;
     if !superseded.iter().any(|s| s == old) {
         return Err(CoreError::BadState {
@@ -366,7 +363,7 @@ pub(crate) fn supersede_renewed(
 /// The order of a direct issuance (no application): its first-time fee as taken at the counter,
 /// or a zero-amount order with the reason when it was free. Nothing is issued outside the books.
 pub(crate) fn direct_order(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     iss: &IssuanceRow,
     serial: &str,
     operator: &str,
@@ -385,23 +382,22 @@ pub(crate) fn direct_order(
 }
 
 /// The status of certificate `serial`, read inside a transaction.
-pub(crate) fn status_in(tx: &Transaction<'_>, serial: &str) -> Result<String> {
+pub(crate) fn status_in(tx: &Tx<'_>, serial: &str) -> Result<String> {
     tx.query_row(
         "SELECT status FROM certificates WHERE serial = ?1",
-        [serial],
+        params![serial],
         |r| r.get(0),
     )
     .map_err(CoreError::db("certificate status"))
 }
 
 /// The issuance `id`.
-pub(crate) fn get(conn: &Connection, id: i64) -> Result<IssuanceRow> {
-    conn.query_row(
+pub(crate) fn get(conn: &Db, id: i64) -> Result<IssuanceRow> {
+    conn.query_opt(
         &format!("SELECT {ISSUANCE_COLUMNS} FROM issuances WHERE id = ?1"),
-        [id],
+        params![id],
         issuance_from_row,
     )
-    .optional()
     .map_err(CoreError::db("issuance lookup"))?
     .ok_or_else(|| CoreError::BadInput(format!("no issuance {id}")))
 }
@@ -409,16 +405,12 @@ pub(crate) fn get(conn: &Connection, id: i64) -> Result<IssuanceRow> {
 impl Store {
     /// Issuances not yet committed or voided, oldest first.
     pub fn open_issuances(&self) -> Result<Vec<IssuanceRow>> {
-        let mut stmt = self
+        self
             .conn
-            .prepare(&format!(
+        .query_vec(&format!(
                 "SELECT {ISSUANCE_COLUMNS} FROM issuances WHERE stage NOT IN ('committed', 'void') ORDER BY id"
-            ))
-            .map_err(CoreError::db("open issuances"))?;
-        stmt.query_map([], issuance_from_row)
-            .map_err(CoreError::db("open issuances"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("open issuances"))
+            ), params![], issuance_from_row)
+        .map_err(CoreError::db("open issuances"))
     }
 
     /// The issuance `id`.
@@ -428,15 +420,11 @@ impl Store {
 
     /// The certificate rows of issuance `id`, identity first.
     pub fn rows_of_issuance(&self, id: i64) -> Result<Vec<CertRecord>> {
-        let mut stmt = self
+        self
             .conn
-            .prepare(&format!(
+        .query_vec(&format!(
                 "SELECT {COLUMNS} FROM certificates WHERE issuance_id = ?1 ORDER BY role = 'seal', id"
-            ))
-            .map_err(CoreError::db("certificates of issuance"))?;
-        stmt.query_map([id], from_row)
-            .map_err(CoreError::db("certificates of issuance"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(CoreError::db("certificates of issuance"))
+            ), params![id], from_row)
+        .map_err(CoreError::db("certificates of issuance"))
     }
 }

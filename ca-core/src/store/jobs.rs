@@ -1,6 +1,6 @@
 //! Batch jobs and their rows; the external ids batch rows carry on certificate rows.
 
-use rusqlite::{Connection, Transaction, params};
+use crate::store::db::{Db, Tx, params};
 
 use super::Store;
 use crate::error::{CoreError, Result};
@@ -29,22 +29,20 @@ pub(crate) struct JobRow<'a> {
 }
 
 /// Jobs marked running, with their lease.
-pub(crate) fn running(conn: &Connection) -> Result<Vec<(i64, Option<String>)>> {
-    let mut stmt = conn
-        .prepare("SELECT id, lease FROM batch_jobs WHERE status = 'running' ORDER BY id")
-        .map_err(CoreError::db("running batch jobs"))?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(CoreError::db("running batch jobs"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("running batch jobs"))
+pub(crate) fn running(conn: &Db) -> Result<Vec<(i64, Option<String>)>> {
+    conn.query_vec(
+        "SELECT id, lease FROM batch_jobs WHERE status = 'running' ORDER BY id",
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(CoreError::db("running batch jobs"))
 }
 
 /// Inserts a running job; returns its id.
-pub(crate) fn insert(tx: &Transaction<'_>, j: &NewJob<'_>) -> Result<i64> {
-    super::exec(
-        tx,
+pub(crate) fn insert(tx: &Tx<'_>, j: &NewJob<'_>) -> Result<i64> {
+    tx.query_row(
         "INSERT INTO batch_jobs (file_name, file_sha256, operator, pid, started_at, status, rows_total, lease) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7) RETURNING id",
         params![
             j.file_name,
             j.sha256,
@@ -54,13 +52,13 @@ pub(crate) fn insert(tx: &Transaction<'_>, j: &NewJob<'_>) -> Result<i64> {
             j.rows as i64,
             j.lease
         ],
+        |r| r.get(0),
     )
-    .map_err(CoreError::db("insert batch job"))?;
-    Ok(tx.last_insert_rowid())
+    .map_err(CoreError::db("insert batch job"))
 }
 
 /// Records one handled row.
-pub(crate) fn insert_row(tx: &Transaction<'_>, job: i64, r: &JobRow<'_>) -> Result<()> {
+pub(crate) fn insert_row(tx: &Tx<'_>, job: i64, r: &JobRow<'_>) -> Result<()> {
     super::exec(
         tx,
         "INSERT INTO batch_rows (job_id, line, external_id, cert_type, token, outcome, serials, error, at) \
@@ -83,7 +81,7 @@ pub(crate) fn insert_row(tx: &Transaction<'_>, job: i64, r: &JobRow<'_>) -> Resu
 
 /// Ends a job as `status` (finished, interrupted) with its counts.
 pub(crate) fn finish(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     job: i64,
     status: &str,
     (issued, skipped, failed): (usize, usize, usize),
@@ -98,7 +96,7 @@ pub(crate) fn finish(
 }
 
 /// Marks a running job interrupted (its process is gone); false when it was not running.
-pub(crate) fn mark_interrupted(tx: &Transaction<'_>, job: i64) -> Result<bool> {
+pub(crate) fn mark_interrupted(tx: &Tx<'_>, job: i64) -> Result<bool> {
     super::exec(
         tx,
         "UPDATE batch_jobs SET status = 'interrupted', finished_at = ?2 WHERE id = ?1 AND status = 'running'",
@@ -111,16 +109,13 @@ pub(crate) fn mark_interrupted(tx: &Transaction<'_>, job: i64) -> Result<bool> {
 impl Store {
     /// The serials and statuses recorded with `external_id` (pending or live), oldest first.
     pub(crate) fn by_external_id(&self, external_id: &str) -> Result<Vec<(String, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        self.conn
+            .query_vec(
                 "SELECT serial, status FROM certificates WHERE external_id = ?1 \
                  AND status IN ('pending', 'issued', 'revoked', 'superseded') ORDER BY id",
+                params![external_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map_err(CoreError::db("external id lookup"))?;
-        stmt.query_map([external_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(CoreError::db("external id lookup"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(CoreError::db("external id lookup"))
     }
 }

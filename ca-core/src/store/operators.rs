@@ -1,6 +1,6 @@
 //! Operator rows: who may act on the CA, with which roles, from which USBKEY.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use crate::store::db::{Row, Tx, params};
 use serde::Serialize;
 
 use super::Store;
@@ -40,7 +40,7 @@ pub struct OperatorRecord {
 const COLS: &str = "cert_serial, name, site, roles, token_label, token_serial, key_id, der, status, not_after, \
                     enrolled_at, enrolled_by";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<OperatorRecord> {
+fn from_row(r: &Row<'_>) -> crate::store::db::DbResult<OperatorRecord> {
     let roles: String = r.get(3)?;
     Ok(OperatorRecord {
         cert_serial: r.get(0)?,
@@ -63,7 +63,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<OperatorRecord> {
 }
 
 /// Inserts an active operator.
-pub(crate) fn insert(tx: &Transaction<'_>, o: &OperatorRecord) -> Result<()> {
+pub(crate) fn insert(tx: &Tx<'_>, o: &OperatorRecord) -> Result<()> {
     tx.execute(
         &format!("INSERT INTO operators ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?10, ?11)"),
         params![
@@ -85,7 +85,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, o: &OperatorRecord) -> Result<()> {
 }
 
 /// Replaces an operator's roles; false when no active operator has that serial.
-pub(crate) fn set_roles(tx: &Transaction<'_>, serial: &str, roles: &[String]) -> Result<bool> {
+pub(crate) fn set_roles(tx: &Tx<'_>, serial: &str, roles: &[String]) -> Result<bool> {
     tx.execute(
         "UPDATE operators SET roles = ?2 WHERE cert_serial = ?1 AND status = 'active'",
         params![serial, roles.join(",")],
@@ -95,7 +95,7 @@ pub(crate) fn set_roles(tx: &Transaction<'_>, serial: &str, roles: &[String]) ->
 }
 
 /// Revokes an operator; false when no active operator has that serial.
-pub(crate) fn revoke(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
+pub(crate) fn revoke(tx: &Tx<'_>, serial: &str) -> Result<bool> {
     tx.execute(
         "UPDATE operators SET status = 'revoked', revoked_at = ?2 WHERE cert_serial = ?1 AND status = 'active'",
         params![serial, ts(now())],
@@ -107,27 +107,23 @@ pub(crate) fn revoke(tx: &Transaction<'_>, serial: &str) -> Result<bool> {
 impl Store {
     /// Every operator, in enrolment order.
     pub fn operators(&self) -> Result<Vec<OperatorRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {COLS} FROM operators ORDER BY enrolled_at, cert_serial"
-            ))
-            .map_err(CoreError::db("operators"))?;
-        stmt.query_map([], from_row)
-            .map_err(CoreError::db("operators"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
+        self.conn
+            .query_vec(
+                &format!("SELECT {COLS} FROM operators ORDER BY enrolled_at, cert_serial"),
+                params![],
+                from_row,
+            )
             .map_err(CoreError::db("operators"))
     }
 
     /// The operator with certificate `serial`.
     pub fn operator(&self, serial: &str) -> Result<Option<OperatorRecord>> {
         self.conn
-            .query_row(
+            .query_opt(
                 &format!("SELECT {COLS} FROM operators WHERE cert_serial = ?1"),
-                [serial],
+                params![serial],
                 from_row,
             )
-            .optional()
             .map_err(CoreError::db("operator"))
     }
 }

@@ -2,7 +2,7 @@
 //! application, payment orders waiting for the gateway, the gateway's notifications and the
 //! applicant's delivery choice. Only `applications::online` calls these.
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use crate::store::db::{Db, Row, Tx, params};
 use serde::Serialize;
 
 use crate::error::{CoreError, Result};
@@ -34,7 +34,7 @@ pub struct PortalAccount {
 const ACCOUNT_COLS: &str = "id, login, kind, display_name, mobile, password_hash, failed_logins, \
                             locked_until, created_at";
 
-fn account_row(r: &Row<'_>) -> rusqlite::Result<PortalAccount> {
+fn account_row(r: &Row<'_>) -> crate::store::db::DbResult<PortalAccount> {
     Ok(PortalAccount {
         id: r.get(0)?,
         login: r.get(1)?,
@@ -49,11 +49,8 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<PortalAccount> {
 }
 
 /// Inserts an account; `None` when the login is taken.
-pub(crate) fn insert_account(
-    tx: &Transaction<'_>,
-    a: &PortalAccount,
-) -> Result<Option<PortalAccount>> {
-    tx.query_row(
+pub(crate) fn insert_account(tx: &Tx<'_>, a: &PortalAccount) -> Result<Option<PortalAccount>> {
+    tx.query_opt(
         &format!(
             "INSERT INTO portal_accounts (login, kind, display_name, mobile, password_hash, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (login) DO NOTHING RETURNING {ACCOUNT_COLS}"
@@ -61,35 +58,32 @@ pub(crate) fn insert_account(
         params![a.login, a.kind, a.display_name, a.mobile, a.password_hash, a.created_at],
         account_row,
     )
-    .optional()
     .map_err(CoreError::db("insert portal account"))
 }
 
 /// The account with this login.
-pub(crate) fn account_by_login(conn: &Connection, login: &str) -> Result<Option<PortalAccount>> {
-    conn.query_row(
+pub(crate) fn account_by_login(conn: &Db, login: &str) -> Result<Option<PortalAccount>> {
+    conn.query_opt(
         &format!("SELECT {ACCOUNT_COLS} FROM portal_accounts WHERE login = ?1"),
         params![login],
         account_row,
     )
-    .optional()
     .map_err(CoreError::db("portal account"))
 }
 
 /// The account with this number.
-pub(crate) fn account(conn: &Connection, id: i64) -> Result<Option<PortalAccount>> {
-    conn.query_row(
+pub(crate) fn account(conn: &Db, id: i64) -> Result<Option<PortalAccount>> {
+    conn.query_opt(
         &format!("SELECT {ACCOUNT_COLS} FROM portal_accounts WHERE id = ?1"),
         params![id],
         account_row,
     )
-    .optional()
     .map_err(CoreError::db("portal account"))
 }
 
 /// Records the outcome of a log-in: the failure count and lock.
 pub(crate) fn set_login_state(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: i64,
     failed: i64,
     locked_until: Option<&str>,
@@ -103,7 +97,7 @@ pub(crate) fn set_login_state(
 }
 
 /// Records that `account` owns application `app`.
-pub(crate) fn link_application(tx: &Transaction<'_>, app: i64, account: i64) -> Result<()> {
+pub(crate) fn link_application(tx: &Tx<'_>, app: i64, account: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO portal_applications (application_id, account_id) VALUES (?1, ?2)",
         params![app, account],
@@ -113,28 +107,24 @@ pub(crate) fn link_application(tx: &Transaction<'_>, app: i64, account: i64) -> 
 }
 
 /// The account that owns application `app`, if it came through the portal.
-pub(crate) fn owner(conn: &Connection, app: i64) -> Result<Option<i64>> {
-    conn.query_row(
+pub(crate) fn owner(conn: &Db, app: i64) -> Result<Option<i64>> {
+    conn.query_opt(
         "SELECT account_id FROM portal_applications WHERE application_id = ?1",
         params![app],
         |r| r.get(0),
     )
-    .optional()
     .map_err(CoreError::db("application owner"))
 }
 
 /// The applications of an account, newest first.
-pub(crate) fn applications_of(conn: &Connection, account: i64) -> Result<Vec<i64>> {
-    let mut st = conn
-        .prepare(
-            "SELECT application_id FROM portal_applications WHERE account_id = ?1 \
+pub(crate) fn applications_of(conn: &Db, account: i64) -> Result<Vec<i64>> {
+    conn.query_vec(
+        "SELECT application_id FROM portal_applications WHERE account_id = ?1 \
              ORDER BY application_id DESC",
-        )
-        .map_err(CoreError::db("account applications"))?;
-    st.query_map(params![account], |r| r.get(0))
-        .map_err(CoreError::db("account applications"))?
-        .collect::<rusqlite::Result<Vec<i64>>>()
-        .map_err(CoreError::db("account applications"))
+        params![account],
+        |r| r.get(0),
+    )
+    .map_err(CoreError::db("account applications"))
 }
 
 /// A payment order waiting for (or settled by) the gateway.
@@ -159,12 +149,12 @@ pub struct PayOrder {
 const PAY_COLS: &str =
     "order_no, application_id, account_id, amount_fen, created_at, paid_order_id, notification_id";
 
-fn pay_row(r: &Row<'_>) -> rusqlite::Result<PayOrder> {
+fn pay_row(r: &Row<'_>) -> crate::store::db::DbResult<PayOrder> {
     Ok(PayOrder {
         order_no: r.get(0)?,
         application_id: r.get(1)?,
         account_id: r.get(2)?,
-        amount_fen: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+        amount_fen: u64::try_from(r.get::<i64>(3)?).unwrap_or(0),
         created_at: r.get(4)?,
         paid_order_id: r.get(5)?,
         notification_id: r.get(6)?,
@@ -172,7 +162,7 @@ fn pay_row(r: &Row<'_>) -> rusqlite::Result<PayOrder> {
 }
 
 /// Opens a payment order.
-pub(crate) fn insert_pay_order(tx: &Transaction<'_>, o: &PayOrder) -> Result<()> {
+pub(crate) fn insert_pay_order(tx: &Tx<'_>, o: &PayOrder) -> Result<()> {
     tx.execute(
         "INSERT INTO portal_pay_orders (order_no, application_id, account_id, amount_fen, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -189,26 +179,21 @@ pub(crate) fn insert_pay_order(tx: &Transaction<'_>, o: &PayOrder) -> Result<()>
 }
 
 /// One payment order.
-pub(crate) fn pay_order(conn: &Connection, order_no: &str) -> Result<Option<PayOrder>> {
-    conn.query_row(
+pub(crate) fn pay_order(conn: &Db, order_no: &str) -> Result<Option<PayOrder>> {
+    conn.query_opt(
         &format!("SELECT {PAY_COLS} FROM portal_pay_orders WHERE order_no = ?1"),
         params![order_no],
         pay_row,
     )
-    .optional()
     .map_err(CoreError::db("payment order"))
 }
 
 /// The payment orders of an application, oldest first.
-pub(crate) fn pay_orders_of(conn: &Connection, app: i64) -> Result<Vec<PayOrder>> {
-    let mut st = conn
-        .prepare(&format!(
+pub(crate) fn pay_orders_of(conn: &Db, app: i64) -> Result<Vec<PayOrder>> {
+    conn
+        .query_vec(&format!(
             "SELECT {PAY_COLS} FROM portal_pay_orders WHERE application_id = ?1 ORDER BY created_at, order_no"
-        ))
-        .map_err(CoreError::db("payment orders"))?;
-    st.query_map(params![app], pay_row)
-        .map_err(CoreError::db("payment orders"))?
-        .collect::<rusqlite::Result<Vec<_>>>()
+        ), params![app], pay_row)
         .map_err(CoreError::db("payment orders"))
 }
 
@@ -229,11 +214,11 @@ pub struct GatewayNotification {
 
 /// The stored notification with this id, or the one that used this nonce.
 pub(crate) fn notification_seen(
-    conn: &Connection,
+    conn: &Db,
     id: &str,
     nonce: &str,
 ) -> Result<Option<GatewayNotification>> {
-    conn.query_row(
+    conn.query_opt(
         "SELECT notification_id, nonce, order_no, amount_fen, transaction_id FROM gateway_notifications \
          WHERE notification_id = ?1 OR nonce = ?2",
         params![id, nonce],
@@ -242,18 +227,17 @@ pub(crate) fn notification_seen(
                 notification_id: r.get(0)?,
                 nonce: r.get(1)?,
                 order_no: r.get(2)?,
-                amount_fen: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                amount_fen: u64::try_from(r.get::<i64>(3)?).unwrap_or(0),
                 transaction_id: r.get(4)?,
             })
         },
     )
-    .optional()
     .map_err(CoreError::db("gateway notification"))
 }
 
 /// Stores a notification and settles its order with the `orders` row `paid_order_id`.
 pub(crate) fn settle(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     n: &GatewayNotification,
     paid_order_id: i64,
     at: &str,
@@ -298,11 +282,7 @@ pub struct DeliveryChoice {
 }
 
 /// Records the choice (once).
-pub(crate) fn insert_delivery_choice(
-    tx: &Transaction<'_>,
-    app: i64,
-    c: &DeliveryChoice,
-) -> Result<bool> {
+pub(crate) fn insert_delivery_choice(tx: &Tx<'_>, app: i64, c: &DeliveryChoice) -> Result<bool> {
     let n = tx
         .execute(
             "INSERT INTO portal_delivery_choices (application_id, method, recipient, phone, address, pickup_site, chosen_at) \
@@ -314,8 +294,8 @@ pub(crate) fn insert_delivery_choice(
 }
 
 /// The choice recorded for an application.
-pub(crate) fn delivery_choice(conn: &Connection, app: i64) -> Result<Option<DeliveryChoice>> {
-    conn.query_row(
+pub(crate) fn delivery_choice(conn: &Db, app: i64) -> Result<Option<DeliveryChoice>> {
+    conn.query_opt(
         "SELECT method, recipient, phone, address, pickup_site, chosen_at FROM portal_delivery_choices \
          WHERE application_id = ?1",
         params![app],
@@ -330,6 +310,5 @@ pub(crate) fn delivery_choice(conn: &Connection, app: i64) -> Result<Option<Deli
             })
         },
     )
-    .optional()
     .map_err(CoreError::db("delivery choice"))
 }

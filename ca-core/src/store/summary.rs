@@ -2,7 +2,7 @@
 //! a light row for lists (no DER, seal or applicant data), and the counts `status` shows as
 //! aggregates with expiry judged in SQL by the CA's clock.
 
-use rusqlite::{Row, params};
+use crate::store::db::{DbError, DbResult, Row, ToSql, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -66,38 +66,34 @@ const SUMMARY_COLUMNS: &str = "serial, cert_type, role, identity_serial, subject
     token_serial, key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, \
     external_id, application_id, issuance_id";
 
-fn bad_column(i: usize, e: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        i,
-        rusqlite::types::Type::Text,
-        Box::new(std::io::Error::other(e)),
-    )
+fn bad_column(index: usize, reason: String) -> DbError {
+    DbError::Column { index, reason }
 }
 
-pub(super) fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<CertSummary> {
+pub(super) fn summary_from_row(r: &Row<'_>) -> DbResult<CertSummary> {
     let opt_ts = |s: Option<String>| s.and_then(|s| parse_ts(&s));
     let reason: Option<String> = r.get(13)?;
     Ok(CertSummary {
         serial: r.get(0)?,
         cert_type: r
-            .get::<_, String>(1)?
+            .get::<String>(1)?
             .parse()
             .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
-        role: CertRole::parse(&r.get::<_, String>(2)?),
+        role: CertRole::parse(&r.get::<String>(2)?),
         identity_serial: r.get(3)?,
         subject: r.get(4)?,
         org_id: r.get(5)?,
         token_label: r.get(6)?,
         token_serial: r.get(7)?,
         key_id: r.get(8)?,
-        status: CertStatus::parse(&r.get::<_, String>(9)?).unwrap_or(CertStatus::Void),
+        status: CertStatus::parse(&r.get::<String>(9)?).unwrap_or(CertStatus::Void),
         not_before: opt_ts(r.get(10)?),
         not_after: opt_ts(r.get(11)?),
         revoked_at: opt_ts(r.get(12)?),
         revocation_reason: reason
             .map(|x| x.parse::<Reason>().map_err(|e| bad_column(13, e)))
             .transpose()?,
-        created_at: parse_ts(&r.get::<_, String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        created_at: parse_ts(&r.get::<String>(14)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         external_id: r.get(15)?,
         application_id: r.get(16)?,
         issuance_id: r.get(17)?,
@@ -195,43 +191,33 @@ impl Store {
     /// DER, seal or applicant data.
     pub fn cert_summaries(&self, f: &CertFilter) -> Result<Vec<CertSummary>> {
         let (sql, args) = filter_sql(f, SUMMARY_COLUMNS);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(CoreError::db("list certificates"))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+        let args: Vec<&dyn ToSql> = args.iter().map(|a| a as &dyn ToSql).collect();
+        self.conn
+            .query_vec(&sql, &args, |r| {
                 let mut s = summary_from_row(r)?;
-                if r.get::<_, Option<bool>>(18)?.unwrap_or(false) {
+                if r.get::<Option<bool>>(18)?.unwrap_or(false) {
                     s.status = CertStatus::Expired;
                 }
                 Ok(s)
             })
-            .map_err(CoreError::db("list certificates"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(CoreError::db("list certificates"))
     }
 
     /// How many certificates there are by status as of `now`, and how many of the issued ones
     /// expire before `soon` (one aggregate query over the covering `(status, not_after)` index).
     pub fn cert_counts(&self, now: OffsetDateTime, soon: OffsetDateTime) -> Result<CertCounts> {
-        let mut stmt = self
+        let rows: Vec<(String, i64, i64, i64)> = self
             .conn
-            .prepare_cached(
+            .query_vec(
                 "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END), \
                  count(CASE WHEN status = 'issued' AND not_after > ?1 AND not_after <= ?2 THEN 1 END) \
                  FROM certificates GROUP BY status",
+                params![ts(now), ts(soon)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .map_err(CoreError::db("certificate counts"))?;
-        let mut rows = stmt
-            .query(params![ts(now), ts(soon)])
-            .map_err(CoreError::db("certificate counts"))?;
         let mut c = CertCounts::default();
-        while let Some(r) = rows.next().map_err(CoreError::db("certificate counts"))? {
-            let status: String = r.get(0).map_err(CoreError::db("certificate counts"))?;
-            let n: i64 = r.get(1).map_err(CoreError::db("certificate counts"))?;
-            let expired: i64 = r.get(2).map_err(CoreError::db("certificate counts"))?;
-            let expiring: i64 = r.get(3).map_err(CoreError::db("certificate counts"))?;
+        for (status, n, expired, expiring) in rows {
             let (n, expired) = (n.max(0) as u64, expired.max(0) as u64);
             match status.as_str() {
                 "issued" => {
@@ -265,38 +251,33 @@ const DUE: &str =
 /// One page (`limit` rows, soonest expiry first, after the certificate `after`) of the
 /// certificates expiring in `(now, before]` not yet reminded for `window_days`.
 pub(crate) fn due_reminders(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     (now, before): (OffsetDateTime, OffsetDateTime),
     window_days: i64,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<DueReminder>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
+    conn.query_vec(
+        &format!(
             "SELECT {SUMMARY_COLUMNS}, applicant_json FROM certificates c WHERE {DUE} \
              AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.cert_serial = c.serial AND r.window_days = ?3) \
-             AND (?4 IS NULL OR (c.not_after, c.id) > (SELECT p.not_after, p.id FROM certificates p WHERE p.serial = ?4)) \
+             AND (CAST(?4 AS TEXT) IS NULL OR (c.not_after, c.id) > (SELECT p.not_after, p.id FROM certificates p WHERE p.serial = ?4)) \
              ORDER BY c.not_after, c.id LIMIT ?5"
-        ))
-        .map_err(CoreError::db("certificates due for reminders"))?;
-    let rows = stmt
-        .query_map(
-            params![ts(now), ts(before), window_days, after, limit],
-            |r| {
-                Ok(DueReminder {
-                    summary: summary_from_row(r)?,
-                    applicant_json: r.get(18)?,
-                })
-            },
-        )
-        .map_err(CoreError::db("certificates due for reminders"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("certificates due for reminders"))
+        ),
+        params![ts(now), ts(before), window_days, after, limit],
+        |r| {
+            Ok(DueReminder {
+                summary: summary_from_row(r)?,
+                applicant_json: r.get(18)?,
+            })
+        },
+    )
+    .map_err(CoreError::db("certificates due for reminders"))
 }
 
 /// How many certificates expiring in `(now, before]` were already reminded for `window_days`.
 pub(crate) fn reminded_count(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Db,
     (now, before): (OffsetDateTime, OffsetDateTime),
     window_days: i64,
 ) -> Result<u64> {
@@ -306,7 +287,7 @@ pub(crate) fn reminded_count(
              ON r.cert_serial = c.serial AND r.window_days = ?3 WHERE {DUE}"
         ),
         params![ts(now), ts(before), window_days],
-        |r| r.get::<_, i64>(0),
+        |r| r.get::<i64>(0),
     )
     .map(|n| n.max(0) as u64)
     .map_err(CoreError::db("reminded certificates"))

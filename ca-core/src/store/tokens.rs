@@ -1,6 +1,6 @@
 //! The USBKEY register: which holder each token serial belongs to.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::store::db::{Tx, params};
 
 use super::Store;
 use crate::eligibility::{Holder, HolderKind};
@@ -14,10 +14,10 @@ impl Store {
     }
 }
 
-fn holder_in(conn: &rusqlite::Connection, serial: &str) -> Result<Option<Holder>> {
-    conn.query_row(
+fn holder_in(conn: &crate::store::Db, serial: &str) -> Result<Option<Holder>> {
+    conn.query_opt(
         "SELECT holder_kind, holder_id, holder_name FROM token_holders WHERE token_serial = ?1",
-        [serial],
+        params![serial],
         |r| {
             let kind: String = r.get(0)?;
             Ok(Holder {
@@ -31,14 +31,13 @@ fn holder_in(conn: &rusqlite::Connection, serial: &str) -> Result<Option<Holder>
             })
         },
     )
-    .optional()
     .map_err(CoreError::db("token holder"))
 }
 
 /// Binds token `serial` to `holder` at its first issuance (inside the issuance's commit);
 /// refuses when it is bound to another holder meanwhile.
 pub(crate) fn bind(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     serial: &str,
     label: &str,
     holder: &Holder,

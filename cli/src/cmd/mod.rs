@@ -4,6 +4,7 @@ mod apps;
 mod apps_view;
 mod batch;
 mod certs;
+mod db;
 mod demo;
 mod init;
 mod issue;
@@ -45,6 +46,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(c) => lifecycle::audit(&cli, c),
         Command::Serve(a) => serve::run(&cli, a),
         Command::Status => status::run(&cli),
+        Command::Db(c) => db::run(&cli, c),
+        Command::Backup { dir } => db::backup(&cli, dir),
+        Command::Restore { dir } => db::restore(&cli, dir),
         Command::Config(_) => status::config(&cli),
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a failed write, while a

@@ -11,6 +11,25 @@ use crate::output;
 /// How many pending issuances and expiring certificates `status` names (it counts them all).
 const SHOWN: u64 = 20;
 
+/// The warning `status` gives when the CA's HSM token is not among the tokens found.
+fn ca_token_missing(ca: &hljca_core::Ca, tokens: &serde_json::Value) -> Option<String> {
+    let c = &ca.config().ca;
+    let serial = c.token_serial.as_deref()?;
+    let label = c.token_label.as_deref().unwrap_or("the CA token");
+    let found = tokens.as_array().is_some_and(|all| {
+        all.iter()
+            .any(|t| t["serial"].as_str() == Some(serial) || t["label"].as_str() == Some(label))
+    });
+    (!found).then(|| {
+        format!(
+            "the CA token `{label}` (serial {serial}) cannot be found{}: without it nothing can be issued or revoked. Restore it from a backup: `hljca restore BACKUP --home NEW` rebuilds a home whose softhsm/softhsm2.conf holds the CA token (or point SOFTHSM2_CONF at the SoftHSM configuration that holds it)",
+            std::env::var("SOFTHSM2_CONF")
+                .map(|c| format!(" in the SoftHSM of {c}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
 pub fn run(cli: &Cli) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
     let root = super::init::cert_summary("root", &hljca_core::ca::root_der(ca.home())?)?;
@@ -22,6 +41,11 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
+    // A CA whose keys are on an HSM token: is that token here?
+    let ca_token_warning = ca_token_missing(&ca, &tokens);
+    if let Some(w) = &ca_token_warning {
+        eprintln!("warning: {w}");
+    }
     let counts = ca.cert_counts(time::Duration::days(30))?;
     // Counts for everything; rows only for the first few (a million-certificate CA expires
     // tens of thousands a month: `cert list --expiring-within 30d` pages through them).
@@ -54,6 +78,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         "expiring_within_30_days": expiring.iter().map(|c| serde_json::json!({"serial": c.serial, "not_after": c.not_after.map(ts), "subject": c.subject})).collect::<Vec<_>>(),
         "last_crl": crl.as_ref().map(|(n, t, u)| serde_json::json!({"number": n, "this_update": t, "next_update": u})),
         "audit_rows": ca.audit_count()?,
+        "database": ca.location().display(),
+        "ca_token_warning": ca_token_warning,
     });
     if cli.json {
         return Ok(output::json(&v)?);

@@ -1,12 +1,13 @@
-//! Rows of `applications`, `application_events`, `materials` and `orders`, read and written.
+//! The counter workflow's SQL: rows of `applications`, `application_events`, `materials`,
+//! `orders` and the SMS `outbox`, read and written.
 
 use std::collections::BTreeMap;
 
+use crate::store::db::{Db, Row, params};
 use hljca_policies::CertType;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{AppId, AppState, Channel, Site};
+use crate::applications::{AppId, AppState, Channel, Site};
 use crate::error::{CoreError, Result};
 
 /// How the USBKEY goes to the applicant.
@@ -76,10 +77,10 @@ pub struct Application {
 impl Application {
     /// The commands allowed next; once the delivery is arranged, only `deliver --collected`.
     pub fn next_steps(&self) -> Vec<&'static str> {
-        let all = super::next_steps(self.state);
+        let all = crate::applications::next_steps(self.state);
         if self.delivery.is_some() {
             all.into_iter()
-                .filter(|c| *c != super::AppEventKind::Dispatch.command())
+                .filter(|c| *c != crate::applications::AppEventKind::Dispatch.command())
                 .collect()
         } else {
             all
@@ -96,19 +97,15 @@ impl Application {
     }
 }
 
-pub(super) const APP_COLUMNS: &str = "id, cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+pub(crate) const APP_COLUMNS: &str = "id, cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
     created_at, updated_at, submitted_by, reviewed_by, rejection_reason, token_label, token_serial, delivery_method, \
     recipient, phone, address, tracking_no, pickup_site, collected_at";
 
-fn bad(col: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        col,
-        rusqlite::types::Type::Text,
-        Box::<dyn std::error::Error + Send + Sync>::from(what),
-    )
+fn bad(index: usize, reason: String) -> crate::store::db::DbError {
+    crate::store::db::DbError::Column { index, reason }
 }
 
-fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Application> {
+fn app_from_row(r: &Row<'_>) -> crate::store::db::DbResult<Application> {
     let cert_type: String = r.get(1)?;
     let state: String = r.get(2)?;
     let channel: String = r.get(3)?;
@@ -118,10 +115,10 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Application> {
     let pickup: Option<String> = r.get(20)?;
     let delivery = match method.as_deref() {
         Some("mail") => Some(Delivery::Mail {
-            recipient: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
-            phone: r.get::<_, Option<String>>(17)?.unwrap_or_default(),
-            address: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
-            tracking_no: r.get::<_, Option<String>>(19)?.unwrap_or_default(),
+            recipient: r.get::<Option<String>>(16)?.unwrap_or_default(),
+            phone: r.get::<Option<String>>(17)?.unwrap_or_default(),
+            address: r.get::<Option<String>>(18)?.unwrap_or_default(),
+            tracking_no: r.get::<Option<String>>(19)?.unwrap_or_default(),
         }),
         Some("pickup") => {
             let site: Site = pickup
@@ -161,42 +158,35 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<Application> {
 }
 
 /// One application by number.
-pub(super) fn get(conn: &Connection, id: AppId) -> Result<Option<Application>> {
-    conn.query_row(
+pub(crate) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
+    conn.query_opt(
         &format!("SELECT {APP_COLUMNS} FROM applications WHERE id = ?1"),
-        [id.0],
+        params![id.0],
         app_from_row,
     )
-    .optional()
     .map_err(CoreError::db("application lookup"))
 }
 
 /// Applications, newest first, optionally in one state.
-pub(super) fn list(conn: &Connection, state: Option<AppState>) -> Result<Vec<Application>> {
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {APP_COLUMNS} FROM applications WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC"
-        ))
-        .map_err(CoreError::db("list applications"))?;
-    let rows = stmt
-        .query_map([state.map(AppState::as_str)], app_from_row)
-        .map_err(CoreError::db("list applications"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list applications"))
+pub(crate) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
+    conn.query_vec(
+        &format!(
+            "SELECT {APP_COLUMNS} FROM applications WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 ORDER BY id DESC"
+        ),
+        params![state.map(AppState::as_str)],
+        app_from_row,
+    )
+    .map_err(CoreError::db("list applications"))
 }
 
 /// How many applications are in each state (one aggregate over the `state` index).
-pub(super) fn count_by_state(conn: &Connection) -> Result<Vec<(String, u64)>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT state, count(*) FROM applications GROUP BY state")
-        .map_err(CoreError::db("count applications"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })
-        .map_err(CoreError::db("count applications"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("count applications"))
+pub(crate) fn count_by_state(conn: &Db) -> Result<Vec<(String, u64)>> {
+    conn.query_vec(
+        "SELECT state, count(*) FROM applications GROUP BY state",
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?.max(0) as u64)),
+    )
+    .map_err(CoreError::db("count applications"))
 }
 
 /// One recorded step.
@@ -217,8 +207,8 @@ pub struct AppEvent {
 }
 
 /// Appends an event row (inside the caller's transaction).
-pub(super) fn add_event(
-    conn: &Connection,
+pub(crate) fn add_event(
+    conn: &Db,
     id: AppId,
     event: &str,
     (from, to): (Option<AppState>, AppState),
@@ -244,8 +234,8 @@ pub(super) fn add_event(
 }
 
 /// Moves the state, refusing when another command changed it meanwhile.
-pub(super) fn set_state(
-    conn: &Connection,
+pub(crate) fn set_state(
+    conn: &Db,
     id: AppId,
     from: AppState,
     to: AppState,
@@ -267,15 +257,12 @@ pub(super) fn set_state(
 }
 
 /// The events of one application, oldest first.
-pub(super) fn events(conn: &Connection, id: AppId) -> Result<Vec<AppEvent>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT event, from_state, to_state, operator, at, details FROM application_events \
+pub(crate) fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
+    conn.query_vec(
+        "SELECT event, from_state, to_state, operator, at, details FROM application_events \
              WHERE application_id = ?1 ORDER BY id",
-        )
-        .map_err(CoreError::db("list application events"))?;
-    let rows = stmt
-        .query_map([id.0], |r| {
+        params![id.0],
+        |r| {
             let details: String = r.get(5)?;
             Ok(AppEvent {
                 event: r.get(0)?,
@@ -285,10 +272,9 @@ pub(super) fn events(conn: &Connection, id: AppId) -> Result<Vec<AppEvent>> {
                 at: r.get(4)?,
                 details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
             })
-        })
-        .map_err(CoreError::db("list application events"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list application events"))
+        },
+    )
+    .map_err(CoreError::db("list application events"))
 }
 
 /// One material handed in.
@@ -315,15 +301,12 @@ pub struct MaterialRecord {
 }
 
 /// The materials of one application, oldest first.
-pub(super) fn materials(conn: &Connection, id: AppId) -> Result<Vec<MaterialRecord>> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT id, application_id, kind, sha256, size, media_type, file_name, operator, added_at \
+pub(crate) fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
+    conn.query_vec(
+        "SELECT id, application_id, kind, sha256, size, media_type, file_name, operator, added_at \
              FROM materials WHERE application_id = ?1 ORDER BY id",
-        )
-        .map_err(CoreError::db("list materials"))?;
-    let rows = stmt
-        .query_map([id.0], |r| {
+        params![id.0],
+        |r| {
             Ok(MaterialRecord {
                 id: r.get(0)?,
                 application_id: AppId(r.get(1)?),
@@ -335,10 +318,9 @@ pub(super) fn materials(conn: &Connection, id: AppId) -> Result<Vec<MaterialReco
                 operator: r.get(7)?,
                 added_at: r.get(8)?,
             })
-        })
-        .map_err(CoreError::db("list materials"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(CoreError::db("list materials"))
+        },
+    )
+    .map_err(CoreError::db("list materials"))
 }
 
 /// One payment.
@@ -370,18 +352,15 @@ pub struct Order {
 }
 
 /// Orders, oldest first; only those of `app` when given.
-pub(super) fn orders(conn: &Connection, app: Option<AppId>) -> Result<Vec<Order>> {
-    let mut stmt = conn
-        .prepare(
+pub(crate) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
+    conn
+        .query_vec(
             "SELECT id, application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
-             operator, paid_at, refund_of FROM orders WHERE ?1 IS NULL OR application_id = ?1 ORDER BY id",
-        )
-        .map_err(CoreError::db("list orders"))?;
-    let rows = stmt
-        .query_map([app.map(|a| a.0)], |r| {
+             operator, paid_at, refund_of FROM orders WHERE CAST(?1 AS BIGINT) IS NULL OR application_id = ?1 ORDER BY id",
+        params![app.map(|a| a.0)], |r| {
             Ok(Order {
                 id: r.get(0)?,
-                application_id: r.get::<_, Option<i64>>(1)?.map(AppId),
+                application_id: r.get::<Option<i64>>(1)?.map(AppId),
                 cert_serial: r.get(2)?,
                 business: r.get(3)?,
                 cert_type: r.get(4)?,
@@ -393,7 +372,60 @@ pub(super) fn orders(conn: &Connection, app: Option<AppId>) -> Result<Vec<Order>
                 refund_of: r.get(10)?,
             })
         })
-        .map_err(CoreError::db("list orders"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(CoreError::db("list orders"))
 }
+
+// The statements of the counter workflow's steps (bound by their callers in `applications`).
+
+/// Used by `ops.rs`.
+pub(crate) const FIND_MATERIAL: &str =
+    "SELECT id FROM materials WHERE application_id = ?1 AND kind = ?2 AND sha256 = ?3";
+
+/// Used by `ops.rs`.
+pub(crate) const INSERT_APPLICATION: &str = "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+     created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
+
+/// Used by `ops.rs`.
+pub(crate) const INSERT_MATERIAL: &str = "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Used by `notify.rs`.
+pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Used by `fulfil.rs`.
+pub(crate) const INSERT_PAYMENT: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+     reference, operator, paid_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Used by `ops.rs`.
+pub(crate) const INSERT_REFUND: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+     reference, operator, paid_at, refund_of) VALUES (?1, NULL, 'refund', ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Used by `notify.rs`.
+pub(crate) const INSERT_REMINDER: &str = "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// Used by `fulfil.rs`.
+pub(crate) const SET_COLLECTED: &str = "UPDATE applications SET collected_at = ?2 WHERE id = ?1";
+
+/// Used by `fulfil.rs`.
+pub(crate) const SET_DELIVERY_MAIL: &str = "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
+     tracking_no = ?5 WHERE id = ?1";
+
+/// Used by `fulfil.rs`.
+pub(crate) const SET_DELIVERY_PICKUP: &str =
+    "UPDATE applications SET delivery_method = 'pickup', pickup_site = ?2 WHERE id = ?1";
+
+/// Used by `ops.rs`.
+pub(crate) const SET_REVIEWED: &str =
+    "UPDATE applications SET reviewed_by = ?2, rejection_reason = ?3 WHERE id = ?1";
+
+/// Used by `ops.rs`.
+pub(crate) const SET_SUBMITTED_BY: &str = "UPDATE applications SET submitted_by = ?2 WHERE id = ?1";
+
+/// Used by `mod.rs`.
+pub(crate) const SET_TOKEN: &str =
+    "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1";
+
+/// Used by `notify.rs`: the SMS outbox, oldest first.
+pub(crate) const OUTBOX: &str = "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id";

@@ -1,0 +1,334 @@
+//! The PostgreSQL side of [`super::Db`]: the sync `postgres` client, statements prepared once
+//! per connection (with `?N` rewritten to `$N`), values converted to and from SQLite's
+//! storage classes by the column's and parameter's PostgreSQL type.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, NoTls, Statement};
+
+use super::{DbError, DbResult, Params, ValueRef};
+
+/// Statements kept prepared per connection; the cache is emptied when it grows past this
+/// (dynamic SQL, such as paged lists, makes a few variants).
+const CACHE: usize = 256;
+
+pub(super) struct Pg {
+    client: Client,
+    stmts: HashMap<String, Statement>,
+}
+
+/// The error's one line: PostgreSQL's own message when it sent one.
+pub(super) fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    s
+}
+
+/// `?N` → `$N` (and a bare `?` → the next number), outside quoted text.
+pub(crate) fn rewrite(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut next = 1;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '?') => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    digits = next.to_string();
+                }
+                next = digits.parse::<usize>().unwrap_or(next) + 1;
+                out.push('$');
+                out.push_str(&digits);
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parameter converted to the type PostgreSQL inferred for it (as SQLite's type affinity
+/// converts on storage): text into an integer column is parsed, an integer into a text
+/// column is printed.
+#[derive(Debug)]
+struct Param<'a>(ValueRef<'a>);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let int = |v: ValueRef<'_>| -> Result<i64, Box<dyn std::error::Error + Sync + Send>> {
+            match v {
+                ValueRef::Integer(n) => Ok(n),
+                ValueRef::Text(t) => Ok(t.trim().parse::<i64>()?),
+                ValueRef::Real(f) => Ok(f as i64),
+                ValueRef::Blob(_) | ValueRef::Null => Err("a blob is not an integer".into()),
+            }
+        };
+        let v = self.0;
+        if v == ValueRef::Null {
+            return Ok(IsNull::Yes);
+        }
+        match *ty {
+            Type::INT8 => int(v)?.to_sql(ty, out),
+            Type::INT4 => i32::try_from(int(v)?)?.to_sql(ty, out),
+            Type::INT2 => i16::try_from(int(v)?)?.to_sql(ty, out),
+            Type::BOOL => (int(v)? != 0).to_sql(ty, out),
+            Type::FLOAT8 => match v {
+                ValueRef::Real(f) => f.to_sql(ty, out),
+                other => (int(other)? as f64).to_sql(ty, out),
+            },
+            Type::BYTEA => match v {
+                ValueRef::Blob(b) => b.to_sql(ty, out),
+                ValueRef::Text(t) => t.as_bytes().to_sql(ty, out),
+                _ => Err("an integer is not a blob".into()),
+            },
+            _ => match v {
+                ValueRef::Text(t) => t.to_sql(ty, out),
+                ValueRef::Integer(n) => n.to_string().as_str().to_sql(ty, out),
+                ValueRef::Real(f) => f.to_string().as_str().to_sql(ty, out),
+                ValueRef::Blob(_) => Err(format!("a blob cannot be bound as {ty}").into()),
+                ValueRef::Null => Ok(IsNull::Yes),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A column read as a storage class.
+struct Col<'a>(ValueRef<'a>);
+
+impl<'a> FromSql<'a> for Col<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Col(match *ty {
+            Type::INT8 => ValueRef::Integer(i64::from_sql(ty, raw)?),
+            Type::INT4 => ValueRef::Integer(i32::from_sql(ty, raw)?.into()),
+            Type::INT2 => ValueRef::Integer(i16::from_sql(ty, raw)?.into()),
+            Type::OID => ValueRef::Integer(u32::from_sql(ty, raw)?.into()),
+            Type::BOOL => ValueRef::Integer(bool::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => ValueRef::Real(f64::from_sql(ty, raw)?),
+            Type::FLOAT4 => ValueRef::Real(f32::from_sql(ty, raw)?.into()),
+            Type::NUMERIC => numeric(raw)?,
+            Type::BYTEA => ValueRef::Blob(raw),
+            _ => ValueRef::Text(std::str::from_utf8(raw)?),
+        }))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Col(ValueRef::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// A NUMERIC (what `sum()` of a BIGINT column returns) as an integer, or a real when it has a
+/// fraction.
+fn numeric(raw: &[u8]) -> Result<ValueRef<'static>, Box<dyn std::error::Error + Sync + Send>> {
+    let word = |i: usize| -> Result<i64, Box<dyn std::error::Error + Sync + Send>> {
+        let b = raw.get(i * 2..i * 2 + 2).ok_or("short NUMERIC")?;
+        Ok(i64::from(i16::from_be_bytes([b[0], b[1]])))
+    };
+    let (ndigits, weight, sign, dscale) = (word(0)?, word(1)?, word(2)?, word(3)?);
+    let mut value = 0f64;
+    let mut int: i128 = 0;
+    for k in 0..ndigits {
+        let d = word(4 + k as usize)?;
+        let power = weight - k;
+        value += d as f64 * 10000f64.powi(power as i32);
+        if power >= 0 {
+            int = int * 10000 + i128::from(d);
+        }
+    }
+    if ndigits > 0 && weight >= ndigits {
+        int *= 10000i128.pow((weight - ndigits + 1) as u32);
+    }
+    let negative = sign == 0x4000;
+    if dscale == 0 {
+        let n = i64::try_from(if negative { -int } else { int })?;
+        return Ok(ValueRef::Integer(n));
+    }
+    Ok(ValueRef::Real(if negative { -value } else { value }))
+}
+
+pub(super) fn get_ref(r: &postgres::Row, i: usize) -> DbResult<ValueRef<'_>> {
+    r.try_get::<_, Col<'_>>(i)
+        .map(|c| c.0)
+        .map_err(|e| DbError::Column {
+            index: i,
+            reason: describe(&e),
+        })
+}
+
+impl Pg {
+    pub(super) fn connect(url: &str) -> DbResult<Pg> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| DbError::Other(format!("database URL: {}", describe(&e))))?;
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let mut client = config.connect(NoTls)?;
+        client.batch_execute(
+            "SET client_min_messages = warning; \
+             CREATE TEMP TABLE IF NOT EXISTS changed_rows (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key))",
+        )?;
+        Ok(Pg {
+            client,
+            stmts: HashMap::new(),
+        })
+    }
+
+    fn prepare(&mut self, sql: &str) -> DbResult<Statement> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        if self.stmts.len() >= CACHE {
+            self.stmts.clear();
+        }
+        let stmt = self.client.prepare(&rewrite(sql))?;
+        self.stmts.insert(sql.to_owned(), stmt.clone());
+        Ok(stmt)
+    }
+
+    fn args<'a>(params: Params<'a>) -> Vec<Param<'a>> {
+        params.iter().map(|p| Param(p.to_sql())).collect()
+    }
+
+    pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> DbResult<usize> {
+        let stmt = self.prepare(sql)?;
+        let args = Self::args(params);
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+        Ok(self.client.execute(&stmt, &refs)? as usize)
+    }
+
+    pub(super) fn query(&mut self, sql: &str, params: Params<'_>) -> DbResult<Vec<postgres::Row>> {
+        let stmt = self.prepare(sql)?;
+        let args = Self::args(params);
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+        Ok(self.client.query(&stmt, &refs)?)
+    }
+
+    pub(super) fn for_each<E: From<DbError>>(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+        mut f: impl FnMut(&postgres::Row) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let stmt = self.prepare(sql)?;
+        let args = Self::args(params);
+        let mut rows = self
+            .client
+            .query_raw(&stmt, args.iter())
+            .map_err(DbError::from)?;
+        while let Some(r) = rows.next().map_err(DbError::from)? {
+            f(&r)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn batch(&mut self, sql: &str) -> DbResult<()> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+
+    pub(super) fn begin_write(&mut self) -> DbResult<()> {
+        self.client.batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({}); SET LOCAL hljca.bind = 'on'",
+            super::WRITE_LOCK
+        ))?;
+        Ok(())
+    }
+
+    pub(super) fn probe_write(&mut self, wait: Duration) -> DbResult<()> {
+        let r = self.client.batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_xact_lock({}); ROLLBACK",
+            wait.as_millis().max(1),
+            super::WRITE_LOCK
+        ));
+        if r.is_err() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        Ok(r?)
+    }
+
+    /// Tries the session-level advisory lock `key` (a lease); true when taken.
+    pub(super) fn try_lock(&mut self, key: i64) -> DbResult<bool> {
+        let row = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?;
+        Ok(row.get(0))
+    }
+
+    /// Releases the session-level advisory lock `key`.
+    pub(super) fn unlock(&mut self, key: i64) -> DbResult<()> {
+        self.client
+            .query_one("SELECT pg_advisory_unlock($1)", &[&key])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_rewritten_outside_quotes() {
+        assert_eq!(
+            rewrite("SELECT a FROM t WHERE b = ?1 AND c = '?2' AND d = ?12 OR e = ?"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?2' AND d = $12 OR e = $13"
+        );
+    }
+
+    #[test]
+    fn numerics_decode() {
+        // 123456789 = [1, 2345, 6789] base 10000, weight 2.
+        let mut raw = vec![];
+        for w in [3i16, 2, 0, 0, 1, 2345, 6789] {
+            raw.extend_from_slice(&w.to_be_bytes());
+        }
+        assert_eq!(numeric(&raw).unwrap(), ValueRef::Integer(123456789));
+        // 20000 = [2] weight 1.
+        let mut raw = vec![];
+        for w in [1i16, 1, 0, 0, 2] {
+            raw.extend_from_slice(&w.to_be_bytes());
+        }
+        assert_eq!(numeric(&raw).unwrap(), ValueRef::Integer(20000));
+    }
+}
