@@ -36,7 +36,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use zeroize::Zeroizing;
 
-pub use web::Answer;
+pub use web::{Answer, BodyError, body as read_body};
 
 /// Work for the CA worker: a closure run with the CA (on the worker's thread).
 pub type CaJob = Box<dyn FnOnce(&mut Ca) + Send>;

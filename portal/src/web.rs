@@ -109,13 +109,16 @@ pub(crate) fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 
 /// Why a body was not read.
 #[derive(Debug)]
-pub(crate) enum BodyError {
+pub enum BodyError {
+    /// Longer than allowed (declared or read).
     TooLarge,
+    /// The connection failed while it was read.
     Unreadable(String),
 }
 
-/// Reads a body of at most `max` bytes.
-pub(crate) async fn body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyError> {
+/// Reads a body of at most `max` bytes: refused by its declared length first, and bounded
+/// while it is read. The server's own routes read their bodies through this too.
+pub async fn body(req: Request<Incoming>, max: usize) -> Result<Bytes, BodyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -9,7 +9,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -409,37 +409,24 @@ async fn handle(
 
 /// Reads a request body of at most `max` bytes within the request timeout.
 pub(crate) async fn body(req: Request<Incoming>, st: &State) -> Result<Bytes, Outcome> {
+    use hljca_portal::BodyError;
     let max = st.limits.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(Outcome::error(
+    let too_large = || {
+        Outcome::error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {max} bytes"),
-        ));
-    }
-    let read = Limited::new(req.into_body(), max).collect();
-    match tokio::time::timeout(st.limits.request_timeout, read).await {
+        )
+    };
+    match tokio::time::timeout(st.limits.request_timeout, hljca_portal::read_body(req, max)).await {
         Err(_) => Err(Outcome::error(
             StatusCode::REQUEST_TIMEOUT,
             "request body not received in time",
         )),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(Outcome::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body over {max} bytes"),
-            ))
-        }
-        Ok(Err(e)) => Err(Outcome::error(
+        Ok(Err(BodyError::TooLarge)) => Err(too_large()),
+        Ok(Err(BodyError::Unreadable(e))) => Err(Outcome::error(
             StatusCode::BAD_REQUEST,
             format!("request body unreadable: {e}"),
         )),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Ok(b)) => Ok(b),
     }
 }
