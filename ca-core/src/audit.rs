@@ -143,8 +143,10 @@ pub fn verify(conn: &Db) -> Result<usize> {
 /// missing. Returns the number of rows checked.
 pub fn verify_rows(conn: &Db) -> Result<usize> {
     use crate::store::binding;
-    let mut bound: std::collections::BTreeMap<String, (i64, String)> = Default::default();
-    for (seq, details) in audit_log::states(conn)? {
+    // The last digest each row was bound to, as bytes (a million rows: tens of MB, not
+    // hundreds); the log and the current rows are both streamed.
+    let mut bound: std::collections::HashMap<String, (i64, Bound)> = Default::default();
+    audit_log::for_each_state(conn, |seq, details| {
         let v: serde_json::Value =
             serde_json::from_str(&details).map_err(|e| CoreError::AuditBroken {
                 seq,
@@ -152,42 +154,67 @@ pub fn verify_rows(conn: &Db) -> Result<usize> {
             })?;
         if let Some(map) = v.get("rows").and_then(|r| r.as_object()) {
             for (k, d) in map {
-                bound.insert(k.clone(), (seq, d.as_str().unwrap_or_default().to_owned()));
+                bound.insert(k.clone(), (seq, Bound::of(d.as_str().unwrap_or_default())));
             }
         }
-    }
-    let current = binding::current(conn)?;
+        Ok(())
+    })?;
     let head = audit_log::head_seq(conn)?;
-    for (key, digest) in &current {
-        match bound.get(key) {
-            Some((_, d)) if d == digest => {}
-            Some((seq, _)) => {
-                return Err(CoreError::AuditBroken {
-                    seq: *seq,
-                    reason: format!(
-                        "row {key} differs from the state audit row {seq} recorded: it was changed outside hljca"
-                    ),
-                });
-            }
-            None => {
-                return Err(CoreError::AuditBroken {
-                    seq: head,
-                    reason: format!("row {key} is in no audit row: it was added outside hljca"),
-                });
-            }
-        }
-    }
-    for (key, (seq, d)) in &bound {
-        if d != binding::DELETED && !current.contains_key(key) {
-            return Err(CoreError::AuditBroken {
-                seq: *seq,
+    let mut checked = 0usize;
+    binding::for_each_current(conn, |key, digest| {
+        checked += 1;
+        match bound.remove(&key) {
+            Some((_, d)) if d == Bound::of(&digest) => Ok(()),
+            Some((seq, _)) => Err(CoreError::AuditBroken {
+                seq,
                 reason: format!(
-                    "row {key}, recorded by audit row {seq}, is gone: it was deleted outside hljca"
+                    "row {key} differs from the state audit row {seq} recorded: it was changed outside hljca"
                 ),
-            });
+            }),
+            None => Err(CoreError::AuditBroken {
+                seq: head,
+                reason: format!("row {key} is in no audit row: it was added outside hljca"),
+            }),
+        }
+    })?;
+    // What is left was bound but is no longer there: fine only if it was bound as deleted.
+    if let Some((key, (seq, _))) = bound
+        .into_iter()
+        .filter(|(_, (_, d))| *d != Bound::Deleted)
+        .min_by_key(|(_, (seq, _))| *seq)
+    {
+        return Err(CoreError::AuditBroken {
+            seq,
+            reason: format!(
+                "row {key}, recorded by audit row {seq}, is gone: it was deleted outside hljca"
+            ),
+        });
+    }
+    Ok(checked)
+}
+
+/// A digest a row was bound to.
+#[derive(Debug, PartialEq, Eq)]
+enum Bound {
+    /// SHA-256 of the row.
+    Digest([u8; 32]),
+    /// The row was deleted by hljca.
+    Deleted,
+    /// Anything else (never matches a current row).
+    Other(String),
+}
+
+impl Bound {
+    fn of(d: &str) -> Bound {
+        if d == crate::store::binding::DELETED {
+            return Bound::Deleted;
+        }
+        let mut out = [0u8; 32];
+        match hex::decode_to_slice(d, &mut out) {
+            Ok(()) => Bound::Digest(out),
+            Err(_) => Bound::Other(d.to_owned()),
         }
     }
-    Ok(current.len())
 }
 
 /// What an operator's signature on audit row `seq` covers: the row's hash and the operator

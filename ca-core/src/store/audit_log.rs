@@ -72,13 +72,19 @@ pub(crate) fn for_each(conn: &Db, mut each: impl FnMut(AuditEntry) -> Result<()>
 }
 
 /// The `state.bind` and `state.baseline` rows: (seq, details), in order.
-pub(crate) fn states(conn: &Db) -> Result<Vec<(i64, String)>> {
-    conn.query_vec(
+pub(crate) fn for_each_state(
+    conn: &Db,
+    mut each: impl FnMut(i64, String) -> Result<()>,
+) -> Result<()> {
+    conn.for_each(
         "SELECT seq, details FROM audit_log WHERE action IN ('state.bind', 'state.baseline') ORDER BY seq",
         params![],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| {
+            let seq: i64 = r.get(0).map_err(CoreError::db("bound rows"))?;
+            let details: String = r.get(1).map_err(CoreError::db("bound rows"))?;
+            each(seq, details)
+        },
     )
-    .map_err(CoreError::db("bound rows"))
 }
 
 /// Every operator certificate (serial → DER), revoked ones included.

@@ -169,16 +169,28 @@ pub(crate) fn take_changed(tx: &Tx<'_>) -> Result<BTreeMap<String, String>> {
 /// Every current row of the bound tables: `table/key` → digest, in one pass per table.
 pub(crate) fn current(conn: &Db) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
+    for_each_current(conn, |key, digest| {
+        out.insert(key, digest);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `each` with `table/key` and the digest of every current row of the bound tables, one
+/// row at a time (a million certificates are never held at once).
+pub(crate) fn for_each_current(
+    conn: &Db,
+    mut each: impl FnMut(String, String) -> Result<()>,
+) -> Result<()> {
     for (t, k) in TABLES {
         conn.for_each(
             &format!("SELECT CAST({k} AS TEXT), * FROM {t}"),
             params![],
             |row| {
                 let key: String = row.get(0).map_err(CoreError::db("bound rows"))?;
-                out.insert(format!("{t}/{key}"), digest(t, row, 1)?);
-                Ok::<(), CoreError>(())
+                each(format!("{t}/{key}"), digest(t, row, 1)?)
             },
         )?;
     }
-    Ok(out)
+    Ok(())
 }
