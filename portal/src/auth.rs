@@ -169,17 +169,22 @@ pub(crate) async fn register(p: &Portal, s: &Session, f: &HashMap<String, String
     }
 }
 
-/// A new captcha question for the session: its text (the answer stays on the server).
-fn new_captcha(p: &Portal, s: &Session) -> String {
-    let a = 1 + session::below(9);
-    let b = 1 + session::below(9);
-    p.sessions.update(&s.id, |x| x.captcha = Some(a + b));
-    format!("{a} + {b} = ?")
+/// A new captcha question for the session: its text and id (the answer stays on the server).
+/// The id goes back with the form, so an old form replayed cannot pass even when the new
+/// question happens to have the same answer.
+fn new_captcha(p: &Portal, s: &Session) -> (String, String) {
+    let a = 10 + session::below(90);
+    let b = 10 + session::below(90);
+    let id = session::token();
+    let stored = id.clone();
+    p.sessions
+        .update(&s.id, move |x| x.captcha = Some((stored, a + b)));
+    (format!("{a} + {b} = ?"), id)
 }
 
 pub(crate) fn login_page(p: &Portal, s: &Session, msg: Option<(bool, &str)>) -> Answer {
     let l = s.lang;
-    let question = new_captcha(p, s);
+    let (question, captcha_id) = new_captcha(p, s);
     let form: Markup = html! {
         @if let Some((err, m)) = msg { (message(err, m)) }
         form method="post" action="/login" {
@@ -190,6 +195,7 @@ pub(crate) fn login_page(p: &Portal, s: &Session, msg: Option<(bool, &str)>) -> 
             input id="password" name="password" type="password" required autocomplete="current-password";
             label for="captcha" { (l.t("验证码：请计算 ", "Captcha: work out ")) span class="captcha" { (question) } }
             input id="captcha" name="captcha" required inputmode="numeric" autocomplete="off";
+            input type="hidden" name="captcha_id" value=(captcha_id);
             button type="submit" { (l.t("登录", "Log in")) }
         }
         p { (l.t("还没有账号？", "No account yet? ")) a href="/register" { (l.t("注册用户", "Register")) } }
@@ -208,7 +214,8 @@ pub(crate) async fn login(p: &Portal, s: &Session, f: &HashMap<String, String>) 
     let l = s.lang;
     let expected = p.sessions.take_captcha(&s.id);
     let given = field(f, "captcha").parse::<u32>().ok();
-    if expected.is_none() || given != expected {
+    let given_id = field(f, "captcha_id");
+    if !expected.is_some_and(|(id, answer)| id == given_id && given == Some(answer)) {
         return login_page(
             p,
             s,

@@ -185,7 +185,11 @@ async fn get(p: &Portal, s: &Session, path: &str, req: Request<Incoming>) -> Ans
         "/sso/callback" => crate::sso::callback(p, s, &q).await,
         #[cfg(debug_assertions)]
         "/__test/captcha" if p.cfg.test_hooks => {
-            let answer = p.sessions.get(&s.id).and_then(|x| x.captcha);
+            let answer = p
+                .sessions
+                .get(&s.id)
+                .and_then(|x| x.captcha)
+                .map(|(_, a)| a);
             Answer::new(
                 StatusCode::OK,
                 "text/plain; charset=utf-8",

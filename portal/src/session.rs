@@ -36,8 +36,8 @@ pub(crate) struct Session {
     pub lang: Lang,
     /// The logged-in account and its login.
     pub account: Option<(i64, String)>,
-    /// The captcha's answer, single use.
-    pub captcha: Option<u32>,
+    /// The captcha shown last: its id (a hidden field of the form) and answer; single use.
+    pub captcha: Option<(String, u32)>,
     /// Tokens of forms shown and not yet submitted (double submission).
     pub forms: HashSet<String>,
     /// A single sign-on in progress: its state and nonce.
@@ -108,8 +108,8 @@ impl Sessions {
         });
     }
 
-    /// Takes the captcha answer (single use).
-    pub fn take_captcha(&self, id: &str) -> Option<u32> {
+    /// Takes the captcha id and answer (single use).
+    pub fn take_captcha(&self, id: &str) -> Option<(String, u32)> {
         self.with(|m| m.get_mut(id).and_then(|s| s.captcha.take()))
     }
 

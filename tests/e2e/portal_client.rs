@@ -150,7 +150,8 @@ impl Browser {
 
     /// Logs in (shows the log-in page first, so there is a captcha).
     pub fn login(&self, mobile: &str, password: &str) -> Page {
-        let csrf = self.get("/login").input("csrf");
+        let page = self.get("/login");
+        let (csrf, captcha_id) = (page.input("csrf"), page.input("captcha_id"));
         let answer = self.captcha();
         self.post(
             "/login",
@@ -159,6 +160,7 @@ impl Browser {
                 ("login", mobile),
                 ("password", password),
                 ("captcha", &answer),
+                ("captcha_id", &captcha_id),
             ],
         )
     }

@@ -31,7 +31,8 @@ fn log_in_refusals_captcha_same_message_and_lockout() {
     let bad = b.register("12345", "测试单位", "right password");
     assert!(bad.text().contains("字段「手机号码」"), "{}", bad.text());
     // Wrong captcha: refused before the password is looked at.
-    let csrf = b.get("/login").input("csrf");
+    let page = b.get("/login");
+    let (csrf, captcha_id) = (page.input("csrf"), page.input("captcha_id"));
     let answer: u32 = b.captcha().parse().unwrap();
     let p = b.post(
         "/login",
@@ -40,18 +41,22 @@ fn log_in_refusals_captcha_same_message_and_lockout() {
             ("login", "13900139000"),
             ("password", "right password"),
             ("captcha", &(answer + 1).to_string()),
+            ("captcha_id", &captcha_id),
         ],
     );
     assert_eq!(p.code, 401);
     assert!(p.text().contains("验证码错误"));
-    // The captcha is single use: the right answer given twice works once only.
-    let csrf = b.get("/login").input("csrf");
+    // The captcha is single use: the right answer given twice works once only (the form names
+    // its captcha, so a replay fails even when the next question has the same answer).
+    let page = b.get("/login");
+    let (csrf, captcha_id) = (page.input("csrf"), page.input("captcha_id"));
     let answer = b.captcha();
     let fields = [
         ("csrf", csrf.as_str()),
         ("login", "13900139000"),
         ("password", "wrong"),
         ("captcha", answer.as_str()),
+        ("captcha_id", captcha_id.as_str()),
     ];
     assert!(b.post("/login", &fields).text().contains(BAD_LOGIN));
     assert!(b.post("/login", &fields).text().contains("验证码错误"));
