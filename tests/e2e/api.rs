@@ -574,23 +574,13 @@ fn operator_add_csr_refuses_ca_requests_and_bad_signatures() {
     let env = Env::new();
     env.init_ca();
     let d = env.dir.path();
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        s(&d.join("ca.key")),
-        "-subj",
+    openssl_req_new(
+        &d.join("ca.key"),
+        &d.join("ca.csr"),
         "/CN=sub-ca",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-out",
-        s(&d.join("ca.csr")),
-    ]);
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
     let add = |csr: &Path| {
         env.fails(
             &[
@@ -631,19 +621,13 @@ fn operator_add_csr_refuses_ca_requests_and_bad_signatures() {
         "{err}"
     );
     // An RSA key.
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&d.join("rsa.key")),
-        "-subj",
+    openssl_req_new(
+        &d.join("rsa.key"),
+        &d.join("rsa.csr"),
         "/CN=j",
-        "-out",
-        s(&d.join("rsa.csr")),
-    ]);
+        &["-newkey", "rsa:2048"],
+        &[],
+    );
     let err = add(&d.join("rsa.csr"));
     assert!(err.contains("P-256"), "{err}");
     assert_eq!(env.sql("select count(*) from operators"), "1");

@@ -621,34 +621,20 @@ fn issue_from_csr_checks_signature_and_key_algorithm() {
     assert!(out["note"].as_str().unwrap().contains("seal"), "{out}");
 
     // RSA and P-384 keys are refused, naming the rule.
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("rsa.key"),
-        "-subj",
+    openssl_req_new(
+        &d.join("rsa.key"),
+        &d.join("rsa.csr"),
         "/CN=x",
-        "-out",
-        &p("rsa.csr"),
-    ]);
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-384",
-        "-nodes",
-        "-keyout",
-        &p("k384.pem"),
-        "-subj",
+        &["-newkey", "rsa:2048"],
+        &[],
+    );
+    openssl_req_new(
+        &d.join("k384.pem"),
+        &d.join("p384.csr"),
         "/CN=x",
-        "-out",
-        &p("p384.csr"),
-    ]);
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        &[],
+    );
     for (csr, what) in [("rsa.csr", "RSA 2048"), ("p384.csr", "P-384")] {
         let err = env.fails(
             &[

@@ -346,21 +346,24 @@ pub fn self_signed_ec(key: &Path, cert: &Path, subject: &str, days: &str) {
 
 /// A PKCS#10 request `csr` for a fresh EC P-256 key `key` with `subject`, made by openssl.
 pub fn openssl_csr(key: &Path, csr: &Path, subject: &str) {
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-subj",
+    openssl_req_new(
+        key,
+        csr,
         subject,
-        "-out",
-        csr.to_str().unwrap(),
-    ]);
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &[],
+    );
+}
+
+/// A PKCS#10 request `csr` for a fresh key `key` (`newkey`: the `-newkey`/`-pkeyopt` arguments)
+/// with `subject` and `extra` arguments (such as `-addext`), made by openssl.
+pub fn openssl_req_new(key: &Path, csr: &Path, subject: &str, newkey: &[&str], extra: &[&str]) {
+    let mut args = vec!["req", "-new"];
+    args.extend_from_slice(newkey);
+    args.extend_from_slice(&["-nodes", "-keyout", key.to_str().unwrap(), "-subj", subject]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-out", csr.to_str().unwrap()]);
+    openssl_ok(&args);
 }
 
 pub fn count(haystack: &str, needle: &str) -> usize {
