@@ -217,6 +217,14 @@ impl CoreError {
         }
     }
 
+    /// Maps a DER encoding error of `what` (x509-cert, x509-ocsp).
+    pub(crate) fn der(what: &'static str) -> impl Fn(der::Error) -> CoreError {
+        move |e| CoreError::Encoding {
+            what,
+            reason: e.to_string(),
+        }
+    }
+
     pub(crate) fn cert(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> CoreError {
         let what = what.into();
         move |source| CoreError::Certificate { what, source }

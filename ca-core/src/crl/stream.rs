@@ -34,13 +34,6 @@ const ECDSA_WITH_SHA256: der::oid::ObjectIdentifier =
 /// Read/write buffer size of the passes.
 const BUF: usize = 1 << 16;
 
-fn enc(what: &'static str) -> impl Fn(der::Error) -> CoreError {
-    move |e| CoreError::Parse {
-        what: format!("encoding the CRL's {what}"),
-        reason: e.to_string(),
-    }
-}
-
 /// RFC 5280 Time: UTCTime through 2049, GeneralizedTime from 2050.
 pub(crate) fn x509_time(t: OffsetDateTime) -> Result<Time> {
     let secs = u64::try_from(t.unix_timestamp()).map_err(|_| CoreError::Parse {
@@ -50,11 +43,11 @@ pub(crate) fn x509_time(t: OffsetDateTime) -> Result<Time> {
     let d = std::time::Duration::from_secs(secs);
     if t.year() < 2050 {
         Ok(Time::UtcTime(
-            UtcTime::from_unix_duration(d).map_err(enc("time"))?,
+            UtcTime::from_unix_duration(d).map_err(CoreError::der("CRL time"))?,
         ))
     } else {
         Ok(Time::GeneralTime(
-            GeneralizedTime::from_unix_duration(d).map_err(enc("time"))?,
+            GeneralizedTime::from_unix_duration(d).map_err(CoreError::der("CRL time"))?,
         ))
     }
 }
@@ -94,23 +87,24 @@ impl Entries {
             Some(r) => Some(vec![Extension {
                 extn_id: ID_CE_CRL_REASONS,
                 critical: false,
-                extn_value: OctetString::new(der_of(&r.crl_reason(), "reason")?)
-                    .map_err(enc("reason"))?,
+                extn_value: OctetString::new(der_of(&r.crl_reason(), "CRL reason")?)
+                    .map_err(CoreError::der("CRL reason"))?,
             }]),
         };
         let entry = RevokedCert {
-            serial_number: SerialNumber::new(serial).map_err(enc("serial number"))?,
+            serial_number: SerialNumber::new(serial)
+                .map_err(CoreError::der("CRL serial number"))?,
             revocation_date: x509_time(at)?,
             crl_entry_extensions: exts,
         };
-        let n = usize::try_from(entry.encoded_len().map_err(enc("entry"))?)
-            .map_err(|_| enc("entry")(der::ErrorKind::Overflow.into()))?;
+        let n = usize::try_from(entry.encoded_len().map_err(CoreError::der("CRL entry"))?)
+            .map_err(|_| CoreError::der("CRL entry")(der::ErrorKind::Overflow.into()))?;
         if self.buf.len() < n {
             self.buf.resize(n, 0);
         }
         let bytes = entry
             .encode_to_slice(&mut self.buf[..n])
-            .map_err(enc("entry"))?;
+            .map_err(CoreError::der("CRL entry"))?;
         self.out
             .write_all(bytes)
             .map_err(CoreError::io("writing", &self.path))?;
@@ -149,14 +143,17 @@ pub(crate) struct Written {
 }
 
 fn der_of(v: &impl Encode, what: &'static str) -> Result<Vec<u8>> {
-    v.to_der().map_err(enc(what))
+    v.to_der().map_err(CoreError::der(what))
 }
 
 fn header(tag: Tag, len: u64) -> Result<Vec<u8>> {
     let len = usize::try_from(len)
-        .map_err(|_| enc("length")(der::ErrorKind::Overflow.into()))
-        .and_then(|n| Length::try_from(n).map_err(enc("length")))?;
-    der_of(&Header::new(tag, len).map_err(enc("length"))?, "header")
+        .map_err(|_| CoreError::der("CRL length")(der::ErrorKind::Overflow.into()))
+        .and_then(|n| Length::try_from(n).map_err(CoreError::der("CRL length")))?;
+    der_of(
+        &Header::new(tag, len).map_err(CoreError::der("CRL length"))?,
+        "header",
+    )
 }
 
 /// The fixed parts of the TBS before and after the entries.
@@ -176,11 +173,11 @@ fn parts(head: &Head<'_>, entries_len: u64) -> Result<Parts> {
         },
         "signature algorithm",
     )?;
-    let mut before = der_of(&x509_cert::Version::V2, "version")?;
+    let mut before = der_of(&x509_cert::Version::V2, "CRL version")?;
     before.extend_from_slice(&alg);
     before.extend_from_slice(head.issuer);
-    before.extend(der_of(&x509_time(head.this_update)?, "thisUpdate")?);
-    before.extend(der_of(&x509_time(head.next_update)?, "nextUpdate")?);
+    before.extend(der_of(&x509_time(head.this_update)?, "CRL thisUpdate")?);
+    before.extend(der_of(&x509_time(head.next_update)?, "CRL nextUpdate")?);
     // RFC 5280 section 5.1.2.6: no revoked certificates, no list at all.
     let list_header = if entries_len == 0 {
         Vec::new()
@@ -191,24 +188,26 @@ fn parts(head: &Head<'_>, entries_len: u64) -> Result<Parts> {
     let key_id = ContextSpecific {
         tag_number: TagNumber::N0,
         tag_mode: TagMode::Implicit,
-        value: OctetString::new(head.aki).map_err(enc("AKI"))?,
+        value: OctetString::new(head.aki).map_err(CoreError::der("CRL AKI"))?,
     };
     let mut aki = header(
         Tag::Sequence,
-        u64::from(u32::from(key_id.encoded_len().map_err(enc("AKI"))?)),
+        u64::from(u32::from(
+            key_id.encoded_len().map_err(CoreError::der("CRL AKI"))?,
+        )),
     )?;
-    aki.extend(der_of(&key_id, "AKI")?);
+    aki.extend(der_of(&key_id, "CRL AKI")?);
     let exts: Extensions = vec![
         Extension {
             extn_id: ID_CE_AUTHORITY_KEY_IDENTIFIER,
             critical: false,
-            extn_value: OctetString::new(aki).map_err(enc("AKI"))?,
+            extn_value: OctetString::new(aki).map_err(CoreError::der("CRL AKI"))?,
         },
         Extension {
             extn_id: ID_CE_CRL_NUMBER,
             critical: false,
             extn_value: OctetString::new(der_of(&head.number, "CRL number")?)
-                .map_err(enc("CRL number"))?,
+                .map_err(CoreError::der("CRL number"))?,
         },
     ];
     let after = der_of(
@@ -287,7 +286,7 @@ pub(crate) fn finish(
     let digest: [u8; 32] = h.finalize().into();
     let sig = sign(&digest)?;
     let sig = der_of(
-        &BitString::from_bytes(&sig).map_err(enc("signature"))?,
+        &BitString::from_bytes(&sig).map_err(CoreError::der("CRL signature"))?,
         "signature",
     )?;
     let tbs_len =

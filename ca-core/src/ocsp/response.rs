@@ -30,13 +30,6 @@ pub struct Signed {
     pub next_update: OffsetDateTime,
 }
 
-fn enc(what: &'static str) -> impl Fn(der::Error) -> CoreError {
-    move |e| CoreError::Encoding {
-        what,
-        reason: e.to_string(),
-    }
-}
-
 /// An OCSPResponse without a signed body: `malformedRequest`, `internalError`, `tryLater`,
 /// `unauthorized` (RFC 6960 section 4.2.1).
 pub fn error_response(status: OcspResponseStatus) -> Vec<u8> {
@@ -56,7 +49,7 @@ fn gtime(t: OffsetDateTime) -> Result<OcspGeneralizedTime> {
         reason: format!("{t} is before 1970"),
     })?;
     let g = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(secs))
-        .map_err(enc("OCSP time"))?;
+        .map_err(CoreError::der("OCSP time"))?;
     Ok(OcspGeneralizedTime(g))
 }
 
@@ -127,13 +120,14 @@ impl Responder {
         let tbs = ResponseData {
             version: Version::V1,
             responder_id: ResponderId::ByKey(
-                OctetString::new(self.signer.key_hash().to_vec()).map_err(enc("responderID"))?,
+                OctetString::new(self.signer.key_hash().to_vec())
+                    .map_err(CoreError::der("responderID"))?,
             ),
             produced_at: produced,
             responses,
             response_extensions: nonce.map(|n| vec![n.clone()]),
         };
-        let tbs_der = tbs.to_der().map_err(enc("ResponseData"))?;
+        let tbs_der = tbs.to_der().map_err(CoreError::der("ResponseData"))?;
         let sig = key
             .sign(&tbs_der)
             .map_err(CoreError::cert("OCSP response signature"))?;
@@ -143,12 +137,12 @@ impl Responder {
                 oid: OID_ECDSA_SHA256,
                 parameters: None,
             },
-            signature: BitString::from_bytes(&sig).map_err(enc("OCSP signature"))?,
+            signature: BitString::from_bytes(&sig).map_err(CoreError::der("OCSP signature"))?,
             certs: Some(vec![self.signer.cert().clone()]),
         };
         let der = OcspResponse::successful(basic)
             .and_then(|r| r.to_der())
-            .map_err(enc("OCSPResponse"))?;
+            .map_err(CoreError::der("OCSPResponse"))?;
         Ok(Signed {
             der,
             this_update,
