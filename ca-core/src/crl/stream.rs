@@ -171,7 +171,7 @@ fn parts(head: &Head<'_>, entries_len: u64) -> Result<Parts> {
             oid: ECDSA_WITH_SHA256,
             parameters: None,
         },
-        "signature algorithm",
+        "CRL signature algorithm",
     )?;
     let mut before = der_of(&x509_cert::Version::V2, "CRL version")?;
     before.extend_from_slice(&alg);
