@@ -152,7 +152,7 @@ fn header(tag: Tag, len: u64) -> Result<Vec<u8>> {
         .and_then(|n| Length::try_from(n).map_err(CoreError::der("CRL length")))?;
     der_of(
         &Header::new(tag, len).map_err(CoreError::der("CRL length"))?,
-        "header",
+        "CRL header",
     )
 }
 
@@ -287,7 +287,7 @@ pub(crate) fn finish(
     let sig = sign(&digest)?;
     let sig = der_of(
         &BitString::from_bytes(&sig).map_err(CoreError::der("CRL signature"))?,
-        "signature",
+        "CRL signature",
     )?;
     let tbs_len =
         (parts.tbs_header.len() + parts.before.len() + parts.list_header.len() + parts.after.len())
