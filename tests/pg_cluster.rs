@@ -205,3 +205,18 @@ pub fn database() -> (String, String) {
     let url = c.url(&name);
     (name, url)
 }
+
+/// True when this run asks for the PostgreSQL tests (`HLJCA_PG_TESTS=1`, set by
+/// `scripts/test.sh`, or a PostgreSQL run `HLJCA_TEST_DB=postgres`): a plain `cargo test
+/// --workspace` needs Rust and SoftHSM only.
+/// A test that needs the cluster starts with `if !pg_cluster::wanted() { return; }`; the
+/// skip is said on stderr.
+pub fn wanted() -> bool {
+    let yes = std::env::var("HLJCA_PG_TESTS").is_ok_and(|v| v == "1")
+        || std::env::var("HLJCA_TEST_DB").is_ok_and(|v| v == "postgres");
+    if !yes {
+        eprintln!("skipped: needs PostgreSQL (HLJCA_PG_TESTS=1, as scripts/test.sh sets)");
+    }
+    yes
+}
+

@@ -126,6 +126,9 @@ fn issued_rows(env: &Env, id: i64) -> String {
 
 #[test]
 fn application_to_delivery_for_enterprise_by_mail_and_medical_by_pickup() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let env = Env::new();
     env.init_ca();
     for (ty, label, channel, n_certs) in [
@@ -287,6 +290,9 @@ fn application_to_delivery_for_enterprise_by_mail_and_medical_by_pickup() {
 
 #[test]
 fn illegal_transitions_are_refused_naming_the_state() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let env = Env::new();
     env.init_ca();
     let draft = apply(&env, "medical", &[]).to_string();

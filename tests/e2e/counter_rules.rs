@@ -349,6 +349,9 @@ fn reminders_skip_expired_certificates() {
 
 #[test]
 fn audit_verify_catches_business_rows_edited_outside_hljca() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let env = Env::new();
     env.init_ca();
     env.token("m");

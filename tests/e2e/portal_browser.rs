@@ -269,6 +269,10 @@ async fn journey(
 
 #[test]
 fn the_applicant_journey_in_headless_chromium() {
+    if std::env::var("HLJCA_BROWSER_TESTS").map_or(true, |v| v != "1") {
+        eprintln!("skipped: needs Chromium (HLJCA_BROWSER_TESTS=1, as scripts/test.sh sets)");
+        return;
+    }
     let env = Env::new();
     env.init_ca();
     let server = portal_server(&env);

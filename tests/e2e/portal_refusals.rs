@@ -14,6 +14,9 @@ fn count(env: &Env, sql: &str) -> i64 {
 
 #[test]
 fn log_in_refusals_captcha_same_message_and_lockout() {
+    if crate::support::sqlite_only() {
+        return;
+    }
     let env = Env::new();
     env.init_ca();
     let server = portal_server(&env);

@@ -42,6 +42,15 @@ pub fn on_postgres() -> bool {
     std::env::var("HLJCA_TEST_DB").is_ok_and(|v| v == "postgres")
 }
 
+/// True (and said on stderr) on a PostgreSQL run, for a test that reads the SQLite file with
+/// SQLite's own SQL: it returns early there, and runs on the SQLite run.
+pub fn sqlite_only() -> bool {
+    if on_postgres() {
+        eprintln!("skipped on PostgreSQL: this test reads the SQLite file itself");
+    }
+    on_postgres()
+}
+
 impl Env {
     /// A fresh env on the backend the run asks for (`HLJCA_TEST_DB`).
     pub fn new() -> Env {
