@@ -219,4 +219,3 @@ pub fn wanted() -> bool {
     }
     yes
 }
-

@@ -1,5 +1,6 @@
 //! The CA hierarchy: creating the root and issuing CA, and loading the issuer for signing.
 
+use crate::engine::sign_with;
 use hljca_token::{Module, Pin, TokenSelector};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose, SerialNumber};
 
@@ -163,20 +164,15 @@ pub fn init(
                     .self_signed(&root_signer)
                     .map_err(CoreError::cert("root CA certificate"))?;
                 let root_issuer = Issuer::new(root_params.clone(), root_signer);
-                let issuing = issuing_params
-                    .signed_by(
-                        &TokenPublicKey(issuing_key.public_point.clone()),
-                        &root_issuer,
-                    )
-                    .map_err(CoreError::cert("issuing CA certificate"))?;
-                session.store_certificate(&root_key.id, "hljca-root-ca", root.der(), &[])?;
-                session.store_certificate(
-                    &issuing_key.id,
-                    "hljca-issuing-ca",
-                    issuing.der(),
-                    &[],
+                let issuing = sign_with(
+                    &issuing_params,
+                    &TokenPublicKey(issuing_key.public_point.clone()),
+                    &root_issuer,
+                    "issuing CA certificate",
                 )?;
-                Ok((root.der().to_vec(), issuing.der().to_vec()))
+                session.store_certificate(&root_key.id, "hljca-root-ca", root.der(), &[])?;
+                session.store_certificate(&issuing_key.id, "hljca-issuing-ca", &issuing, &[])?;
+                Ok((root.der().to_vec(), issuing))
             })();
             let ders = match made {
                 Ok(d) => d,
@@ -205,12 +201,15 @@ pub fn init(
                 .self_signed(&root_key)
                 .map_err(CoreError::cert("root CA certificate"))?;
             let root_issuer = Issuer::new(root_params.clone(), &root_key);
-            let issuing = issuing_params
-                .signed_by(&issuing_key, &root_issuer)
-                .map_err(CoreError::cert("issuing CA certificate"))?;
+            let issuing = sign_with(
+                &issuing_params,
+                &issuing_key,
+                &root_issuer,
+                "issuing CA certificate",
+            )?;
             write_new_file(&home.key_file("root"), &root_enc, 0o600)?;
             write_new_file(&home.key_file("issuing"), &issuing_enc, 0o600)?;
-            (root.der().to_vec(), issuing.der().to_vec())
+            (root.der().to_vec(), issuing)
         }
     };
     let root_pem = pem_cert(&root_der);

@@ -198,10 +198,11 @@ impl Ca {
     /// The certificate `serial` if it may be renewed now by `holder` as a `cert_type`.
     fn renewal_by(&self, serial: &str, cert_type: CertType, holder: &Holder) -> Result<CertRecord> {
         let old = self.renewable(serial)?;
-        if old.cert_type != cert_type {
+        let old_type = old.holder_type()?;
+        if old_type != cert_type {
             return Err(CoreError::Refused(format!(
-                "--renewal-of {}: it is a {} certificate, not {cert_type}",
-                old.serial, old.cert_type
+                "--renewal-of {}: it is a {old_type} certificate, not {cert_type}",
+                old.serial
             )));
         }
         let fields: std::collections::BTreeMap<String, String> =
@@ -209,7 +210,7 @@ impl Ca {
                 what: format!("stored applicant data of {}", old.serial),
                 reason: e.to_string(),
             })?;
-        let old_holder = holder_of(self.policies.get(old.cert_type), &fields);
+        let old_holder = holder_of(self.policies.get(old_type), &fields);
         if old_holder.as_ref().map(|h| &h.id) != Some(&holder.id) {
             return Err(CoreError::Refused(format!(
                 "certificate {} is held by {}; a renewal keeps the holder, this one is for {holder} \

@@ -134,18 +134,11 @@ pub fn end_entity(
         .iter()
         .map(ext_key_usage)
         .collect();
-    params.crl_distribution_points = vec![CrlDistributionPoint {
-        uris: vec![config.urls.crl.clone()],
-    }];
+    revocation_pointers(config, &mut params)?;
     let policy_oid = format!("{}.{}", config.policy_arc, p.profile.policy_oid_suffix);
     params.custom_extensions.push(ext(
         OID_CERT_POLICIES,
         certificate_policies(&policy_oid)?,
-        false,
-    ));
-    params.custom_extensions.push(ext(
-        OID_AIA,
-        aia(&config.urls.ca_issuers, config.urls.ocsp.as_deref())?,
         false,
     ));
     if let Some(id) = p.org_id {
@@ -162,6 +155,21 @@ pub fn end_entity(
             .push(ext(OID_GMT_IDENTIFY_CODE, identify_code(id)?, false));
     }
     Ok(params)
+}
+
+/// Where a relying party checks a certificate of the issuing CA: the CRL distribution point
+/// and the AIA (OCSP responder, issuer certificate). Every end-entity certificate carries them,
+/// holders' and the CA's own (operator, API TLS).
+pub fn revocation_pointers(config: &Config, params: &mut CertificateParams) -> Result<()> {
+    params.crl_distribution_points = vec![CrlDistributionPoint {
+        uris: vec![config.urls.crl.clone()],
+    }];
+    params.custom_extensions.push(ext(
+        OID_AIA,
+        aia(&config.urls.ca_issuers, config.urls.ocsp.as_deref())?,
+        false,
+    ));
+    Ok(())
 }
 
 fn enc(what: &'static str) -> impl Fn(der::Error) -> CoreError {

@@ -151,6 +151,21 @@ impl Ca {
         self.require(crate::operators::Role::CaAdmin, "revoke")?;
         let reason = opts.reason;
         let cert = self.store.cert(serial)?;
+        if !cert.role.is_holder() {
+            return Err(CoreError::Refused(match cert.role {
+                CertRole::Operator => format!(
+                    "certificate {} is an operator certificate: revoke it with `hljca operator revoke {}` \
+                     (which also ends the operator's login) [rule: operators are revoked as operators]",
+                    cert.serial, cert.serial
+                ),
+                role => format!(
+                    "certificate {} is the CA's {} certificate: the CA replaces it itself \
+                     [rule: revoke takes a holder's certificate]",
+                    cert.serial,
+                    role.as_str()
+                ),
+            }));
+        }
         let on_hold = cert.status == CertStatus::Revoked
             && cert.revocation_reason == Some(Reason::CertificateHold);
         let live = |c: &CertRecord| {
@@ -179,7 +194,7 @@ impl Ca {
         }
         // The last valid enterprise certificate of a USCC takes its 副锁 with it.
         let mut secondary = Vec::new();
-        if cert.cert_type == CertType::Enterprise
+        if cert.cert_type == Some(CertType::Enterprise)
             && cert.role == CertRole::Identity
             && reason != Reason::CertificateHold
             && let Some(org) = &cert.org_id
@@ -248,7 +263,7 @@ impl Ca {
                 )?;
             }
             // Revocation is free of charge; the zero-amount order keeps the business record complete.
-            crls::revocation_order(tx, cert.application_id, &cert.serial, cert.cert_type.key(), op, at)
+            crls::revocation_order(tx, cert.application_id, &cert.serial, cert.holder_type()?.key(), op, at)
         })?;
         let mut removed = 0;
         if let Some((module, secrets)) = remove_from {

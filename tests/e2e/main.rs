@@ -27,4 +27,5 @@ mod portal_renewal;
 mod portal_sso;
 mod scale;
 mod serve;
+mod signing_path;
 mod types;

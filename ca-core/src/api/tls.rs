@@ -10,8 +10,7 @@
 //! `hljca.db` (0600, the home's owner).
 
 use rcgen::{
-    CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
+    CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
@@ -19,11 +18,13 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
 use crate::ca::{pem_cert, read_pem_cert};
+use crate::engine::{Authority, KeyHome, record_made};
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
-use crate::keys::{CaKeyRole, CaKeys};
+use crate::keys::CaKeys;
 use crate::ocsp::signer::needs_renewal;
-use crate::profile::{ca_subject, random_serial};
+use crate::profile::{ca_subject, random_serial, revocation_pointers};
+use crate::store::CertRole;
 use crate::{Ca, audit};
 
 /// Common name of the API's TLS server certificate.
@@ -145,16 +146,8 @@ impl Ca {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         p.use_authority_key_identifier_extension = true;
-        let issuer = Issuer::from_ca_cert_der(
-            &issuing_der.as_slice().into(),
-            keys.signer(CaKeyRole::Issuing)?,
-        )
-        .map_err(CoreError::cert("issuing CA (loading)"))?;
-        let der = p
-            .signed_by(&key, &issuer)
-            .map_err(CoreError::cert("API TLS certificate"))?
-            .der()
-            .to_vec();
+        revocation_pointers(&self.config, &mut p)?;
+        let der = Authority::new(self, keys)?.sign(&p, &key, "API TLS certificate")?;
         let key_pem = Zeroizing::new(key.serialize_pem());
         write_file(&key_path, key_pem.as_bytes(), 0o600)?;
         write_file(&cert_path, pem_cert(&der).as_bytes(), 0o644)?;
@@ -167,7 +160,13 @@ impl Ca {
             what: "API TLS certificate".into(),
             reason: e.to_string(),
         })?;
+        let home = KeyHome {
+            token_label: "tls/api.key",
+            token_serial: "",
+            key_id: "",
+        };
         self.store.write("record API TLS certificate", |tx| {
+            record_made(tx, CertRole::TlsServer, &der, home)?;
             audit::append(
                 tx,
                 &self.operator,

@@ -148,15 +148,18 @@ impl Ca {
         out: &mut RemindOutcome,
     ) -> Result<()> {
         let c = &due.summary;
+        let Some(cert_type) = c.cert_type else {
+            return Ok(());
+        };
         let applicant: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&due.applicant_json).unwrap_or_default();
-        let mobile = contact_mobile(self.policies.get(c.cert_type), &applicant);
+        let mobile = contact_mobile(self.policies.get(cert_type), &applicant);
         let Some(mobile) = mobile else {
             out.no_mobile.push(c.serial.clone());
             return Ok(());
         };
         let not_after = c.not_after.map(ts).unwrap_or_default();
-        let text = expiry_text(&self.policies, c.cert_type, &c.serial, &not_after);
+        let text = expiry_text(&self.policies, cert_type, &c.serial, &not_after);
         let outbox_id = enqueue(
             tx,
             &mobile,
@@ -181,7 +184,7 @@ impl Ca {
         )?;
         out.queued.push(Reminder {
             serial: c.serial.clone(),
-            cert_type: c.cert_type,
+            cert_type,
             not_after,
             mobile,
             outbox_id,

@@ -235,11 +235,12 @@ impl Ca {
                 bits,
                 alg: &rcgen::PKCS_ECDSA_P256_SHA256,
             };
-            seal_maker_params(issuing_not_after)?
-                .signed_by(&key, &issuer)
-                .map_err(CoreError::cert("seal maker certificate"))?
-                .der()
-                .to_vec()
+            super::sign_with(
+                &seal_maker_params(issuing_not_after)?,
+                &key,
+                &issuer,
+                "seal maker certificate",
+            )?
         };
         write_file(
             &self.home.seal_maker_pem(),
@@ -255,7 +256,14 @@ impl Ca {
             )?;
         }
         let serial = parse(&der, "seal maker certificate")?.raw_serial_as_string();
+        let ca = &self.config.ca;
+        let home = super::KeyHome {
+            token_label: ca.token_label.as_deref().unwrap_or(super::CA_KEY_FILES),
+            token_serial: ca.token_serial.as_deref().unwrap_or(""),
+            key_id: key_id.as_deref().unwrap_or(""),
+        };
         self.store.write("record seal maker", |tx| {
+            super::record_made(tx, crate::store::CertRole::SealMaker, &der, home)?;
             audit::append(
                 tx,
                 &self.operator,

@@ -18,7 +18,7 @@ use super::run::{Prepared, prepare};
 use super::{Engine, IssueParams, IssuedCert, KeySource, failpoint};
 use crate::batch::{CSR_TOKEN_LABEL, CheckedCsr};
 use crate::ca::pem_cert;
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::profile::{EeParams, end_entity, random_serial};
 use crate::store::{self, CertRole, IssuanceKind, IssuanceRow, NewIssuance, NewPending, Stage};
 use crate::time_fmt::ts;
@@ -215,16 +215,16 @@ impl Engine<'_> {
                     },
                 )
                 .and_then(|params| {
-                    params
-                        .signed_by(&key, auth.issuer())
-                        .map_err(CoreError::cert(format!(
-                            "identity certificate {}",
-                            it.serial
-                        )))
+                    // Checked on the checker thread, not here: signing stays on this one.
+                    super::sign_with(
+                        &params,
+                        &key,
+                        auth.issuer(),
+                        format!("identity certificate {}", it.serial),
+                    )
                 });
                 match signed {
-                    Ok(cert) => {
-                        let der = cert.der().to_vec();
+                    Ok(der) => {
                         // A checker gone (it panicked) leaves the certificate unchecked: failed.
                         let _ = to_check.send((i, der.clone()));
                         it.signed = Some((der, validity));

@@ -113,7 +113,7 @@ fn holder_of_issuance(ca: &Ca, iss: &IssuanceRow) -> Result<Option<Holder>> {
             what: format!("stored applicant data of {}", first.serial),
             reason: e.to_string(),
         })?;
-    Ok(holder_of(ca.policies.get(first.cert_type), &fields))
+    Ok(holder_of(ca.policies.get(first.holder_type()?), &fields))
 }
 
 /// Voids issuance `iss` at stage `from` after its token objects are gone: rows void (a signed
@@ -229,7 +229,7 @@ pub(super) fn outcome(ca: &Ca, issuance: i64) -> Result<IssueOutcome> {
         }
         certificates.push(IssuedCert {
             serial: c.serial.clone(),
-            cert_type: c.cert_type,
+            cert_type: c.holder_type()?,
             role: c.role,
             pem,
             key_id: c.key_id.clone(),

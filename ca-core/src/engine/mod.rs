@@ -25,6 +25,7 @@ mod commit;
 mod lease;
 mod recover;
 mod run;
+mod sign;
 
 use hljca_policies::{Applicant, CertType};
 use hljca_token::{TokenInfo, TokenSelector, TokenSession};
@@ -40,6 +41,8 @@ pub use authority::Authority;
 pub use bulk::BulkOutcome;
 pub use lease::{Lease, LeaseSpace, Probe};
 pub use recover::{PinSource, RecoverAction, RecoverReport, RecoveredIssuance};
+pub use sign::{CA_KEY_FILES, KeyHome};
+pub(crate) use sign::{record_made, sign_with};
 
 /// Where the subject key comes from.
 #[derive(Debug, Clone)]

@@ -234,7 +234,7 @@ impl Ca {
                     let id = KeyId::from_hex(&r.key_id).unwrap_or(KeyId(Vec::new()));
                     commit::write_objects(
                         s,
-                        r.cert_type.key(),
+                        r.holder_type()?.key(),
                         r.role,
                         &r.serial,
                         &id,

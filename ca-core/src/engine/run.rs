@@ -406,6 +406,12 @@ fn advance(
                 Some(sp) => &sp.cert,
                 None => &prep.policy.identity,
             },
+            other => {
+                return Err(CoreError::Refused(format!(
+                    "the issuance engine makes holder certificates, not {} certificates",
+                    other.as_str()
+                )));
+            }
         };
         let key = r
             .key
@@ -422,15 +428,8 @@ fn advance(
                 resident_id,
             },
         )?;
-        let cert = params
-            .signed_by(&key, auth.issuer())
-            .map_err(CoreError::cert(format!(
-                "{} certificate {}",
-                r.role.as_str(),
-                r.serial
-            )))?;
-        auth.check_signed(cert.der(), &r.serial_bytes, &key)?;
-        r.der = Some(cert.der().to_vec());
+        let what = format!("{} certificate {}", r.role.as_str(), r.serial);
+        r.der = Some(auth.sign(&params, &key, what)?);
     }
     if let (Some(sp), Some(pic)) = (&prep.policy.seal, &prep.picture)
         && let Some(seal_row) = plan.rows.iter_mut().find(|r| r.role == CertRole::Seal)

@@ -42,7 +42,7 @@ impl Ca {
         self.require(crate::operators::Role::Issuer, "renew (the issuance)")?;
         self.require(crate::operators::Role::Cashier, "renew (the annual fee)")?;
         let old = self.renewable(serial)?;
-        let cert_type = old.cert_type;
+        let cert_type = old.holder_type()?;
         let fee = self.policies.get(cert_type).fees.annual;
         let applicant: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&old.applicant_json).map_err(|e| CoreError::Parse {

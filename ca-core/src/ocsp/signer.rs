@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use der::Decode;
 use rcgen::{
-    CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose,
+    CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
     SerialNumber,
 };
 use sha1::{Digest, Sha1};
@@ -18,10 +18,12 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::ca::{pem_cert, read_pem_cert};
+use crate::engine::{Authority, CA_KEY_FILES, KeyHome, record_made};
 use crate::error::{CoreError, Result};
 use crate::home::{write_file, write_new_file};
 use crate::keys::{CaKeyRole, CaKeys, new_encrypted_key};
 use crate::profile::{SubjectKey, ca_subject, random_serial};
+use crate::store::CertRole;
 use crate::{Ca, audit};
 
 /// Common name of the OCSP signing certificate.
@@ -217,23 +219,23 @@ impl Ca {
         let issuing_not_after =
             OffsetDateTime::from_unix_timestamp(issuing.validity().not_after.timestamp())
                 .map_err(|e| CoreError::IssuerMismatch(format!("issuing CA validity: {e}")))?;
-        let issuer = Issuer::from_ca_cert_der(
-            &issuing_der.as_slice().into(),
-            keys.signer(CaKeyRole::Issuing)?,
-        )
-        .map_err(CoreError::cert("issuing CA (loading)"))?;
+        let auth = Authority::new(self, keys)?;
         let subject = SubjectKey {
             bits: key_bits,
             alg: &rcgen::PKCS_ECDSA_P256_SHA256,
         };
-        let der = signer_params(now, days, issuing_not_after)?
-            .signed_by(&subject, &issuer)
-            .map_err(CoreError::cert("OCSP signing certificate"))?
-            .der()
-            .to_vec();
+        let params = signer_params(now, days, issuing_not_after)?;
+        let der = auth.sign(&params, &subject, "OCSP signing certificate")?;
         let cert = SignerCert::from_der(&der)?;
         write_file(&path, pem_cert(&der).as_bytes(), 0o644)?;
+        let ca = &self.config.ca;
+        let home = KeyHome {
+            token_label: ca.token_label.as_deref().unwrap_or(CA_KEY_FILES),
+            token_serial: ca.token_serial.as_deref().unwrap_or(""),
+            key_id: ca.ocsp_signer_key_id.as_deref().unwrap_or(""),
+        };
         self.store.write("record OCSP signing certificate", |tx| {
+            record_made(tx, CertRole::OcspSigner, &der, home)?;
             audit::append(
                 tx,
                 &self.operator,

@@ -8,12 +8,13 @@ use rcgen::{
 
 use super::{OPERATOR_LABEL, Role};
 use crate::applications::Site;
-use crate::engine::Authority;
+use crate::engine::{Authority, KeyHome, record_made};
 use crate::error::{CoreError, Result};
 use crate::keys::Secrets;
-use crate::profile::{SubjectKey, ca_subject, random_serial};
+use crate::profile::{SubjectKey, ca_subject, random_serial, revocation_pointers};
 
-use crate::store::{OperatorRecord, operators};
+use crate::revoke::Reason;
+use crate::store::{CertRole, OperatorRecord, crls, normalize_serial, operators};
 use crate::time_fmt::ts;
 use crate::{Ca, audit};
 
@@ -188,11 +189,10 @@ impl Ca {
         let until = crate::validity::add_years(start, 3);
         let days = (until - start).whole_days() as u32;
         let validity = crate::validity::end_entity(start, days, auth.issuing_not_after());
-        let cert = operator_params(name, site, serial, validity)?
-            .signed_by(key, auth.issuer())
-            .map_err(CoreError::cert("operator certificate"))?;
-        auth.check_signed(cert.der(), &serial, key)?;
-        Ok((hex::encode(serial), cert.der().to_vec(), validity.not_after))
+        let mut params = operator_params(name, site, serial, validity)?;
+        revocation_pointers(&self.config, &mut params)?;
+        let der = auth.sign(&params, key, "operator certificate")?;
+        Ok((hex::encode(serial), der, validity.not_after))
     }
 
     /// The operator row and its `operator.enrol` audit row, one write (`extra` joins the details).
@@ -212,6 +212,12 @@ impl Ca {
         }
         self.store.write("enrol operator", |tx| {
             operators::insert(tx, rec)?;
+            let home = KeyHome {
+                token_label: &rec.token_label,
+                token_serial: &rec.token_serial,
+                key_id: &rec.key_id,
+            };
+            record_made(tx, CertRole::Operator, &rec.der, home)?;
             audit::append(tx, op, "operator.enrol", &rec.cert_serial, &details)
         })
     }
@@ -246,24 +252,35 @@ impl Ca {
             .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
     }
 
-    /// Revokes an operator (ca-admin): they can no longer log in; their signed audit rows stay
-    /// verifiable.
+    /// Revokes an operator (ca-admin): they can no longer log in, their operator certificate is
+    /// revoked (on the next CRL, `revoked` in OCSP); their signed audit rows stay verifiable.
+    /// The CRL reason is `reason` when it names one (e.g. `keyCompromise` for a lost USBKEY),
+    /// else privilegeWithdrawn: the staff member may no longer act for the CA.
     pub fn revoke_operator(&mut self, serial: &str, reason: &str) -> Result<OperatorRecord> {
         self.require(Role::CaAdmin, "operator revoke")?;
         self.keep_an_admin(serial, false)?;
         let op = self.operator.clone();
+        let crl_reason = reason
+            .trim()
+            .parse::<Reason>()
+            .unwrap_or(Reason::PrivilegeWithdrawn);
+        let now = self.now();
         self.store.write("operator revoke", |tx| {
             if !operators::revoke(tx, serial)? {
                 return Err(CoreError::BadInput(format!(
                     "no active operator with certificate {serial}"
                 )));
             }
+            // Operators enrolled before certificates were recorded with their role have no row.
+            let on_crl = crls::revoke(tx, &normalize_serial(serial), now, crl_reason)?;
             audit::append(
                 tx,
                 &op,
                 "operator.revoke",
                 serial,
-                &serde_json::json!({ "reason": reason }),
+                &serde_json::json!({
+                    "reason": reason, "crl_reason": crl_reason.name(), "certificate_revoked": on_crl,
+                }),
             )
         })?;
         self.store

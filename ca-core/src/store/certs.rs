@@ -10,7 +10,7 @@ use super::Store;
 use crate::error::{CoreError, Result};
 use crate::time_fmt::ts;
 
-/// What a certificate is for.
+/// What a certificate is for. Every certificate the CA signs has a row with one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CertRole {
@@ -18,22 +18,56 @@ pub enum CertRole {
     Identity,
     /// The electronic seal's certificate.
     Seal,
+    /// The holder's encryption certificate (dual certificates; reserved).
+    Encryption,
+    /// A member of staff's operator certificate (clientAuth, on their USBKEY).
+    Operator,
+    /// The delegated OCSP responder's certificate (id-kp-OCSPSigning).
+    OcspSigner,
+    /// The API's TLS server certificate (serverAuth).
+    TlsServer,
+    /// The seal maker's certificate (signs seals and audit anchors).
+    SealMaker,
+    /// The CMP responder's signing certificate (reserved).
+    CmpSigner,
 }
 
 impl CertRole {
+    /// Every role.
+    pub const ALL: [CertRole; 8] = [
+        CertRole::Identity,
+        CertRole::Seal,
+        CertRole::Encryption,
+        CertRole::Operator,
+        CertRole::OcspSigner,
+        CertRole::TlsServer,
+        CertRole::SealMaker,
+        CertRole::CmpSigner,
+    ];
     /// Stored form.
     pub fn as_str(self) -> &'static str {
         match self {
             CertRole::Identity => "identity",
             CertRole::Seal => "seal",
+            CertRole::Encryption => "encryption",
+            CertRole::Operator => "operator",
+            CertRole::OcspSigner => "ocsp-signer",
+            CertRole::TlsServer => "tls-server",
+            CertRole::SealMaker => "seal-maker",
+            CertRole::CmpSigner => "cmp-signer",
         }
     }
-    pub(super) fn parse(s: &str) -> CertRole {
-        if s == "seal" {
-            CertRole::Seal
-        } else {
-            CertRole::Identity
-        }
+    /// Parses the stored form (the table's CHECK allows only these).
+    pub fn parse(s: &str) -> Option<CertRole> {
+        CertRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// True for the certificates of a holder (customer), false for the CA's own working
+    /// certificates, which the counter's commands (revoke, renew, remind) leave alone.
+    pub fn is_holder(self) -> bool {
+        matches!(
+            self,
+            CertRole::Identity | CertRole::Seal | CertRole::Encryption
+        )
     }
 }
 
@@ -190,6 +224,60 @@ pub(crate) fn insert_pending(tx: &crate::store::Tx<'_>, p: &NewPending<'_>) -> R
         ],
     )
     .map_err(CoreError::db("insert pending certificate"))?;
+    Ok(())
+}
+
+/// A certificate the CA made for its own work, recorded issued at once (it has no stages: it
+/// is signed, written where it lives, then recorded with its audit row).
+#[derive(Debug, Clone)]
+pub struct NewMade<'a> {
+    /// Serial, lower-case hex.
+    pub serial: &'a str,
+    /// What it is for (never a holder role).
+    pub role: CertRole,
+    /// Subject DN as text.
+    pub subject: &'a str,
+    /// The certificate.
+    pub der: &'a [u8],
+    /// The subject public key (bit string content).
+    pub spki: &'a [u8],
+    /// notBefore.
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    pub not_after: OffsetDateTime,
+    /// Where its key is: token label.
+    pub token_label: &'a str,
+    /// Token serial.
+    pub token_serial: &'a str,
+    /// Key id (hex).
+    pub key_id: &'a str,
+}
+
+/// Records a CA-made certificate (inside the write that records its audit row). Its type is
+/// its role: it belongs to no certificate policy.
+pub(crate) fn insert_made(tx: &crate::store::Tx<'_>, m: &NewMade<'_>) -> Result<()> {
+    let now = ts(OffsetDateTime::now_utc());
+    super::exec(
+        tx,
+        "INSERT INTO certificates (serial, cert_type, role, subject, applicant_json, token_label, token_serial, \
+         key_id, status, not_before, not_after, der, spki, created_at, updated_at, site) \
+         VALUES (?1, ?2, ?2, ?3, '{}', ?4, ?5, ?6, 'issued', ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+        params![
+            m.serial,
+            m.role.as_str(),
+            m.subject,
+            m.token_label,
+            m.token_serial,
+            m.key_id,
+            ts(m.not_before),
+            ts(m.not_after),
+            m.der,
+            m.spki,
+            now,
+            tx.site()
+        ],
+    )
+    .map_err(CoreError::db("record CA-made certificate"))?;
     Ok(())
 }
 

@@ -29,8 +29,10 @@ pub use location::{Location, redact};
 use crate::error::{CoreError, Result};
 
 pub use api::IdempotencyRow;
-pub(crate) use certs::insert_pending;
-pub use certs::{CertFilter, CertRecord, CertRole, CertStatus, NewPending, normalize_serial};
+pub use certs::{
+    CertFilter, CertRecord, CertRole, CertStatus, NewMade, NewPending, normalize_serial,
+};
+pub(crate) use certs::{insert_made, insert_pending};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
 pub(crate) use issuances::{
     direct_order, mark_issued, record_issued, record_key, record_signed, set_stage, status_in,

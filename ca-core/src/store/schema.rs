@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/010_api_idempotency.sql"),
     include_str!("migrations/011_portal.sql"),
     include_str!("migrations/012_sites.sql"),
+    include_str!("migrations/013_cert_roles.sql"),
 ];
 
 /// The version from which every write binds the rows it changed into the audit log.

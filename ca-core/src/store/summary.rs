@@ -19,9 +19,10 @@ use crate::time_fmt::{parse_ts, ts};
 pub struct CertSummary {
     /// Serial, hex.
     pub serial: String,
-    /// Certificate type.
+    /// Certificate type: a holder's certificates have one; the CA's own working certificates
+    /// (operator, OCSP signer, TLS, seal maker) have none (`null`), their role says what they are.
     #[serde(rename = "cert_type")]
-    pub cert_type: CertType,
+    pub cert_type: Option<CertType>,
     /// Identity or seal.
     pub role: CertRole,
     /// For a seal certificate: its identity certificate.
@@ -66,6 +67,21 @@ const SUMMARY_COLUMNS: &str = "serial, cert_type, role, identity_serial, subject
     token_serial, key_id, status, not_before, not_after, revoked_at, revocation_reason, created_at, \
     external_id, application_id, issuance_id";
 
+impl CertSummary {
+    /// The holder certificate type; a refusal naming the serial for the CA's own working
+    /// certificates (operator, OCSP signer, TLS, seal maker), which belong to no policy.
+    pub fn holder_type(&self) -> crate::error::Result<CertType> {
+        self.cert_type.ok_or_else(|| {
+            crate::error::CoreError::Refused(format!(
+                "certificate {} is the CA's {} certificate, not a holder's: the counter's commands \
+                 do not apply to it",
+                self.serial,
+                self.role.as_str()
+            ))
+        })
+    }
+}
+
 fn bad_column(index: usize, reason: String) -> DbError {
     DbError::Column { index, reason }
 }
@@ -75,11 +91,18 @@ pub(super) fn summary_from_row(r: &Row<'_>) -> DbResult<CertSummary> {
     let reason: Option<String> = r.get(13)?;
     Ok(CertSummary {
         serial: r.get(0)?,
-        cert_type: r
-            .get::<String>(1)?
-            .parse()
-            .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
-        role: CertRole::parse(&r.get::<String>(2)?),
+        cert_type: match r.get::<String>(1)?.as_str() {
+            t if CertRole::parse(t).is_some_and(|r| !r.is_holder()) => None,
+            t => Some(
+                t.parse()
+                    .map_err(|e: hljca_policies::PolicyError| bad_column(1, e.to_string()))?,
+            ),
+        },
+        role: {
+            let role: String = r.get(2)?;
+            CertRole::parse(&role)
+                .ok_or_else(|| bad_column(2, format!("unknown certificate role `{role}`")))?
+        },
         identity_serial: r.get(3)?,
         subject: r.get(4)?,
         org_id: r.get(5)?,

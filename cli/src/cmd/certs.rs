@@ -62,7 +62,8 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
                     .map(|c| {
                         vec![
                             c.serial.clone(),
-                            c.cert_type.to_string(),
+                            c.cert_type
+                                .map_or_else(|| c.role.as_str().to_owned(), |t| t.to_string()),
                             c.role.as_str().into(),
                             c.status.to_string(),
                             c.not_after.map(ts).unwrap_or_default(),
@@ -101,7 +102,11 @@ pub fn run(cli: &Cli, c: &CertCmd) -> Result<(), Failure> {
             } else {
                 output::fields(&[
                     ("serial", c.serial.clone()),
-                    ("type", c.cert_type.to_string()),
+                    (
+                        "type",
+                        c.cert_type
+                            .map_or_else(|| c.role.as_str().to_owned(), |t| t.to_string()),
+                    ),
                     ("role", c.role.as_str().into()),
                     ("status", c.status.to_string()),
                     ("subject", c.subject.clone()),
