@@ -128,7 +128,7 @@ fn assert_token_consistent(env: &Env, label: &str) -> usize {
     );
     let db: BTreeSet<String> = env
         .sql(&format!(
-            "SELECT key_id FROM certificates WHERE token_label = '{label}' AND status = 'issued'"
+            "SELECT key_id FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and token_label = '{label}' AND status = 'issued'"
         ))
         .lines()
         .map(str::to_owned)
@@ -172,11 +172,11 @@ fn assert_every_row_once(env: &Env, n: usize) {
         "an external id was issued twice"
     );
     assert_eq!(
-        env.sql("SELECT COUNT(*) - COUNT(DISTINCT serial) FROM certificates"),
+        env.sql("SELECT COUNT(*) - COUNT(DISTINCT serial) FROM certificates where role IN ('identity', 'seal', 'encryption')"),
         "0"
     );
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'pending'"),
         "0"
     );
     // Every seal certificate belongs to an issued identity certificate of the same row.
@@ -222,7 +222,12 @@ fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
     let (code, _, err) = batch_json(&env, &wrong, &["--tokens", "b1,b2,b3", "--dry-run"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("one holder per USBKEY"), "{err}");
-    assert_eq!(env.sql("SELECT COUNT(*) FROM certificates"), "0");
+    assert_eq!(
+        env.sql(
+            "SELECT COUNT(*) FROM certificates where role IN ('identity', 'seal', 'encryption')"
+        ),
+        "0"
+    );
 
     let (code, r, err) = batch_json(&env, &file, &["--tokens", "b1,b2,b3"]);
     assert_eq!(code, Some(0), "{err}\n{r}");
@@ -241,7 +246,7 @@ fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
         on_tokens += n;
     }
     let issued: usize = env
-        .sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'")
+        .sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'issued'")
         .parse()
         .unwrap();
     assert_eq!(on_tokens, issued);
@@ -249,7 +254,7 @@ fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
     // Outside verification of a sample, seal certificates included.
     for serial in env
         .sql(
-            "SELECT serial FROM certificates WHERE status = 'issued' AND (role = 'seal' OR id % 9 = 0) LIMIT 8",
+            "SELECT serial FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'issued' AND (role = 'seal' OR id % 9 = 0) LIMIT 8",
         )
         .lines()
     {
@@ -340,7 +345,12 @@ fn bad_rows_are_all_reported_before_any_token_is_touched() {
 
     // Nothing on the token, no certificate row, no job.
     assert!(token_objects(&env, "b1").is_empty());
-    assert_eq!(env.sql("SELECT COUNT(*) FROM certificates"), "0");
+    assert_eq!(
+        env.sql(
+            "SELECT COUNT(*) FROM certificates where role IN ('identity', 'seal', 'encryption')"
+        ),
+        "0"
+    );
     assert_eq!(env.sql("SELECT COUNT(*) FROM batch_jobs"), "0");
 }
 
@@ -387,7 +397,7 @@ fn example_batch_files_issue_every_type_in_order() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(r["skipped"], 7, "{r}");
     let types: BTreeSet<String> = env
-        .sql("SELECT DISTINCT cert_type FROM certificates WHERE status = 'issued'")
+        .sql("SELECT DISTINCT cert_type FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'issued'")
         .lines()
         .map(str::to_owned)
         .collect();
@@ -513,11 +523,11 @@ fn batch_killed_midway_is_recovered_and_finished_by_a_rerun() {
         }
     }
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'pending'"),
         "0"
     );
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued' AND der IS NULL"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'issued' AND der IS NULL"),
         "0"
     );
     // Nothing left to do.
@@ -593,7 +603,7 @@ fn issue_from_csr_checks_signature_and_key_algorithm() {
     assert!(subj.contains("哈尔滨北方康复医院"), "{subj}");
     assert!(!subj.contains("CN=x"), "{subj}");
     assert_eq!(
-        env.sql("SELECT token_label, token_serial, status, length(key_id) FROM certificates"),
+        env.sql("SELECT token_label, token_serial, status, length(key_id) FROM certificates where role IN ('identity', 'seal', 'encryption')"),
         "(csr)||issued|64"
     );
 
@@ -690,11 +700,11 @@ fn issue_from_csr_checks_signature_and_key_algorithm() {
     );
     assert!(err.contains("uscc"), "{err}");
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'issued'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'issued'"),
         "2"
     );
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status != 'issued'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status != 'issued'"),
         "0"
     );
 }
@@ -734,7 +744,7 @@ fn a_failing_row_is_reported_and_the_batch_goes_on() {
     assert_eq!(results[2]["status"], "issued");
     assert_token_consistent(&env, "good");
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE token_label = 'other-pin'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and token_label = 'other-pin'"),
         "0"
     );
     assert_eq!(
@@ -796,7 +806,7 @@ fn ctrl_c_stops_after_the_row_in_progress_and_a_rerun_finishes() {
     assert_eq!(done + report["not_attempted"].as_u64().unwrap() as usize, n);
     // Stopped cleanly: nothing pending, the job recorded as interrupted, the token consistent.
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'pending'"),
         "0"
     );
     assert_eq!(
@@ -848,12 +858,12 @@ fn a_second_batch_is_refused_while_one_runs() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("still running"), "{err}");
         assert_eq!(
-            env.sql("SELECT COUNT(*) FROM certificates WHERE external_id LIKE 'OTHER-%'"),
+            env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and external_id LIKE 'OTHER-%'"),
             "0"
         );
     }
     assert_eq!(
-        env.sql("SELECT COUNT(*) FROM certificates WHERE status = 'pending'"),
+        env.sql("SELECT COUNT(*) FROM certificates WHERE role IN ('identity', 'seal', 'encryption') and status = 'pending'"),
         "0"
     );
 }

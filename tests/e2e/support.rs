@@ -388,3 +388,16 @@ pub const TYPES: [&str; 7] = [
     "enterprise-secondary",
     "authorized-rep",
 ];
+
+/// The holders' rows of a `cert list --json` answer (identity, seal, encryption), without the
+/// CA's own working certificates (operator, OCSP signer, TLS, seal maker) the list also shows.
+pub fn holder_rows(list: &serde_json::Value) -> Vec<&serde_json::Value> {
+    list["certificates"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|c| matches!(c["role"].as_str(), Some("identity" | "seal" | "encryption")))
+                .collect()
+        })
+        .unwrap_or_default()
+}

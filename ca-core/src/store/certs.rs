@@ -71,6 +71,10 @@ impl CertRole {
     }
 }
 
+/// The SQL condition selecting holders' certificates (what [`CertRole::is_holder`] says): the
+/// expiring list and the status counts are about them, not the CA's own working certificates.
+pub(crate) const HOLDER_ROLES: &str = "role IN ('identity', 'seal', 'encryption')";
+
 /// Where a certificate is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

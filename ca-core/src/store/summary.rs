@@ -160,8 +160,9 @@ pub(super) fn filter_sql(f: &CertFilter, columns: &str) -> (String, Vec<String>)
     if let Some(t) = f.expiring_before {
         args.push(ts(t));
         sql.push_str(&format!(
-            " AND status = 'issued' AND not_after > ?1 AND not_after <= ?{}",
-            args.len()
+            " AND status = 'issued' AND not_after > ?1 AND not_after <= ?{} AND {}",
+            args.len(),
+            super::certs::HOLDER_ROLES
         ));
     }
     // An expiring list runs soonest first, straight along the (status, not_after) index, so a
@@ -192,7 +193,8 @@ pub(super) fn filter_sql(f: &CertFilter, columns: &str) -> (String, Vec<String>)
     (sql, args)
 }
 
-/// Certificate counts by status, expiry judged at the CA's clock.
+/// Counts by status of the holders' certificates (identity, seal, encryption; not the CA's own
+/// working certificates), expiry judged at the CA's clock.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CertCounts {
     /// Issued and not expired.
@@ -232,9 +234,12 @@ impl Store {
         let rows: Vec<(String, i64, i64, i64)> = self
             .conn
             .query_vec(
-                "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END), \
-                 count(CASE WHEN status = 'issued' AND not_after > ?1 AND not_after <= ?2 THEN 1 END) \
-                 FROM certificates GROUP BY status",
+                &format!(
+                    "SELECT status, count(*), count(CASE WHEN status = 'issued' AND not_after <= ?1 THEN 1 END), \
+                     count(CASE WHEN status = 'issued' AND not_after > ?1 AND not_after <= ?2 THEN 1 END) \
+                     FROM certificates WHERE {} GROUP BY status",
+                    super::certs::HOLDER_ROLES
+                ),
                 params![ts(now), ts(soon)],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
