@@ -120,7 +120,7 @@ pub fn init(
         )));
     }
     // A PostgreSQL database must be reachable and empty before any key is made.
-    let location = crate::store::Location::resolve(home, None)?;
+    let location = crate::store::Location::resolve(home.dir(), home.db(), None)?;
     crate::Store::check_creatable(&location)?;
     home.create_dirs()?;
     let mut config = Config::new(opts.key_store);

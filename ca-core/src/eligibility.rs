@@ -8,8 +8,8 @@
 //! window, and held by the same holder), the materials (complete from `submit` on) and the
 //! USBKEY (free, or already bound to the same holder; never the CA's own token).
 
+pub use crate::store::vocab::{Holder, HolderKind};
 use hljca_policies::{Applicant, CertType, Policy, ValidatedApplicant};
-use serde::Serialize;
 
 use crate::Ca;
 use crate::applications::Application;
@@ -30,46 +30,6 @@ pub enum Step {
     Pay,
     /// Issuance (`issue`, `issue APP`, `renew`, batch rows).
     Issue,
-}
-
-/// What identifies the holder of a USBKEY.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HolderKind {
-    /// An organisation, by its unified social credit code.
-    Uscc,
-    /// A person, by their resident identity card number.
-    ResidentId,
-}
-
-impl HolderKind {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HolderKind::Uscc => "uscc",
-            HolderKind::ResidentId => "resident-id",
-        }
-    }
-}
-
-/// The holder of a certificate (and of the USBKEY it goes on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Holder {
-    /// Organisation or person.
-    pub kind: HolderKind,
-    /// The USCC or resident ID.
-    pub id: String,
-    /// The organisation's or person's name, for messages.
-    pub name: String,
-}
-
-impl std::fmt::Display for Holder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            HolderKind::Uscc => write!(f, "{} (USCC {})", self.name, self.id),
-            HolderKind::ResidentId => write!(f, "{} (resident ID {})", self.name, self.id),
-        }
-    }
 }
 
 /// The holder an applicant's data names under `policy`: the USCC when the type has one, else

@@ -100,7 +100,7 @@ pub enum CoreError {
         /// The operation.
         op: &'static str,
         /// Underlying error.
-        source: crate::store::db::DbError,
+        source: hljca_store::db::DbError,
     },
     /// The database cannot be reached (down, wrong address or credentials).
     #[error("database {database} cannot be reached: {reason}")]
@@ -202,7 +202,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub(crate) fn db(op: &'static str) -> impl Fn(crate::store::db::DbError) -> CoreError {
+    pub(crate) fn db(op: &'static str) -> impl Fn(hljca_store::db::DbError) -> CoreError {
         move |source| CoreError::Db { op, source }
     }
 
@@ -250,11 +250,63 @@ impl CoreError {
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, CoreError>;
 
-impl From<crate::store::db::DbError> for CoreError {
-    fn from(source: crate::store::db::DbError) -> CoreError {
+impl From<hljca_store::db::DbError> for CoreError {
+    fn from(source: hljca_store::db::DbError) -> CoreError {
         CoreError::Db {
             op: "query",
             source,
         }
+    }
+}
+
+/// The store's errors read as the CA's own: each variant becomes its namesake, and an error of
+/// this crate carried through a store transaction comes back as itself.
+impl From<hljca_store::StoreError> for CoreError {
+    fn from(e: hljca_store::StoreError) -> CoreError {
+        use hljca_store::StoreError as S;
+        match e {
+            S::DatabaseMissing { path, home, reason } => {
+                CoreError::DatabaseMissing { path, home, reason }
+            }
+            S::NotLoggedIn => CoreError::NotLoggedIn,
+            S::InProgress(m) => CoreError::InProgress(m),
+            S::Io {
+                action,
+                path,
+                source,
+            } => CoreError::Io {
+                action,
+                path,
+                source,
+            },
+            S::Db { op, source } => CoreError::Db { op, source },
+            S::Unreachable { database, reason } => CoreError::Unreachable { database, reason },
+            S::Certificate { what, source } => CoreError::Certificate { what, source },
+            S::Parse { what, reason } => CoreError::Parse { what, reason },
+            S::UnknownSerial { serial } => CoreError::UnknownSerial { serial },
+            S::BadState {
+                serial,
+                status,
+                what,
+            } => CoreError::BadState {
+                serial,
+                status,
+                what,
+            },
+            S::Refused(m) => CoreError::Refused(m),
+            S::BadInput(m) => CoreError::BadInput(m),
+            S::AuditBroken { seq, reason } => CoreError::AuditBroken { seq, reason },
+            S::Caller(inner) => match inner.downcast::<CoreError>() {
+                Ok(core) => *core,
+                Err(other) => CoreError::Refused(other.to_string()),
+            },
+            other => CoreError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl From<CoreError> for hljca_store::StoreError {
+    fn from(e: CoreError) -> hljca_store::StoreError {
+        hljca_store::StoreError::Caller(Box::new(e))
     }
 }

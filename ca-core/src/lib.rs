@@ -8,7 +8,7 @@
 
 pub mod api;
 pub mod applications;
-pub mod audit;
+pub use hljca_store::audit;
 pub mod backup;
 pub mod batch;
 pub mod ca;
@@ -27,8 +27,12 @@ pub mod profile;
 pub mod revoke;
 pub mod seal;
 pub mod seal_check;
-pub mod store;
-pub mod time_fmt;
+pub use hljca_store as store;
+
+#[cfg(test)]
+#[path = "../../tests/pg_cluster.rs"]
+pub(crate) mod pg_cluster;
+pub use hljca_store::time_fmt;
 pub mod validity;
 
 use std::path::{Path, PathBuf};
@@ -71,7 +75,7 @@ impl Ca {
     pub fn open(home: Home, operator: impl Into<String>) -> Result<Ca> {
         home.require_initialized()?;
         let config = Config::load(&home.config())?;
-        let location = store::Location::resolve(&home, config.database.as_deref())?;
+        let location = store::Location::resolve(home.dir(), home.db(), config.database.as_deref())?;
         let mut store = Store::open(&location, home.dir())?;
         store
             .conn
@@ -164,7 +168,7 @@ impl Ca {
     /// Copies this CA's database into the empty database `to` (`hljca db copy`), verified
     /// before it commits.
     pub fn copy_database(&self, to: &store::Location) -> Result<store::copy::CopyReport> {
-        store::copy::copy(&self.store, to)
+        Ok(store::copy::copy(&self.store, to)?)
     }
 
     /// Backs the CA up into `dir` (new or empty): see [`backup`].
@@ -221,7 +225,7 @@ impl Ca {
     pub fn certs(&self, filter: &store::CertFilter) -> Result<Vec<store::CertRecord>> {
         let mut f = filter.clone();
         f.now = Some(self.now());
-        self.store.certs(&f)
+        Ok(self.store.certs(&f)?)
     }
 
     /// Certificates matching `filter` as lists show them (no DER or applicant data), newest
@@ -229,19 +233,19 @@ impl Ca {
     pub fn cert_summaries(&self, filter: &store::CertFilter) -> Result<Vec<store::CertSummary>> {
         let mut f = filter.clone();
         f.now = Some(self.now());
-        self.store.cert_summaries(&f)
+        Ok(self.store.cert_summaries(&f)?)
     }
 
     /// Certificate counts by status (expired by the CA's clock), with how many issued ones
     /// expire within `window`: one aggregate query.
     pub fn cert_counts(&self, window: time::Duration) -> Result<store::CertCounts> {
         let now = self.now();
-        self.store.cert_counts(now, now + window)
+        Ok(self.store.cert_counts(now, now + window)?)
     }
 
     /// Issuances not yet committed or voided (what `recover` would look at).
     pub fn open_issuances(&self) -> Result<Vec<store::IssuanceRow>> {
-        self.store.open_issuances()
+        Ok(self.store.open_issuances()?)
     }
 
     /// The certificate types in force.
@@ -257,9 +261,9 @@ impl Ca {
     /// Records an event that changed nothing in the database (a token initialised, objects
     /// removed from a token): one audit row in its own write transaction.
     pub fn audit(&self, action: &str, object: &str, details: serde_json::Value) -> Result<()> {
-        self.store.write("audit", |tx| {
+        Ok(self.store.write("audit", |tx| {
             audit::append(tx, &self.operator, action, object, &details)
-        })
+        })?)
     }
 
     /// Checks the audit chain, the signed anchors of its head, and the current certificates,
@@ -285,11 +289,11 @@ impl Ca {
 
     /// All audit rows.
     pub fn audit_list(&self) -> Result<Vec<audit::AuditEntry>> {
-        audit::list(&self.store.conn)
+        Ok(audit::list(&self.store.conn)?)
     }
 
     /// How many audit rows there are (the head's sequence number; one indexed lookup).
     pub fn audit_count(&self) -> Result<i64> {
-        store::audit_log::head_seq(&self.store.conn)
+        Ok(store::audit_log::head_seq(&self.store.conn)?)
     }
 }

@@ -294,13 +294,13 @@ impl Ca {
                     "Idempotency-Key `{key}` was claimed at the same moment; ask again"
                 )));
             }
-            audit::append(
+            Ok(audit::append(
                 tx,
                 &op,
                 "api.idempotency-key",
                 &row.external_id,
                 &serde_json::json!({ "key": key, "request_sha256": body_sha256 }),
-            )
+            )?)
         })?;
         Ok(None)
     }

@@ -193,12 +193,12 @@ impl Ca {
 
     /// The account with this log-in (mobile number).
     pub fn online_account_by_login(&self, login: &str) -> Result<Option<PortalAccount>> {
-        sql::account_by_login(&self.store.conn, login)
+        Ok(sql::account_by_login(&self.store.conn, login)?)
     }
 
     /// The account with this number.
     pub fn online_account(&self, id: i64) -> Result<Option<PortalAccount>> {
-        sql::account(&self.store.conn, id)
+        Ok(sql::account(&self.store.conn, id)?)
     }
 
     /// Records a log-in attempt whose password was (or was not) right, and decides: a locked
@@ -262,12 +262,12 @@ impl Ca {
                 "the portal makes online applications only".into(),
             ));
         }
-        self.apply_with(new, |tx, id| sql::link_application(tx, id.0, account))
+        self.apply_with(new, |tx, id| Ok(sql::link_application(tx, id.0, account)?))
     }
 
     /// The account that owns an application (`None` for counter applications).
     pub fn online_owner(&self, id: AppId) -> Result<Option<i64>> {
-        sql::owner(&self.store.conn, id.0)
+        Ok(sql::owner(&self.store.conn, id.0)?)
     }
 
     /// The applications of an account, newest first.
@@ -329,12 +329,12 @@ impl Ca {
 
     /// The payment orders of an application, oldest first.
     pub fn online_pay_orders(&self, id: AppId) -> Result<Vec<PayOrder>> {
-        sql::pay_orders_of(&self.store.conn, id.0)
+        Ok(sql::pay_orders_of(&self.store.conn, id.0)?)
     }
 
     /// A payment order by number.
     pub fn online_pay_order_by_no(&self, order_no: &str) -> Result<Option<PayOrder>> {
-        sql::pay_order(&self.store.conn, order_no)
+        Ok(sql::pay_order(&self.store.conn, order_no)?)
     }
 
     /// The gateway's (authenticated) notification that `n.order_no` was paid: checked for the
@@ -382,7 +382,7 @@ impl Ca {
         let at = ts(crate::time_fmt::now());
         let (_, paid) =
             self.pay_application_with(AppId(order.application_id), &payment, |tx, oid| {
-                sql::settle(tx, n, oid, &at)
+                Ok(sql::settle(tx, n, oid, &at)?)
             })?;
         Ok(GatewayPaid {
             application: AppId(order.application_id),
@@ -448,7 +448,13 @@ impl Ca {
                 what: "delivery choice",
                 reason: e.to_string(),
             })?;
-            audit::append(tx, &op, "portal.delivery-choice", &app_object(id), &details)
+            Ok(audit::append(
+                tx,
+                &op,
+                "portal.delivery-choice",
+                &app_object(id),
+                &details,
+            )?)
         })
     }
 
@@ -460,6 +466,6 @@ impl Ca {
 
     /// The applicant's choice of mail or pickup, if made.
     pub fn online_delivery_choice(&self, id: AppId) -> Result<Option<DeliveryChoice>> {
-        sql::delivery_choice(&self.store.conn, id.0)
+        Ok(sql::delivery_choice(&self.store.conn, id.0)?)
     }
 }

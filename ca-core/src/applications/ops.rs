@@ -58,7 +58,7 @@ pub fn material_hash(bytes: &[u8]) -> String {
 impl Ca {
     /// One application, or `None` when there is no such number.
     pub fn find_application(&self, id: AppId) -> Result<Option<Application>> {
-        rows::get(&self.store.conn, id)
+        Ok(rows::get(&self.store.conn, id)?)
     }
 
     /// One application; an unknown number is refused.
@@ -69,7 +69,7 @@ impl Ca {
 
     /// Applications, newest first, optionally only those in `state`.
     pub fn applications(&self, state: Option<AppState>) -> Result<Vec<Application>> {
-        rows::list(&self.store.conn, state)
+        Ok(rows::list(&self.store.conn, state)?)
     }
 
     /// How many applications are in `state`.
@@ -82,12 +82,12 @@ impl Ca {
 
     /// The recorded steps of an application, oldest first.
     pub fn application_events(&self, id: AppId) -> Result<Vec<AppEvent>> {
-        rows::events(&self.store.conn, id)
+        Ok(rows::events(&self.store.conn, id)?)
     }
 
     /// The materials handed in for an application.
     pub fn application_materials(&self, id: AppId) -> Result<Vec<MaterialRecord>> {
-        rows::materials(&self.store.conn, id)
+        Ok(rows::materials(&self.store.conn, id)?)
     }
 
     /// The required material kinds of the application's type not handed in yet.
@@ -105,7 +105,7 @@ impl Ca {
 
     /// Orders, oldest first; only those of `app` when given.
     pub fn orders(&self, app: Option<AppId>) -> Result<Vec<Order>> {
-        rows::orders(&self.store.conn, app)
+        Ok(rows::orders(&self.store.conn, app)?)
     }
 
     /// Where `materials add` stores a file with this SHA-256.

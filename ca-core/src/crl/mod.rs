@@ -130,7 +130,7 @@ impl Ca {
 
     /// The newest CRL's number, thisUpdate and nextUpdate.
     pub fn last_crl(&self) -> Result<Option<(i64, String, String)>> {
-        self.store.last_crl()
+        Ok(self.store.last_crl()?)
     }
 }
 

@@ -108,7 +108,7 @@ impl Engine<'_> {
     /// Transaction 1: an issuance and a pending row per request, one audit row.
     fn reserve_bulk(&self, ca: &Ca, live: &mut [Item<'_>]) -> Result<()> {
         let op = &ca.operator;
-        ca.store.write("reserve bulk issuance", |tx| {
+        Ok(ca.store.write("reserve bulk issuance", |tx| {
             for it in live.iter_mut() {
                 let p = it.params;
                 let type_key = p.cert_type.key();
@@ -163,7 +163,7 @@ impl Engine<'_> {
                     })).collect::<Vec<_>>(),
                 }),
             )
-        })
+        })?)
     }
 
     /// Signs each reserved request through the CA session (this thread) while a second thread
@@ -257,7 +257,7 @@ impl Engine<'_> {
     /// committed and its fee booked; the others voided; one audit row.
     fn commit_bulk(&self, ca: &Ca, live: &[Item<'_>]) -> Result<()> {
         let op = &ca.operator;
-        ca.store.write("commit bulk issuance", |tx| {
+        Ok(ca.store.write("commit bulk issuance", |tx| {
             let mut issued = Vec::new();
             let mut voided = Vec::new();
             for it in live {
@@ -291,7 +291,7 @@ impl Engine<'_> {
                     "issued": issued, "voided": voided,
                 }),
             )
-        })
+        })?)
     }
 }
 

@@ -126,7 +126,7 @@ pub(super) fn void(
     destroyed: usize,
 ) -> Result<()> {
     let op = &ca.operator;
-    ca.store.write("void issuance", |tx| {
+    Ok(ca.store.write("void issuance", |tx| {
         let rows = store::void_rows(tx, iss.id)?;
         store::set_stage(tx, iss.id, from, Stage::Void)?;
         if let Some(app) = iss.application_id {
@@ -148,7 +148,7 @@ pub(super) fn void(
                 "token_serial": iss.token_serial,
             }),
         )
-    })
+    })?)
 }
 
 /// In-process failure before the commit: destroy what was made on the token, then void. When
@@ -176,6 +176,7 @@ pub(super) fn abandon(
     let done = ca
         .store
         .issuance(id)
+        .map_err(CoreError::from)
         .and_then(|iss| void(ca, &iss, from, reason, destroyed));
     if let Err(e) = done {
         tracing::error!(issuance = id, error = %e, "could not void the issuance; left for `hljca recover`");

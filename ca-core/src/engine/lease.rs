@@ -172,10 +172,10 @@ mod tests {
 
     #[test]
     fn postgres_leases_are_seen_by_every_connection_and_end_with_theirs() {
-        if !crate::store::pg_cluster::wanted() {
+        if !crate::pg_cluster::wanted() {
             return;
         }
-        let (_, url) = crate::store::pg_cluster::database();
+        let (_, url) = crate::pg_cluster::database();
         let space = LeaseSpace::Postgres(url);
         let lease = Lease::acquire(&space).unwrap();
         let id = lease.id().to_owned();

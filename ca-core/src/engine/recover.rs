@@ -310,7 +310,7 @@ impl Ca {
                         &details,
                     )?;
                 }
-                Ok(())
+                Ok::<_, CoreError>(())
             })?;
             out.push(id);
         }

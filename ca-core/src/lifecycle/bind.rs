@@ -1,9 +1,9 @@
 //! Cross-platform binding (跨平台CA绑定) of certificates from the former Daqing platform.
 
+pub use crate::store::vocab::Binding;
 use std::path::PathBuf;
 
 use hljca_token::{KeyId, Module, TokenSelector};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::FromDer;
 
@@ -38,35 +38,6 @@ pub struct BindMaterial {
 
 /// The materials the seed lists for a cross-platform binding (besides the token itself).
 pub const BIND_MATERIALS: [&str; 3] = ["business-licence", "legal-rep-id-copy", "agent-id-copy"];
-
-/// One binding.
-#[derive(Debug, Clone, Serialize)]
-pub struct Binding {
-    /// Row id.
-    pub id: i64,
-    /// SHA-256 of the certificate DER.
-    pub fingerprint: String,
-    /// Issuer DN.
-    pub issuer: String,
-    /// Subject DN.
-    pub subject: String,
-    /// Serial (hex).
-    pub serial: String,
-    /// Validity end.
-    pub not_after: String,
-    /// pem or token.
-    pub source: String,
-    /// Token label when read from a token.
-    pub token_label: Option<String>,
-    /// active.
-    pub status: String,
-    /// Who activated it.
-    pub operator: String,
-    /// When.
-    pub bound_at: String,
-    /// The counter's site.
-    pub site: Option<Site>,
-}
 
 impl Ca {
     /// Registers and activates a certificate of the former platform's CA (configured in
@@ -217,7 +188,7 @@ impl Ca {
 
     /// Every binding, newest first.
     pub fn bindings(&self) -> Result<Vec<Binding>> {
-        crate::store::bindings::list(&self.store.conn)
+        Ok(crate::store::bindings::list(&self.store.conn)?)
     }
 }
 

@@ -83,7 +83,7 @@ impl Ca {
 
     /// Serials whose OCSP answer is good or revoked (the ones worth answering ahead).
     pub fn ocsp_serials(&self) -> Result<Vec<String>> {
-        self.store.ocsp_serials()
+        Ok(self.store.ocsp_serials()?)
     }
 
     /// The CRL with the highest number, read from its file in the publish directory and
@@ -129,7 +129,7 @@ impl Ca {
         let mut stored: Vec<(String, u8)> = Vec::new();
         crls::for_each_revoked(&self.store.conn, |r| {
             stored.push((r.serial.to_ascii_lowercase(), code(r.reason)));
-            Ok(())
+            Ok::<_, CoreError>(())
         })?;
         let (_, parsed) =
             CertificateRevocationList::from_der(&crl.der).map_err(|e| CoreError::Parse {

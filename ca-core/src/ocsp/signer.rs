@@ -180,7 +180,7 @@ impl Ca {
                 None
             }
         };
-        self.store.write("record OCSP signer key", |tx| {
+        Ok(self.store.write("record OCSP signer key", |tx| {
             audit::append(
                 tx,
                 &self.operator,
@@ -191,7 +191,7 @@ impl Ca {
                     "purpose": "signs OCSP responses only",
                 }),
             )
-        })
+        })?)
     }
 
     /// The OCSP signing certificate in `ca/ocsp-signer.pem` when it holds the OCSP signer key,

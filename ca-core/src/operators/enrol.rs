@@ -210,7 +210,7 @@ impl Ca {
         if let (Some(d), serde_json::Value::Object(x)) = (details.as_object_mut(), extra) {
             d.extend(x);
         }
-        self.store.write("enrol operator", |tx| {
+        Ok(self.store.write("enrol operator", |tx| {
             operators::insert(tx, rec)?;
             let home = KeyHome {
                 token_label: &rec.token_label,
@@ -219,7 +219,7 @@ impl Ca {
             };
             record_made(tx, CertRole::Operator, &rec.der, home)?;
             audit::append(tx, op, "operator.enrol", &rec.cert_serial, &details)
-        })
+        })?)
     }
 
     /// Replaces an operator's roles (ca-admin).
@@ -239,13 +239,13 @@ impl Ca {
                     "no active operator with certificate {serial}"
                 )));
             }
-            audit::append(
+            Ok(audit::append(
                 tx,
                 &op,
                 "operator.roles",
                 serial,
                 &serde_json::json!({ "roles": roles }),
-            )
+            )?)
         })?;
         self.store
             .operator(serial)?
@@ -273,7 +273,7 @@ impl Ca {
             }
             // Operators enrolled before certificates were recorded with their role have no row.
             let on_crl = crls::revoke(tx, &normalize_serial(serial), now, crl_reason)?;
-            audit::append(
+            Ok(audit::append(
                 tx,
                 &op,
                 "operator.revoke",
@@ -281,7 +281,7 @@ impl Ca {
                 &serde_json::json!({
                     "reason": reason, "crl_reason": crl_reason.name(), "certificate_revoked": on_crl,
                 }),
-            )
+            )?)
         })?;
         self.store
             .operator(serial)?

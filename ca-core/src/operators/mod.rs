@@ -148,11 +148,13 @@ impl AuditSigner for TokenAuditSigner {
     fn cert_serial(&self) -> &str {
         &self.cert_serial
     }
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        self.session
-            .signer(&self.key)?
-            .sign(msg)
-            .map_err(CoreError::cert("operator signature"))
+    fn sign(&self, msg: &[u8]) -> hljca_store::Result<Vec<u8>> {
+        let signed: Result<Vec<u8>> = self
+            .session
+            .signer(&self.key)
+            .map_err(CoreError::from)
+            .and_then(|s| s.sign(msg).map_err(CoreError::cert("operator signature")));
+        Ok(signed?)
     }
 }
 
@@ -342,7 +344,7 @@ impl Ca {
 
     /// Every operator.
     pub fn operators(&self) -> Result<Vec<OperatorRecord>> {
-        self.store.operators()
+        Ok(self.store.operators()?)
     }
 
     /// The operator session's token (to sign with it, e.g. the API's client authentication).

@@ -14,7 +14,11 @@ use crate::output;
 fn location(cli: &Cli) -> Result<Location, Failure> {
     let home = Home::new(&cli.home);
     let configured = Config::load(&home.config()).ok().and_then(|c| c.database);
-    Ok(Location::resolve(&home, configured.as_deref())?)
+    Ok(Location::resolve(
+        home.dir(),
+        home.db(),
+        configured.as_deref(),
+    )?)
 }
 
 /// `hljca db …`.
@@ -60,7 +64,7 @@ pub fn run(cli: &Cli, c: &DbCmd) -> Result<(), Failure> {
         }
         DbCmd::Copy { to } => {
             let ca = super::open_ca(cli)?;
-            let target = Location::parse(to, ca.home())?;
+            let target = Location::parse(to, ca.home().dir())?;
             if &target == ca.location() {
                 return Err(Failure::input(anyhow::anyhow!(
                     "--to names the database the CA already uses ({})",
@@ -122,7 +126,7 @@ pub fn restore(cli: &Cli, dir: &Path) -> Result<(), Failure> {
         .ok()
         .filter(|u| !u.trim().is_empty())
     {
-        Some(url) => Location::parse(&url, &Home::new(new_home))?,
+        Some(url) => Location::parse(&url, Home::new(new_home).dir())?,
         None => Location::Sqlite(Home::new(new_home).db()),
     };
     let r = hljca_core::backup::restore(dir, new_home, &db)?;

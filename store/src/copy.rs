@@ -6,7 +6,7 @@
 
 use super::db::{Backend, Db, DbError, ToSql, Tx, Value, params};
 use super::{Location, Store, schema};
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 
 /// What a copy moved.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -20,7 +20,7 @@ pub struct CopyReport {
 }
 
 /// The tables of a database, oldest first (hljca's own; not `schema_migrations`).
-pub(crate) fn tables(db: &Db) -> Result<Vec<String>> {
+pub fn tables(db: &Db) -> Result<Vec<String>> {
     let sql = match db.backend() {
         Backend::Sqlite => {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
@@ -31,14 +31,14 @@ pub(crate) fn tables(db: &Db) -> Result<Vec<String>> {
         }
     };
     db.query_vec(sql, params![], |r| r.get(0))
-        .map_err(CoreError::db("list tables"))
+        .map_err(StoreError::db("list tables"))
 }
 
 fn count(db: &Db, table: &str) -> Result<i64> {
     db.query_row(&format!("SELECT count(*) FROM {table}"), params![], |r| {
         r.get(0)
     })
-    .map_err(CoreError::db("count rows"))
+    .map_err(StoreError::db("count rows"))
 }
 
 /// Copies every row of `from` into `to` (inside `tx`, the target's open transaction).
@@ -63,9 +63,9 @@ fn copy_rows(from: &Db, tx: &Tx<'_>, tables: &[String]) -> Result<Vec<(String, i
                 .collect::<std::result::Result<_, DbError>>()?;
             let args: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
             tx.execute(sql, &args)
-                .map_err(|e| CoreError::Refused(format!("copying table {t}: {e}")))?;
+                .map_err(|e| StoreError::Refused(format!("copying table {t}: {e}")))?;
             n += 1;
-            Ok::<(), CoreError>(())
+            Ok::<(), StoreError>(())
         })?;
         out.push((t.clone(), n));
     }
@@ -81,22 +81,22 @@ fn reset_sequences(tx: &Tx<'_>) -> Result<()> {
             params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .map_err(CoreError::db("identity columns"))?;
+        .map_err(StoreError::db("identity columns"))?;
     for (t, c) in ids {
         tx.batch(&format!(
             "SELECT setval(pg_get_serial_sequence('{t}', '{c}'), COALESCE(max({c}), 0) + 1, false) FROM {t}"
         ))
-        .map_err(CoreError::db("identity sequence"))?;
+        .map_err(StoreError::db("identity sequence"))?;
     }
     Ok(())
 }
 
 /// Copies the database of `from` (read in one snapshot) into the empty database `to`;
 /// refuses a target that holds anything. Checks counts and the audit log before it commits.
-pub(crate) fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
+pub fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
     let version = from.schema_version()?;
     if version != schema::newest() {
-        return Err(CoreError::Refused(format!(
+        return Err(StoreError::Refused(format!(
             "the source database is at schema version {version}, this hljca at {}; run `hljca db migrate` first",
             schema::newest()
         )));
@@ -104,12 +104,12 @@ pub(crate) fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
     let snapshot = from
         .conn
         .begin_snapshot()
-        .map_err(CoreError::db("source snapshot"))?;
+        .map_err(StoreError::db("source snapshot"))?;
     let tables = tables(&snapshot)?;
     let target = match to {
         Location::Sqlite(path) => {
             if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-                return Err(CoreError::Refused(format!(
+                return Err(StoreError::Refused(format!(
                     "target database {} already exists; a copy only goes into an empty database",
                     path.display()
                 )));
@@ -120,7 +120,7 @@ pub(crate) fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
     };
     let result = (|| {
         if target.backend() == Backend::Postgres && !schema::is_empty(&target.conn)? {
-            return Err(CoreError::Refused(format!(
+            return Err(StoreError::Refused(format!(
                 "target database {} is not empty; a copy only goes into an empty database",
                 to.display()
             )));
@@ -128,19 +128,19 @@ pub(crate) fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
         let tx = target
             .conn
             .begin_write()
-            .map_err(CoreError::db("begin copy"))?;
+            .map_err(StoreError::db("begin copy"))?;
         if target.backend() == Backend::Postgres {
             schema::migrate_postgres_in(&tx)?;
             // Rows go in as they are: no foreign-key order, no row-binding triggers.
             tx.batch("SET LOCAL session_replication_role = replica")
                 .map_err(|e| {
-                    CoreError::Refused(format!(
+                    StoreError::Refused(format!(
                         "the PostgreSQL role cannot copy rows as they are (SET session_replication_role: {e}); use a superuser or the database owner with that right"
                     ))
                 })?;
         } else {
             tx.batch("PRAGMA defer_foreign_keys = ON")
-                .map_err(CoreError::db("defer foreign keys"))?;
+                .map_err(StoreError::db("defer foreign keys"))?;
         }
         let copied = copy_rows(&snapshot, &tx, &tables)?;
         if target.backend() == Backend::Postgres {
@@ -148,13 +148,13 @@ pub(crate) fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
         }
         // The `changed_rows` the SQLite target's triggers filled are not ours to bind.
         tx.execute("DELETE FROM changed_rows", params![])
-            .map_err(CoreError::db("changed rows"))?;
+            .map_err(StoreError::db("changed rows"))?;
         let mut counted = Vec::new();
         for (t, n) in &copied {
             let there = count(&tx, t)?;
             let here = count(&snapshot, t)?;
             if there != *n || here != *n {
-                return Err(CoreError::Refused(format!(
+                return Err(StoreError::Refused(format!(
                     "table {t}: the source has {here} rows, the target {there} after the copy"
                 )));
             }
@@ -163,7 +163,7 @@ pub(crate) fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
         let audit_rows = crate::audit::verify(&tx)?;
         crate::audit::verify_rows(&tx)?;
         crate::audit::verify_signatures(&tx)?;
-        tx.commit().map_err(CoreError::db("commit copy"))?;
+        tx.commit().map_err(StoreError::db("commit copy"))?;
         Ok(CopyReport {
             tables: counted,
             audit_rows,
@@ -192,10 +192,10 @@ impl Store {
                 let p = path.display().to_string().replace('\'', "''");
                 self.conn
                     .batch(&format!("VACUUM INTO '{p}'"))
-                    .map_err(CoreError::db("snapshot"))?;
+                    .map_err(StoreError::db("snapshot"))?;
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(CoreError::io("setting permissions on", path))
+                    .map_err(StoreError::io("setting permissions on", path))
             }
             Backend::Postgres => copy(self, &Location::Sqlite(path.to_path_buf())).map(|_| ()),
         }
@@ -244,7 +244,7 @@ pub fn status(loc: &Location) -> Result<DbStatus> {
 pub fn migrate(loc: &Location) -> Result<(i64, i64)> {
     let mut store = Store::connect(loc)?;
     if store.schema_version()? == 0 {
-        return Err(CoreError::Refused(format!(
+        return Err(StoreError::Refused(format!(
             "database {} has no hljca schema; `hljca init` creates a CA, `hljca db copy` moves one",
             loc.display()
         )));

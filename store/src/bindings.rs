@@ -1,30 +1,44 @@
 //! Cross-platform bindings: the certificates of the former platform's CA activated at a counter.
 
 use super::db::{Db, Tx, params};
-use crate::error::{CoreError, Result};
-use crate::lifecycle::Binding;
+use crate::error::{Result, StoreError};
+use crate::vocab::Binding;
 
 /// A binding to record.
 #[derive(Debug)]
-pub(crate) struct NewBinding<'a> {
+pub struct NewBinding<'a> {
+    /// The `fingerprint` column.
     pub fingerprint: &'a str,
+    /// The `issuer` column.
     pub issuer: &'a str,
+    /// The `subject` column.
     pub subject: &'a str,
+    /// The `serial` column.
     pub serial: &'a str,
+    /// The `not_before` column.
     pub not_before: &'a str,
+    /// The `not_after` column.
     pub not_after: &'a str,
+    /// The `der` column.
     pub der: &'a [u8],
+    /// The `source` column.
     pub source: &'a str,
+    /// The `token_label` column.
     pub token_label: Option<&'a str>,
+    /// The `token_serial` column.
     pub token_serial: Option<&'a str>,
+    /// The `materials` column.
     pub materials: &'a str,
+    /// The `operator` column.
     pub operator: &'a str,
+    /// The `bound_at` column.
     pub bound_at: &'a str,
+    /// The `site` column.
     pub site: &'a str,
 }
 
 /// Records an active binding; its id, or `None` when that certificate is already bound.
-pub(crate) fn insert(tx: &Tx<'_>, b: &NewBinding<'_>) -> Result<Option<i64>> {
+pub fn insert(tx: &Tx<'_>, b: &NewBinding<'_>) -> Result<Option<i64>> {
     let inserted = tx.query_row(
         "INSERT INTO bindings (fingerprint, issuer, subject, serial, not_before, not_after, der, source, token_label, \
          token_serial, materials, status, operator, bound_at, site) \
@@ -50,12 +64,12 @@ pub(crate) fn insert(tx: &Tx<'_>, b: &NewBinding<'_>) -> Result<Option<i64>> {
     match inserted {
         Ok(id) => Ok(Some(id)),
         Err(e) if e.is_constraint() => Ok(None),
-        Err(e) => Err(CoreError::db("record binding")(e)),
+        Err(e) => Err(StoreError::db("record binding")(e)),
     }
 }
 
 /// Every binding, newest first.
-pub(crate) fn list(conn: &Db) -> Result<Vec<Binding>> {
+pub fn list(conn: &Db) -> Result<Vec<Binding>> {
     conn.query_vec(
         "SELECT id, fingerprint, issuer, subject, serial, not_after, source, token_label, status, operator, bound_at, \
          site FROM bindings ORDER BY id DESC",
@@ -77,5 +91,5 @@ pub(crate) fn list(conn: &Db) -> Result<Vec<Binding>> {
             })
         },
     )
-    .map_err(CoreError::db("list bindings"))
+    .map_err(StoreError::db("list bindings"))
 }

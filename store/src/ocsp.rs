@@ -3,26 +3,26 @@
 
 use super::Store;
 use super::db::params;
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 
 /// A certificate's status, revocation time and reason, as stored.
-pub(crate) type RevocationState = (String, Option<String>, Option<String>);
+pub type RevocationState = (String, Option<String>, Option<String>);
 
 impl Store {
     /// The stored status, revocation time and reason of `serial` (prepared once per
     /// connection: the responder asks this for every answer it signs).
-    pub(crate) fn revocation_state(&self, serial: &str) -> Result<Option<RevocationState>> {
+    pub fn revocation_state(&self, serial: &str) -> Result<Option<RevocationState>> {
         self.conn
             .query_opt(
                 "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
                 params![serial],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .map_err(CoreError::db("OCSP status"))
+            .map_err(StoreError::db("OCSP status"))
     }
 
     /// (serial, updated_at) of the rows changed at or after `since`, oldest first.
-    pub(crate) fn changed_since(&self, since: &str) -> Result<Vec<(String, String)>> {
+    pub fn changed_since(&self, since: &str) -> Result<Vec<(String, String)>> {
         self.conn
             .query_vec(
                 "SELECT serial, updated_at FROM certificates WHERE updated_at >= ?1 \
@@ -30,11 +30,11 @@ impl Store {
                 params![since],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map_err(CoreError::db("changed certificates"))
+            .map_err(StoreError::db("changed certificates"))
     }
 
     /// Serials whose OCSP answer is good or revoked, newest first.
-    pub(crate) fn ocsp_serials(&self) -> Result<Vec<String>> {
+    pub fn ocsp_serials(&self) -> Result<Vec<String>> {
         self.conn
             .query_vec(
                 "SELECT serial FROM certificates \
@@ -42,6 +42,6 @@ impl Store {
                 params![],
                 |r| r.get(0),
             )
-            .map_err(CoreError::db("OCSP serials"))
+            .map_err(StoreError::db("OCSP serials"))
     }
 }

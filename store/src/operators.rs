@@ -1,10 +1,10 @@
 //! Operator rows: who may act on the CA, with which roles, from which USBKEY.
 
-use crate::store::db::{Row, Tx, params};
+use crate::db::{Row, Tx, params};
 use serde::Serialize;
 
 use super::Store;
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 use crate::time_fmt::{now, ts};
 
 /// One operator.
@@ -40,7 +40,7 @@ pub struct OperatorRecord {
 const COLS: &str = "cert_serial, name, site, roles, token_label, token_serial, key_id, der, status, not_after, \
                     enrolled_at, enrolled_by";
 
-fn from_row(r: &Row<'_>) -> crate::store::db::DbResult<OperatorRecord> {
+fn from_row(r: &Row<'_>) -> crate::db::DbResult<OperatorRecord> {
     let roles: String = r.get(3)?;
     Ok(OperatorRecord {
         cert_serial: r.get(0)?,
@@ -63,7 +63,7 @@ fn from_row(r: &Row<'_>) -> crate::store::db::DbResult<OperatorRecord> {
 }
 
 /// Inserts an active operator.
-pub(crate) fn insert(tx: &Tx<'_>, o: &OperatorRecord) -> Result<()> {
+pub fn insert(tx: &Tx<'_>, o: &OperatorRecord) -> Result<()> {
     tx.execute(
         &format!("INSERT INTO operators ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?10, ?11)"),
         params![
@@ -80,28 +80,28 @@ pub(crate) fn insert(tx: &Tx<'_>, o: &OperatorRecord) -> Result<()> {
             o.enrolled_by
         ],
     )
-    .map_err(CoreError::db("insert operator"))?;
+    .map_err(StoreError::db("insert operator"))?;
     Ok(())
 }
 
 /// Replaces an operator's roles; false when no active operator has that serial.
-pub(crate) fn set_roles(tx: &Tx<'_>, serial: &str, roles: &[String]) -> Result<bool> {
+pub fn set_roles(tx: &Tx<'_>, serial: &str, roles: &[String]) -> Result<bool> {
     tx.execute(
         "UPDATE operators SET roles = ?2 WHERE cert_serial = ?1 AND status = 'active'",
         params![serial, roles.join(",")],
     )
     .map(|n| n == 1)
-    .map_err(CoreError::db("set operator roles"))
+    .map_err(StoreError::db("set operator roles"))
 }
 
 /// Revokes an operator; false when no active operator has that serial.
-pub(crate) fn revoke(tx: &Tx<'_>, serial: &str) -> Result<bool> {
+pub fn revoke(tx: &Tx<'_>, serial: &str) -> Result<bool> {
     tx.execute(
         "UPDATE operators SET status = 'revoked', revoked_at = ?2 WHERE cert_serial = ?1 AND status = 'active'",
         params![serial, ts(now())],
     )
     .map(|n| n == 1)
-    .map_err(CoreError::db("revoke operator"))
+    .map_err(StoreError::db("revoke operator"))
 }
 
 impl Store {
@@ -113,7 +113,7 @@ impl Store {
                 params![],
                 from_row,
             )
-            .map_err(CoreError::db("operators"))
+            .map_err(StoreError::db("operators"))
     }
 
     /// The operator with certificate `serial`.
@@ -124,6 +124,6 @@ impl Store {
                 params![serial],
                 from_row,
             )
-            .map_err(CoreError::db("operator"))
+            .map_err(StoreError::db("operator"))
     }
 }

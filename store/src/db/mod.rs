@@ -9,25 +9,27 @@ mod value;
 use std::cell::Cell;
 use std::time::Duration;
 
+/// `params![…]`, at the crate root by `#[macro_export]`, also here beside the types it names.
+pub use crate::params;
 pub use value::{FromSql, ToSql, Value, ValueRef};
 
 /// A statement's parameters.
 pub type Params<'a> = &'a [&'a dyn ToSql];
 
 /// `params![a, b, c]`: a parameter list of anything [`ToSql`].
+#[macro_export]
 macro_rules! params {
     () => {
-        &[] as &[&dyn $crate::store::db::ToSql]
+        &[] as &[&dyn $crate::db::ToSql]
     };
     ($($p:expr),+ $(,)?) => {
-        &[$(&$p as &dyn $crate::store::db::ToSql),+] as &[&dyn $crate::store::db::ToSql]
+        &[$(&$p as &dyn $crate::db::ToSql),+] as &[&dyn $crate::db::ToSql]
     };
 }
-pub(crate) use params;
 
 /// The advisory lock every PostgreSQL write transaction takes first ("hljca" in ASCII): writes
 /// are serialised across sites as SQLite's `BEGIN IMMEDIATE` serialises them across processes.
-pub(crate) const WRITE_LOCK: i64 = 0x0068_6c6a_6361;
+pub const WRITE_LOCK: i64 = 0x0068_6c6a_6361;
 
 /// The advisory lock key of a name: the first 8 bytes of its SHA-256.
 fn lock_key(name: &str) -> i64 {
@@ -247,7 +249,7 @@ impl Db {
 
     /// The SQLite connection (backup, PRAGMAs); `None` on PostgreSQL.
     #[allow(dead_code)] // the backup uses it
-    pub(crate) fn sqlite(&self) -> Option<&rusqlite::Connection> {
+    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match &self.inner {
             Inner::Sqlite(c) => Some(c),
             Inner::Pg(_) => None,

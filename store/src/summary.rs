@@ -2,7 +2,7 @@
 //! a light row for lists (no DER, seal or applicant data), and the counts `status` shows as
 //! aggregates with expiry judged in SQL by the CA's clock.
 
-use crate::store::db::{DbError, DbResult, Row, ToSql, params};
+use crate::db::{DbError, DbResult, Row, ToSql, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -10,9 +10,9 @@ use hljca_policies::CertType;
 
 use super::Store;
 use super::certs::{CertFilter, CertRole, CertStatus};
-use crate::error::{CoreError, Result};
-use crate::revoke::Reason;
+use crate::error::{Result, StoreError};
 use crate::time_fmt::{parse_ts, ts};
+use crate::vocab::Reason;
 
 /// A certificate as lists show it: everything but the DER, the seal and the applicant data.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +72,7 @@ impl CertSummary {
     /// certificates (operator, OCSP signer, TLS, seal maker), which belong to no policy.
     pub fn holder_type(&self) -> crate::error::Result<CertType> {
         self.cert_type.ok_or_else(|| {
-            crate::error::CoreError::Refused(format!(
+            crate::error::StoreError::Refused(format!(
                 "certificate {} is the CA's {} certificate, not a holder's: the counter's commands \
                  do not apply to it",
                 self.serial,
@@ -225,7 +225,7 @@ impl Store {
                 }
                 Ok(s)
             })
-            .map_err(CoreError::db("list certificates"))
+            .map_err(StoreError::db("list certificates"))
     }
 
     /// How many certificates there are by status as of `now`, and how many of the issued ones
@@ -243,7 +243,7 @@ impl Store {
                 params![ts(now), ts(soon)],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
-            .map_err(CoreError::db("certificate counts"))?;
+            .map_err(StoreError::db("certificate counts"))?;
         let mut c = CertCounts::default();
         for (status, n, expired, expiring) in rows {
             let (n, expired) = (n.max(0) as u64, expired.max(0) as u64);
@@ -266,8 +266,10 @@ impl Store {
 /// An issued identity certificate due for an expiry reminder, with the applicant data the
 /// reminder's mobile number comes from (no DER).
 #[derive(Debug, Clone)]
-pub(crate) struct DueReminder {
+pub struct DueReminder {
+    /// The `summary` column.
     pub summary: CertSummary,
+    /// The `applicant_json` column.
     pub applicant_json: String,
 }
 
@@ -278,8 +280,8 @@ const DUE: &str =
 
 /// One page (`limit` rows, soonest expiry first, after the certificate `after`) of the
 /// certificates expiring in `(now, before]` not yet reminded for `window_days`.
-pub(crate) fn due_reminders(
-    conn: &crate::store::Db,
+pub fn due_reminders(
+    conn: &crate::Db,
     (now, before): (OffsetDateTime, OffsetDateTime),
     window_days: i64,
     after: Option<&str>,
@@ -300,12 +302,12 @@ pub(crate) fn due_reminders(
             })
         },
     )
-    .map_err(CoreError::db("certificates due for reminders"))
+    .map_err(StoreError::db("certificates due for reminders"))
 }
 
 /// How many certificates expiring in `(now, before]` were already reminded for `window_days`.
-pub(crate) fn reminded_count(
-    conn: &crate::store::Db,
+pub fn reminded_count(
+    conn: &crate::Db,
     (now, before): (OffsetDateTime, OffsetDateTime),
     window_days: i64,
 ) -> Result<u64> {
@@ -318,5 +320,5 @@ pub(crate) fn reminded_count(
         |r| r.get::<i64>(0),
     )
     .map(|n| n.max(0) as u64)
-    .map_err(CoreError::db("reminded certificates"))
+    .map_err(StoreError::db("reminded certificates"))
 }

@@ -2,7 +2,7 @@
 //! (`HLJCA_DATABASE_URL`, else `database` in hljca.toml).
 
 use super::db;
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 
 /// Where a CA's database is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,31 +15,35 @@ pub enum Location {
 
 impl Location {
     /// The database of a home: `HLJCA_DATABASE_URL` when set, else `database` in hljca.toml,
-    /// else the home's SQLite file.
-    pub fn resolve(home: &crate::Home, configured: Option<&str>) -> Result<Location> {
+    /// else the home's SQLite file `home_db`; a relative `sqlite:` path is under `home_dir`.
+    pub fn resolve(
+        home_dir: &std::path::Path,
+        home_db: std::path::PathBuf,
+        configured: Option<&str>,
+    ) -> Result<Location> {
         let env = std::env::var("HLJCA_DATABASE_URL")
             .ok()
             .filter(|u| !u.trim().is_empty());
         match env.as_deref().or(configured) {
-            Some(url) => Location::parse(url, home),
-            None => Ok(Location::Sqlite(home.db())),
+            Some(url) => Location::parse(url, home_dir),
+            None => Ok(Location::Sqlite(home_db)),
         }
     }
 
     /// A database URL: `postgres://…`/`postgresql://…`, or `sqlite:PATH` (a file).
-    pub fn parse(url: &str, home: &crate::Home) -> Result<Location> {
+    pub fn parse(url: &str, home_dir: &std::path::Path) -> Result<Location> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Location::Postgres(url.to_owned()))
         } else if let Some(path) = url.strip_prefix("sqlite:") {
             let path = std::path::PathBuf::from(path);
             Ok(Location::Sqlite(if path.is_relative() {
-                home.dir().join(path)
+                home_dir.join(path)
             } else {
                 path
             }))
         } else {
-            Err(CoreError::Refused(format!(
+            Err(StoreError::Refused(format!(
                 "database URL `{}` is neither postgres://… nor sqlite:PATH",
                 redact(url)
             )))

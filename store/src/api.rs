@@ -1,10 +1,10 @@
 //! Idempotency keys of the client-certificate API: which key (of which operator) asked for
 //! which request, under which `external_id` it is issued, and the serial it got.
 
-use crate::store::db::{Tx, params};
+use crate::db::{Tx, params};
 
 use super::Store;
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 use crate::time_fmt::{now, ts};
 
 /// One idempotency key.
@@ -23,7 +23,7 @@ pub struct IdempotencyRow {
 }
 
 /// Claims `row`'s key; false when the operator already used it (nothing changed).
-pub(crate) fn claim(tx: &Tx<'_>, row: &IdempotencyRow) -> Result<bool> {
+pub fn claim(tx: &Tx<'_>, row: &IdempotencyRow) -> Result<bool> {
     tx.execute(
         "INSERT INTO api_idempotency (operator_cert, idem_key, request_sha256, external_id, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (operator_cert, idem_key) DO NOTHING",
@@ -36,19 +36,19 @@ pub(crate) fn claim(tx: &Tx<'_>, row: &IdempotencyRow) -> Result<bool> {
         ],
     )
     .map(|n| n == 1)
-    .map_err(CoreError::db("claim idempotency key"))
+    .map_err(StoreError::db("claim idempotency key"))
 }
 
 /// Records the serial issued under `external_id` (the engine's commit: in its transaction).
 /// Nothing happens when no key carries that id (every issuance but the API's).
-pub(crate) fn link(tx: &Tx<'_>, external_id: &str, serial: &str) -> Result<()> {
+pub fn link(tx: &Tx<'_>, external_id: &str, serial: &str) -> Result<()> {
     super::exec(
         tx,
         "UPDATE api_idempotency SET serial = ?2 WHERE external_id = ?1 AND serial IS NULL",
         params![external_id, serial],
     )
     .map(|_| ())
-    .map_err(CoreError::db("link idempotency key"))
+    .map_err(StoreError::db("link idempotency key"))
 }
 
 impl Store {
@@ -69,6 +69,6 @@ impl Store {
                     })
                 },
             )
-            .map_err(CoreError::db("idempotency key"))
+            .map_err(StoreError::db("idempotency key"))
     }
 }

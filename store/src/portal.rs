@@ -2,10 +2,10 @@
 //! application, payment orders waiting for the gateway, the gateway's notifications and the
 //! applicant's delivery choice. Only `applications::online` calls these.
 
-use crate::store::db::{Db, Row, Tx, params};
+use crate::db::{Db, Row, Tx, params};
 use serde::Serialize;
 
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 
 /// An applicant account of the online portal.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +34,7 @@ pub struct PortalAccount {
 const ACCOUNT_COLS: &str = "id, login, kind, display_name, mobile, password_hash, failed_logins, \
                             locked_until, created_at";
 
-fn account_row(r: &Row<'_>) -> crate::store::db::DbResult<PortalAccount> {
+fn account_row(r: &Row<'_>) -> crate::db::DbResult<PortalAccount> {
     Ok(PortalAccount {
         id: r.get(0)?,
         login: r.get(1)?,
@@ -49,7 +49,7 @@ fn account_row(r: &Row<'_>) -> crate::store::db::DbResult<PortalAccount> {
 }
 
 /// Inserts an account; `None` when the login is taken.
-pub(crate) fn insert_account(tx: &Tx<'_>, a: &PortalAccount) -> Result<Option<PortalAccount>> {
+pub fn insert_account(tx: &Tx<'_>, a: &PortalAccount) -> Result<Option<PortalAccount>> {
     tx.query_opt(
         &format!(
             "INSERT INTO portal_accounts (login, kind, display_name, mobile, password_hash, created_at) \
@@ -58,31 +58,31 @@ pub(crate) fn insert_account(tx: &Tx<'_>, a: &PortalAccount) -> Result<Option<Po
         params![a.login, a.kind, a.display_name, a.mobile, a.password_hash, a.created_at],
         account_row,
     )
-    .map_err(CoreError::db("insert portal account"))
+    .map_err(StoreError::db("insert portal account"))
 }
 
 /// The account with this login.
-pub(crate) fn account_by_login(conn: &Db, login: &str) -> Result<Option<PortalAccount>> {
+pub fn account_by_login(conn: &Db, login: &str) -> Result<Option<PortalAccount>> {
     conn.query_opt(
         &format!("SELECT {ACCOUNT_COLS} FROM portal_accounts WHERE login = ?1"),
         params![login],
         account_row,
     )
-    .map_err(CoreError::db("portal account"))
+    .map_err(StoreError::db("portal account"))
 }
 
 /// The account with this number.
-pub(crate) fn account(conn: &Db, id: i64) -> Result<Option<PortalAccount>> {
+pub fn account(conn: &Db, id: i64) -> Result<Option<PortalAccount>> {
     conn.query_opt(
         &format!("SELECT {ACCOUNT_COLS} FROM portal_accounts WHERE id = ?1"),
         params![id],
         account_row,
     )
-    .map_err(CoreError::db("portal account"))
+    .map_err(StoreError::db("portal account"))
 }
 
 /// Records the outcome of a log-in: the failure count and lock.
-pub(crate) fn set_login_state(
+pub fn set_login_state(
     tx: &Tx<'_>,
     id: i64,
     failed: i64,
@@ -92,39 +92,39 @@ pub(crate) fn set_login_state(
         "UPDATE portal_accounts SET failed_logins = ?2, locked_until = ?3 WHERE id = ?1",
         params![id, failed, locked_until],
     )
-    .map_err(CoreError::db("record log-in"))?;
+    .map_err(StoreError::db("record log-in"))?;
     Ok(())
 }
 
 /// Records that `account` owns application `app`.
-pub(crate) fn link_application(tx: &Tx<'_>, app: i64, account: i64) -> Result<()> {
+pub fn link_application(tx: &Tx<'_>, app: i64, account: i64) -> Result<()> {
     tx.execute(
         "INSERT INTO portal_applications (application_id, account_id) VALUES (?1, ?2)",
         params![app, account],
     )
-    .map_err(CoreError::db("link application to account"))?;
+    .map_err(StoreError::db("link application to account"))?;
     Ok(())
 }
 
 /// The account that owns application `app`, if it came through the portal.
-pub(crate) fn owner(conn: &Db, app: i64) -> Result<Option<i64>> {
+pub fn owner(conn: &Db, app: i64) -> Result<Option<i64>> {
     conn.query_opt(
         "SELECT account_id FROM portal_applications WHERE application_id = ?1",
         params![app],
         |r| r.get(0),
     )
-    .map_err(CoreError::db("application owner"))
+    .map_err(StoreError::db("application owner"))
 }
 
 /// The applications of an account, newest first.
-pub(crate) fn applications_of(conn: &Db, account: i64) -> Result<Vec<i64>> {
+pub fn applications_of(conn: &Db, account: i64) -> Result<Vec<i64>> {
     conn.query_vec(
         "SELECT application_id FROM portal_applications WHERE account_id = ?1 \
              ORDER BY application_id DESC",
         params![account],
         |r| r.get(0),
     )
-    .map_err(CoreError::db("account applications"))
+    .map_err(StoreError::db("account applications"))
 }
 
 /// A payment order waiting for (or settled by) the gateway.
@@ -149,7 +149,7 @@ pub struct PayOrder {
 const PAY_COLS: &str =
     "order_no, application_id, account_id, amount_fen, created_at, paid_order_id, notification_id";
 
-fn pay_row(r: &Row<'_>) -> crate::store::db::DbResult<PayOrder> {
+fn pay_row(r: &Row<'_>) -> crate::db::DbResult<PayOrder> {
     Ok(PayOrder {
         order_no: r.get(0)?,
         application_id: r.get(1)?,
@@ -162,7 +162,7 @@ fn pay_row(r: &Row<'_>) -> crate::store::db::DbResult<PayOrder> {
 }
 
 /// Opens a payment order.
-pub(crate) fn insert_pay_order(tx: &Tx<'_>, o: &PayOrder) -> Result<()> {
+pub fn insert_pay_order(tx: &Tx<'_>, o: &PayOrder) -> Result<()> {
     tx.execute(
         "INSERT INTO portal_pay_orders (order_no, application_id, account_id, amount_fen, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -174,27 +174,27 @@ pub(crate) fn insert_pay_order(tx: &Tx<'_>, o: &PayOrder) -> Result<()> {
             o.created_at
         ],
     )
-    .map_err(CoreError::db("insert payment order"))?;
+    .map_err(StoreError::db("insert payment order"))?;
     Ok(())
 }
 
 /// One payment order.
-pub(crate) fn pay_order(conn: &Db, order_no: &str) -> Result<Option<PayOrder>> {
+pub fn pay_order(conn: &Db, order_no: &str) -> Result<Option<PayOrder>> {
     conn.query_opt(
         &format!("SELECT {PAY_COLS} FROM portal_pay_orders WHERE order_no = ?1"),
         params![order_no],
         pay_row,
     )
-    .map_err(CoreError::db("payment order"))
+    .map_err(StoreError::db("payment order"))
 }
 
 /// The payment orders of an application, oldest first.
-pub(crate) fn pay_orders_of(conn: &Db, app: i64) -> Result<Vec<PayOrder>> {
+pub fn pay_orders_of(conn: &Db, app: i64) -> Result<Vec<PayOrder>> {
     conn
         .query_vec(&format!(
             "SELECT {PAY_COLS} FROM portal_pay_orders WHERE application_id = ?1 ORDER BY created_at, order_no"
         ), params![app], pay_row)
-        .map_err(CoreError::db("payment orders"))
+        .map_err(StoreError::db("payment orders"))
 }
 
 /// A notification the gateway sent, as stored.
@@ -213,11 +213,7 @@ pub struct GatewayNotification {
 }
 
 /// The stored notification with this id, or the one that used this nonce.
-pub(crate) fn notification_seen(
-    conn: &Db,
-    id: &str,
-    nonce: &str,
-) -> Result<Option<GatewayNotification>> {
+pub fn notification_seen(conn: &Db, id: &str, nonce: &str) -> Result<Option<GatewayNotification>> {
     conn.query_opt(
         "SELECT notification_id, nonce, order_no, amount_fen, transaction_id FROM gateway_notifications \
          WHERE notification_id = ?1 OR nonce = ?2",
@@ -232,31 +228,26 @@ pub(crate) fn notification_seen(
             })
         },
     )
-    .map_err(CoreError::db("gateway notification"))
+    .map_err(StoreError::db("gateway notification"))
 }
 
 /// Stores a notification and settles its order with the `orders` row `paid_order_id`.
-pub(crate) fn settle(
-    tx: &Tx<'_>,
-    n: &GatewayNotification,
-    paid_order_id: i64,
-    at: &str,
-) -> Result<()> {
+pub fn settle(tx: &Tx<'_>, n: &GatewayNotification, paid_order_id: i64, at: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO gateway_notifications (notification_id, nonce, order_no, amount_fen, transaction_id, received_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![n.notification_id, n.nonce, n.order_no, n.amount_fen as i64, n.transaction_id, at],
     )
-    .map_err(CoreError::db("store gateway notification"))?;
+    .map_err(StoreError::db("store gateway notification"))?;
     let changed = tx
         .execute(
             "UPDATE portal_pay_orders SET paid_order_id = ?2, notification_id = ?3 \
              WHERE order_no = ?1 AND paid_order_id IS NULL",
             params![n.order_no, paid_order_id, n.notification_id],
         )
-        .map_err(CoreError::db("settle payment order"))?;
+        .map_err(StoreError::db("settle payment order"))?;
     if changed != 1 {
-        return Err(CoreError::Refused(format!(
+        return Err(StoreError::Refused(format!(
             "payment order {} is already settled",
             n.order_no
         )));
@@ -282,19 +273,19 @@ pub struct DeliveryChoice {
 }
 
 /// Records the choice (once).
-pub(crate) fn insert_delivery_choice(tx: &Tx<'_>, app: i64, c: &DeliveryChoice) -> Result<bool> {
+pub fn insert_delivery_choice(tx: &Tx<'_>, app: i64, c: &DeliveryChoice) -> Result<bool> {
     let n = tx
         .execute(
             "INSERT INTO portal_delivery_choices (application_id, method, recipient, phone, address, pickup_site, chosen_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (application_id) DO NOTHING",
             params![app, c.method, c.recipient, c.phone, c.address, c.pickup_site, c.chosen_at],
         )
-        .map_err(CoreError::db("record delivery choice"))?;
+        .map_err(StoreError::db("record delivery choice"))?;
     Ok(n == 1)
 }
 
 /// The choice recorded for an application.
-pub(crate) fn delivery_choice(conn: &Db, app: i64) -> Result<Option<DeliveryChoice>> {
+pub fn delivery_choice(conn: &Db, app: i64) -> Result<Option<DeliveryChoice>> {
     conn.query_opt(
         "SELECT method, recipient, phone, address, pickup_site, chosen_at FROM portal_delivery_choices \
          WHERE application_id = ?1",
@@ -310,5 +301,5 @@ pub(crate) fn delivery_choice(conn: &Db, app: i64) -> Result<Option<DeliveryChoi
             })
         },
     )
-    .map_err(CoreError::db("delivery choice"))
+    .map_err(StoreError::db("delivery choice"))
 }

@@ -5,12 +5,12 @@
 //! site only on rows that record one (a CA shared by the sites), so older rows keep their hash.
 //! `verify` recomputes the chain, so a changed, deleted or reordered row breaks it.
 
-use crate::store::audit_log;
-use crate::store::db::{Db, Tx};
+use crate::audit_log;
+use crate::db::{Db, Tx};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 use crate::time_fmt::{now, ts};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -63,7 +63,7 @@ fn row_hash(e: &AuditEntry) -> String {
 
 /// Appends one row, inside the caller's write transaction (`Store::write`, which begins
 /// IMMEDIATE, so the head read here cannot change before the commit).
-pub(crate) fn append(
+pub fn append(
     conn: &Tx<'_>,
     operator: &str,
     action: &str,
@@ -111,7 +111,7 @@ pub fn verify(conn: &Db) -> Result<usize> {
         let seq = row.seq;
         let expected_seq = n + 1;
         if seq != expected_seq {
-            return Err(CoreError::AuditBroken {
+            return Err(StoreError::AuditBroken {
                 seq,
                 reason: format!(
                     "expected sequence number {expected_seq}: a row was deleted or reordered"
@@ -119,14 +119,14 @@ pub fn verify(conn: &Db) -> Result<usize> {
             });
         }
         if row.prev_hash != prev {
-            return Err(CoreError::AuditBroken {
+            return Err(StoreError::AuditBroken {
                 seq,
                 reason: "prev_hash does not match the previous row's hash".into(),
             });
         }
         let h = row_hash(&row);
         if h != row.hash {
-            return Err(CoreError::AuditBroken {
+            return Err(StoreError::AuditBroken {
                 seq,
                 reason: "content does not match its hash: the row was changed".into(),
             });
@@ -142,13 +142,13 @@ pub fn verify(conn: &Db) -> Result<usize> {
 /// the digest the last `state.bind` (or `state.baseline`) row gave it, and no bound row may be
 /// missing. Returns the number of rows checked.
 pub fn verify_rows(conn: &Db) -> Result<usize> {
-    use crate::store::binding;
+    use crate::binding;
     // The last digest each row was bound to, as bytes (a million rows: tens of MB, not
     // hundreds); the log and the current rows are both streamed.
     let mut bound: std::collections::HashMap<String, (i64, Bound)> = Default::default();
     audit_log::for_each_state(conn, |seq, details| {
         let v: serde_json::Value =
-            serde_json::from_str(&details).map_err(|e| CoreError::AuditBroken {
+            serde_json::from_str(&details).map_err(|e| StoreError::AuditBroken {
                 seq,
                 reason: format!("details are not JSON: {e}"),
             })?;
@@ -165,13 +165,13 @@ pub fn verify_rows(conn: &Db) -> Result<usize> {
         checked += 1;
         match bound.remove(&key) {
             Some((_, d)) if d == Bound::of(&digest) => Ok(()),
-            Some((seq, _)) => Err(CoreError::AuditBroken {
+            Some((seq, _)) => Err(StoreError::AuditBroken {
                 seq,
                 reason: format!(
                     "row {key} differs from the state audit row {seq} recorded: it was changed outside hljca"
                 ),
             }),
-            None => Err(CoreError::AuditBroken {
+            None => Err(StoreError::AuditBroken {
                 seq: head,
                 reason: format!("row {key} is in no audit row: it was added outside hljca"),
             }),
@@ -183,7 +183,7 @@ pub fn verify_rows(conn: &Db) -> Result<usize> {
         .filter(|(_, (_, d))| *d != Bound::Deleted)
         .min_by_key(|(_, (seq, _))| *seq)
     {
-        return Err(CoreError::AuditBroken {
+        return Err(StoreError::AuditBroken {
             seq,
             reason: format!(
                 "row {key}, recorded by audit row {seq}, is gone: it was deleted outside hljca"
@@ -206,7 +206,7 @@ enum Bound {
 
 impl Bound {
     fn of(d: &str) -> Bound {
-        if d == crate::store::binding::DELETED {
+        if d == crate::binding::DELETED {
             return Bound::Deleted;
         }
         let mut out = [0u8; 32];
@@ -219,7 +219,7 @@ impl Bound {
 
 /// What an operator's signature on audit row `seq` covers: the row's hash and the operator
 /// certificate it is attributed to.
-pub(crate) fn signed_message(seq: i64, hash: &str, cert_serial: &str) -> String {
+pub fn signed_message(seq: i64, hash: &str, cert_serial: &str) -> String {
     format!("hljca audit row\nseq={seq}\nhash={hash}\noperator_cert={cert_serial}\n")
 }
 
@@ -234,7 +234,7 @@ pub fn verify_signatures(conn: &Db) -> Result<usize> {
     let first_signed = audit_log::first_signed(conn)?;
     let mut signed = 0;
     audit_log::for_each_signature(conn, |(seq, hash, cert, sig)| {
-        let bad = |reason: String| CoreError::AuditBroken { seq, reason };
+        let bad = |reason: String| StoreError::AuditBroken { seq, reason };
         let (Some(cert), Some(sig)) = (cert, sig) else {
             if first_signed.is_some_and(|f| seq > f) {
                 return Err(bad("the row carries no operator signature".into()));
@@ -270,27 +270,28 @@ fn anchor_message(seq: i64, head: &str, at: &str) -> String {
 /// Signs the current head of the log (sequence number and hash) with `signer` (the seal
 /// maker) and stores the anchor. Rows can be appended later; a log cut below an anchor no
 /// longer matches it. Returns the anchored sequence number (0 for an empty log).
-pub(crate) fn anchor(conn: &Tx<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
+pub fn anchor(conn: &Tx<'_>, signer: &impl rcgen::SigningKey) -> Result<i64> {
     let Some((seq, head)) = audit_log::tail(conn)? else {
         return Ok(0);
     };
     let at = ts(now());
     let signature = signer
         .sign(anchor_message(seq, &head, &at).as_bytes())
-        .map_err(CoreError::cert("audit anchor"))?;
+        .map_err(StoreError::cert("audit anchor"))?;
     audit_log::insert_anchor(conn, seq, &head, &at, &signature)?;
     Ok(seq)
 }
 
 fn p256_key(der: &[u8], what: &str) -> Result<p256::ecdsa::VerifyingKey> {
     use x509_parser::prelude::FromDer;
-    let (_, c) =
-        x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| CoreError::Parse {
+    let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
+        StoreError::Parse {
             what: what.into(),
             reason: e.to_string(),
-        })?;
+        }
+    })?;
     p256::ecdsa::VerifyingKey::from_sec1_bytes(&c.public_key().subject_public_key.data).map_err(
-        |e| CoreError::Parse {
+        |e| StoreError::Parse {
             what: format!("{what} public key"),
             reason: e.to_string(),
         },
@@ -308,7 +309,7 @@ pub fn verify_anchors(conn: &Db, issuing_der: &[u8], maker_der: Option<&[u8]>) -
         .transpose()?;
     let anchors = audit_log::anchors(conn)?;
     for (seq, head, at, sig, signer) in &anchors {
-        let bad = |reason: String| CoreError::AuditBroken { seq: *seq, reason };
+        let bad = |reason: String| StoreError::AuditBroken { seq: *seq, reason };
         let key = match signer.as_str() {
             "issuing" => &issuing_key,
             _ => maker_key.as_ref().ok_or_else(|| {
@@ -346,8 +347,7 @@ mod tests {
     /// A fresh store with five chained rows.
     fn store() -> (tempfile::TempDir, crate::Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s =
-            crate::Store::create(&crate::store::Location::Sqlite(dir.path().join("t.db"))).unwrap();
+        let s = crate::Store::create(&crate::Location::Sqlite(dir.path().join("t.db"))).unwrap();
         fill(&s);
         (dir, s)
     }
@@ -389,12 +389,12 @@ mod tests {
         ];
         for sql in tamper {
             // On both backends: the same chain, the same tampering, the same finding.
-            for (_d, s) in crate::store::test_stores() {
+            for (_d, s) in crate::test_stores() {
                 fill(&s);
                 assert_eq!(verify(&s.conn).unwrap(), 5);
                 s.conn.batch(sql).unwrap();
                 assert!(
-                    matches!(verify(&s.conn), Err(CoreError::AuditBroken { .. })),
+                    matches!(verify(&s.conn), Err(StoreError::AuditBroken { .. })),
                     "not detected on {:?}: {sql}",
                     s.backend()
                 );
@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(verify(&s.conn).unwrap(), 4);
         assert!(matches!(
             verify_anchors(&s.conn, other_cert.der(), Some(cert.der())),
-            Err(CoreError::AuditBroken { seq: 5, .. })
+            Err(StoreError::AuditBroken { seq: 5, .. })
         ));
         // Anchors made before the seal maker existed verify with the issuing CA.
         let (_d2, s2) = store();

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use super::db::{Backend, Db, Row, Tx, ValueRef, params};
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 
 /// The bound tables and their key column.
-pub(crate) const TABLES: [(&str, &str); 5] = [
+pub const TABLES: [(&str, &str); 5] = [
     ("certificates", "serial"),
     ("orders", "id"),
     ("applications", "id"),
@@ -26,12 +26,12 @@ pub(crate) const TABLES: [(&str, &str); 5] = [
 const LATE_COLUMNS: [(&str, &str); 1] = [("certificates", "site")];
 
 /// The digest a deleted row is bound to.
-pub(crate) const DELETED: &str = "deleted";
+pub const DELETED: &str = "deleted";
 
 /// Creates the temporary change log and its triggers on this connection (SQLite). On
 /// PostgreSQL the triggers are part of the schema ([`postgres_triggers`]) and the change log
 /// is made when the connection opens.
-pub(crate) fn install(conn: &Db) -> Result<()> {
+pub fn install(conn: &Db) -> Result<()> {
     if conn.backend() == Backend::Postgres {
         return Ok(());
     }
@@ -50,13 +50,13 @@ pub(crate) fn install(conn: &Db) -> Result<()> {
         ));
     }
     conn.batch(&sql)
-        .map_err(CoreError::db("install row binding"))
+        .map_err(StoreError::db("install row binding"))
 }
 
 /// PostgreSQL's row binding: one trigger function recording the changed key into the
 /// session's `changed_rows`, only in hljca's write transactions (which `SET LOCAL hljca.bind`);
 /// edits from any other session change nothing there, and `audit verify` finds them.
-pub(crate) fn postgres_triggers() -> String {
+pub fn postgres_triggers() -> String {
     let mut sql = String::from(
         "CREATE OR REPLACE FUNCTION hljca_bind() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN \
@@ -114,7 +114,7 @@ fn feed(h: &mut Sha256, name: &str, v: ValueRef<'_>) {
 fn digest(table: &str, row: &Row<'_>, skip: usize) -> Result<String> {
     let mut h = Sha256::new();
     for i in skip..row.column_count() {
-        let v = row.get_ref(i).map_err(CoreError::db("row digest"))?;
+        let v = row.get_ref(i).map_err(StoreError::db("row digest"))?;
         let name = row.name(i);
         if v == ValueRef::Null && LATE_COLUMNS.contains(&(table, name.as_str())) {
             continue;
@@ -125,12 +125,7 @@ fn digest(table: &str, row: &Row<'_>, skip: usize) -> Result<String> {
 }
 
 /// SHA-256 over a row's columns, or `None` when absent.
-pub(crate) fn row_digest(
-    conn: &Db,
-    table: &str,
-    key_col: &str,
-    key: &str,
-) -> Result<Option<String>> {
+pub fn row_digest(conn: &Db, table: &str, key_col: &str, key: &str) -> Result<Option<String>> {
     let sql = format!("SELECT * FROM {table} WHERE {key_col} = ?1");
     // Integer keys are bound as integers so the primary key index is used.
     let found = match key.parse::<i64>() {
@@ -141,18 +136,18 @@ pub(crate) fn row_digest(
             digest(table, r, 0).map_err(|e| super::db::DbError::Other(e.to_string()))
         }),
     };
-    found.map_err(CoreError::db("row digest"))
+    found.map_err(StoreError::db("row digest"))
 }
 
 /// The digests of the rows this transaction changed (`table/key` → digest), emptying the log.
-pub(crate) fn take_changed(tx: &Tx<'_>) -> Result<BTreeMap<String, String>> {
+pub fn take_changed(tx: &Tx<'_>) -> Result<BTreeMap<String, String>> {
     let changed: Vec<(String, String)> = tx
         .query_vec(
             "SELECT tbl, key FROM changed_rows ORDER BY tbl, key",
             params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .map_err(CoreError::db("changed rows"))?;
+        .map_err(StoreError::db("changed rows"))?;
     let mut out = BTreeMap::new();
     for (t, key) in changed {
         let Some(key_col) = TABLES.iter().find(|(n, _)| *n == t).map(|(_, k)| *k) else {
@@ -162,12 +157,12 @@ pub(crate) fn take_changed(tx: &Tx<'_>) -> Result<BTreeMap<String, String>> {
         out.insert(format!("{t}/{key}"), d);
     }
     tx.execute("DELETE FROM changed_rows", params![])
-        .map_err(CoreError::db("changed rows"))?;
+        .map_err(StoreError::db("changed rows"))?;
     Ok(out)
 }
 
 /// Every current row of the bound tables: `table/key` → digest, in one pass per table.
-pub(crate) fn current(conn: &Db) -> Result<BTreeMap<String, String>> {
+pub fn current(conn: &Db) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for_each_current(conn, |key, digest| {
         out.insert(key, digest);
@@ -178,7 +173,7 @@ pub(crate) fn current(conn: &Db) -> Result<BTreeMap<String, String>> {
 
 /// Calls `each` with `table/key` and the digest of every current row of the bound tables, one
 /// row at a time (a million certificates are never held at once).
-pub(crate) fn for_each_current(
+pub fn for_each_current(
     conn: &Db,
     mut each: impl FnMut(String, String) -> Result<()>,
 ) -> Result<()> {
@@ -187,7 +182,7 @@ pub(crate) fn for_each_current(
             &format!("SELECT CAST({k} AS TEXT), * FROM {t}"),
             params![],
             |row| {
-                let key: String = row.get(0).map_err(CoreError::db("bound rows"))?;
+                let key: String = row.get(0).map_err(StoreError::db("bound rows"))?;
                 each(format!("{t}/{key}"), digest(t, row, 1)?)
             },
         )?;

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::db::{Db, Row, params};
+use crate::db::{Db, Row, params};
 use hljca_policies::CertType;
 use serde::Serialize;
 
-use crate::applications::{AppId, AppState, Channel, Site};
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
+use crate::vocab::{AppId, AppState, Channel, Site};
 
 /// How the USBKEY goes to the applicant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,10 +77,10 @@ pub struct Application {
 impl Application {
     /// The commands allowed next; once the delivery is arranged, only `deliver --collected`.
     pub fn next_steps(&self) -> Vec<&'static str> {
-        let all = crate::applications::next_steps(self.state);
+        let all = crate::vocab::next_steps(self.state);
         if self.delivery.is_some() {
             all.into_iter()
-                .filter(|c| *c != crate::applications::AppEventKind::Dispatch.command())
+                .filter(|c| *c != crate::vocab::AppEventKind::Dispatch.command())
                 .collect()
         } else {
             all
@@ -97,15 +97,16 @@ impl Application {
     }
 }
 
-pub(crate) const APP_COLUMNS: &str = "id, cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+/// The columns of `applications` that [`Application`] is read from, in its order.
+pub const APP_COLUMNS: &str = "id, cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
     created_at, updated_at, submitted_by, reviewed_by, rejection_reason, token_label, token_serial, delivery_method, \
     recipient, phone, address, tracking_no, pickup_site, collected_at";
 
-fn bad(index: usize, reason: String) -> crate::store::db::DbError {
-    crate::store::db::DbError::Column { index, reason }
+fn bad(index: usize, reason: String) -> crate::db::DbError {
+    crate::db::DbError::Column { index, reason }
 }
 
-fn app_from_row(r: &Row<'_>) -> crate::store::db::DbResult<Application> {
+fn app_from_row(r: &Row<'_>) -> crate::db::DbResult<Application> {
     let cert_type: String = r.get(1)?;
     let state: String = r.get(2)?;
     let channel: String = r.get(3)?;
@@ -158,17 +159,17 @@ fn app_from_row(r: &Row<'_>) -> crate::store::db::DbResult<Application> {
 }
 
 /// One application by number.
-pub(crate) fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
+pub fn get(conn: &Db, id: AppId) -> Result<Option<Application>> {
     conn.query_opt(
         &format!("SELECT {APP_COLUMNS} FROM applications WHERE id = ?1"),
         params![id.0],
         app_from_row,
     )
-    .map_err(CoreError::db("application lookup"))
+    .map_err(StoreError::db("application lookup"))
 }
 
 /// Applications, newest first, optionally in one state.
-pub(crate) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
+pub fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application>> {
     conn.query_vec(
         &format!(
             "SELECT {APP_COLUMNS} FROM applications WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 ORDER BY id DESC"
@@ -176,17 +177,17 @@ pub(crate) fn list(conn: &Db, state: Option<AppState>) -> Result<Vec<Application
         params![state.map(AppState::as_str)],
         app_from_row,
     )
-    .map_err(CoreError::db("list applications"))
+    .map_err(StoreError::db("list applications"))
 }
 
 /// How many applications are in each state (one aggregate over the `state` index).
-pub(crate) fn count_by_state(conn: &Db) -> Result<Vec<(String, u64)>> {
+pub fn count_by_state(conn: &Db) -> Result<Vec<(String, u64)>> {
     conn.query_vec(
         "SELECT state, count(*) FROM applications GROUP BY state",
         params![],
         |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?.max(0) as u64)),
     )
-    .map_err(CoreError::db("count applications"))
+    .map_err(StoreError::db("count applications"))
 }
 
 /// One recorded step.
@@ -207,7 +208,7 @@ pub struct AppEvent {
 }
 
 /// Appends an event row (inside the caller's transaction).
-pub(crate) fn add_event(
+pub fn add_event(
     conn: &Db,
     id: AppId,
     event: &str,
@@ -229,26 +230,20 @@ pub(crate) fn add_event(
             details.to_string()
         ],
     )
-    .map_err(CoreError::db("record application event"))?;
+    .map_err(StoreError::db("record application event"))?;
     Ok(())
 }
 
 /// Moves the state, refusing when another command changed it meanwhile.
-pub(crate) fn set_state(
-    conn: &Db,
-    id: AppId,
-    from: AppState,
-    to: AppState,
-    at: &str,
-) -> Result<()> {
+pub fn set_state(conn: &Db, id: AppId, from: AppState, to: AppState, at: &str) -> Result<()> {
     let n = conn
         .execute(
             "UPDATE applications SET state = ?3, updated_at = ?4 WHERE id = ?1 AND state = ?2",
             params![id.0, from.as_str(), to.as_str(), at],
         )
-        .map_err(CoreError::db("update application state"))?;
+        .map_err(StoreError::db("update application state"))?;
     if n != 1 {
-        return Err(CoreError::Refused(format!(
+        return Err(StoreError::Refused(format!(
             "application {} is no longer {from}: another command changed it meanwhile; look at it again",
             id.0
         )));
@@ -257,7 +252,7 @@ pub(crate) fn set_state(
 }
 
 /// The events of one application, oldest first.
-pub(crate) fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
+pub fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
     conn.query_vec(
         "SELECT event, from_state, to_state, operator, at, details FROM application_events \
              WHERE application_id = ?1 ORDER BY id",
@@ -274,7 +269,7 @@ pub(crate) fn events(conn: &Db, id: AppId) -> Result<Vec<AppEvent>> {
             })
         },
     )
-    .map_err(CoreError::db("list application events"))
+    .map_err(StoreError::db("list application events"))
 }
 
 /// One material handed in.
@@ -301,7 +296,7 @@ pub struct MaterialRecord {
 }
 
 /// The materials of one application, oldest first.
-pub(crate) fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
+pub fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
     conn.query_vec(
         "SELECT id, application_id, kind, sha256, size, media_type, file_name, operator, added_at \
              FROM materials WHERE application_id = ?1 ORDER BY id",
@@ -320,7 +315,7 @@ pub(crate) fn materials(conn: &Db, id: AppId) -> Result<Vec<MaterialRecord>> {
             })
         },
     )
-    .map_err(CoreError::db("list materials"))
+    .map_err(StoreError::db("list materials"))
 }
 
 /// One payment.
@@ -352,7 +347,7 @@ pub struct Order {
 }
 
 /// Orders, oldest first; only those of `app` when given.
-pub(crate) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
+pub fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
     conn
         .query_vec(
             "SELECT id, application_id, cert_serial, business, cert_type, amount_fen, method, reference, \
@@ -372,60 +367,60 @@ pub(crate) fn orders(conn: &Db, app: Option<AppId>) -> Result<Vec<Order>> {
                 refund_of: r.get(10)?,
             })
         })
-        .map_err(CoreError::db("list orders"))
+        .map_err(StoreError::db("list orders"))
 }
 
 // The statements of the counter workflow's steps (bound by their callers in `applications`).
 
 /// Used by `ops.rs`.
-pub(crate) const FIND_MATERIAL: &str =
+pub const FIND_MATERIAL: &str =
     "SELECT id FROM materials WHERE application_id = ?1 AND kind = ?2 AND sha256 = ?3";
 
 /// Used by `ops.rs`.
-pub(crate) const INSERT_APPLICATION: &str = "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
+pub const INSERT_APPLICATION: &str = "INSERT INTO applications (cert_type, state, channel, site, applicant_json, renewal_of, created_by, \
      created_at, updated_at) VALUES (?1, 'draft', ?2, ?3, ?4, ?5, ?6, ?7, ?7)";
 
 /// Used by `ops.rs`.
-pub(crate) const INSERT_MATERIAL: &str = "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
+pub const INSERT_MATERIAL: &str = "INSERT INTO materials (application_id, kind, sha256, size, media_type, file_name, operator, added_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Used by `notify.rs`.
-pub(crate) const INSERT_OUTBOX: &str = "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
+pub const INSERT_OUTBOX: &str = "INSERT INTO outbox (created_at, mobile, text, kind, application_id, cert_serial) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Used by `fulfil.rs`.
-pub(crate) const INSERT_PAYMENT: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+pub const INSERT_PAYMENT: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
      reference, operator, paid_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 /// Used by `ops.rs`.
-pub(crate) const INSERT_REFUND: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
+pub const INSERT_REFUND: &str = "INSERT INTO orders (application_id, cert_serial, business, cert_type, amount_fen, method, \
      reference, operator, paid_at, refund_of) VALUES (?1, NULL, 'refund', ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Used by `notify.rs`.
-pub(crate) const INSERT_REMINDER: &str = "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
+pub const INSERT_REMINDER: &str = "INSERT INTO reminders (cert_serial, window_days, not_after, outbox_id, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
 /// Used by `fulfil.rs`.
-pub(crate) const SET_COLLECTED: &str = "UPDATE applications SET collected_at = ?2 WHERE id = ?1";
+pub const SET_COLLECTED: &str = "UPDATE applications SET collected_at = ?2 WHERE id = ?1";
 
 /// Used by `fulfil.rs`.
-pub(crate) const SET_DELIVERY_MAIL: &str = "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
+pub const SET_DELIVERY_MAIL: &str = "UPDATE applications SET delivery_method = 'mail', recipient = ?2, phone = ?3, address = ?4, \
      tracking_no = ?5 WHERE id = ?1";
 
 /// Used by `fulfil.rs`.
-pub(crate) const SET_DELIVERY_PICKUP: &str =
+pub const SET_DELIVERY_PICKUP: &str =
     "UPDATE applications SET delivery_method = 'pickup', pickup_site = ?2 WHERE id = ?1";
 
 /// Used by `ops.rs`.
-pub(crate) const SET_REVIEWED: &str =
+pub const SET_REVIEWED: &str =
     "UPDATE applications SET reviewed_by = ?2, rejection_reason = ?3 WHERE id = ?1";
 
 /// Used by `ops.rs`.
-pub(crate) const SET_SUBMITTED_BY: &str = "UPDATE applications SET submitted_by = ?2 WHERE id = ?1";
+pub const SET_SUBMITTED_BY: &str = "UPDATE applications SET submitted_by = ?2 WHERE id = ?1";
 
 /// Used by `mod.rs`.
-pub(crate) const SET_TOKEN: &str =
+pub const SET_TOKEN: &str =
     "UPDATE applications SET token_label = ?2, token_serial = ?3 WHERE id = ?1";
 
 /// Used by `notify.rs`: the SMS outbox, oldest first.
-pub(crate) const OUTBOX: &str = "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id";
+pub const OUTBOX: &str = "SELECT id, created_at, mobile, text, kind, application_id, cert_serial FROM outbox ORDER BY id";

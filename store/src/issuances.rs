@@ -1,12 +1,12 @@
 //! Issuance rows: one per issuance (its certificates point at it), with its stage and lease.
 //! The engine (`crate::engine`) moves the stage forward; only `recover` reads stages back.
 
-use crate::store::db::{Db, Row, Tx, params};
+use crate::db::{Db, Row, Tx, params};
 use time::OffsetDateTime;
 
 use super::Store;
 use super::certs::{COLUMNS, CertRecord, from_row};
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 use crate::time_fmt::{now, ts};
 
 /// How far an issuance got; each stage is durable before the next starts.
@@ -133,7 +133,7 @@ pub struct IssuanceRow {
 const ISSUANCE_COLUMNS: &str = "id, lease, owner, stage, kind, cert_type, token_label, token_serial, \
     application_id, renewal_of, fee_fen, pay_method, pay_reference, external_id, operator";
 
-fn issuance_from_row(r: &Row<'_>) -> crate::store::db::DbResult<IssuanceRow> {
+fn issuance_from_row(r: &Row<'_>) -> crate::db::DbResult<IssuanceRow> {
     Ok(IssuanceRow {
         id: r.get(0)?,
         lease: r.get(1)?,
@@ -158,7 +158,7 @@ fn issuance_from_row(r: &Row<'_>) -> crate::store::db::DbResult<IssuanceRow> {
 }
 
 /// Inserts an issuance at the `reserved` stage; returns its id.
-pub(crate) fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
+pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
     let at = ts(now());
     super::exec(
         tx,
@@ -185,7 +185,7 @@ pub(crate) fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
     )
     .map_err(|e| match e {
         e if e.is_constraint() => {
-            CoreError::InProgress(format!(
+            StoreError::InProgress(format!(
                 "another issuance is already in progress for {}; wait for it, or run `hljca recover` if it crashed",
                 match (n.application_id, n.renewal_of) {
                     (Some(a), _) => format!("application {a}"),
@@ -194,23 +194,23 @@ pub(crate) fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
                 }
             ))
         }
-        e => CoreError::Db { op: "insert issuance", source: e },
+        e => StoreError::Db { op: "insert issuance", source: e },
     })?;
     tx.last_insert_id()
-        .map_err(CoreError::db("insert issuance"))
+        .map_err(StoreError::db("insert issuance"))
 }
 
 /// Moves issuance `id` from `from` to `to`; refuses when it is no longer at `from` (someone
 /// else — `recover` — took it over).
-pub(crate) fn set_stage(tx: &Tx<'_>, id: i64, from: Stage, to: Stage) -> Result<()> {
+pub fn set_stage(tx: &Tx<'_>, id: i64, from: Stage, to: Stage) -> Result<()> {
     let n = tx
         .execute(
             "UPDATE issuances SET stage = ?3, updated_at = ?4 WHERE id = ?1 AND stage = ?2",
             params![id, from.as_str(), to.as_str(), ts(now())],
         )
-        .map_err(CoreError::db("issuance stage"))?;
+        .map_err(StoreError::db("issuance stage"))?;
     if n != 1 {
-        return Err(CoreError::InProgress(format!(
+        return Err(StoreError::InProgress(format!(
             "issuance {id} is no longer at stage {from}: another process changed it"
         )));
     }
@@ -218,18 +218,18 @@ pub(crate) fn set_stage(tx: &Tx<'_>, id: i64, from: Stage, to: Stage) -> Result<
 }
 
 /// Records the subject public key (SPKI bit string content) of a pending row.
-pub(crate) fn record_key(tx: &Tx<'_>, serial: &str, spki: &[u8]) -> Result<()> {
+pub fn record_key(tx: &Tx<'_>, serial: &str, spki: &[u8]) -> Result<()> {
     super::exec(
         tx,
         "UPDATE certificates SET spki = ?2, updated_at = ?3 WHERE serial = ?1 AND status = 'pending'",
         params![serial, spki, ts(now())],
     )
-    .map_err(CoreError::db("record key"))?;
+    .map_err(StoreError::db("record key"))?;
     Ok(())
 }
 
 /// Stores the signed DER (and seal) of a pending row, at once, before it goes anywhere.
-pub(crate) fn record_signed(
+pub fn record_signed(
     tx: &Tx<'_>,
     serial: &str,
     der: &[u8],
@@ -243,9 +243,9 @@ pub(crate) fn record_signed(
              WHERE serial = ?1 AND status = 'pending'",
             params![serial, der, ts(not_before), ts(not_after), seal, ts(now())],
         )
-        .map_err(CoreError::db("record signed certificate"))?;
+        .map_err(StoreError::db("record signed certificate"))?;
     if n != 1 {
-        return Err(CoreError::InProgress(format!(
+        return Err(StoreError::InProgress(format!(
             "certificate {serial} is no longer pending"
         )));
     }
@@ -254,7 +254,7 @@ pub(crate) fn record_signed(
 
 /// Records the signed DER of a pending row and marks it issued, in one statement (the bulk
 /// path, where both are in the one commit transaction).
-pub(crate) fn record_issued(
+pub fn record_issued(
     tx: &Tx<'_>,
     serial: &str,
     der: &[u8],
@@ -267,9 +267,9 @@ pub(crate) fn record_issued(
          WHERE serial = ?1 AND status = 'pending'",
         params![serial, der, ts(not_before), ts(not_after), ts(now())],
     )
-    .map_err(CoreError::db("record issued certificate"))?;
+    .map_err(StoreError::db("record issued certificate"))?;
     if n != 1 {
-        return Err(CoreError::InProgress(format!(
+        return Err(StoreError::InProgress(format!(
             "certificate {serial} is no longer pending"
         )));
     }
@@ -277,16 +277,16 @@ pub(crate) fn record_issued(
 }
 
 /// Marks a pending row issued (its DER is already stored).
-pub(crate) fn mark_issued(tx: &Tx<'_>, serial: &str) -> Result<()> {
+pub fn mark_issued(tx: &Tx<'_>, serial: &str) -> Result<()> {
     let n = tx
         .execute(
             "UPDATE certificates SET status = 'issued', updated_at = ?2 \
              WHERE serial = ?1 AND status = 'pending' AND der IS NOT NULL",
             params![serial, ts(now())],
         )
-        .map_err(CoreError::db("mark certificate issued"))?;
+        .map_err(StoreError::db("mark certificate issued"))?;
     if n != 1 {
-        return Err(CoreError::InProgress(format!(
+        return Err(StoreError::InProgress(format!(
             "certificate {serial} was no longer pending (or has no DER) when it was to be marked issued"
         )));
     }
@@ -294,19 +294,19 @@ pub(crate) fn mark_issued(tx: &Tx<'_>, serial: &str) -> Result<()> {
 }
 
 /// Voids the pending rows of issuance `id` (a signed DER stays on record).
-pub(crate) fn void_rows(tx: &Tx<'_>, id: i64) -> Result<usize> {
+pub fn void_rows(tx: &Tx<'_>, id: i64) -> Result<usize> {
     super::exec(
         tx,
         "UPDATE certificates SET status = 'void', updated_at = ?2 WHERE issuance_id = ?1 AND status = 'pending'",
         params![id, ts(now())],
     )
-    .map_err(CoreError::db("void certificates"))
+    .map_err(StoreError::db("void certificates"))
 }
 
 /// The renewal part of a commit: the old identity certificate `old` and its issued seal
 /// certificates become superseded, the renewal is recorded, and the fee taken with the
 /// issuance (if any) becomes an order. Returns the superseded serials.
-pub(crate) fn supersede_renewed(
+pub fn supersede_renewed(
     tx: &Tx<'_>,
     iss: &IssuanceRow,
     old: &str,
@@ -320,15 +320,15 @@ pub(crate) fn supersede_renewed(
             params![old],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .map_err(CoreError::db("renewed certificate"))?;
+        .map_err(StoreError::db("renewed certificate"))?;
     let superseded = tx
         .query_vec(
             "SELECT serial FROM certificates WHERE (serial = ?1 OR identity_serial = ?1) AND status = 'issued' \
              ORDER BY role = 'seal', id",
         params![old], |r| r.get::<String>(0))
-        .map_err(CoreError::db("renewed certificates"))?;
+        .map_err(StoreError::db("renewed certificates"))?;
     if !superseded.iter().any(|s| s == old) {
-        return Err(CoreError::BadState {
+        return Err(StoreError::BadState {
             serial: old.to_owned(),
             status: "not issued".into(),
             what: "it changed while it was being renewed; the renewal is not recorded".into(),
@@ -340,14 +340,14 @@ pub(crate) fn supersede_renewed(
             "UPDATE certificates SET status = 'superseded', updated_at = ?2 WHERE serial = ?1 AND status = 'issued'",
             params![s, at],
         )
-        .map_err(CoreError::db("supersede"))?;
+        .map_err(StoreError::db("supersede"))?;
     }
     super::exec(
         tx,
         "INSERT INTO renewals (old_serial, new_serial, renewed_at, operator) VALUES (?1, ?2, ?3, ?4)",
         params![old, new_serial, at, operator],
     )
-    .map_err(CoreError::db("record renewal"))?;
+    .map_err(StoreError::db("record renewal"))?;
     if let Some(fen) = iss.fee_fen {
         super::exec(
         tx,
@@ -355,19 +355,14 @@ pub(crate) fn supersede_renewed(
              operator, paid_at) VALUES (?1, ?2, 'renewal', ?3, ?4, ?5, ?6, ?7, ?8)",
             params![old_app, old, old_type, fen, iss.pay_method, iss.pay_reference, operator, at],
         )
-        .map_err(CoreError::db("record renewal fee"))?;
+        .map_err(StoreError::db("record renewal fee"))?;
     }
     Ok(superseded)
 }
 
 /// The order of a direct issuance (no application): its first-time fee as taken at the counter,
 /// or a zero-amount order with the reason when it was free. Nothing is issued outside the books.
-pub(crate) fn direct_order(
-    tx: &Tx<'_>,
-    iss: &IssuanceRow,
-    serial: &str,
-    operator: &str,
-) -> Result<()> {
+pub fn direct_order(tx: &Tx<'_>, iss: &IssuanceRow, serial: &str, operator: &str) -> Result<()> {
     let Some(fen) = iss.fee_fen else {
         return Ok(());
     };
@@ -377,29 +372,29 @@ pub(crate) fn direct_order(
          operator, paid_at) VALUES (NULL, ?1, 'first', ?2, ?3, ?4, ?5, ?6, ?7)",
         params![serial, iss.cert_type, fen, iss.pay_method, iss.pay_reference, operator, ts(now())],
     )
-    .map_err(CoreError::db("record direct issuance fee"))?;
+    .map_err(StoreError::db("record direct issuance fee"))?;
     Ok(())
 }
 
 /// The status of certificate `serial`, read inside a transaction.
-pub(crate) fn status_in(tx: &Tx<'_>, serial: &str) -> Result<String> {
+pub fn status_in(tx: &Tx<'_>, serial: &str) -> Result<String> {
     tx.query_row(
         "SELECT status FROM certificates WHERE serial = ?1",
         params![serial],
         |r| r.get(0),
     )
-    .map_err(CoreError::db("certificate status"))
+    .map_err(StoreError::db("certificate status"))
 }
 
 /// The issuance `id`.
-pub(crate) fn get(conn: &Db, id: i64) -> Result<IssuanceRow> {
+pub fn get(conn: &Db, id: i64) -> Result<IssuanceRow> {
     conn.query_opt(
         &format!("SELECT {ISSUANCE_COLUMNS} FROM issuances WHERE id = ?1"),
         params![id],
         issuance_from_row,
     )
-    .map_err(CoreError::db("issuance lookup"))?
-    .ok_or_else(|| CoreError::BadInput(format!("no issuance {id}")))
+    .map_err(StoreError::db("issuance lookup"))?
+    .ok_or_else(|| StoreError::BadInput(format!("no issuance {id}")))
 }
 
 impl Store {
@@ -410,7 +405,7 @@ impl Store {
         .query_vec(&format!(
                 "SELECT {ISSUANCE_COLUMNS} FROM issuances WHERE stage NOT IN ('committed', 'void') ORDER BY id"
             ), params![], issuance_from_row)
-        .map_err(CoreError::db("open issuances"))
+        .map_err(StoreError::db("open issuances"))
     }
 
     /// The issuance `id`.
@@ -425,6 +420,6 @@ impl Store {
         .query_vec(&format!(
                 "SELECT {COLUMNS} FROM certificates WHERE issuance_id = ?1 ORDER BY role = 'seal', id"
             ), params![id], from_row)
-        .map_err(CoreError::db("certificates of issuance"))
+        .map_err(StoreError::db("certificates of issuance"))
     }
 }

@@ -34,7 +34,7 @@ pub(super) fn describe(e: &postgres::Error) -> String {
 }
 
 /// `?N` → `$N` (and a bare `?` → the next number), outside quoted text.
-pub(crate) fn rewrite(sql: &str) -> String {
+pub fn rewrite(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut quote: Option<char> = None;
     let mut next = 1;

@@ -1,52 +1,56 @@
 //! The store: every table and every statement of the CA, on SQLite (one file in the home, WAL,
 //! the embedded default) or PostgreSQL (one database shared by the sites), through [`db`].
 
-pub(crate) mod api;
-pub(crate) mod applications;
-pub(crate) mod audit_log;
-pub(crate) mod binding;
-pub(crate) mod bindings;
+pub mod api;
+pub mod applications;
+pub mod audit;
+pub mod audit_log;
+pub mod binding;
+pub mod bindings;
 mod certs;
 pub mod copy;
-pub(crate) mod crls;
+pub mod crls;
 pub mod db;
+mod error;
 mod issuances;
-pub(crate) mod jobs;
+pub mod jobs;
 mod location;
 mod ocsp;
-pub(crate) mod operators;
-pub(crate) mod portal;
+pub mod operators;
+pub mod portal;
 mod schema;
-pub(crate) mod summary;
+pub mod summary;
+pub mod time_fmt;
 mod tokens;
+pub mod vocab;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-pub(crate) use db::{Db, Tx, params};
+pub use db::{Db, Tx};
 pub use location::{Location, redact};
 
-use crate::error::{CoreError, Result};
+pub use crate::error::{Result, StoreError};
 
 pub use api::IdempotencyRow;
 pub use certs::{
     CertFilter, CertRecord, CertRole, CertStatus, NewMade, NewPending, normalize_serial,
 };
-pub(crate) use certs::{insert_made, insert_pending};
+pub use certs::{insert_made, insert_pending};
 pub use issuances::{IssuanceKind, IssuanceRow, NewIssuance, Stage};
-pub(crate) use issuances::{
+pub use issuances::{
     direct_order, mark_issued, record_issued, record_key, record_signed, set_stage, status_in,
     supersede_renewed, void_rows,
 };
-pub(crate) use issuances::{get as issuance_in, insert as insert_issuance};
+pub use issuances::{get as issuance_in, insert as insert_issuance};
 pub use operators::OperatorRecord;
 pub use portal::{DeliveryChoice, GatewayNotification, PayOrder, PortalAccount};
 pub use summary::{CertCounts, CertSummary};
-pub(crate) use tokens::bind as bind_token;
+pub use tokens::bind as bind_token;
 
 /// Runs one statement through the connection's statement cache: the hot writes are prepared
 /// once per run, not once per row.
-pub(crate) fn exec(conn: &Db, sql: &str, params: db::Params<'_>) -> db::DbResult<usize> {
+pub fn exec(conn: &Db, sql: &str, params: db::Params<'_>) -> db::DbResult<usize> {
     conn.execute(sql, params)
 }
 
@@ -54,13 +58,15 @@ pub(crate) fn exec(conn: &Db, sql: &str, params: db::Params<'_>) -> db::DbResult
 pub trait AuditSigner {
     /// Serial of the operator certificate (recorded on each row).
     fn cert_serial(&self) -> &str;
-    /// Signs `msg` with the operator key (DER ECDSA signature).
+    /// Signs `msg` with the operator key (DER ECDSA signature); a failure of the key's layer
+    /// comes back as [`StoreError::Caller`].
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// An open database.
 pub struct Store {
-    pub(crate) conn: Db,
+    /// The connection (reads outside a transaction).
+    pub conn: Db,
     /// Who the `state.bind` audit rows name (the operator of the command).
     actor: String,
     /// The logged-in operator: every audit row a write appends is signed with their key.
@@ -80,8 +86,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn connect_error(loc: &Location) -> impl Fn(db::DbError) -> CoreError + '_ {
-    move |e| CoreError::Unreachable {
+fn connect_error(loc: &Location) -> impl Fn(db::DbError) -> StoreError + '_ {
+    move |e| StoreError::Unreachable {
         database: loc.display(),
         reason: e.to_string(),
     }
@@ -91,7 +97,7 @@ impl Store {
     /// Opens the database of an initialised home. A missing, empty or schema-less database is
     /// an error, never a fresh start: only [`Store::create`] (`hljca init`) makes one.
     pub fn open(loc: &Location, home: &Path) -> Result<Store> {
-        let missing = |reason| CoreError::DatabaseMissing {
+        let missing = |reason| StoreError::DatabaseMissing {
             path: loc.display().into(),
             home: home.to_path_buf(),
             reason,
@@ -125,7 +131,7 @@ impl Store {
         let mut store = match loc {
             Location::Sqlite(path) => {
                 if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-                    return Err(CoreError::Refused(format!(
+                    return Err(StoreError::Refused(format!(
                         "database {} already exists; `hljca init` never overwrites a CA's history",
                         path.display()
                     )));
@@ -136,13 +142,13 @@ impl Store {
                     .truncate(false)
                     .mode(0o600)
                     .open(path)
-                    .map_err(CoreError::io("creating database", path))?;
+                    .map_err(StoreError::io("creating database", path))?;
                 Store::connect_sqlite(path)?
             }
             Location::Postgres(url) => {
                 let store = Store::wrap(Db::open_postgres(url).map_err(connect_error(loc))?);
                 if !schema::is_empty(&store.conn)? {
-                    return Err(CoreError::Refused(format!(
+                    return Err(StoreError::Refused(format!(
                         "database {} is not empty; `hljca init` never overwrites a CA's history",
                         loc.display()
                     )));
@@ -161,7 +167,7 @@ impl Store {
         if let Location::Postgres(url) = loc {
             let db = Db::open_postgres(url).map_err(connect_error(loc))?;
             if !schema::is_empty(&db)? {
-                return Err(CoreError::Refused(format!(
+                return Err(StoreError::Refused(format!(
                     "database {} is not empty; `hljca init` never overwrites a CA's history",
                     loc.display()
                 )));
@@ -176,7 +182,7 @@ impl Store {
         match loc {
             Location::Sqlite(path) => {
                 if !path.exists() {
-                    return Err(CoreError::Refused(format!(
+                    return Err(StoreError::Refused(format!(
                         "database {} does not exist",
                         path.display()
                     )));
@@ -195,18 +201,18 @@ impl Store {
     }
 
     /// Names the operator recorded on the audit rows that bind changed rows.
-    pub(crate) fn set_actor(&mut self, actor: &str) {
+    pub fn set_actor(&mut self, actor: &str) {
         self.actor = actor.to_owned();
     }
 
     /// The logged-in operator, whose key signs every audit row from now on.
-    pub(crate) fn set_signer(&mut self, signer: Box<dyn AuditSigner>) {
+    pub fn set_signer(&mut self, signer: Box<dyn AuditSigner>) {
         self.signer = Some(signer);
     }
 
     /// Allows (or stops allowing) writes without an operator: only while the CA and its first
     /// operator are created.
-    pub(crate) fn set_bootstrap(&self, on: bool) {
+    pub fn set_bootstrap(&self, on: bool) {
         self.bootstrap.set(on);
     }
 
@@ -229,9 +235,9 @@ impl Store {
 
     fn connect_sqlite(path: &Path) -> Result<Store> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(CoreError::io("setting permissions on", path))?;
+            .map_err(StoreError::io("setting permissions on", path))?;
         Ok(Store::wrap(
-            Db::open_sqlite(path).map_err(CoreError::db("open"))?,
+            Db::open_sqlite(path).map_err(StoreError::db("open"))?,
         ))
     }
 
@@ -249,11 +255,11 @@ impl Store {
     /// The transaction takes the write lock first (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
     /// advisory lock), so what `f` reads (the audit head, a CRL number, a state to
     /// compare-and-set) cannot change under it before the commit.
-    pub(crate) fn write<T>(
+    pub fn write<T, E: From<StoreError>>(
         &self,
         what: &'static str,
-        f: impl FnOnce(&Tx<'_>) -> Result<T>,
-    ) -> Result<T> {
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = self.begin(what)?;
         let value = f(&tx)?;
         self.commit(tx, what)?;
@@ -262,7 +268,7 @@ impl Store {
 
     /// Commits a transaction from [`Store::begin`], first binding the rows it changed into the
     /// audit log (one `state.bind` row with their digests, see [`binding`]).
-    pub(crate) fn commit(&self, tx: Tx<'_>, what: &'static str) -> Result<()> {
+    pub fn commit(&self, tx: Tx<'_>, what: &'static str) -> Result<()> {
         let rows = binding::take_changed(&tx)?;
         if !rows.is_empty() {
             crate::audit::append(
@@ -274,7 +280,7 @@ impl Store {
             )?;
         }
         self.sign_new_rows(&tx)?;
-        tx.commit().map_err(CoreError::db(what))
+        tx.commit().map_err(StoreError::db(what))
     }
 
     /// Signs the audit rows this transaction appended with the operator's key; without a
@@ -286,7 +292,7 @@ impl Store {
                 params![self.tx_start.get()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .map_err(CoreError::db("audit rows to sign"))?;
+            .map_err(StoreError::db("audit rows to sign"))?;
         if new.is_empty() {
             return Ok(());
         }
@@ -294,7 +300,7 @@ impl Store {
             if self.bootstrap.get() {
                 return Ok(());
             }
-            return Err(CoreError::NotLoggedIn);
+            return Err(StoreError::NotLoggedIn);
         };
         for (seq, hash) in new {
             let msg = crate::audit::signed_message(seq, &hash, signer.cert_serial());
@@ -304,22 +310,22 @@ impl Store {
                 "UPDATE audit_log SET operator_cert = ?2, signature = ?3 WHERE seq = ?1",
                 params![seq, signer.cert_serial(), sig],
             )
-            .map_err(CoreError::db("sign audit row"))?;
+            .map_err(StoreError::db("sign audit row"))?;
         }
         Ok(())
     }
 
     /// Begins a write transaction for a caller that commits it itself (a write whose steps
     /// do not fit one closure); as [`Store::write`], it is the write lock first.
-    pub(crate) fn begin(&self, what: &'static str) -> Result<Tx<'_>> {
-        let tx = self.conn.begin_write().map_err(CoreError::db(what))?;
+    pub fn begin(&self, what: &'static str) -> Result<Tx<'_>> {
+        let tx = self.conn.begin_write().map_err(StoreError::db(what))?;
         let head: i64 = tx
             .query_row(
                 "SELECT COALESCE(max(seq), 0) FROM audit_log",
                 params![],
                 |r| r.get(0),
             )
-            .map_err(CoreError::db(what))?;
+            .map_err(StoreError::db(what))?;
         self.tx_start.set(head);
         Ok(tx)
     }
@@ -337,13 +343,13 @@ impl Store {
 
 /// The throwaway PostgreSQL cluster of the tests (shared with the end-to-end tests).
 #[cfg(test)]
-#[path = "../../../tests/pg_cluster.rs"]
-pub(crate) mod pg_cluster;
+#[path = "../../tests/pg_cluster.rs"]
+pub mod pg_cluster;
 
 /// A fresh store on each backend: SQLite in a temporary directory, and (when the run asks for
 /// PostgreSQL) a new database of the test cluster.
 #[cfg(test)]
-pub(crate) fn test_stores() -> Vec<(Option<tempfile::TempDir>, Store)> {
+pub fn test_stores() -> Vec<(Option<tempfile::TempDir>, Store)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Store::create(&Location::Sqlite(dir.path().join("t.db"))).unwrap();
     let mut stores = vec![(Some(dir), sqlite)];
@@ -385,12 +391,12 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         assert!(matches!(
             Store::open(&Location::Sqlite(p.clone()), dir.path()),
-            Err(CoreError::DatabaseMissing { .. })
+            Err(StoreError::DatabaseMissing { .. })
         ));
         std::fs::remove_file(&p).unwrap();
         assert!(matches!(
             Store::open(&Location::Sqlite(p.clone()), dir.path()),
-            Err(CoreError::DatabaseMissing { .. })
+            Err(StoreError::DatabaseMissing { .. })
         ));
         assert!(!p.exists(), "open must not create a database");
     }
@@ -406,7 +412,7 @@ mod tests {
         // An empty database is no CA.
         assert!(matches!(
             Store::open(&loc, home),
-            Err(CoreError::DatabaseMissing { .. })
+            Err(StoreError::DatabaseMissing { .. })
         ));
         let s = Store::create(&loc).unwrap();
         assert_eq!(s.schema_version().unwrap(), Store::newest_schema());
@@ -508,7 +514,7 @@ mod tests {
                      VALUES (NULL, 'ff', 'first', 'medical', 30000, 'cash', 'op', '2026-01-01T00:00:00Z')",
                     params![],
                 )?;
-                Ok(())
+                Ok::<_, StoreError>(())
             })
             .unwrap();
             // The write bound both rows; the log verifies on each backend.
@@ -544,7 +550,7 @@ mod tests {
             insert_pending(tx, &p)?;
             assert!(insert_pending(tx, &p).is_err(), "UNIQUE serial");
             tx.execute("DELETE FROM certificates", params![]).unwrap();
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .unwrap();
         assert!(s.cert("01:02").is_err());

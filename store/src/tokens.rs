@@ -1,11 +1,11 @@
 //! The USBKEY register: which holder each token serial belongs to.
 
-use crate::store::db::{Tx, params};
+use crate::db::{Tx, params};
 
 use super::Store;
-use crate::eligibility::{Holder, HolderKind};
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 use crate::time_fmt::{now, ts};
+use crate::vocab::{Holder, HolderKind};
 
 impl Store {
     /// The holder token `serial` is bound to, if any.
@@ -14,7 +14,7 @@ impl Store {
     }
 }
 
-fn holder_in(conn: &crate::store::Db, serial: &str) -> Result<Option<Holder>> {
+fn holder_in(conn: &crate::Db, serial: &str) -> Result<Option<Holder>> {
     conn.query_opt(
         "SELECT holder_kind, holder_id, holder_name FROM token_holders WHERE token_serial = ?1",
         params![serial],
@@ -31,21 +31,15 @@ fn holder_in(conn: &crate::store::Db, serial: &str) -> Result<Option<Holder>> {
             })
         },
     )
-    .map_err(CoreError::db("token holder"))
+    .map_err(StoreError::db("token holder"))
 }
 
 /// Binds token `serial` to `holder` at its first issuance (inside the issuance's commit);
 /// refuses when it is bound to another holder meanwhile.
-pub(crate) fn bind(
-    tx: &Tx<'_>,
-    serial: &str,
-    label: &str,
-    holder: &Holder,
-    operator: &str,
-) -> Result<()> {
+pub fn bind(tx: &Tx<'_>, serial: &str, label: &str, holder: &Holder, operator: &str) -> Result<()> {
     match holder_in(tx, serial)? {
         Some(h) if h.id == holder.id => Ok(()),
-        Some(h) => Err(CoreError::Refused(format!(
+        Some(h) => Err(StoreError::Refused(format!(
             "USBKEY {serial} belongs to {h}; it cannot hold a certificate for {holder} [rule: one holder per USBKEY]"
         ))),
         None => {
@@ -54,7 +48,7 @@ pub(crate) fn bind(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![serial, label, holder.kind.as_str(), holder.id, holder.name, ts(now()), operator],
             )
-            .map_err(CoreError::db("bind token"))?;
+            .map_err(StoreError::db("bind token"))?;
             Ok(())
         }
     }

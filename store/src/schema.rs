@@ -5,7 +5,7 @@
 //! step differs), so a row has the same columns in the same order on both.
 
 use super::db::{Backend, Db, params};
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 
 /// One SQL file per schema version, applied in order; never change what one does once shipped.
 const MIGRATIONS: &[&str] = &[
@@ -25,15 +25,15 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The version from which every write binds the rows it changed into the audit log.
-pub(crate) const ROW_BINDING_VERSION: i64 = 7;
+pub const ROW_BINDING_VERSION: i64 = 7;
 
 /// The newest version this binary knows.
-pub(crate) fn newest() -> i64 {
+pub fn newest() -> i64 {
     MIGRATIONS.len() as i64
 }
 
 /// A migration in PostgreSQL's dialect.
-pub(crate) fn postgres_dialect(sql: &str) -> String {
+pub fn postgres_dialect(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut skipping = false;
     for line in sql.lines() {
@@ -77,11 +77,11 @@ pub(crate) fn postgres_dialect(sql: &str) -> String {
 }
 
 /// The schema version of the database (0 for an empty one).
-pub(crate) fn version(db: &Db) -> Result<i64> {
+pub fn version(db: &Db) -> Result<i64> {
     match db.backend() {
         Backend::Sqlite => db
             .query_row("PRAGMA user_version", params![], |r| r.get(0))
-            .map_err(CoreError::db("user_version")),
+            .map_err(StoreError::db("user_version")),
         Backend::Postgres => {
             let has: i64 = db
                 .query_row(
@@ -90,7 +90,7 @@ pub(crate) fn version(db: &Db) -> Result<i64> {
                     params![],
                     |r| r.get(0),
                 )
-                .map_err(CoreError::db("schema version"))?;
+                .map_err(StoreError::db("schema version"))?;
             if has == 0 {
                 return Ok(0);
             }
@@ -99,13 +99,13 @@ pub(crate) fn version(db: &Db) -> Result<i64> {
                 params![],
                 |r| r.get(0),
             )
-            .map_err(CoreError::db("schema version"))
+            .map_err(StoreError::db("schema version"))
         }
     }
 }
 
 /// True when the database holds no tables at all (a new PostgreSQL database).
-pub(crate) fn is_empty(db: &Db) -> Result<bool> {
+pub fn is_empty(db: &Db) -> Result<bool> {
     let n: i64 = match db.backend() {
         Backend::Sqlite => db.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
@@ -118,12 +118,12 @@ pub(crate) fn is_empty(db: &Db) -> Result<bool> {
             |r| r.get(0),
         ),
     }
-    .map_err(CoreError::db("list tables"))?;
+    .map_err(StoreError::db("list tables"))?;
     Ok(n == 0)
 }
 
-fn too_new(current: i64) -> CoreError {
-    CoreError::Refused(format!(
+fn too_new(current: i64) -> StoreError {
+    StoreError::Refused(format!(
         "database schema version {current} is newer than this hljca understands ({}); upgrade hljca",
         newest()
     ))
@@ -150,65 +150,69 @@ fn migrate_sqlite(db: &Db, current: i64) -> Result<()> {
     // A migration may rebuild a table (SQLite's way to change a CHECK): foreign keys are off
     // while it runs (a PRAGMA that only works outside a transaction) and checked before commit.
     db.batch("PRAGMA foreign_keys = OFF")
-        .map_err(CoreError::db("foreign_keys=OFF"))?;
+        .map_err(StoreError::db("foreign_keys=OFF"))?;
     let result = (|| {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            let tx = db.begin_write().map_err(CoreError::db("begin migration"))?;
+            let tx = db
+                .begin_write()
+                .map_err(StoreError::db("begin migration"))?;
             // Another process may have migrated while this one waited for the lock.
             if version(&tx)? > i as i64 {
                 continue;
             }
-            tx.batch(sql).map_err(CoreError::db("migration"))?;
+            tx.batch(sql).map_err(StoreError::db("migration"))?;
             let broken: Option<String> = tx
                 .query_opt("PRAGMA foreign_key_check", params![], |r| r.get(0))
-                .map_err(CoreError::db("foreign_key_check"))?;
+                .map_err(StoreError::db("foreign_key_check"))?;
             if let Some(table) = broken {
-                return Err(CoreError::Refused(format!(
+                return Err(StoreError::Refused(format!(
                     "migration {} left a dangling reference in table {table}",
                     i + 1
                 )));
             }
             tx.batch(&format!("PRAGMA user_version = {}", i + 1))
-                .map_err(CoreError::db("set user_version"))?;
-            tx.commit().map_err(CoreError::db("commit migration"))?;
+                .map_err(StoreError::db("set user_version"))?;
+            tx.commit().map_err(StoreError::db("commit migration"))?;
         }
         Ok(())
     })();
     db.batch("PRAGMA foreign_keys = ON")
-        .map_err(CoreError::db("foreign_keys=ON"))?;
+        .map_err(StoreError::db("foreign_keys=ON"))?;
     result
 }
 
 fn migrate_postgres(db: &Db) -> Result<()> {
     // The write lock first: sites starting at once migrate one after the other, and the
     // second finds the work done.
-    let tx = db.begin_write().map_err(CoreError::db("begin migration"))?;
+    let tx = db
+        .begin_write()
+        .map_err(StoreError::db("begin migration"))?;
     migrate_postgres_in(&tx)?;
-    tx.commit().map_err(CoreError::db("commit migration"))
+    tx.commit().map_err(StoreError::db("commit migration"))
 }
 
 /// Brings a PostgreSQL schema to the newest version inside the caller's write transaction
 /// (`db copy` creates the schema and the rows in one).
-pub(crate) fn migrate_postgres_in(tx: &super::Tx<'_>) -> Result<()> {
+pub fn migrate_postgres_in(tx: &super::Tx<'_>) -> Result<()> {
     tx.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
     )
-    .map_err(CoreError::db("schema_migrations"))?;
+    .map_err(StoreError::db("schema_migrations"))?;
     let current = version(tx)?;
     if current > newest() {
         return Err(too_new(current));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.batch(&postgres_dialect(sql))
-            .map_err(CoreError::db("migration"))?;
+            .map_err(StoreError::db("migration"))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             params![(i + 1) as i64, crate::time_fmt::ts(crate::time_fmt::now())],
         )
-        .map_err(CoreError::db("record migration"))?;
+        .map_err(StoreError::db("record migration"))?;
     }
     tx.batch(&super::binding::postgres_triggers())
-        .map_err(CoreError::db("install row binding"))
+        .map_err(StoreError::db("install row binding"))
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! Certificate rows: pending before signing, issued once on the token, then revoked/superseded.
 
-use crate::store::db::{DbResult, Row, params};
+use crate::db::{DbResult, Row, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::summary::CertSummary;
 
 use super::Store;
-use crate::error::{CoreError, Result};
+use crate::error::{Result, StoreError};
 use crate::time_fmt::ts;
 
 /// What a certificate is for. Every certificate the CA signs has a row with one of these.
@@ -73,7 +73,7 @@ impl CertRole {
 
 /// The SQL condition selecting holders' certificates (what [`CertRole::is_holder`] says): the
 /// expiring list and the status counts are about them, not the CA's own working certificates.
-pub(crate) const HOLDER_ROLES: &str = "role IN ('identity', 'seal', 'encryption')";
+pub const HOLDER_ROLES: &str = "role IN ('identity', 'seal', 'encryption')";
 
 /// Where a certificate is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -202,7 +202,7 @@ pub(super) fn from_row(r: &Row<'_>) -> DbResult<CertRecord> {
 }
 
 /// Reserves a serial with a pending row (inside the reservation transaction).
-pub(crate) fn insert_pending(tx: &crate::store::Tx<'_>, p: &NewPending<'_>) -> Result<()> {
+pub fn insert_pending(tx: &crate::Tx<'_>, p: &NewPending<'_>) -> Result<()> {
     let now = ts(OffsetDateTime::now_utc());
     super::exec(
         tx,
@@ -227,7 +227,7 @@ pub(crate) fn insert_pending(tx: &crate::store::Tx<'_>, p: &NewPending<'_>) -> R
             tx.site()
         ],
     )
-    .map_err(CoreError::db("insert pending certificate"))?;
+    .map_err(StoreError::db("insert pending certificate"))?;
     Ok(())
 }
 
@@ -259,7 +259,7 @@ pub struct NewMade<'a> {
 
 /// Records a CA-made certificate (inside the write that records its audit row). Its type is
 /// its role: it belongs to no certificate policy.
-pub(crate) fn insert_made(tx: &crate::store::Tx<'_>, m: &NewMade<'_>) -> Result<()> {
+pub fn insert_made(tx: &crate::Tx<'_>, m: &NewMade<'_>) -> Result<()> {
     let now = ts(OffsetDateTime::now_utc());
     super::exec(
         tx,
@@ -281,7 +281,7 @@ pub(crate) fn insert_made(tx: &crate::store::Tx<'_>, m: &NewMade<'_>) -> Result<
             tx.site()
         ],
     )
-    .map_err(CoreError::db("record CA-made certificate"))?;
+    .map_err(StoreError::db("record CA-made certificate"))?;
     Ok(())
 }
 
@@ -317,7 +317,7 @@ impl Store {
                 |_| Ok(()),
             )
             .map(|o| o.is_some())
-            .map_err(CoreError::db("serial lookup"))
+            .map_err(StoreError::db("serial lookup"))
     }
 
     /// One certificate by serial (case-insensitive hex, colons allowed).
@@ -329,8 +329,8 @@ impl Store {
                 params![norm],
                 from_row,
             )
-            .map_err(CoreError::db("certificate lookup"))?
-            .ok_or(CoreError::UnknownSerial { serial: norm })
+            .map_err(StoreError::db("certificate lookup"))?
+            .ok_or(StoreError::UnknownSerial { serial: norm })
     }
 
     /// Certificates matching `f`, newest first (with DER and applicant data; lists use
@@ -338,13 +338,11 @@ impl Store {
     pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
         let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
         let (sql, args) = super::summary::filter_sql(f, COLUMNS);
-        let args: Vec<&dyn crate::store::db::ToSql> = args
-            .iter()
-            .map(|a| a as &dyn crate::store::db::ToSql)
-            .collect();
+        let args: Vec<&dyn crate::db::ToSql> =
+            args.iter().map(|a| a as &dyn crate::db::ToSql).collect();
         self.conn
             .query_vec(&sql, &args, |r| from_row(r).map(|c| c.as_of(now)))
-            .map_err(CoreError::db("list certificates"))
+            .map_err(StoreError::db("list certificates"))
     }
 
     /// Issued, unexpired certificates of `cert_type` for organisation `org_id`.
@@ -363,7 +361,7 @@ impl Store {
                 params![cert_type, org_id, ts(now)],
                 from_row,
             )
-            .map_err(CoreError::db("organisation lookup"))
+            .map_err(StoreError::db("organisation lookup"))
     }
 
     /// Seal certificates that belong to identity certificate `serial`.
@@ -374,7 +372,7 @@ impl Store {
                 params![serial],
                 from_row,
             )
-            .map_err(CoreError::db("seal lookup"))
+            .map_err(StoreError::db("seal lookup"))
     }
 }
 

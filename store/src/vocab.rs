@@ -1,0 +1,508 @@
+//! The CA's vocabulary as the store keeps it: application numbers, states and the one state
+//! table, channels and sites, revocation reasons, holders and bindings. Pure values with their
+//! stored forms; the layers above (the CA, the counter) decide what to do with them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::{Result, StoreError};
+
+/// An application's number. Displays as `APP-7`; parses `APP-7`, `app-000007` or `7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AppId(pub i64);
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "APP-{}", self.0)
+    }
+}
+
+impl FromStr for AppId {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<AppId, String> {
+        let t = s.trim();
+        let digits = t
+            .get(..4)
+            .filter(|p| p.eq_ignore_ascii_case("APP-"))
+            .map_or(t, |_| &t[4..]);
+        digits
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(AppId)
+            .ok_or_else(|| format!("`{s}` is not an application number (e.g. APP-7 or 7)"))
+    }
+}
+
+/// Where an application is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppState {
+    /// Created, still being completed.
+    Draft,
+    /// Handed in for review.
+    Submitted,
+    /// Approved by a reviewer; waiting for payment.
+    Approved,
+    /// Refused by a reviewer (final).
+    Rejected,
+    /// Paid; waiting for issuance.
+    Paid,
+    /// Claimed by an issuance in progress (`issue APP`); becomes issued when it commits, or
+    /// paid again when it is voided (by the issuing process or `hljca recover`).
+    Issuing,
+    /// Certificate(s) issued onto the USBKEY.
+    Issued,
+    /// The USBKEY reached the applicant (final).
+    Delivered,
+    /// Withdrawn (final).
+    Cancelled,
+}
+
+impl AppState {
+    /// Every state, in workflow order.
+    pub const ALL: [AppState; 9] = [
+        AppState::Draft,
+        AppState::Submitted,
+        AppState::Approved,
+        AppState::Rejected,
+        AppState::Paid,
+        AppState::Issuing,
+        AppState::Issued,
+        AppState::Delivered,
+        AppState::Cancelled,
+    ];
+
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Draft => "draft",
+            AppState::Submitted => "submitted",
+            AppState::Approved => "approved",
+            AppState::Rejected => "rejected",
+            AppState::Paid => "paid",
+            AppState::Issuing => "issuing",
+            AppState::Issued => "issued",
+            AppState::Delivered => "delivered",
+            AppState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AppState {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<AppState, String> {
+        let w = s.trim().to_ascii_lowercase();
+        AppState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == w)
+            .ok_or_else(|| {
+                format!(
+                    "unknown application state `{s}` (states: {})",
+                    AppState::ALL.map(AppState::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// A step of the workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppEventKind {
+    /// `submit`.
+    Submit,
+    /// `review approve`.
+    Approve,
+    /// `review reject`.
+    Reject,
+    /// `pay`.
+    Pay,
+    /// `issue APP`: the issuance engine claims the application (`paid → issuing`).
+    Issue,
+    /// The issuance committed (`issuing → issued`).
+    Complete,
+    /// The issuance was voided, by the issuing process or `recover` (`issuing → paid`).
+    Release,
+    /// `deliver --mail` or `deliver --pickup` (the state stays `issued`).
+    Dispatch,
+    /// `deliver --collected`.
+    Collect,
+    /// `cancel`.
+    Cancel,
+}
+
+impl AppEventKind {
+    /// Every step.
+    pub const ALL: [AppEventKind; 10] = [
+        AppEventKind::Submit,
+        AppEventKind::Approve,
+        AppEventKind::Reject,
+        AppEventKind::Pay,
+        AppEventKind::Issue,
+        AppEventKind::Complete,
+        AppEventKind::Release,
+        AppEventKind::Dispatch,
+        AppEventKind::Collect,
+        AppEventKind::Cancel,
+    ];
+
+    /// Stored form (and the audit action's suffix).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEventKind::Submit => "submit",
+            AppEventKind::Approve => "approve",
+            AppEventKind::Reject => "reject",
+            AppEventKind::Pay => "pay",
+            AppEventKind::Issue => "claim",
+            AppEventKind::Complete => "issue",
+            AppEventKind::Release => "release",
+            AppEventKind::Dispatch => "dispatch",
+            AppEventKind::Collect => "collect",
+            AppEventKind::Cancel => "cancel",
+        }
+    }
+
+    /// The command that performs the step.
+    pub fn command(self) -> &'static str {
+        match self {
+            AppEventKind::Submit => "submit",
+            AppEventKind::Approve => "review approve",
+            AppEventKind::Reject => "review reject",
+            AppEventKind::Pay => "pay",
+            AppEventKind::Issue => "issue",
+            AppEventKind::Complete => "issue (finishing)",
+            AppEventKind::Release => "recover",
+            AppEventKind::Dispatch => "deliver --mail/--pickup",
+            AppEventKind::Collect => "deliver --collected",
+            AppEventKind::Cancel => "cancel",
+        }
+    }
+
+    /// The states this step may start from.
+    pub fn sources(self) -> &'static [AppState] {
+        use AppState::*;
+        match self {
+            AppEventKind::Submit => &[Draft],
+            AppEventKind::Approve | AppEventKind::Reject => &[Submitted],
+            AppEventKind::Pay => &[Approved],
+            AppEventKind::Issue => &[Paid],
+            AppEventKind::Complete | AppEventKind::Release => &[Issuing],
+            AppEventKind::Dispatch | AppEventKind::Collect => &[Issued],
+            AppEventKind::Cancel => &[Draft, Submitted, Approved, Paid],
+        }
+    }
+}
+
+/// The one place that decides the workflow: the state after `event` from `from`, or a refusal
+/// naming the current state, the state(s) the step needs and the steps allowed next.
+pub fn transition(id: AppId, from: AppState, event: AppEventKind) -> Result<AppState> {
+    use AppEventKind as E;
+    use AppState as S;
+    let to = match (from, event) {
+        (S::Draft, E::Submit) => S::Submitted,
+        (S::Submitted, E::Approve) => S::Approved,
+        (S::Submitted, E::Reject) => S::Rejected,
+        (S::Approved, E::Pay) => S::Paid,
+        // The issuance engine claims the application; it moves on to issued (or back to paid)
+        // in the engine's own transactions, see `engine`.
+        (S::Paid, E::Issue) => S::Issuing,
+        (S::Issuing, E::Complete) => S::Issued,
+        (S::Issuing, E::Release) => S::Paid,
+        (S::Issued, E::Dispatch) => S::Issued,
+        (S::Issued, E::Collect) => S::Delivered,
+        (S::Draft | S::Submitted | S::Approved | S::Paid, E::Cancel) => S::Cancelled,
+        _ => {
+            let needs = event
+                .sources()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            let next = next_steps(from);
+            let next = if next.is_empty() {
+                format!("{from} is final, nothing follows")
+            } else {
+                format!("next: {}", next.join(", "))
+            };
+            return Err(StoreError::Refused(format!(
+                "application {} is {from}: `{}` needs {needs}; {next}",
+                id.0,
+                event.command()
+            )));
+        }
+    };
+    Ok(to)
+}
+
+/// The commands allowed from `state`, in workflow order.
+pub fn next_steps(state: AppState) -> Vec<&'static str> {
+    AppEventKind::ALL
+        .into_iter()
+        .filter(|e| e.sources().contains(&state))
+        .map(AppEventKind::command)
+        .collect()
+}
+
+/// How the application came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// At a counter (线下窗口), at one of the sites.
+    Counter,
+    /// Through the online registration service (线上申请).
+    Online,
+}
+
+impl Channel {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Counter => "counter",
+            Channel::Online => "online",
+        }
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Channel, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "counter" => Ok(Channel::Counter),
+            "online" => Ok(Channel::Online),
+            _ => Err(format!("unknown channel `{s}` (channels: counter, online)")),
+        }
+    }
+}
+
+/// The HLJ CA service sites (SPEC.md section 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Site {
+    /// Harbin, 市民大厦.
+    Harbin,
+    /// Hegang, 鹤岗市公共资源交易中心.
+    Hegang,
+    /// Qiqihar.
+    Qiqihar,
+}
+
+impl Site {
+    /// Every site.
+    pub const ALL: [Site; 3] = [Site::Harbin, Site::Hegang, Site::Qiqihar];
+
+    /// Key (stored form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Site::Harbin => "harbin",
+            Site::Hegang => "hegang",
+            Site::Qiqihar => "qiqihar",
+        }
+    }
+
+    /// The site's address.
+    pub fn address(self) -> &'static str {
+        match self {
+            Site::Harbin => "哈尔滨市南岗区中山路181号市民大厦4楼窗口",
+            Site::Hegang => {
+                "鹤岗市工农区北红旗路35号鹤岗市政府人民办事中心7楼鹤岗市公共资源交易中心708室"
+            }
+            Site::Qiqihar => "齐齐哈尔市建华区溪水家园北区45号楼",
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Site {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Site, String> {
+        let w = s.trim().to_ascii_lowercase();
+        Site::ALL
+            .into_iter()
+            .find(|x| x.as_str() == w)
+            .ok_or_else(|| {
+                format!(
+                    "unknown site `{s}` (sites: {})",
+                    Site::ALL.map(Site::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// RFC 5280 section 5.3.1 reason codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// unspecified (0)
+    Unspecified,
+    /// keyCompromise (1)
+    KeyCompromise,
+    /// affiliationChanged (3)
+    AffiliationChanged,
+    /// superseded (4)
+    Superseded,
+    /// cessationOfOperation (5): the organisation dissolved or stopped using the certificate.
+    CessationOfOperation,
+    /// certificateHold (6)
+    CertificateHold,
+    /// privilegeWithdrawn (9)
+    PrivilegeWithdrawn,
+}
+
+impl Reason {
+    /// Every reason, for help text.
+    pub const ALL: [Reason; 7] = [
+        Reason::Unspecified,
+        Reason::KeyCompromise,
+        Reason::AffiliationChanged,
+        Reason::Superseded,
+        Reason::CessationOfOperation,
+        Reason::CertificateHold,
+        Reason::PrivilegeWithdrawn,
+    ];
+    /// The RFC 5280 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Unspecified => "unspecified",
+            Reason::KeyCompromise => "keyCompromise",
+            Reason::AffiliationChanged => "affiliationChanged",
+            Reason::Superseded => "superseded",
+            Reason::CessationOfOperation => "cessationOfOperation",
+            Reason::CertificateHold => "certificateHold",
+            Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
+        }
+    }
+    /// The x509-cert form, for DER encoding (CRL entries, OCSP answers).
+    pub fn crl_reason(self) -> x509_cert::ext::pkix::CrlReason {
+        use x509_cert::ext::pkix::CrlReason as R;
+        match self {
+            Reason::Unspecified => R::Unspecified,
+            Reason::KeyCompromise => R::KeyCompromise,
+            Reason::AffiliationChanged => R::AffiliationChanged,
+            Reason::Superseded => R::Superseded,
+            Reason::CessationOfOperation => R::CessationOfOperation,
+            Reason::CertificateHold => R::CertificateHold,
+            Reason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+        }
+    }
+
+    /// The CRLReason code (RFC 5280 section 5.3.1), as CRLs and OCSP answers carry it.
+    pub fn code(self) -> u8 {
+        match self {
+            Reason::Unspecified => 0,
+            Reason::KeyCompromise => 1,
+            Reason::AffiliationChanged => 3,
+            Reason::Superseded => 4,
+            Reason::CessationOfOperation => 5,
+            Reason::CertificateHold => 6,
+            Reason::PrivilegeWithdrawn => 9,
+        }
+    }
+}
+
+impl std::str::FromStr for Reason {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Reason, String> {
+        // The stored form first: a CRL reads a million of them.
+        if let Some(r) = Reason::ALL.into_iter().find(|r| r.name() == s) {
+            return Ok(r);
+        }
+        let want = s.replace(['-', '_'], "").to_ascii_lowercase();
+        Reason::ALL
+            .into_iter()
+            .find(|r| r.name().to_ascii_lowercase() == want)
+            .ok_or_else(|| {
+                let names: Vec<_> = Reason::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "unknown revocation reason `{s}` (RFC 5280: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What identifies the holder of a USBKEY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HolderKind {
+    /// An organisation, by its unified social credit code.
+    Uscc,
+    /// A person, by their resident identity card number.
+    ResidentId,
+}
+
+impl HolderKind {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderKind::Uscc => "uscc",
+            HolderKind::ResidentId => "resident-id",
+        }
+    }
+}
+
+/// The holder of a certificate (and of the USBKEY it goes on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// Organisation or person.
+    pub kind: HolderKind,
+    /// The USCC or resident ID.
+    pub id: String,
+    /// The organisation's or person's name, for messages.
+    pub name: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            HolderKind::Uscc => write!(f, "{} (USCC {})", self.name, self.id),
+            HolderKind::ResidentId => write!(f, "{} (resident ID {})", self.name, self.id),
+        }
+    }
+}
+
+/// One binding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Binding {
+    /// Row id.
+    pub id: i64,
+    /// SHA-256 of the certificate DER.
+    pub fingerprint: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Serial (hex).
+    pub serial: String,
+    /// Validity end.
+    pub not_after: String,
+    /// pem or token.
+    pub source: String,
+    /// Token label when read from a token.
+    pub token_label: Option<String>,
+    /// active.
+    pub status: String,
+    /// Who activated it.
+    pub operator: String,
+    /// When.
+    pub bound_at: String,
+    /// The counter's site.
+    pub site: Option<Site>,
+}
