@@ -184,7 +184,7 @@ pub enum CoreError {
     },
     /// An electronic seal failed.
     #[error("electronic seal: {0}")]
-    Seal(#[from] crate::seal::SealError),
+    Seal(#[from] hljca_pki::seal::SealError),
     /// A business rule refused the request.
     #[error("{0}")]
     Refused(String),
@@ -308,5 +308,27 @@ impl From<hljca_store::StoreError> for CoreError {
 impl From<CoreError> for hljca_store::StoreError {
     fn from(e: CoreError) -> hljca_store::StoreError {
         hljca_store::StoreError::Caller(Box::new(e))
+    }
+}
+
+/// The PKI layer's errors read as the CA's own.
+impl From<hljca_pki::PkiError> for CoreError {
+    fn from(e: hljca_pki::PkiError) -> CoreError {
+        use hljca_pki::PkiError as P;
+        match e {
+            P::Io {
+                action,
+                path,
+                source,
+            } => CoreError::Io {
+                action,
+                path,
+                source,
+            },
+            P::Encoding { what, reason } => CoreError::Encoding { what, reason },
+            P::Parse { what, reason } => CoreError::Parse { what, reason },
+            P::Refused(m) => CoreError::Refused(m),
+            other => CoreError::Refused(other.to_string()),
+        }
     }
 }

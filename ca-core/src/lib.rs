@@ -25,15 +25,15 @@ pub mod ocsp;
 pub mod operators;
 pub mod profile;
 pub mod revoke;
-pub mod seal;
+pub use hljca_pki::seal;
 pub mod seal_check;
 pub use hljca_store as store;
 
 #[cfg(test)]
 #[path = "../../tests/pg_cluster.rs"]
 pub(crate) mod pg_cluster;
+pub use hljca_pki::validity;
 pub use hljca_store::time_fmt;
-pub mod validity;
 
 use std::path::{Path, PathBuf};
 

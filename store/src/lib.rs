@@ -522,7 +522,10 @@ mod tests {
             digests.push(binding::current(&s.conn).unwrap());
         }
         assert_eq!(digests[0].len(), 2);
-        assert_eq!(digests[0], digests[1]);
+        // Compared across backends when the run has PostgreSQL (HLJCA_PG_TESTS=1).
+        if let Some(pg) = digests.get(1) {
+            assert_eq!(&digests[0], pg);
+        }
     }
 
     #[test]

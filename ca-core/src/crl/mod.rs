@@ -1,7 +1,7 @@
 //! CRLs: v2, signed by the issuing CA, with a CRL number that only goes up, reason codes and AKI,
 //! published as DER and PEM.
 
-mod stream;
+use hljca_pki::crl_stream as stream;
 
 use std::path::Path;
 
@@ -66,7 +66,7 @@ impl Ca {
                     what: format!("stored serial {}", r.serial),
                     reason: e.to_string(),
                 })?;
-                entries.push(&serial, r.at.unwrap_or(this_update), r.reason)
+                Ok::<_, CoreError>(entries.push(&serial, r.at.unwrap_or(this_update), r.reason)?)
             })?;
             let n_revoked = entries.count();
             let head = stream::Head {

@@ -19,8 +19,8 @@ use x509_cert::ext::{Extension, Extensions};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
-use crate::error::{CoreError, Result};
-use crate::revoke::Reason;
+use crate::Reason;
+use crate::{PkiError, Result};
 
 const ID_CE_CRL_REASONS: der::oid::ObjectIdentifier =
     der::oid::ObjectIdentifier::new_unwrap("2.5.29.21");
@@ -35,25 +35,25 @@ const ECDSA_WITH_SHA256: der::oid::ObjectIdentifier =
 const BUF: usize = 1 << 16;
 
 /// RFC 5280 Time: UTCTime through 2049, GeneralizedTime from 2050.
-pub(crate) fn x509_time(t: OffsetDateTime) -> Result<Time> {
-    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| CoreError::Parse {
+pub fn x509_time(t: OffsetDateTime) -> Result<Time> {
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| PkiError::Parse {
         what: "a CRL time".into(),
         reason: format!("{t} is before 1970"),
     })?;
     let d = std::time::Duration::from_secs(secs);
     if t.year() < 2050 {
         Ok(Time::UtcTime(
-            UtcTime::from_unix_duration(d).map_err(CoreError::der("CRL time"))?,
+            UtcTime::from_unix_duration(d).map_err(PkiError::der("CRL time"))?,
         ))
     } else {
         Ok(Time::GeneralTime(
-            GeneralizedTime::from_unix_duration(d).map_err(CoreError::der("CRL time"))?,
+            GeneralizedTime::from_unix_duration(d).map_err(PkiError::der("CRL time"))?,
         ))
     }
 }
 
 /// The spool of encoded entries, in the order they were pushed.
-pub(crate) struct Entries {
+pub struct Entries {
     path: PathBuf,
     out: BufWriter<File>,
     len: u64,
@@ -63,8 +63,8 @@ pub(crate) struct Entries {
 
 impl Entries {
     /// A new spool at `path` (replaced if it exists).
-    pub(crate) fn create(path: &Path) -> Result<Entries> {
-        let f = File::create(path).map_err(CoreError::io("creating", path))?;
+    pub fn create(path: &Path) -> Result<Entries> {
+        let f = File::create(path).map_err(PkiError::io("creating", path))?;
         Ok(Entries {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(BUF, f),
@@ -76,7 +76,7 @@ impl Entries {
 
     /// Appends one revoked certificate. `unspecified` is left out of the entry (RFC 5280
     /// section 5.3.1: the reason code SHOULD be absent rather than unspecified).
-    pub(crate) fn push(
+    pub fn push(
         &mut self,
         serial: &[u8],
         at: OffsetDateTime,
@@ -88,39 +88,38 @@ impl Entries {
                 extn_id: ID_CE_CRL_REASONS,
                 critical: false,
                 extn_value: OctetString::new(der_of(&r.crl_reason(), "CRL reason")?)
-                    .map_err(CoreError::der("CRL reason"))?,
+                    .map_err(PkiError::der("CRL reason"))?,
             }]),
         };
         let entry = RevokedCert {
-            serial_number: SerialNumber::new(serial)
-                .map_err(CoreError::der("CRL serial number"))?,
+            serial_number: SerialNumber::new(serial).map_err(PkiError::der("CRL serial number"))?,
             revocation_date: x509_time(at)?,
             crl_entry_extensions: exts,
         };
-        let n = usize::try_from(entry.encoded_len().map_err(CoreError::der("CRL entry"))?)
-            .map_err(|_| CoreError::der("CRL entry")(der::ErrorKind::Overflow.into()))?;
+        let n = usize::try_from(entry.encoded_len().map_err(PkiError::der("CRL entry"))?)
+            .map_err(|_| PkiError::der("CRL entry")(der::ErrorKind::Overflow.into()))?;
         if self.buf.len() < n {
             self.buf.resize(n, 0);
         }
         let bytes = entry
             .encode_to_slice(&mut self.buf[..n])
-            .map_err(CoreError::der("CRL entry"))?;
+            .map_err(PkiError::der("CRL entry"))?;
         self.out
             .write_all(bytes)
-            .map_err(CoreError::io("writing", &self.path))?;
+            .map_err(PkiError::io("writing", &self.path))?;
         self.len += n as u64;
         self.count += 1;
         Ok(())
     }
 
     /// How many entries were pushed.
-    pub(crate) fn count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.count
     }
 }
 
 /// What the CRL says besides its entries.
-pub(crate) struct Head<'a> {
+pub struct Head<'a> {
     /// The issuer's Name, DER, exactly as in the issuing certificate's subject.
     pub issuer: &'a [u8],
     /// Authority key identifier (the issuing certificate's SKI).
@@ -135,7 +134,7 @@ pub(crate) struct Head<'a> {
 
 /// The finished CRL file.
 #[derive(Debug)]
-pub(crate) struct Written {
+pub struct Written {
     /// SHA-256 of the whole DER file, hex.
     pub sha256: String,
     /// Its size.
@@ -143,15 +142,15 @@ pub(crate) struct Written {
 }
 
 fn der_of(v: &impl Encode, what: &'static str) -> Result<Vec<u8>> {
-    v.to_der().map_err(CoreError::der(what))
+    v.to_der().map_err(PkiError::der(what))
 }
 
 fn header(tag: Tag, len: u64) -> Result<Vec<u8>> {
     let len = usize::try_from(len)
-        .map_err(|_| CoreError::der("CRL length")(der::ErrorKind::Overflow.into()))
-        .and_then(|n| Length::try_from(n).map_err(CoreError::der("CRL length")))?;
+        .map_err(|_| PkiError::der("CRL length")(der::ErrorKind::Overflow.into()))
+        .and_then(|n| Length::try_from(n).map_err(PkiError::der("CRL length")))?;
     der_of(
-        &Header::new(tag, len).map_err(CoreError::der("CRL length"))?,
+        &Header::new(tag, len).map_err(PkiError::der("CRL length"))?,
         "CRL header",
     )
 }
@@ -188,12 +187,12 @@ fn parts(head: &Head<'_>, entries_len: u64) -> Result<Parts> {
     let key_id = ContextSpecific {
         tag_number: TagNumber::N0,
         tag_mode: TagMode::Implicit,
-        value: OctetString::new(head.aki).map_err(CoreError::der("CRL AKI"))?,
+        value: OctetString::new(head.aki).map_err(PkiError::der("CRL AKI"))?,
     };
     let mut aki = header(
         Tag::Sequence,
         u64::from(u32::from(
-            key_id.encoded_len().map_err(CoreError::der("CRL AKI"))?,
+            key_id.encoded_len().map_err(PkiError::der("CRL AKI"))?,
         )),
     )?;
     aki.extend(der_of(&key_id, "CRL AKI")?);
@@ -201,13 +200,13 @@ fn parts(head: &Head<'_>, entries_len: u64) -> Result<Parts> {
         Extension {
             extn_id: ID_CE_AUTHORITY_KEY_IDENTIFIER,
             critical: false,
-            extn_value: OctetString::new(aki).map_err(CoreError::der("CRL AKI"))?,
+            extn_value: OctetString::new(aki).map_err(PkiError::der("CRL AKI"))?,
         },
         Extension {
             extn_id: ID_CE_CRL_NUMBER,
             critical: false,
             extn_value: OctetString::new(der_of(&head.number, "CRL number")?)
-                .map_err(CoreError::der("CRL number"))?,
+                .map_err(PkiError::der("CRL number"))?,
         },
     ];
     let after = der_of(
@@ -240,12 +239,12 @@ fn tbs(
     w(&parts.list_header)?;
     let mut r = BufReader::with_capacity(
         BUF,
-        File::open(spool).map_err(CoreError::io("opening", spool))?,
+        File::open(spool).map_err(PkiError::io("opening", spool))?,
     );
     let mut buf = vec![0u8; BUF];
     let mut seen = 0u64;
     loop {
-        let n = r.read(&mut buf).map_err(CoreError::io("reading", spool))?;
+        let n = r.read(&mut buf).map_err(PkiError::io("reading", spool))?;
         if n == 0 {
             break;
         }
@@ -253,7 +252,7 @@ fn tbs(
         w(&buf[..n])?;
     }
     if seen != entries_len {
-        return Err(CoreError::Refused(format!(
+        return Err(PkiError::Refused(format!(
             "CRL spool {} changed while it was read ({seen} of {entries_len} bytes)",
             spool.display()
         )));
@@ -263,12 +262,12 @@ fn tbs(
 
 /// Finishes the CRL into `out`: hashes the TBS, has `sign` sign the digest (a DER ECDSA
 /// signature), writes the file and removes the spool.
-pub(crate) fn finish(
+pub fn finish<E: From<PkiError>>(
     entries: Entries,
     head: &Head<'_>,
-    sign: &dyn Fn(&[u8; 32]) -> Result<Vec<u8>>,
+    sign: &dyn Fn(&[u8; 32]) -> Result<Vec<u8>, E>,
     out: &Path,
-) -> Result<Written> {
+) -> Result<Written, E> {
     let Entries {
         path: spool,
         out: w,
@@ -276,7 +275,7 @@ pub(crate) fn finish(
         ..
     } = entries;
     w.into_inner()
-        .map_err(|e| CoreError::io("writing", &spool)(e.into_error()))?;
+        .map_err(|e| PkiError::io("writing", &spool)(e.into_error()))?;
     let parts = parts(head, len)?;
     let mut h = Sha256::new();
     tbs(&parts, &spool, len, &mut |b| {
@@ -286,7 +285,7 @@ pub(crate) fn finish(
     let digest: [u8; 32] = h.finalize().into();
     let sig = sign(&digest)?;
     let sig = der_of(
-        &BitString::from_bytes(&sig).map_err(CoreError::der("CRL signature"))?,
+        &BitString::from_bytes(&sig).map_err(PkiError::der("CRL signature"))?,
         "CRL signature",
     )?;
     let tbs_len =
@@ -302,14 +301,14 @@ pub(crate) fn finish(
         .create(true)
         .truncate(true)
         .open(out)
-        .map_err(CoreError::io("creating", out))?;
+        .map_err(PkiError::io("creating", out))?;
     let mut fw = BufWriter::with_capacity(BUF, f);
     let mut file_hash = Sha256::new();
     let mut size = 0u64;
     let mut put = |b: &[u8]| -> Result<()> {
         file_hash.update(b);
         size += b.len() as u64;
-        fw.write_all(b).map_err(CoreError::io("writing", out))
+        fw.write_all(b).map_err(PkiError::io("writing", out))
     };
     put(&outer)?;
     tbs(&parts, &spool, len, &mut put)?;
@@ -317,8 +316,8 @@ pub(crate) fn finish(
     put(&sig)?;
     let f = fw
         .into_inner()
-        .map_err(|e| CoreError::io("writing", out)(e.into_error()))?;
-    f.sync_all().map_err(CoreError::io("syncing", out))?;
+        .map_err(|e| PkiError::io("writing", out)(e.into_error()))?;
+    f.sync_all().map_err(PkiError::io("syncing", out))?;
     let _ = std::fs::remove_file(&spool);
     Ok(Written {
         sha256: hex::encode(file_hash.finalize()),
@@ -330,6 +329,14 @@ pub(crate) fn finish(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn sign_digest(k: &rcgen::KeyPair, digest: &[u8; 32]) -> Result<Vec<u8>> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        use p256::pkcs8::DecodePrivateKey;
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(&k.serialize_der()).unwrap();
+        let sig: p256::ecdsa::Signature = key.sign_prehash(digest).unwrap();
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
     use x509_parser::prelude::{FromDer, X509Certificate};
     use x509_parser::revocation_list::CertificateRevocationList;
 
@@ -373,8 +380,7 @@ mod tests {
             next_update: t0 + time::Duration::days(1),
         };
         let out = dir.path().join("t.crl");
-        let signer = crate::keys::CaSigner::File(&key);
-        let w = finish(entries, &head, &|d| signer.sign_digest(d), &out).unwrap();
+        let w = finish(entries, &head, &|d| sign_digest(&key, d), &out).unwrap();
         let der = std::fs::read(&out).unwrap();
         assert_eq!(w.size, der.len() as u64);
         assert_eq!(w.sha256, hex::encode(Sha256::digest(&der)));
@@ -408,8 +414,7 @@ mod tests {
             next_update: t0 + time::Duration::days(1),
         };
         let out = dir.path().join("e.crl");
-        let signer = crate::keys::CaSigner::File(&key);
-        finish(entries, &head, &|d| signer.sign_digest(d), &out).unwrap();
+        finish(entries, &head, &|d| sign_digest(&key, d), &out).unwrap();
         let der = std::fs::read(&out).unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         assert_eq!(crl.iter_revoked_certificates().count(), 0);
