@@ -260,12 +260,15 @@ fn tbs(
     w(&parts.after)
 }
 
+/// Signs a SHA-256 digest, giving a DER ECDSA signature (the CA key, on its token or in its file).
+pub type DigestSigner<'a, E> = &'a dyn Fn(&[u8; 32]) -> Result<Vec<u8>, E>;
+
 /// Finishes the CRL into `out`: hashes the TBS, has `sign` sign the digest (a DER ECDSA
 /// signature), writes the file and removes the spool.
 pub fn finish<E: From<PkiError>>(
     entries: Entries,
     head: &Head<'_>,
-    sign: &dyn Fn(&[u8; 32]) -> Result<Vec<u8>, E>,
+    sign: DigestSigner<'_, E>,
     out: &Path,
 ) -> Result<Written, E> {
     let Entries {
