@@ -202,11 +202,13 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub(crate) fn db(op: &'static str) -> impl Fn(hljca_store::db::DbError) -> CoreError {
+    /// Maps a database error of operation `op`.
+    pub fn db(op: &'static str) -> impl Fn(hljca_store::db::DbError) -> CoreError {
         move |source| CoreError::Db { op, source }
     }
 
-    pub(crate) fn io<'p>(
+    /// Maps an I/O error of `action` on `path`.
+    pub fn io<'p>(
         action: &'static str,
         path: &'p std::path::Path,
     ) -> impl Fn(std::io::Error) -> CoreError + 'p {

@@ -10,10 +10,10 @@ pub mod api;
 pub mod applications;
 pub use hljca_store::audit;
 pub mod backup;
-pub mod batch;
 pub mod ca;
 pub mod config;
 pub mod crl;
+pub mod csr;
 pub mod eligibility;
 pub mod engine;
 mod error;
@@ -204,6 +204,12 @@ impl Ca {
     /// Fixes the CA's clock at `t` (tests and what-if runs; audit timestamps stay real time).
     pub fn set_clock(&mut self, t: time::OffsetDateTime) {
         self.clock = Some(t);
+    }
+
+    /// The store: reads outside a transaction, and [`Store::write`] for the workflow's own
+    /// transactions (each with its audit row, signed by the operator).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The home.

@@ -1,12 +1,13 @@
 //! 新办: business department → certificate type → the policy's form → a draft application
 //! (the counter's `apply`, on behalf of the applicant account).
 
+use hljca_ra::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 use hljca_core::CoreError;
-use hljca_core::applications::{Channel, NewApplication};
 use hljca_core::operators::Role;
 use hljca_policies::{Applicant, CertType, FieldKind, ValidationErrors};
+use hljca_ra::applications::{Channel, NewApplication};
 use hyper::StatusCode;
 use maud::html;
 

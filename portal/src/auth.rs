@@ -1,13 +1,14 @@
 //! Accounts: registration (Argon2id password hash), log-in with the arithmetic captcha and
 //! the lockout of `applications::online`, log-out.
 
+use hljca_ra::prelude::*;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use hljca_core::applications::{AccountKind, LoginCheck, NewAccount};
 use hljca_policies::Mobile;
+use hljca_ra::applications::{AccountKind, LoginCheck, NewAccount};
 use hyper::{StatusCode, header};
 use maud::{Markup, html};
 

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use ab_glyph_rasterizer::{Point, Rasterizer, point};
-use hljca_core::applications::{AppId, Application};
 use hljca_policies::Policy;
+use hljca_ra::applications::{AppId, Application};
 use hyper::{StatusCode, header};
 use ttf_parser::{Face, OutlineBuilder};
 

@@ -6,6 +6,7 @@
 use hljca_core::CoreError;
 use hljca_core::operators::Role;
 use hljca_core::store::GatewayNotification;
+use hljca_ra::prelude::*;
 use hmac::{Hmac, Mac};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use hljca_core::CoreError;
-use hljca_core::applications::AppId;
+use hljca_ra::applications::AppId;
 use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Method, Request, StatusCode};
@@ -356,7 +356,7 @@ fn front(p: &Portal, s: &Session) -> Answer {
         }
         h2 { (l.t("线下受理服务地址", "Service sites")) }
         ul {
-            @for site in hljca_core::applications::Site::ALL {
+            @for site in hljca_ra::applications::Site::ALL {
                 li { (site.address()) }
             }
         }

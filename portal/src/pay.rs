@@ -1,13 +1,14 @@
 //! 去付款 (a payment order with the policy's amount and its QR code), 邮寄 or 自取, and 续费
 //! (renewal of a certificate inside its window, paid the same way).
 
+use hljca_ra::prelude::*;
 use std::collections::HashMap;
 
 use base64::Engine;
-use hljca_core::applications::{AppId, AppState, Channel, NewApplication, OnlineDelivery, Site};
 use hljca_core::operators::Role;
 use hljca_core::store::{CertFilter, CertStatus};
 use hljca_policies::{Applicant, Fen, Mobile};
+use hljca_ra::applications::{AppId, AppState, Channel, NewApplication, OnlineDelivery, Site};
 use hyper::StatusCode;
 use maud::{Markup, html};
 

@@ -4,6 +4,7 @@
 //! token (a JWT signed HS256 with the client secret) checked for signature, `iss`, `aud`,
 //! `exp` and `nonce` before the session logs in as the account of its `sub`.
 
+use hljca_ra::prelude::*;
 use std::collections::HashMap;
 
 use base64::Engine;

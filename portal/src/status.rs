@@ -2,11 +2,12 @@
 //! payment, delivery), uploads and downloads of its materials. Another account's application
 //! or material is "not found", exactly like one that does not exist.
 
-use hljca_core::applications::{AppId, AppState, Application, MaterialRecord};
 use hljca_core::operators::Role;
 use hljca_core::store::{CertFilter, CertSummary, DeliveryChoice, PayOrder};
 use hljca_core::{Ca, CoreError};
 use hljca_policies::Fen;
+use hljca_ra::applications::{AppId, AppState, Application, MaterialRecord};
+use hljca_ra::prelude::*;
 use hyper::{StatusCode, header};
 use maud::html;
 
@@ -103,7 +104,7 @@ pub(crate) async fn list(p: &Portal, s: &Session) -> Answer {
 }
 
 fn pickup_line(l: Lang, site: &str) -> String {
-    match site.parse::<hljca_core::applications::Site>() {
+    match site.parse::<hljca_ra::applications::Site>() {
         Ok(x) => format!("{}（{}0451-55918888）", x.address(), l.t("电话 ", "phone ")),
         Err(_) => site.to_owned(),
     }
@@ -203,10 +204,10 @@ pub(crate) async fn show(p: &Portal, s: &Session, id: AppId) -> Answer {
             ul { @for c in &v.certs { li { (c.serial) " — " (c.subject) } } }
         }
         @match &app.delivery {
-            Some(hljca_core::applications::Delivery::Mail { tracking_no, .. }) => {
+            Some(hljca_ra::applications::Delivery::Mail { tracking_no, .. }) => {
                 (message(false, &format!("{}{tracking_no}", l.t("USBKEY 已寄出，快递单号：", "The USBKEY is mailed, tracking number: "))))
             }
-            Some(hljca_core::applications::Delivery::Pickup { address, .. }) => {
+            Some(hljca_ra::applications::Delivery::Pickup { address, .. }) => {
                 (message(false, &format!("{}{address}", l.t("USBKEY 已制作完成，可以领取：", "The USBKEY is ready for pickup at: "))))
             }
             None => {}

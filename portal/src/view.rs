@@ -1,6 +1,6 @@
 //! The page layout, the two languages and the words shared by several pages.
 
-use hljca_core::applications::AppState;
+use hljca_ra::applications::AppState;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::session::Session;

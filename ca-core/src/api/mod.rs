@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::batch::check_csr;
+use crate::csr::check_csr;
 use crate::eligibility::{Request, Step};
 use crate::engine::Fee;
 use crate::error::{CoreError, Result};

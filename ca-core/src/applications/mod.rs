@@ -13,10 +13,7 @@
 pub use crate::store::vocab::{
     AppEventKind, AppId, AppState, Channel, Site, next_steps, transition,
 };
-mod fulfil;
-mod notify;
-mod online;
-mod ops;
+mod reads;
 use crate::store::applications as rows;
 
 use std::str::FromStr;
@@ -26,19 +23,12 @@ use serde::Serialize;
 use crate::error::{CoreError, Result};
 
 pub use crate::store::applications::{AppEvent, Application, Delivery, MaterialRecord, Order};
-pub use fulfil::delivery_summary;
-pub use notify::{OutboxEntry, RemindOutcome, Reminder};
-pub use online::{
-    AccountKind, GatewayPaid, LOCK_MINUTES, LoginCheck, MAX_LOGIN_FAILURES, NewAccount,
-    OnlineDelivery,
-};
-pub use ops::{AppIssueOutcome, NewApplication, material_hash};
 
 use crate::eligibility::{Eligible, Request, Step};
 
 impl crate::Ca {
     /// The eligibility check for application `app` at `step`.
-    pub(crate) fn app_eligible(&self, app: &Application, step: Step) -> Result<Eligible> {
+    pub fn app_eligible(&self, app: &Application, step: Step) -> Result<Eligible> {
         self.eligible(
             step,
             &Request {
@@ -76,7 +66,7 @@ pub(crate) fn move_in(
         tx,
         operator,
         &format!("app.{event}"),
-        &ops::app_object(id),
+        &app_object(id),
         &audit_details,
     )?)
 }
@@ -284,6 +274,16 @@ pub fn contact_mobile(
         .find_map(|f| applicant.get(&f.name))
         .filter(|m| !m.is_empty())
         .cloned()
+}
+
+/// The audit object of an application.
+pub fn app_object(id: AppId) -> String {
+    format!("APP-{}", id.0)
+}
+
+/// SHA-256 of a material, lower-case hex: its name in the store.
+pub fn material_hash(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::run::{Prepared, prepare};
 use super::{Engine, IssueParams, IssuedCert, KeySource, failpoint};
-use crate::batch::{CSR_TOKEN_LABEL, CheckedCsr};
 use crate::ca::pem_cert;
+use crate::csr::{CSR_TOKEN_LABEL, CheckedCsr};
 use crate::error::Result;
 use crate::profile::{EeParams, end_entity, random_serial};
 use crate::store::{self, CertRole, IssuanceKind, IssuanceRow, NewIssuance, NewPending, Stage};

@@ -32,7 +32,7 @@ use hljca_token::{TokenInfo, TokenSelector, TokenSession};
 use serde::Serialize;
 
 use crate::Ca;
-use crate::batch::CheckedCsr;
+use crate::csr::CheckedCsr;
 use crate::error::{CoreError, Result};
 use crate::keys::CaKeys;
 use crate::store::CertRole;

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::commit::{self, Made};
 use super::{Engine, IssueOutcome, IssueParams, KeySource, failpoint, refuse_ca_token};
 use crate::applications::{AppEventKind, AppId, AppState, move_in, state_in};
-use crate::batch::CSR_TOKEN_LABEL;
+use crate::csr::CSR_TOKEN_LABEL;
 use crate::eligibility::{Eligible, Request, Step};
 use crate::error::{CoreError, Result};
 use crate::profile::{EeParams, SubjectKey, end_entity, random_serial, subject};

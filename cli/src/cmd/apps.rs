@@ -1,11 +1,12 @@
 //! The counter workflow commands (issue 5): parse, call `hljca-core`, print.
 
 use hljca_core::Ca;
-use hljca_core::applications::{
+use hljca_policies::{Applicant, CertType, Mobile};
+use hljca_ra::applications::{
     AppId, AppIssueOutcome, AppState, Application, Channel, Delivery, MAX_MATERIAL_BYTES,
     NewApplication, PayMethod, Payment, Site, check_material, delivery_summary,
 };
-use hljca_policies::{Applicant, CertType, Mobile};
+use hljca_ra::prelude::*;
 use hljca_token::TokenSelector;
 use serde_json::json;
 

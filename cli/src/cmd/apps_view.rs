@@ -1,8 +1,9 @@
 //! How the counter workflow's results are shown: application steps, materials, one application.
 
 use hljca_core::Ca;
-use hljca_core::applications::{Application, delivery_summary};
 use hljca_core::store::CertFilter;
+use hljca_ra::applications::{Application, delivery_summary};
+use hljca_ra::prelude::*;
 use serde_json::json;
 
 use super::apps::load;

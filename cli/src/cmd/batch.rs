@@ -1,12 +1,11 @@
 //! Automation commands (issue 6): `batch issue`, `recover`, and `issue --csr`.
 
+use hljca_ra::prelude::*;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use hljca_core::batch::{
-    BatchPlan, BatchReport, RecoverAction, RecoverReport, RowStatus, check_csr,
-};
 use hljca_policies::{Applicant, CertType};
+use hljca_ra::batch::{BatchPlan, BatchReport, RecoverAction, RecoverReport, RowStatus, check_csr};
 use hljca_token::{Pin, TokenInfo, TokenSelector};
 
 use crate::Failure;
@@ -61,7 +60,7 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let pb = progress(cli, plan.rows.len());
     let stop = interrupt_flag();
-    let mut on_row = |r: &hljca_core::batch::RowResult| {
+    let mut on_row = |r: &hljca_ra::batch::RowResult| {
         if let Some(pb) = &pb {
             pb.set_message(format!("{} {}", r.external_id, r.status_word()));
             pb.inc(1);
@@ -117,7 +116,7 @@ trait StatusWord {
     fn status_word(&self) -> &'static str;
 }
 
-impl StatusWord for hljca_core::batch::RowResult {
+impl StatusWord for hljca_ra::batch::RowResult {
     fn status_word(&self) -> &'static str {
         match self.status {
             RowStatus::Issued => "issued",

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 
-use hljca_core::applications::{PayMethod, Payment, Site};
 use hljca_core::ca::{self, InitOptions};
 use hljca_core::engine::IssueParams;
 use hljca_core::issue::DirectFee;
 use hljca_core::operators::{NewOperator, Role};
 use hljca_core::{Ca, Home, KeyStore, Secrets};
 use hljca_policies::{Applicant, CertType};
+use hljca_ra::applications::{PayMethod, Payment, Site};
 use hljca_token::{Module, Pin, TokenSelector};
 
 use crate::Failure;

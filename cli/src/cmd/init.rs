@@ -1,10 +1,10 @@
 //! `hljca init` and `hljca ca`.
 
-use hljca_core::applications::Site;
 use hljca_core::ca::{self, InitOptions};
 use hljca_core::operators::{NewOperator, Role};
 use hljca_core::time_fmt::ts;
 use hljca_core::{Home, KeyStore};
+use hljca_ra::applications::Site;
 use hljca_token::{Module, TokenSelector};
 
 use crate::Failure;

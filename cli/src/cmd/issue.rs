@@ -1,9 +1,9 @@
 //! `hljca issue`.
 
-use hljca_core::applications::{PayMethod, Payment};
 use hljca_core::engine::{IssueOutcome, IssueParams};
 use hljca_core::issue::DirectFee;
 use hljca_policies::{Applicant, CertType};
+use hljca_ra::applications::{PayMethod, Payment};
 use hljca_token::TokenSelector;
 
 use crate::Failure;

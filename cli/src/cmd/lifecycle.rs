@@ -205,7 +205,7 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
         // The core reads each file whole: bound its size first.
         crate::files::require_within(
             std::path::Path::new(file),
-            hljca_core::applications::MAX_MATERIAL_BYTES,
+            hljca_ra::applications::MAX_MATERIAL_BYTES,
             "material file",
         )?;
         materials.push(BindMaterial {
@@ -235,7 +235,7 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
                 )));
             }
         };
-    let site: hljca_core::applications::Site = a
+    let site: hljca_ra::applications::Site = a
         .site
         .parse()
         .map_err(|e: String| Failure::input(anyhow::anyhow!(e)))?;

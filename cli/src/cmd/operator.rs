@@ -1,6 +1,6 @@
 //! `hljca operator`: enrol, list, change roles, revoke.
 
-use hljca_core::applications::Site;
+use hljca_ra::applications::Site;
 use std::path::Path;
 
 use hljca_core::operators::{NewCsrOperator, NewOperator, Role, parse_roles};

@@ -60,7 +60,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         ..CertFilter::default()
     })?;
     let crl = ca.last_crl()?;
-    use hljca_core::applications::AppState;
+    use hljca_ra::applications::AppState;
     let mut waiting = serde_json::Map::new();
     for st in [AppState::Submitted, AppState::Approved, AppState::Paid] {
         waiting.insert(

@@ -187,7 +187,7 @@ pub const MAX_CSR_BYTES: u64 = 64 * 1024;
 
 /// Reads and checks the request a batch row names (`name`, relative to `base`, the batch
 /// file's folder); the problem in words when it cannot be used.
-pub(crate) fn read_row_csr(
+pub fn read_row_csr(
     base: &Path,
     name: &str,
     policy: &Policy,
@@ -210,7 +210,7 @@ pub(crate) fn read_row_csr(
 
 /// Reads and checks the requests of many batch rows (`(line, name, policy)`) on every core;
 /// each line's request or problem, as [`read_row_csr`] gives it.
-pub(crate) fn read_row_csrs(
+pub fn read_row_csrs(
     base: &Path,
     jobs: &[(u64, String, &Policy)],
 ) -> std::collections::HashMap<u64, std::result::Result<CheckedCsr, String>> {

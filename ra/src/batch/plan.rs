@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::csr::{CSR_TOKEN_LABEL, CheckedCsr, read_row_csr, read_row_csrs};
 use super::file::{self, ErrorScope, FileFormat, RowError};
 use super::{CSR, EXTERNAL_ID, TOKEN, TYPE};
-use crate::Ca;
-use crate::eligibility::holder_of;
-use crate::error::Result;
+use hljca_core::Ca;
+use hljca_core::Result;
+use hljca_core::eligibility::holder_of;
 
 /// One validated row, ready to issue.
 #[derive(Debug, Clone, Serialize)]
@@ -115,12 +115,18 @@ fn external_id_problem(id: &str) -> Option<String> {
 fn token_matches(t: &TokenInfo, sel: &str) -> bool {
     t.initialized && (t.label == sel || t.serial == sel)
 }
-impl Ca {
+
+/// Planning a batch file on [`Ca`] before any token is touched.
+pub trait BatchPlanning {
     /// Reads and validates a batch file without touching any token: missing or duplicate
     /// external ids, unknown types, applicant data against each type's policy, the target
     /// tokens among those present (`tokens` is the `--tokens` round-robin list for rows that
     /// name none), and the enterprise certificate an enterprise-secondary row needs.
-    pub fn batch_plan(&self, module: &Module, path: &Path, tokens: &[String]) -> Result<BatchPlan> {
+    fn batch_plan(&self, module: &Module, path: &Path, tokens: &[String]) -> Result<BatchPlan>;
+}
+
+impl BatchPlanning for Ca {
+    fn batch_plan(&self, module: &Module, path: &Path, tokens: &[String]) -> Result<BatchPlan> {
         let f = file::read(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         // The rows' requests, read and checked on every core up front.
@@ -134,12 +140,12 @@ impl Ca {
                     .map(|s| s.trim())
                     .filter(|s| !s.is_empty())?;
                 let ct = r.fields.get(TYPE)?.trim().parse::<CertType>().ok()?;
-                Some((r.line, name.to_owned(), self.policies.get(ct)))
+                Some((r.line, name.to_owned(), self.policies().get(ct)))
             })
             .collect();
         let mut csr_checks = read_row_csrs(base, &csr_jobs);
         let present = module.tokens()?;
-        let ca_token_serial = self.config.ca.token_serial.clone();
+        let ca_token_serial = self.config().ca.token_serial.clone();
         let mut errors = f.errors.clone();
         let err =
             |line: u64, id: Option<&str>, field: &str, problem: String, rule: &str| RowError {
@@ -274,7 +280,7 @@ impl Ca {
             let mut org = None;
             let mut holder = None;
             if let Some(ct) = cert_type {
-                let policy = self.policies.get(ct);
+                let policy = self.policies().get(ct);
                 match policy.validate(&applicant) {
                     Ok(v) => {
                         org = policy
@@ -301,7 +307,7 @@ impl Ca {
                     && let Some(o) = &org
                     && !enterprise_orgs.contains(o)
                     && self
-                        .store
+                        .store()
                         .valid_for_org(CertType::Enterprise.key(), o, self.now())?
                         .is_empty()
                 {
@@ -327,7 +333,7 @@ impl Ca {
                     present
                         .iter()
                         .find(|t| t.label == label)
-                        .and_then(|t| self.store.token_holder(&t.serial).ok().flatten())
+                        .and_then(|t| self.store().token_holder(&t.serial).ok().flatten())
                         .map(|h| h.id)
                 })
             };
@@ -339,7 +345,7 @@ impl Ca {
             if let (Some(name), Some(ct)) = (&csr_name, cert_type) {
                 let checked = csr_checks
                     .remove(&line)
-                    .unwrap_or_else(|| read_row_csr(base, name, self.policies.get(ct)));
+                    .unwrap_or_else(|| read_row_csr(base, name, self.policies().get(ct)));
                 match checked {
                     Ok(c) => checked_csr = Some(c),
                     Err(problem) => errors.push(err(
@@ -445,7 +451,7 @@ impl Ca {
                     token,
                     token_label,
                     token_assigned,
-                    seal: self.policies.get(cert_type).seal.is_some() && checked_csr.is_none(),
+                    seal: self.policies().get(cert_type).seal.is_some() && checked_csr.is_none(),
                     csr: csr_name.map(|n| base.join(n)),
                     checked_csr,
                     applicant,

@@ -1,15 +1,15 @@
 //! The SMS outbox (no real gateway: rows for a sender to pick up) and expiry reminders.
 
-use crate::store::applications as rows;
-use crate::store::db::{Db, params};
+use hljca_core::store::applications as rows;
+use hljca_core::store::db::{Db, params};
 use hljca_policies::{CertType, PolicySet};
 use serde::Serialize;
 
 use super::{AppId, contact_mobile};
-use crate::error::{CoreError, Result};
-use crate::store::summary::{DueReminder, due_reminders, reminded_count};
-use crate::time_fmt::{now, ts};
-use crate::{Ca, audit};
+use hljca_core::store::summary::{DueReminder, due_reminders, reminded_count};
+use hljca_core::time_fmt::{now, ts};
+use hljca_core::{Ca, audit};
+use hljca_core::{CoreError, Result};
 
 /// Customer service phone (SPEC.md section 5).
 pub(super) const SERVICE_PHONE: &str = "0451-55918888";
@@ -103,21 +103,31 @@ fn expiry_text(policies: &PolicySet, cert_type: CertType, serial: &str, not_afte
     )
 }
 
-impl Ca {
+/// Certificates read per page by `remind`.
+const PAGE: i64 = 500;
+
+/// The SMS outbox and expiry reminders on [`Ca`].
+pub trait Notify {
     /// Every queued message, oldest first.
-    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        list(&self.store.conn)
-    }
+    fn outbox(&self) -> Result<Vec<OutboxEntry>>;
 
     /// Queues one expiry reminder for every issued identity certificate whose notAfter falls
     /// within `within_days` from now, at most once per certificate and window length: running it
     /// again with the same window queues nothing new.
-    pub fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
-        self.require(crate::operators::Role::Issuer, "remind")?;
+    fn remind(&mut self, within_days: i64) -> Result<RemindOutcome>;
+}
+
+impl Notify for Ca {
+    fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        list(&self.store().conn)
+    }
+
+    fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
+        self.require(hljca_core::operators::Role::Issuer, "remind")?;
         // Expired certificates are not "expiring": the window starts now. Pages of rows without
         // DER, soonest expiry first: a million-certificate CA is never loaded whole.
         let window = (self.now(), self.now() + time::Duration::days(within_days));
-        let tx = self.store.begin("begin reminders")?;
+        let tx = self.store().begin("begin reminders")?;
         let mut out = RemindOutcome {
             within_days,
             queued: Vec::new(),
@@ -135,14 +145,27 @@ impl Ca {
                 self.remind_one(&tx, &due, within_days, &mut out)?;
             }
         }
-        self.store.commit(tx, "commit reminders")?;
+        self.store().commit(tx, "commit reminders")?;
         Ok(out)
     }
+}
 
+/// The steps behind [`Notify`].
+pub(crate) trait NotifySteps {
     /// Queues the reminder of one certificate (or notes it has no mobile number).
     fn remind_one(
         &self,
-        tx: &crate::store::Tx<'_>,
+        tx: &hljca_core::store::Tx<'_>,
+        due: &DueReminder,
+        within_days: i64,
+        out: &mut RemindOutcome,
+    ) -> Result<()>;
+}
+
+impl NotifySteps for Ca {
+    fn remind_one(
+        &self,
+        tx: &hljca_core::store::Tx<'_>,
         due: &DueReminder,
         within_days: i64,
         out: &mut RemindOutcome,
@@ -153,13 +176,13 @@ impl Ca {
         };
         let applicant: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&due.applicant_json).unwrap_or_default();
-        let mobile = contact_mobile(self.policies.get(cert_type), &applicant);
+        let mobile = contact_mobile(self.policies().get(cert_type), &applicant);
         let Some(mobile) = mobile else {
             out.no_mobile.push(c.serial.clone());
             return Ok(());
         };
         let not_after = c.not_after.map(ts).unwrap_or_default();
-        let text = expiry_text(&self.policies, cert_type, &c.serial, &not_after);
+        let text = expiry_text(self.policies(), cert_type, &c.serial, &not_after);
         let outbox_id = enqueue(
             tx,
             &mobile,
@@ -175,7 +198,7 @@ impl Ca {
         .map_err(CoreError::db("record reminder"))?;
         audit::append(
             tx,
-            &self.operator,
+            self.operator(),
             "cert.remind",
             &c.serial,
             &serde_json::json!({
@@ -192,6 +215,3 @@ impl Ca {
         Ok(())
     }
 }
-
-/// Certificates read per page by `remind`.
-const PAGE: i64 = 500;

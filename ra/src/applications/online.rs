@@ -8,17 +8,18 @@
 //! the counter (`apply`, `add_material`, `submit_application`, `pay_application`), with the
 //! same eligibility check and workflow.
 
+use super::{CounterSteps, FulfilSteps};
 use hljca_policies::{Fen, Mobile};
 use serde::Serialize;
 
-use super::ops::app_object;
 use super::{AppId, AppState, Application, Channel, NewApplication, PayMethod, Payment, Site};
-use crate::Ca;
-use crate::audit;
-use crate::error::{CoreError, Result};
-use crate::store::portal as sql;
-use crate::store::{DeliveryChoice, GatewayNotification, PayOrder, PortalAccount};
-use crate::time_fmt::{parse_ts, ts};
+use hljca_core::Ca;
+use hljca_core::applications::app_object;
+use hljca_core::audit;
+use hljca_core::store::portal as sql;
+use hljca_core::store::{DeliveryChoice, GatewayNotification, PayOrder, PortalAccount};
+use hljca_core::time_fmt::{parse_ts, ts};
+use hljca_core::{CoreError, Result};
 
 /// Failed log-ins in a row after which an account is locked.
 pub const MAX_LOGIN_FAILURES: i64 = 5;
@@ -101,9 +102,74 @@ fn actor_of(a: &PortalAccount) -> String {
     format!("applicant:{}", a.login)
 }
 
-impl Ca {
+/// The online service on [`Ca`]: portal accounts, online applications, payment orders and gateway notifications, delivery choices.
+pub trait Online {
     /// Registers an applicant account; a mobile number already registered is refused.
-    pub fn online_register(&mut self, new: &NewAccount) -> Result<PortalAccount> {
+    fn online_register(&mut self, new: &NewAccount) -> Result<PortalAccount>;
+
+    /// The account of a single sign-on subject (log-in `sso:<sub>`), made on its first log-in
+    /// with the name and mobile number the provider vouched for.
+    fn online_sso_account(
+        &mut self,
+        sub: &str,
+        name: &str,
+        mobile: &Mobile,
+    ) -> Result<PortalAccount>;
+
+    /// The account with this log-in (mobile number).
+    fn online_account_by_login(&self, login: &str) -> Result<Option<PortalAccount>>;
+
+    /// The account with this number.
+    fn online_account(&self, id: i64) -> Result<Option<PortalAccount>>;
+
+    /// Records a log-in attempt whose password was (or was not) right, and decides: a locked
+    /// account is refused whatever the password; [`MAX_LOGIN_FAILURES`] failures in a row lock
+    /// it for [`LOCK_MINUTES`]. One audit row either way.
+    fn online_login_attempt(&mut self, id: i64, password_ok: bool) -> Result<LoginCheck>;
+
+    /// Creates a draft online application owned by `account` (the counter's `apply`, with the
+    /// same eligibility check), its ownership in the same transaction.
+    fn online_apply(&mut self, account: i64, new: &NewApplication) -> Result<Application>;
+
+    /// The account that owns an application (`None` for counter applications).
+    fn online_owner(&self, id: AppId) -> Result<Option<i64>>;
+
+    /// The applications of an account, newest first.
+    fn online_applications(&self, account: i64) -> Result<Vec<Application>>;
+
+    /// The fee an application pays (first-time, or annual for a renewal), from its policy.
+    fn application_fee(&self, app: &Application) -> Fen;
+
+    /// 去付款: the open payment order of an approved application, made now (amount from the
+    /// policy) unless one is already open; `order_no` names a new one.
+    fn online_pay_order(&mut self, id: AppId, account: i64, order_no: &str) -> Result<PayOrder>;
+
+    /// The payment orders of an application, oldest first.
+    fn online_pay_orders(&self, id: AppId) -> Result<Vec<PayOrder>>;
+
+    /// A payment order by number.
+    fn online_pay_order_by_no(&self, order_no: &str) -> Result<Option<PayOrder>>;
+
+    /// The gateway's (authenticated) notification that `n.order_no` was paid: checked for the
+    /// order, the amount and replay, then the counter's `pay` step (approved → paid, with its
+    /// order row and SMS) and the notification stored, in one transaction. The same
+    /// notification again changes nothing and says so; another one reusing its nonce, or for
+    /// an order already paid, is refused.
+    fn online_gateway_paid(&mut self, n: &GatewayNotification) -> Result<GatewayPaid>;
+
+    /// 邮寄 or 自取: the applicant's choice, once, after payment and before delivery is
+    /// arranged at the counter.
+    fn online_choose_delivery(&mut self, id: AppId, choice: &OnlineDelivery) -> Result<()>;
+
+    /// The content of a material handed in (its content-addressed file).
+    fn read_material(&self, m: &super::MaterialRecord) -> Result<Vec<u8>>;
+
+    /// The applicant's choice of mail or pickup, if made.
+    fn online_delivery_choice(&self, id: AppId) -> Result<Option<DeliveryChoice>>;
+}
+
+impl Online for Ca {
+    fn online_register(&mut self, new: &NewAccount) -> Result<PortalAccount> {
         let name = new.display_name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(CoreError::BadInput(
@@ -121,8 +187,8 @@ impl Ca {
             locked_until: None,
             created_at: ts(self.now()),
         };
-        let op = self.operator.clone();
-        self.store.write("register portal account", |tx| {
+        let op = self.operator().to_owned();
+        self.store().write("register portal account", |tx| {
             let Some(acct) = sql::insert_account(tx, &row)? else {
                 return Err(CoreError::Refused(format!(
                     "the mobile number {} is already registered",
@@ -140,9 +206,7 @@ impl Ca {
         })
     }
 
-    /// The account of a single sign-on subject (log-in `sso:<sub>`), made on its first log-in
-    /// with the name and mobile number the provider vouched for.
-    pub fn online_sso_account(
+    fn online_sso_account(
         &mut self,
         sub: &str,
         name: &str,
@@ -152,7 +216,7 @@ impl Ca {
             return Err(CoreError::BadInput("sub: 1 to 128 characters".into()));
         }
         let login = format!("sso:{sub}");
-        if let Some(a) = sql::account_by_login(&self.store.conn, &login)? {
+        if let Some(a) = sql::account_by_login(&self.store().conn, &login)? {
             return Ok(a);
         }
         let name = name.trim();
@@ -172,8 +236,8 @@ impl Ca {
             locked_until: None,
             created_at: ts(self.now()),
         };
-        let op = self.operator.clone();
-        self.store.write("register sso account", |tx| {
+        let op = self.operator().to_owned();
+        self.store().write("register sso account", |tx| {
             let Some(acct) = sql::insert_account(tx, &row)? else {
                 return Err(CoreError::Refused(format!(
                     "{} is already registered",
@@ -191,21 +255,16 @@ impl Ca {
         })
     }
 
-    /// The account with this log-in (mobile number).
-    pub fn online_account_by_login(&self, login: &str) -> Result<Option<PortalAccount>> {
-        Ok(sql::account_by_login(&self.store.conn, login)?)
+    fn online_account_by_login(&self, login: &str) -> Result<Option<PortalAccount>> {
+        Ok(sql::account_by_login(&self.store().conn, login)?)
     }
 
-    /// The account with this number.
-    pub fn online_account(&self, id: i64) -> Result<Option<PortalAccount>> {
-        Ok(sql::account(&self.store.conn, id)?)
+    fn online_account(&self, id: i64) -> Result<Option<PortalAccount>> {
+        Ok(sql::account(&self.store().conn, id)?)
     }
 
-    /// Records a log-in attempt whose password was (or was not) right, and decides: a locked
-    /// account is refused whatever the password; [`MAX_LOGIN_FAILURES`] failures in a row lock
-    /// it for [`LOCK_MINUTES`]. One audit row either way.
-    pub fn online_login_attempt(&mut self, id: i64, password_ok: bool) -> Result<LoginCheck> {
-        let acct = sql::account(&self.store.conn, id)?
+    fn online_login_attempt(&mut self, id: i64, password_ok: bool) -> Result<LoginCheck> {
+        let acct = sql::account(&self.store().conn, id)?
             .ok_or_else(|| CoreError::Refused(format!("no portal account {id}")))?;
         let now = self.now();
         let locked = acct
@@ -240,8 +299,8 @@ impl Ca {
                 )
             }
         };
-        let op = self.operator.clone();
-        self.store.write("portal log-in", |tx| {
+        let op = self.operator().to_owned();
+        self.store().write("portal log-in", |tx| {
             sql::set_login_state(tx, id, failed, until.as_deref())?;
             audit::append(
                 tx,
@@ -254,9 +313,7 @@ impl Ca {
         Ok(check)
     }
 
-    /// Creates a draft online application owned by `account` (the counter's `apply`, with the
-    /// same eligibility check), its ownership in the same transaction.
-    pub fn online_apply(&mut self, account: i64, new: &NewApplication) -> Result<Application> {
+    fn online_apply(&mut self, account: i64, new: &NewApplication) -> Result<Application> {
         if new.channel != Channel::Online {
             return Err(CoreError::BadInput(
                 "the portal makes online applications only".into(),
@@ -265,32 +322,22 @@ impl Ca {
         self.apply_with(new, |tx, id| Ok(sql::link_application(tx, id.0, account)?))
     }
 
-    /// The account that owns an application (`None` for counter applications).
-    pub fn online_owner(&self, id: AppId) -> Result<Option<i64>> {
-        Ok(sql::owner(&self.store.conn, id.0)?)
+    fn online_owner(&self, id: AppId) -> Result<Option<i64>> {
+        Ok(sql::owner(&self.store().conn, id.0)?)
     }
 
-    /// The applications of an account, newest first.
-    pub fn online_applications(&self, account: i64) -> Result<Vec<Application>> {
-        sql::applications_of(&self.store.conn, account)?
+    fn online_applications(&self, account: i64) -> Result<Vec<Application>> {
+        sql::applications_of(&self.store().conn, account)?
             .into_iter()
             .map(|id| self.application(AppId(id)))
             .collect()
     }
 
-    /// The fee an application pays (first-time, or annual for a renewal), from its policy.
-    pub fn application_fee(&self, app: &Application) -> Fen {
-        self.fee(app)
+    fn application_fee(&self, app: &Application) -> Fen {
+        self.app_fee(app)
     }
 
-    /// 去付款: the open payment order of an approved application, made now (amount from the
-    /// policy) unless one is already open; `order_no` names a new one.
-    pub fn online_pay_order(
-        &mut self,
-        id: AppId,
-        account: i64,
-        order_no: &str,
-    ) -> Result<PayOrder> {
+    fn online_pay_order(&mut self, id: AppId, account: i64, order_no: &str) -> Result<PayOrder> {
         let app = self.application(id)?;
         if app.state != AppState::Approved {
             return Err(CoreError::Refused(format!(
@@ -298,7 +345,7 @@ impl Ca {
                 app.state
             )));
         }
-        if let Some(open) = sql::pay_orders_of(&self.store.conn, id.0)?
+        if let Some(open) = sql::pay_orders_of(&self.store().conn, id.0)?
             .into_iter()
             .find(|o| o.paid_order_id.is_none())
         {
@@ -308,13 +355,13 @@ impl Ca {
             order_no: order_no.to_owned(),
             application_id: id.0,
             account_id: account,
-            amount_fen: self.fee(&app).0,
+            amount_fen: self.app_fee(&app).0,
             created_at: ts(self.now()),
             paid_order_id: None,
             notification_id: None,
         };
-        let op = self.operator.clone();
-        self.store.write("open payment order", |tx| {
+        let op = self.operator().to_owned();
+        self.store().write("open payment order", |tx| {
             sql::insert_pay_order(tx, &order)?;
             audit::append(
                 tx,
@@ -327,25 +374,19 @@ impl Ca {
         Ok(order)
     }
 
-    /// The payment orders of an application, oldest first.
-    pub fn online_pay_orders(&self, id: AppId) -> Result<Vec<PayOrder>> {
-        Ok(sql::pay_orders_of(&self.store.conn, id.0)?)
+    fn online_pay_orders(&self, id: AppId) -> Result<Vec<PayOrder>> {
+        Ok(sql::pay_orders_of(&self.store().conn, id.0)?)
     }
 
-    /// A payment order by number.
-    pub fn online_pay_order_by_no(&self, order_no: &str) -> Result<Option<PayOrder>> {
-        Ok(sql::pay_order(&self.store.conn, order_no)?)
+    fn online_pay_order_by_no(&self, order_no: &str) -> Result<Option<PayOrder>> {
+        Ok(sql::pay_order(&self.store().conn, order_no)?)
     }
 
-    /// The gateway's (authenticated) notification that `n.order_no` was paid: checked for the
-    /// order, the amount and replay, then the counter's `pay` step (approved → paid, with its
-    /// order row and SMS) and the notification stored, in one transaction. The same
-    /// notification again changes nothing and says so; another one reusing its nonce, or for
-    /// an order already paid, is refused.
-    pub fn online_gateway_paid(&mut self, n: &GatewayNotification) -> Result<GatewayPaid> {
-        let order = sql::pay_order(&self.store.conn, &n.order_no)?
+    fn online_gateway_paid(&mut self, n: &GatewayNotification) -> Result<GatewayPaid> {
+        let order = sql::pay_order(&self.store().conn, &n.order_no)?
             .ok_or_else(|| CoreError::Refused(format!("no payment order {}", n.order_no)))?;
-        if let Some(seen) = sql::notification_seen(&self.store.conn, &n.notification_id, &n.nonce)?
+        if let Some(seen) =
+            sql::notification_seen(&self.store().conn, &n.notification_id, &n.nonce)?
         {
             let same = seen.notification_id == n.notification_id
                 && seen.nonce == n.nonce
@@ -379,7 +420,7 @@ impl Ca {
             )));
         }
         let payment = Payment::new(PayMethod::QrWechat, Some(&n.transaction_id))?;
-        let at = ts(crate::time_fmt::now());
+        let at = ts(hljca_core::time_fmt::now());
         let (_, paid) =
             self.pay_application_with(AppId(order.application_id), &payment, |tx, oid| {
                 Ok(sql::settle(tx, n, oid, &at)?)
@@ -391,9 +432,7 @@ impl Ca {
         })
     }
 
-    /// 邮寄 or 自取: the applicant's choice, once, after payment and before delivery is
-    /// arranged at the counter.
-    pub fn online_choose_delivery(&mut self, id: AppId, choice: &OnlineDelivery) -> Result<()> {
+    fn online_choose_delivery(&mut self, id: AppId, choice: &OnlineDelivery) -> Result<()> {
         let app = self.application(id)?;
         if !matches!(
             app.state,
@@ -437,8 +476,8 @@ impl Ca {
                 chosen_at: ts(self.now()),
             },
         };
-        let op = self.operator.clone();
-        self.store.write("delivery choice", |tx| {
+        let op = self.operator().to_owned();
+        self.store().write("delivery choice", |tx| {
             if !sql::insert_delivery_choice(tx, id.0, &row)? {
                 return Err(CoreError::Refused(format!(
                     "{id}: mail or pickup was already chosen"
@@ -458,14 +497,12 @@ impl Ca {
         })
     }
 
-    /// The content of a material handed in (its content-addressed file).
-    pub fn read_material(&self, m: &super::MaterialRecord) -> Result<Vec<u8>> {
+    fn read_material(&self, m: &super::MaterialRecord) -> Result<Vec<u8>> {
         let path = self.material_path(&m.sha256);
         std::fs::read(&path).map_err(CoreError::io("reading material", &path))
     }
 
-    /// The applicant's choice of mail or pickup, if made.
-    pub fn online_delivery_choice(&self, id: AppId) -> Result<Option<DeliveryChoice>> {
-        Ok(sql::delivery_choice(&self.store.conn, id.0)?)
+    fn online_delivery_choice(&self, id: AppId) -> Result<Option<DeliveryChoice>> {
+        Ok(sql::delivery_choice(&self.store().conn, id.0)?)
     }
 }

@@ -7,7 +7,7 @@ use hljca_policies::Applicant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{CoreError, Result};
+use hljca_core::{CoreError, Result};
 
 /// Largest batch file read, in bytes (256 MiB); split bigger batches into several files.
 pub const MAX_BATCH_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -162,7 +162,7 @@ pub fn read(path: &Path) -> Result<BatchFile> {
 /// the limit. The limit is checked while reading, so a pipe or a growing file cannot get past
 /// it either.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    crate::home::read_limited(path, limit, "batch file").map_err(|e| match e {
+    hljca_core::home::read_limited(path, limit, "batch file").map_err(|e| match e {
         CoreError::BadInput(_) => CoreError::BadInput(format!(
             "batch file {} is larger than the limit of {} MiB ({limit} bytes); split it into \
              smaller files",

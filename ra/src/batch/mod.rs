@@ -5,12 +5,15 @@
 //! touched — then issued row by row through [`Ca::issue`], which is all or nothing per row.
 //! Each row carries an external id that is recorded on its certificates, so a rerun of the same
 //! file skips the rows already issued; rows left `pending` by a crash are finished or voided by
-//! [`Ca::recover`] first. Every row goes through the issuance engine ([`crate::engine`]).
+//! [`Ca::recover`] first. Every row goes through the issuance engine ([`hljca_core::engine`]).
 
+use bulk::BulkSteps;
 mod bulk;
-mod csr;
 mod file;
 mod plan;
+
+/// The one CSR check lives with the CA (the engine issues from it); a batch row uses it too.
+pub use hljca_core::csr;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,17 +22,17 @@ use hljca_policies::CertType;
 use hljca_token::{Module, TokenError, TokenSelector, TokenSession};
 use serde::Serialize;
 
-use crate::engine::{Engine, IssueParams, Lease, Probe};
-use crate::error::{CoreError, Result};
-use crate::keys::Secrets;
-use crate::store::jobs;
-use crate::{Ca, audit};
+use hljca_core::engine::{Engine, IssueParams, Lease, Probe};
+use hljca_core::keys::Secrets;
+use hljca_core::store::jobs;
+use hljca_core::{Ca, audit};
+use hljca_core::{CoreError, Result};
 
-pub use crate::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
 pub use bulk::BULK_GROUP;
 pub use csr::{CSR_TOKEN_LABEL, CheckedCsr, CsrOutcome, CsrRejected, check_csr};
 pub use file::{BatchFile, FileFormat, RawRow, RowError, read};
-pub use plan::{BatchPlan, PlannedRow};
+pub use hljca_core::engine::{RecoverAction, RecoverReport, RecoveredIssuance};
+pub use plan::{BatchPlan, BatchPlanning, PlannedRow};
 
 /// Column holding the caller's id of a row.
 pub const EXTERNAL_ID: &str = "external_id";
@@ -108,20 +111,37 @@ pub struct BatchReport {
     pub results: Vec<RowResult>,
 }
 
-impl Ca {
+pub(crate) enum ExternalState {
+    None,
+    Pending(Vec<String>),
+    Issued(Vec<String>),
+}
+
+/// Batch issuance on [`Ca`].
+pub trait Batch {
     /// Issues a validated batch row by row. Rows whose external id already has an issued
     /// certificate are skipped; a row that fails is reported and the others go on. The job is
     /// recorded in `batch_jobs`/`batch_rows` and audited (`batch.start`, `batch.finish`).
     /// `on_row` is called after each row (for a progress bar); when it breaks (Ctrl-C), the run
     /// stops cleanly after that row and the job is recorded as interrupted.
-    pub fn batch_issue(
+    fn batch_issue(
+        &mut self,
+        module: &Module,
+        secrets: &Secrets,
+        plan: &BatchPlan,
+        on_row: &mut dyn FnMut(&RowResult) -> std::ops::ControlFlow<()>,
+    ) -> Result<BatchReport>;
+}
+
+impl Batch for Ca {
+    fn batch_issue(
         &mut self,
         module: &Module,
         secrets: &Secrets,
         plan: &BatchPlan,
         on_row: &mut dyn FnMut(&RowResult) -> std::ops::ControlFlow<()>,
     ) -> Result<BatchReport> {
-        self.require(crate::operators::Role::Issuer, "batch issue")?;
+        self.require(hljca_core::operators::Role::Issuer, "batch issue")?;
         if !plan.errors.is_empty() {
             return Err(CoreError::Refused(format!(
                 "{} has {} bad row(s); fix them first",
@@ -144,9 +164,9 @@ impl Ca {
         // One batch at a time: two runs of one file could both find a row unissued. The check
         // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it; a
         // running job whose lease is free belongs to a process that is gone.
-        let op = &self.operator;
+        let op = &self.operator();
         let space = self.lease_space();
-        let job_id = self.store.write("begin batch job", |tx| {
+        let job_id = self.store().write("begin batch job", |tx| {
             for (id, lease) in jobs::running(tx)? {
                 if let Some(l) = lease
                     && matches!(Lease::probe(&space, &l)?, Probe::Held)
@@ -212,8 +232,8 @@ impl Ca {
                 row,
                 &mut refused_tokens,
             );
-            let op = &self.operator;
-            self.store.write("record batch row", |tx| {
+            let op = &self.operator();
+            self.store().write("record batch row", |tx| {
                 jobs::insert_row(
                     tx,
                     job_id,
@@ -256,8 +276,8 @@ impl Ca {
             count(RowStatus::Skipped),
             count(RowStatus::Failed),
         );
-        let op = &self.operator;
-        self.store.write("finish batch job", |tx| {
+        let op = &self.operator();
+        self.store().write("finish batch job", |tx| {
         jobs::finish(tx, job_id, status, (issued, skipped, failed))?;
         audit::append(
             tx,
@@ -283,8 +303,27 @@ impl Ca {
             results,
         })
     }
+}
 
+/// The steps behind [`Batch`].
+pub(crate) trait BatchSteps {
     #[allow(clippy::too_many_arguments)] // one caller; each piece is a distinct borrow
+    fn batch_row<'m>(
+        &mut self,
+        job_id: i64,
+        module: &'m Module,
+        secrets: &Secrets,
+        engine: &Engine<'_>,
+        sessions: &mut HashMap<String, TokenSession<'m>>,
+        row: &PlannedRow,
+        refused_tokens: &mut HashMap<String, String>,
+    ) -> RowResult;
+
+    /// Where an external id stands: issued before (its serials), pending, or unused.
+    fn external_id_state(&self, external_id: &str) -> Result<ExternalState>;
+}
+
+impl BatchSteps for Ca {
     fn batch_row<'m>(
         &mut self,
         job_id: i64,
@@ -331,8 +370,8 @@ impl Ca {
         let mut params = IssueParams::new(row.cert_type, row.applicant.clone());
         params.external_id = Some(row.external_id.clone());
         // Batches are invoiced: each row's first-time fee is booked against the job.
-        params.fee = Some(crate::engine::Fee {
-            fen: self.policies.get(row.cert_type).fees.first.0,
+        params.fee = Some(hljca_core::engine::Fee {
+            fen: self.policies().get(row.cert_type).fees.first.0,
             method: "invoice".into(),
             reference: Some(format!("batch-{job_id}:{}", row.external_id)),
         });
@@ -385,9 +424,8 @@ impl Ca {
         result
     }
 
-    /// Where an external id stands: issued before (its serials), pending, or unused.
-    pub(crate) fn external_id_state(&self, external_id: &str) -> Result<ExternalState> {
-        let rows = self.store.by_external_id(external_id)?;
+    fn external_id_state(&self, external_id: &str) -> Result<ExternalState> {
+        let rows = self.store().by_external_id(external_id)?;
         let pending: Vec<String> = rows
             .iter()
             .filter(|(_, s)| s == "pending")
@@ -403,10 +441,4 @@ impl Ca {
             rows.into_iter().map(|(serial, _)| serial).collect(),
         ))
     }
-}
-
-pub(crate) enum ExternalState {
-    None,
-    Pending(Vec<String>),
-    Issued(Vec<String>),
 }

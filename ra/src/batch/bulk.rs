@@ -2,11 +2,12 @@
 //! ([`Engine::issue_csr_bulk`]), many certificates per transaction, and recorded in
 //! `batch_rows` a group at a time.
 
+use super::BatchSteps;
 use super::{ExternalState, PlannedRow, RowResult, RowStatus};
-use crate::engine::{Engine, Fee, IssueParams, KeySource};
-use crate::error::Result;
-use crate::store::jobs;
-use crate::{Ca, audit};
+use hljca_core::Result;
+use hljca_core::engine::{Engine, Fee, IssueParams, KeySource};
+use hljca_core::store::jobs;
+use hljca_core::{Ca, audit};
 
 /// Requests signed and committed per group (two transactions each).
 pub const BULK_GROUP: usize = 1000;
@@ -25,10 +26,20 @@ pub(super) fn group_size() -> usize {
     BULK_GROUP
 }
 
-impl Ca {
+/// The steps behind [`BulkBatch`].
+pub(crate) trait BulkSteps {
     /// Issues a run of CSR rows (at most [`BULK_GROUP`]) and records their outcomes; rows
     /// issued by an earlier run are skipped, rows left pending by a crash fail (recover first).
-    pub(super) fn batch_csr_group(
+    fn batch_csr_group(
+        &mut self,
+        job_id: i64,
+        engine: &Engine<'_>,
+        rows: &[PlannedRow],
+    ) -> Result<Vec<RowResult>>;
+}
+
+impl BulkSteps for Ca {
+    fn batch_csr_group(
         &mut self,
         job_id: i64,
         engine: &Engine<'_>,
@@ -73,7 +84,7 @@ impl Ca {
                     p.external_id = Some(row.external_id.clone());
                     // Batches are invoiced: each row's first-time fee is booked against the job.
                     p.fee = Some(Fee {
-                        fen: self.policies.get(row.cert_type).fees.first.0,
+                        fen: self.policies().get(row.cert_type).fees.first.0,
                         method: "invoice".into(),
                         reference: Some(format!("batch-{job_id}:{}", row.external_id)),
                     });
@@ -105,8 +116,8 @@ impl Ca {
                 }
             }
         }
-        let op = &self.operator;
-        self.store.write("record batch rows", |tx| {
+        let op = &self.operator();
+        self.store().write("record batch rows", |tx| {
             for r in &results {
                 jobs::insert_row(
                     tx,
