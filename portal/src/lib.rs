@@ -16,27 +16,26 @@
 
 mod apply;
 mod auth;
+mod extract;
 mod form_pdf;
 mod gateway;
 mod pages;
 mod pay;
+mod routes;
 mod session;
 mod sso;
 mod status;
+mod upload;
 mod view;
 mod web;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hljca_core::{Ca, CoreError};
 use hljca_policies::PolicySet;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use zeroize::Zeroizing;
 
-pub use web::{Answer, BodyError, body as read_body};
+pub use web::{Answer, Answered, BodyError, body as read_body};
 
 /// Work for the CA worker: a closure run with the CA (on the worker's thread).
 pub type CaJob = Box<dyn FnOnce(&mut Ca) + Send>;
@@ -212,17 +211,10 @@ impl Portal {
         })
     }
 
-    /// Whether a path is the portal's (the server routes the rest).
-    pub fn owns(path: &str) -> bool {
-        pages::owns(path)
-    }
-
-    /// Answers one request; the answer carries the security headers and, when refused, why
-    /// (for the access log).
-    pub async fn handle(&self, req: Request<Incoming>) -> Answer {
-        pages::route(self, req).await
+    /// The portal's routes as one axum router (its own state inside) for the server to mount
+    /// behind its own: the pages, their sessions and CSRF checks, uploads, the gateway's
+    /// notification. Paths it has no route for fall through to the server's fallback.
+    pub fn router(self: &Arc<Portal>) -> axum::Router {
+        routes::router(self.clone())
     }
 }
-
-/// A response as the server sends it.
-pub type HttpResponse = Response<Full<Bytes>>;
