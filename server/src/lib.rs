@@ -23,6 +23,7 @@ mod http;
 pub mod metrics;
 mod ocsp_http;
 mod pages;
+mod router;
 pub mod worker;
 
 use std::net::SocketAddr;
