@@ -1,12 +1,13 @@
 //! hljca-portal: the applicant's side of online handling (线上办理, SPEC.md section 3), served by
 //! `hljca serve` beside OCSP and CRL publication.
 //!
-//! This crate owns the portal's pages (server-rendered HTML in Chinese, English on request,
-//! templates with `maud`, which escapes everything interpolated), its embedded assets (CSS, the
-//! QR code of a payment order), applicant sessions (server-side, HttpOnly + SameSite=Strict
-//! cookie), the log-in captcha, CSRF tokens, uploads (multipart, sniffed by ca-core's material
-//! check), the pre-filled application form (PDF) and the authentication of the payment
-//! gateway's notifications (HMAC-SHA256).
+//! This crate owns the portal's routes (an axum `Router`, [`Portal::router`], which the server
+//! mounts) and pages (server-rendered HTML in Chinese, English on request, templates with
+//! `maud`, which escapes everything interpolated), its embedded assets (CSS, the QR code of a
+//! payment order), applicant sessions (server-side, HttpOnly + SameSite=Strict cookie), the
+//! log-in captcha, CSRF tokens, uploads (multipart streamed with `multer`, sniffed by
+//! ca-core's material check), the pre-filled application form (PDF) and the authentication of
+//! the payment gateway's notifications (HMAC-SHA256).
 //!
 //! It owns no business rule: accounts, applications, materials, payments and delivery choices
 //! are `hljca_core::Ca` methods (`applications::online` and the counter's own steps), run on

@@ -23,10 +23,11 @@ use crate::{Portal, session};
 
 type St = axum::extract::State<Arc<Portal>>;
 
-/// The portal's areas: a path under one of them that no route names is the portal's 404.
+/// The portal's areas: a path under one of them that no route names is the portal's 404
+/// (under `/apps/{id}/`; `/apps/{id}` itself takes any one segment).
 const AREAS: [&str; 12] = [
-    "/static", "/lang", "/register", "/login", "/logout", "/apps", "/apply", "/pay", "/renew",
-    "/types", "/sso", "/__test",
+    "/static", "/lang", "/register", "/login", "/logout", "/apps/{id}", "/apply", "/pay",
+    "/renew", "/types", "/sso", "/__test",
 ];
 
 /// The portal's routes, with their state.
@@ -274,7 +275,6 @@ async fn test_captcha(State(p): St, Sess { s, .. }: Sess) -> Answer {
 /// Test builds with `HLJCA_PORTAL_TEST_HOOKS=1`: a handler that panics, to show the server
 /// answers 500 and goes on serving.
 #[cfg(debug_assertions)]
-#[allow(clippy::unused_async)]
 async fn test_panic() -> Answer {
     panic!("test hook: this handler panics")
 }

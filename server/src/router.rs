@@ -333,3 +333,7 @@ async fn access(AxState(a): AxState<Access>, mut req: Request, next: Next) -> Re
     }
     resp
 }
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;
