@@ -11,8 +11,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hljca_core::applications::AppId;
-use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::StatusCode;
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::request::Parts;
 
 use crate::Portal;
@@ -41,10 +41,12 @@ impl Slot {
     /// The session and whether it is new.
     fn session(&self, p: &Portal) -> (Session, bool) {
         self.got
-            .get_or_init(|| match self.cookie.as_deref().and_then(|id| p.sessions.get(id)) {
-                Some(s) => (s, false),
-                None => (p.sessions.create(Lang::Zh), true),
-            })
+            .get_or_init(
+                || match self.cookie.as_deref().and_then(|id| p.sessions.get(id)) {
+                    Some(s) => (s, false),
+                    None => (p.sessions.create(Lang::Zh), true),
+                },
+            )
             .clone()
     }
 }
@@ -71,17 +73,24 @@ impl FromRequestParts<Arc<Portal>> for Sess {
 /// The portal's middleware around every route: the session slot in, and on the way out the
 /// cookie of a session made for this request (unless the answer logged in with its own) and
 /// the portal's page for a body the size limit refused.
-pub(crate) async fn sessions(State(p): State<Arc<Portal>>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn sessions(
+    State(p): State<Arc<Portal>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let slot = Slot::new(req.headers());
     req.extensions_mut().insert(slot.clone());
     let mut resp = next.run(req).await;
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && resp.extensions().get::<Answered>().is_none() {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && resp.extensions().get::<Answered>().is_none()
+    {
         // `RequestBodyLimitLayer` answered on the declared length.
         resp = too_large(&slot.session(&p).0).into_response();
     }
     if let Some((s, true)) = slot.got.get()
         && !resp.headers().contains_key(header::SET_COOKIE)
-        && let Ok(v) = HeaderValue::from_str(&session::set_cookie(&s.id, p.cfg.secure_cookies).to_string())
+        && let Ok(v) =
+            HeaderValue::from_str(&session::set_cookie(&s.id, p.cfg.secure_cookies).to_string())
     {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

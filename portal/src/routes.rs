@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::body::{Body, HttpBody};
+use axum::extract::State;
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -26,8 +26,18 @@ type St = axum::extract::State<Arc<Portal>>;
 /// The portal's areas: a path under one of them that no route names is the portal's 404
 /// (under `/apps/{id}/`; `/apps/{id}` itself takes any one segment).
 const AREAS: [&str; 12] = [
-    "/static", "/lang", "/register", "/login", "/logout", "/apps/{id}", "/apply", "/pay",
-    "/renew", "/types", "/sso", "/__test",
+    "/static",
+    "/lang",
+    "/register",
+    "/login",
+    "/logout",
+    "/apps/{id}",
+    "/apply",
+    "/pay",
+    "/renew",
+    "/types",
+    "/sso",
+    "/__test",
 ];
 
 /// The portal's routes, with their state.
@@ -255,7 +265,9 @@ where
     B: HttpBody<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && resp.extensions().get::<Answered>().is_none() {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && resp.extensions().get::<Answered>().is_none()
+    {
         return crate::gateway::too_large().into_response();
     }
     resp.into_response()
@@ -264,7 +276,11 @@ where
 /// Test builds with `HLJCA_PORTAL_TEST_HOOKS=1`: the session's captcha answer.
 #[cfg(debug_assertions)]
 async fn test_captcha(State(p): St, Sess { s, .. }: Sess) -> Answer {
-    let answer = p.sessions.get(&s.id).and_then(|x| x.captcha).map(|(_, a)| a);
+    let answer = p
+        .sessions
+        .get(&s.id)
+        .and_then(|x| x.captcha)
+        .map(|(_, a)| a);
     Answer::new(
         StatusCode::OK,
         "text/plain; charset=utf-8",

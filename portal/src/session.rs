@@ -179,11 +179,20 @@ mod tests {
         assert!(!c.contains("Secure"), "{c}");
         assert!(set_cookie("ab12", true).to_string().contains("; Secure"));
         let gone = clear_cookie().to_string();
-        for part in ["hljca_portal=", "Path=/", "HttpOnly", "SameSite=Strict", "Max-Age=0"] {
+        for part in [
+            "hljca_portal=",
+            "Path=/",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=0",
+        ] {
             assert!(gone.split("; ").any(|p| p == part), "{part} in {gone}");
         }
         let mut h = hyper::HeaderMap::new();
-        h.append(hyper::header::COOKIE, "a=1; hljca_portal=xyz".parse().unwrap());
+        h.append(
+            hyper::header::COOKIE,
+            "a=1; hljca_portal=xyz".parse().unwrap(),
+        );
         assert_eq!(crate::web::cookie(&h, COOKIE).as_deref(), Some("xyz"));
         assert_eq!(crate::web::cookie(&h, "b"), None);
     }

@@ -8,10 +8,10 @@
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use base64::Engine;
-use bytes::Bytes;
 use axum::extract::Request;
 use axum::response::Response;
+use base64::Engine;
+use bytes::Bytes;
 use hljca_core::ocsp::{OcspResponseStatus, error_response};
 use hyper::StatusCode;
 use hyper::header::{self, HeaderMap};

@@ -163,11 +163,32 @@ pub(crate) fn public(ctx: Ctx) -> Router {
         )
     };
     let mut table: Vec<(String, MethodRouter)> = vec![
-        ("/healthz".into(), gets(health).layer(tag(Route::Health)).with_state(ctx.clone())),
-        ("/metrics".into(), gets(metrics).layer(tag(Route::Metrics)).with_state(ctx.clone())),
-        (literal(&r.crl), gets(crl).layer(tag(Route::Crl)).with_state(ctx.clone())),
-        (literal(&r.issuing), gets(issuing).layer(tag(Route::CaCert)).with_state(ctx.clone())),
-        (literal(&r.root), gets(root).layer(tag(Route::CaCert)).with_state(ctx.clone())),
+        (
+            "/healthz".into(),
+            gets(health)
+                .layer(tag(Route::Health))
+                .with_state(ctx.clone()),
+        ),
+        (
+            "/metrics".into(),
+            gets(metrics)
+                .layer(tag(Route::Metrics))
+                .with_state(ctx.clone()),
+        ),
+        (
+            literal(&r.crl),
+            gets(crl).layer(tag(Route::Crl)).with_state(ctx.clone()),
+        ),
+        (
+            literal(&r.issuing),
+            gets(issuing)
+                .layer(tag(Route::CaCert))
+                .with_state(ctx.clone()),
+        ),
+        (
+            literal(&r.root),
+            gets(root).layer(tag(Route::CaCert)).with_state(ctx.clone()),
+        ),
     ];
     if !r.ocsp.is_empty() {
         let at = literal(&r.ocsp);
@@ -253,12 +274,14 @@ fn api_panicked(err: Box<dyn Any + Send + 'static>) -> Response {
 /// The layers every route of a listener is under: innermost the request timeout, then the
 /// panic catcher, the trace span, and outermost the access log and metrics.
 pub(crate) fn layers(router: Router, st: Arc<State>, side: Side) -> Router {
-    let timeout = TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, st.limits.request_timeout);
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, st.limits.request_timeout);
     let catch = CatchPanicLayer::custom(match side {
         Side::Public => panicked as fn(Box<dyn Any + Send + 'static>) -> Response,
         Side::Api => api_panicked,
     });
-    let trace = TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    let trace =
+        TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
     router
         .layer(timeout)
         .layer(catch)

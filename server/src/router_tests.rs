@@ -102,11 +102,7 @@ async fn a_panicking_handler_is_a_500_and_the_next_request_is_served() {
     );
 
     // On the API listener the panic is the API's JSON error.
-    let api = layers(
-        Router::new().route("/boom", get(boom)),
-        st,
-        Side::Api,
-    );
+    let api = layers(Router::new().route("/boom", get(boom)), st, Side::Api);
     let (code, _, body) = call(&api, req("GET", "/boom")).await;
     assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -127,7 +123,10 @@ async fn slow_handlers_time_out_with_the_listeners_own_errors() {
     };
     let app = layers(slow(), st.clone(), Side::Public);
     let (code, _, body) = call(&app, req("GET", "/slow")).await;
-    assert_eq!((code, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n")
+    );
     let api = layers(slow(), st, Side::Api);
     let (code, _, body) = call(&api, req("GET", "/slow")).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
@@ -142,14 +141,23 @@ async fn the_public_table() {
     let (code, h, body) = call(&app, req("GET", "/ca/root.cer")).await;
     assert_eq!((code, body.as_str()), (StatusCode::OK, "root"));
     assert_eq!(h[header::CONTENT_TYPE], "application/pkix-cert");
-    assert!(h[header::CACHE_CONTROL].to_str().unwrap().starts_with("public, max-age=86400"));
+    assert!(
+        h[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .starts_with("public, max-age=86400")
+    );
     assert!(h.contains_key(header::ETAG) && h.contains_key(header::LAST_MODIFIED));
     let mut r = req("GET", "/ca/issuing.cer");
-    r.headers_mut().insert(header::IF_NONE_MATCH, ctx.st.issuing.etag.parse().unwrap());
+    r.headers_mut()
+        .insert(header::IF_NONE_MATCH, ctx.st.issuing.etag.parse().unwrap());
     assert_eq!(call(&app, r).await.0, StatusCode::NOT_MODIFIED);
     // No CRL yet; methods other than GET and HEAD are 405 with Allow.
     let (code, _, body) = call(&app, req("GET", "/crl/issuing.crl")).await;
-    assert_eq!((code, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "no CRL yet\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "no CRL yet\n")
+    );
     let (code, h, body) = call(&app, req("DELETE", "/metrics")).await;
     assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h[header::ALLOW], "GET, HEAD");
@@ -166,13 +174,27 @@ async fn the_public_table() {
         .body(Body::from(vec![0u8; 5000]))
         .unwrap();
     let (code, _, body) = call(&app, big).await;
-    assert_eq!((code, body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "request body over 1024 bytes\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body over 1024 bytes\n"
+        )
+    );
     let chunked = Request::post("/")
         .header(header::CONTENT_TYPE, "application/ocsp-request")
-        .body(Body::new(Chunks(vec![vec![0u8; 800], vec![0u8; 800]].into_iter())))
+        .body(Body::new(Chunks(
+            vec![vec![0u8; 800], vec![0u8; 800]].into_iter(),
+        )))
         .unwrap();
     let (code, _, body) = call(&app, chunked).await;
-    assert_eq!((code, body.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "request body over 1024 bytes\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body over 1024 bytes\n"
+        )
+    );
     // Before the worker is up OCSP answers tryLater (an OCSP answer, HTTP 200), GET or POST /.
     for r in [
         req("GET", "/ocsp/MAA%3D"),
@@ -201,7 +223,10 @@ async fn the_public_table() {
     let (code, _, body) = call(&app, req("POST", "/login")).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     let (code, _, body) = call(&app, req("GET", "/nothing/here")).await;
-    assert_eq!((code, body.as_str()), (StatusCode::NOT_FOUND, "not found\n"));
+    assert_eq!(
+        (code, body.as_str()),
+        (StatusCode::NOT_FOUND, "not found\n")
+    );
     let m = ctx.st.metrics.render();
     for want in [
         "hljca_http_requests_total{route=\"ca_cert\",code=\"200\"} 1",

@@ -502,5 +502,9 @@ fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
         metrics.contains("hljca_http_requests_total{route=\"portal\",code=\"500\"} 3"),
         "{metrics}"
     );
-    assert!(server.logs().contains("handler panicked"), "{}", server.logs());
+    assert!(
+        server.logs().contains("handler panicked"),
+        "{}",
+        server.logs()
+    );
 }

@@ -103,7 +103,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
 /// Calls under [`PREFIX`] need a client certificate, whatever their path and method.
 async fn require_client(req: Request, next: Next) -> AxResponse {
-    let has = matches!(req.extensions().get::<ClientCert>(), Some(ClientCert(Some(_))));
+    let has = matches!(
+        req.extensions().get::<ClientCert>(),
+        Some(ClientCert(Some(_)))
+    );
     if !has && req.uri().path().starts_with(PREFIX) {
         return unauthorized().into_response();
     }
@@ -137,7 +140,11 @@ fn serial_of(uri: &Uri) -> &str {
         .unwrap_or("")
 }
 
-async fn list(AxState(c): AxState<Ctx>, Client(client): Client, uri: Uri) -> Result<Outcome, ApiError> {
+async fn list(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    uri: Uri,
+) -> Result<Outcome, ApiError> {
     let call = list_call(uri.query())?;
     Ok(respond(send(&c.jobs, client, call).await?, false))
 }
@@ -150,15 +157,26 @@ async fn get_one(
 ) -> Result<Outcome, ApiError> {
     let serial = checked_serial(serial_of(&uri))?;
     let pem = wants_pem(&headers);
-    Ok(respond(send(&c.jobs, client, ApiCall::Get { serial }).await?, pem))
+    Ok(respond(
+        send(&c.jobs, client, ApiCall::Get { serial }).await?,
+        pem,
+    ))
 }
 
-async fn issue(AxState(c): AxState<Ctx>, Client(client): Client, req: Request) -> Result<Outcome, ApiError> {
+async fn issue(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    req: Request,
+) -> Result<Outcome, ApiError> {
     let call = issue_call(req, &c.st).await?;
     Ok(respond(send(&c.jobs, client, call).await?, false))
 }
 
-async fn revoke(AxState(c): AxState<Ctx>, Client(client): Client, req: Request) -> Result<Outcome, ApiError> {
+async fn revoke(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    req: Request,
+) -> Result<Outcome, ApiError> {
     let serial = checked_serial(serial_of(req.uri()))?;
     let call = revoke_call(req, &c.st, serial).await?;
     Ok(respond(send(&c.jobs, client, call).await?, false))
@@ -333,11 +351,7 @@ async fn issue_call(req: Request, st: &State) -> Result<ApiCall, ApiError> {
     }))
 }
 
-async fn revoke_call(
-    req: Request,
-    st: &State,
-    serial: String,
-) -> Result<ApiCall, ApiError> {
+async fn revoke_call(req: Request, st: &State, serial: String) -> Result<ApiCall, ApiError> {
     let m = json_body(req, st).await?;
     only(&m, &["reason", "keep_secondary"])?;
     let reason: Reason = string(&m, "reason")?
