@@ -95,7 +95,7 @@ pub(crate) fn router(p: Arc<Portal>) -> Router {
 
 /// A path of the portal's areas that names nothing, or a method its page does not take:
 /// 404 for GET/HEAD, the CSRF check and 404 for POST, 405 for the rest.
-async fn other(State(_p): St, Sess { s, fresh }: Sess, m: Method, h: HeaderMap, b: Body) -> Answer {
+async fn other(Sess { s, fresh }: Sess, m: Method, h: HeaderMap, b: Body) -> Answer {
     if m == Method::GET || m == Method::HEAD {
         not_found(&s, "no such page")
     } else if m == Method::POST {

@@ -13,7 +13,12 @@ use super::*;
 use crate::{Limits, Routes, cache, docs, metrics};
 
 fn state() -> Arc<State> {
-    let config = hljca_core::Config::new(hljca_core::KeyStore::File);
+    state_with(Routes::from_config(&hljca_core::Config::new(
+        hljca_core::KeyStore::File,
+    )))
+}
+
+fn state_with(routes: Routes) -> Arc<State> {
     let portal = hljca_portal::Portal::new(
         hljca_portal::PortalConfig {
             policies: hljca_policies::PolicySet::builtin().unwrap(),
@@ -38,7 +43,7 @@ fn state() -> Arc<State> {
         crl: RwLock::new(None),
         issuing: doc(b"issuing"),
         root: doc(b"root"),
-        routes: Routes::from_config(&config),
+        routes,
         metrics: metrics::Metrics::default(),
         limits: Limits {
             request_timeout: Duration::from_secs(2),
@@ -54,6 +59,45 @@ fn state() -> Arc<State> {
 fn ctx() -> (Ctx, Receiver<Job>) {
     let (jobs, rx) = std::sync::mpsc::sync_channel(4);
     (Ctx { st: state(), jobs }, rx)
+}
+
+#[tokio::test]
+async fn ocsp_at_the_root_of_the_host_takes_every_other_path() {
+    let (jobs, _rx) = std::sync::mpsc::sync_channel(4);
+    let routes = Routes {
+        crl: "/crl/{issuing}.crl".into(),
+        issuing: "/ca/issuing.cer".into(),
+        root: "/ca/root.cer".into(),
+        ocsp: String::new(),
+    };
+    let app = public(Ctx {
+        st: state_with(routes),
+        jobs,
+    });
+    let (code, _, body) = call(&app, req("GET", "/crl/{issuing}.crl")).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "no CRL yet\n")
+    );
+    assert_eq!(call(&app, req("GET", "/metrics")).await.0, StatusCode::OK);
+    let post = Request::post("/")
+        .header(header::CONTENT_TYPE, "application/ocsp-request")
+        .body(Body::from(vec![0x30, 0]))
+        .unwrap();
+    for r in [
+        req("GET", "/"),
+        req("GET", "/MAA%3D"),
+        req("GET", "/login"),
+        post,
+    ] {
+        let (code, h, _) = call(&app, r).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], "application/ocsp-response");
+    }
+    assert_eq!(
+        call(&app, req("POST", "/login")).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
