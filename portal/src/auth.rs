@@ -9,7 +9,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hljca_policies::Mobile;
 use hljca_ra::applications::{AccountKind, LoginCheck, NewAccount};
-use hyper::{StatusCode, header};
+use hyper::StatusCode;
 use maud::{Markup, html};
 
 use crate::session::{self, Session};
@@ -260,10 +260,8 @@ pub(crate) async fn login(p: &Portal, s: &Session, f: &HashMap<String, String>) 
         Ok(LoginCheck::Allowed) => {
             let new = p.sessions.login(&s.id, acct.id, &acct.login);
             tracing::info!(account = acct.id, "portal log-in");
-            Answer::redirect("/apps").with(
-                header::SET_COOKIE,
-                &session::set_cookie(&new.id, p.cfg.secure_cookies),
-            )
+            Answer::redirect("/apps")
+                .with_cookie(&session::set_cookie(&new.id, p.cfg.secure_cookies))
         }
         Ok(LoginCheck::Refused { locked }) => {
             login_page(p, s, Some((true, l.t(BAD_LOGIN_ZH, BAD_LOGIN_EN)))).refused(if locked {

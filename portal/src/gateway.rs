@@ -8,8 +8,7 @@ use hljca_core::operators::Role;
 use hljca_core::store::GatewayNotification;
 use hljca_ra::prelude::*;
 use hmac::{Hmac, Mac};
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -53,6 +52,15 @@ pub(crate) fn signature_ok(secret: &[u8], body: &[u8], sig_hex: &str) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
+/// The answer to a notification over [`web::MAX_FORM_BYTES`].
+pub(crate) fn too_large() -> Answer {
+    refused(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "通知过大",
+        "gateway notification too large",
+    )
+}
+
 fn token_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -60,7 +68,8 @@ fn token_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-pub(crate) async fn notify(p: &Portal, req: Request<Incoming>) -> Answer {
+/// `POST /pay/notify`.
+pub(crate) async fn notify(p: &Portal, headers: &HeaderMap, body: axum::body::Body) -> Answer {
     let Some(secret) = p.cfg.gateway_secret.as_ref() else {
         return refused(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -68,21 +77,14 @@ pub(crate) async fn notify(p: &Portal, req: Request<Incoming>) -> Answer {
             "gateway notification: no secret configured",
         );
     };
-    let sig = req
-        .headers()
+    let sig = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let bytes = match web::body(req, web::MAX_FORM_BYTES).await {
+    let bytes = match web::read(headers, body, web::MAX_FORM_BYTES).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "通知过大",
-                "gateway notification too large",
-            );
-        }
+        Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::Unreadable(e)) => {
             return refused(StatusCode::BAD_REQUEST, "通知无法读取", &e);
         }

@@ -1,12 +1,13 @@
 //! hljca-portal: the applicant's side of online handling (线上办理, SPEC.md section 3), served by
 //! `hljca serve` beside OCSP and CRL publication.
 //!
-//! This crate owns the portal's pages (server-rendered HTML in Chinese, English on request,
-//! templates with `maud`, which escapes everything interpolated), its embedded assets (CSS, the
-//! QR code of a payment order), applicant sessions (server-side, HttpOnly + SameSite=Strict
-//! cookie), the log-in captcha, CSRF tokens, uploads (multipart, sniffed by ca-core's material
-//! check), the pre-filled application form (PDF) and the authentication of the payment
-//! gateway's notifications (HMAC-SHA256).
+//! This crate owns the portal's routes (an axum `Router`, [`Portal::router`], which the server
+//! mounts) and pages (server-rendered HTML in Chinese, English on request, templates with
+//! `maud`, which escapes everything interpolated), its embedded assets (CSS, the QR code of a
+//! payment order), applicant sessions (server-side, HttpOnly + SameSite=Strict cookie), the
+//! log-in captcha, CSRF tokens, uploads (multipart streamed with `multer`, sniffed by
+//! ca-core's material check), the pre-filled application form (PDF) and the authentication of
+//! the payment gateway's notifications (HMAC-SHA256).
 //!
 //! It owns no business rule: accounts, applications, materials, payments and delivery choices
 //! are `hljca_core::Ca` methods (`applications::online` and the counter's own steps), run on
@@ -16,27 +17,26 @@
 
 mod apply;
 mod auth;
+mod extract;
 mod form_pdf;
 mod gateway;
 mod pages;
 mod pay;
+mod routes;
 mod session;
 mod sso;
 mod status;
+mod upload;
 mod view;
 mod web;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hljca_core::{Ca, CoreError};
 use hljca_policies::PolicySet;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use zeroize::Zeroizing;
 
-pub use web::{Answer, BodyError, body as read_body};
+pub use web::{Answer, Answered, BodyError, body as read_body};
 
 /// Work for the CA worker: a closure run with the CA (on the worker's thread).
 pub type CaJob = Box<dyn FnOnce(&mut Ca) + Send>;
@@ -212,17 +212,10 @@ impl Portal {
         })
     }
 
-    /// Whether a path is the portal's (the server routes the rest).
-    pub fn owns(path: &str) -> bool {
-        pages::owns(path)
-    }
-
-    /// Answers one request; the answer carries the security headers and, when refused, why
-    /// (for the access log).
-    pub async fn handle(&self, req: Request<Incoming>) -> Answer {
-        pages::route(self, req).await
+    /// The portal's routes as one axum router (its own state inside) for the server to mount
+    /// behind its own: the pages, their sessions and CSRF checks, uploads, the gateway's
+    /// notification. Paths it has no route for fall through to the server's fallback.
+    pub fn router(self: &Arc<Portal>) -> axum::Router {
+        routes::router(self.clone())
     }
 }
-
-/// A response as the server sends it.
-pub type HttpResponse = Response<Full<Bytes>>;

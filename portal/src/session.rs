@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use cookie::{Cookie, SameSite};
 use rand_core::{OsRng, RngCore};
 
 use crate::view::Lang;
@@ -145,10 +146,54 @@ impl Sessions {
     }
 }
 
-/// The Set-Cookie value for a session.
-pub(crate) fn set_cookie(id: &str, secure: bool) -> String {
-    format!(
-        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}",
-        if secure { "; Secure" } else { "" }
-    )
+/// The session cookie: HttpOnly, SameSite=Strict, Path=/, `Secure` when configured.
+pub(crate) fn set_cookie(id: &str, secure: bool) -> Cookie<'static> {
+    Cookie::build((COOKIE, id.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build()
+}
+
+/// The cookie that ends a session in the browser (empty, `Max-Age=0`).
+pub(crate) fn clear_cookie() -> Cookie<'static> {
+    Cookie::build((COOKIE, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::ZERO)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_keep_their_attributes() {
+        let c = set_cookie("ab12", false).to_string();
+        for part in ["hljca_portal=ab12", "Path=/", "HttpOnly", "SameSite=Strict"] {
+            assert!(c.split("; ").any(|p| p == part), "{part} in {c}");
+        }
+        assert!(!c.contains("Secure"), "{c}");
+        assert!(set_cookie("ab12", true).to_string().contains("; Secure"));
+        let gone = clear_cookie().to_string();
+        for part in [
+            "hljca_portal=",
+            "Path=/",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=0",
+        ] {
+            assert!(gone.split("; ").any(|p| p == part), "{part} in {gone}");
+        }
+        let mut h = hyper::HeaderMap::new();
+        h.append(
+            hyper::header::COOKIE,
+            "a=1; hljca_portal=xyz".parse().unwrap(),
+        );
+        assert_eq!(crate::web::cookie(&h, COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(crate::web::cookie(&h, "b"), None);
+    }
 }

@@ -209,10 +209,7 @@ pub(crate) async fn callback(p: &Portal, s: &Session, q: &HashMap<String, String
     };
     let new = p.sessions.login(&s.id, acct.id, &acct.login);
     tracing::info!(account = acct.id, "portal log-in through single sign-on");
-    Answer::redirect("/apps").with(
-        header::SET_COOKIE,
-        &session::set_cookie(&new.id, p.cfg.secure_cookies),
-    )
+    Answer::redirect("/apps").with_cookie(&session::set_cookie(&new.id, p.cfg.secure_cookies))
 }
 
 #[cfg(test)]

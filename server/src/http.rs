@@ -1,33 +1,45 @@
-//! The HTTP side: the accept loop (bounded connections, header and request timeouts, graceful
-//! shutdown on SIGTERM or Ctrl-C) and the routes. Every request ends in one access log line;
-//! refused input also logs why.
+//! The HTTP side's transport: the accept loop (bounded connections, header timeouts, graceful
+//! shutdown on SIGTERM or Ctrl-C), each connection served by hyper's HTTP/1.1 with the axum
+//! router of its listener (`router.rs`), and what handlers share: [`Outcome`] (a response with
+//! what the access log says of it) and bounded body reads.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
-use std::time::Instant;
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::Full;
+use hyper::StatusCode;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::State;
-use crate::metrics::Route;
-use crate::ocsp_http;
 use crate::worker::Job;
+
+/// What the access log says of a response the server made (in its extensions).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Logged {
+    /// OCSP statuses answered (`good`, `malformedRequest`, …).
+    pub ocsp: Option<String>,
+    /// Served from the cache of signed answers.
+    pub cache: Option<bool>,
+    /// Why the request was refused, for the log.
+    pub refused: Option<String>,
+}
 
 /// A response on its way out, with what the access log says of it.
 pub(crate) struct Outcome {
-    pub resp: Response<Full<Bytes>>,
+    pub resp: Response,
     /// OCSP statuses answered (`good`, `malformedRequest`, …).
     pub ocsp: Option<String>,
     /// Served from the cache of signed answers.
@@ -37,7 +49,7 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    pub fn ok(resp: Response<Full<Bytes>>) -> Outcome {
+    pub fn ok(resp: Response) -> Outcome {
         Outcome {
             resp,
             ocsp: None,
@@ -49,7 +61,7 @@ impl Outcome {
     /// A plain-text error.
     pub fn error(code: StatusCode, why: impl Into<String>) -> Outcome {
         let why = why.into();
-        let mut resp = Response::new(Full::new(Bytes::from(format!("{why}\n"))));
+        let mut resp = Response::new(Body::from(format!("{why}\n")));
         *resp.status_mut() = code;
         set(&mut resp, header::CONTENT_TYPE, "text/plain; charset=utf-8");
         Outcome {
@@ -61,8 +73,25 @@ impl Outcome {
     }
 }
 
+impl IntoResponse for Outcome {
+    fn into_response(self) -> Response {
+        let mut resp = self.resp;
+        resp.extensions_mut().insert(Logged {
+            ocsp: self.ocsp,
+            cache: self.cache,
+            refused: self.refused,
+        });
+        resp
+    }
+}
+
+/// A response with a body.
+pub(crate) fn response(body: impl Into<Bytes>) -> Response {
+    Response::new(Body::from(body.into()))
+}
+
 /// Sets a header (values made here are always valid; a bad one is left out).
-pub(crate) fn set(resp: &mut Response<Full<Bytes>>, name: header::HeaderName, value: &str) {
+pub(crate) fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);
     }
@@ -70,15 +99,23 @@ pub(crate) fn set(resp: &mut Response<Full<Bytes>>, name: header::HeaderName, va
 
 /// The request's Content-Type when its media type (before any parameters) is not `want`,
 /// compared case-insensitively as RFC 9110 says; `None` when it is.
-pub(crate) fn other_content_type<B>(req: &Request<B>, want: &str) -> Option<String> {
-    let ctype = req
-        .headers()
+pub(crate) fn other_content_type(headers: &HeaderMap, want: &str) -> Option<String> {
+    let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = ctype.split(';').next().unwrap_or("").trim();
     (!essence.eq_ignore_ascii_case(want)).then(|| ctype.to_owned())
 }
+
+/// The connection's peer (a request extension, for the access log).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub SocketAddr);
+
+/// The client certificate (DER) the API's TLS layer verified, if one was sent (a request
+/// extension on the API listener).
+#[derive(Debug, Clone)]
+pub(crate) struct ClientCert(pub Option<Arc<Vec<u8>>>);
 
 /// Waits for SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
@@ -104,15 +141,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Which listener a connection came in on.
-#[derive(Clone)]
-enum Side {
-    /// OCSP, CRL, CA certificates, health, metrics (plain HTTP).
-    Public,
-    /// The client-certificate API (HTTPS), with the verified client certificate if one was sent.
-    Api(Option<Arc<Vec<u8>>>),
-}
-
 /// The API listener and its TLS configuration.
 pub(crate) struct ApiListener {
     pub listener: TcpListener,
@@ -135,6 +163,12 @@ pub(crate) async fn serve(
     state: Arc<State>,
     jobs: SyncSender<Job>,
 ) {
+    let ctx = crate::router::Ctx {
+        st: state.clone(),
+        jobs: jobs.clone(),
+    };
+    let public = crate::router::public(ctx.clone());
+    let api_router = crate::api::router(ctx);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(state.limits.max_connections.max(1)));
     let mut builder = http1::Builder::new();
@@ -169,27 +203,21 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         if let (true, Some(api)) = (is_api, api.as_ref()) {
             let watcher = graceful.watcher();
-            let (st, tx, tls, builder) = (
+            let (st, router, tls, builder) = (
                 state.clone(),
-                jobs.clone(),
+                api_router.clone(),
                 api.tls.clone(),
                 builder.clone(),
             );
             st.metrics.connection(1);
             tokio::spawn(async move {
-                serve_tls(stream, peer, tls, builder, watcher, st.clone(), tx).await;
+                serve_tls(stream, peer, tls, builder, watcher, &st, router).await;
                 st.metrics.connection(-1);
                 drop(permit);
             });
             continue;
         }
-        let st = state.clone();
-        let tx = jobs.clone();
-        let service = service_fn(move |req| {
-            let st = st.clone();
-            let tx = tx.clone();
-            async move { Ok::<_, Infallible>(handle(req, st, tx, peer, Side::Public).await) }
-        });
+        let service = service_fn(per_connection(public.clone(), peer, None));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let st = state.clone();
         st.metrics.connection(1);
@@ -227,8 +255,8 @@ async fn serve_tls(
     tls: tokio_rustls::TlsAcceptor,
     builder: http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
-    st: Arc<State>,
-    jobs: SyncSender<Job>,
+    st: &State,
+    router: Router,
 ) {
     let stream = match tokio::time::timeout(st.limits.request_timeout, tls.accept(stream)).await {
         Ok(Ok(s)) => s,
@@ -247,10 +275,7 @@ async fn serve_tls(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| Arc::new(c.to_vec()));
-    let service = service_fn(move |req| {
-        let (st, tx, client) = (st.clone(), jobs.clone(), client.clone());
-        async move { Ok::<_, Infallible>(handle(req, st, tx, peer, Side::Api(client)).await) }
-    });
+    let service = service_fn(per_connection(router, peer, Some(ClientCert(client))));
     let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
     match conn.await {
         Ok(()) => {}
@@ -261,162 +286,35 @@ async fn serve_tls(
     }
 }
 
-/// Which route a path names.
-fn route_of(path: &str, st: &State) -> Route {
-    let r = &st.routes;
-    if path == "/healthz" {
-        Route::Health
-    } else if path == "/metrics" {
-        Route::Metrics
-    } else if path == r.crl {
-        Route::Crl
-    } else if path == r.issuing || path == r.root {
-        Route::CaCert
-    } else if path == r.ocsp {
-        Route::OcspPost
-    } else if path.len() > r.ocsp.len()
-        && path.starts_with(&r.ocsp)
-        && path.as_bytes()[r.ocsp.len()] == b'/'
-    {
-        Route::OcspGet
-    } else if hljca_portal::Portal::owns(path) {
-        Route::Portal
-    } else {
-        Route::Other
-    }
-}
-
-/// `POST /` with an OCSP request is OCSP (RFC 6960 clients post to the base URL); everything
-/// else at `/` is the portal's front page.
-fn is_ocsp_post(req: &Request<Incoming>) -> bool {
-    req.method() == Method::POST && other_content_type(req, ocsp_http::REQUEST_TYPE).is_none()
-}
-
-fn allowed(method: &Method, allow: &[Method]) -> Option<Outcome> {
-    if allow.contains(method) {
-        return None;
-    }
-    let names: Vec<&str> = allow.iter().map(Method::as_str).collect();
-    let mut o = Outcome::error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method {method} not allowed here"),
-    );
-    set(&mut o.resp, header::ALLOW, &names.join(", "));
-    Some(o)
-}
-
-async fn dispatch(
-    req: Request<Incoming>,
-    route: Route,
-    st: &State,
-    jobs: &SyncSender<Job>,
-) -> Outcome {
-    let get = [Method::GET, Method::HEAD];
-    match route {
-        Route::Health => match allowed(req.method(), &get) {
-            Some(o) => o,
-            None => crate::pages::health(jobs).await,
-        },
-        Route::Metrics => allowed(req.method(), &get).unwrap_or_else(|| crate::pages::metrics(st)),
-        Route::Crl => allowed(req.method(), &get).unwrap_or_else(|| {
-            match st.crl.read().ok().and_then(|c| c.clone()) {
-                Some(doc) => crate::pages::doc(&req, &doc),
-                None => Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "no CRL yet"),
-            }
-        }),
-        Route::CaCert => allowed(req.method(), &get).unwrap_or_else(|| {
-            let doc = if req.uri().path() == st.routes.root {
-                &st.root
-            } else {
-                &st.issuing
-            };
-            crate::pages::doc(&req, doc)
-        }),
-        Route::OcspPost => match allowed(req.method(), &[Method::POST]) {
-            Some(o) => o,
-            None => ocsp_http::post(req, st, jobs).await,
-        },
-        Route::OcspGet => match allowed(req.method(), &get) {
-            Some(o) => o,
-            None => ocsp_http::get(req, st, jobs).await,
-        },
-        Route::Portal => {
-            let a = st.portal.handle(req).await;
-            Outcome {
-                resp: a.resp,
-                ocsp: None,
-                cache: None,
-                refused: a.refused,
-            }
-        }
-        Route::Other | Route::Api => Outcome::error(StatusCode::NOT_FOUND, "not found"),
-    }
-}
-
-async fn handle(
-    req: Request<Incoming>,
-    st: Arc<State>,
-    jobs: SyncSender<Job>,
+/// One connection's requests, with the peer (and on the API listener the client certificate)
+/// as extensions, answered by `router` (made a service with hyper's `service_fn`).
+fn per_connection(
+    router: Router,
     peer: SocketAddr,
-    side: Side,
-) -> Response<Full<Bytes>> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let (route, client) = match side {
-        // `POST /` with an OCSP request is OCSP; everything else at `/` is the portal's.
-        Side::Public if path == "/" && is_ocsp_post(&req) => (Route::OcspPost, None),
-        Side::Public => (route_of(&path, &st), None),
-        Side::Api(c) => (Route::Api, Some(c)),
-    };
-    let work = async {
-        match client {
-            Some(c) => crate::api::handle(req, &st, &jobs, c).await,
-            None => dispatch(req, route, &st, &jobs).await,
+    client: Option<ClientCert>,
+) -> impl Fn(Request<Incoming>) -> tower::util::Oneshot<Router, Request<Incoming>> + Clone {
+    move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
+        if let Some(c) = &client {
+            req.extensions_mut().insert(c.clone());
         }
-    };
-    let outcome = match tokio::time::timeout(st.limits.request_timeout, work).await {
-        Ok(o) => o,
-        Err(_) if route == Route::Api => crate::api::error::ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            "request-timeout",
-            "the call did not finish in time; with an Idempotency-Key, send it again",
-        )
-        .outcome(),
-        Err(_) => Outcome::error(StatusCode::SERVICE_UNAVAILABLE, "request timed out"),
-    };
-    let took = started.elapsed();
-    let code = outcome.resp.status().as_u16();
-    st.metrics.request(route, code, took);
-    let shown: String = path.chars().take(80).collect();
-    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-    match &outcome.refused {
-        Some(why) => tracing::warn!(
-            target: "hljca::access", %peer, %method, path = %shown, status = code,
-            ocsp = outcome.ocsp.as_deref().unwrap_or("-"), micros, refused = %why,
-            "request refused"
-        ),
-        None => tracing::info!(
-            target: "hljca::access", %peer, %method, path = %shown, status = code,
-            ocsp = outcome.ocsp.as_deref().unwrap_or("-"),
-            cache = outcome.cache.map(|h| if h { "hit" } else { "miss" }).unwrap_or("-"),
-            micros, "request"
-        ),
+        router.clone().oneshot(req)
     }
-    outcome.resp
+}
+
+/// A body over `max` bytes (read, or declared and refused by the body limit layer).
+pub(crate) fn too_large(max: usize) -> Outcome {
+    Outcome::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body over {max} bytes"),
+    )
 }
 
 /// Reads a request body of at most `max` bytes within the request timeout.
-pub(crate) async fn body(req: Request<Incoming>, st: &State) -> Result<Bytes, Outcome> {
+pub(crate) async fn body(req: Request, st: &State) -> Result<Bytes, Outcome> {
     use hljca_portal::BodyError;
     let max = st.limits.max_body_bytes;
-    let too_large = || {
-        Outcome::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {max} bytes"),
-        )
-    };
+    let too_large = || too_large(max);
     match tokio::time::timeout(st.limits.request_timeout, hljca_portal::read_body(req, max)).await {
         Err(_) => Err(Outcome::error(
             StatusCode::REQUEST_TIMEOUT,

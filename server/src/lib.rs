@@ -11,9 +11,12 @@
 //! API calls run by `hljca_core` (the issuance engine, `revoke`, the operators' roles).
 //!
 //! Shape: the CA (database, operator login, CA token session — none of them for async
-//! tasks) lives on the calling thread as the [`worker`]; hyper 1 on a tokio runtime answers
-//! requests, serves signed answers from the cache (`cache.rs`) and sends the worker a job for
-//! the rest (OCSP answers to sign, health checks, API calls).
+//! tasks) lives on the calling thread as the [`worker`]; on a tokio runtime, hyper 1 serves
+//! each connection with the axum router of its listener (`router.rs`: one route table for the
+//! public side with the portal's router behind it, one for the API; tower-http layers for
+//! timeouts, body limits, tracing and panics), serves signed answers from the cache
+//! (`cache.rs`) and sends the worker a job for the rest (OCSP answers to sign, health checks,
+//! API calls).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -23,6 +26,7 @@ mod http;
 pub mod metrics;
 mod ocsp_http;
 mod pages;
+mod router;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -40,6 +40,16 @@ impl Route {
         Route::Api,
         Route::Other,
     ];
+    /// Its place in [`Route::ALL`].
+    pub(crate) fn index(self) -> usize {
+        route_index(self)
+    }
+
+    /// The route at `i` of [`Route::ALL`] (`Other` past its end).
+    pub(crate) fn from_index(i: usize) -> Route {
+        Route::ALL.get(i).copied().unwrap_or(Route::Other)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Route::OcspPost => "ocsp_post",

@@ -8,18 +8,18 @@
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 
+use axum::extract::Request;
+use axum::response::Response;
 use base64::Engine;
 use bytes::Bytes;
 use hljca_core::ocsp::{OcspResponseStatus, error_response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header;
-use hyper::{Request, Response, StatusCode};
+use hyper::StatusCode;
+use hyper::header::{self, HeaderMap};
 use time::OffsetDateTime;
 
 use crate::State;
 use crate::docs::{etag, http_date};
-use crate::http::{Outcome, body, set};
+use crate::http::{Outcome, body, response, set};
 use crate::worker::Job;
 
 pub(crate) const REQUEST_TYPE: &str = "application/ocsp-request";
@@ -36,8 +36,8 @@ fn status_name(s: OcspResponseStatus) -> &'static str {
     }
 }
 
-fn der_response(der: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(der));
+fn der_response(der: Bytes) -> Response {
+    let mut r = response(der);
     set(&mut r, header::CONTENT_TYPE, RESPONSE_TYPE);
     r
 }
@@ -57,8 +57,8 @@ fn refused(st: &State, status: OcspResponseStatus, why: String) -> Outcome {
 }
 
 /// `POST {ocsp}`.
-pub(crate) async fn post(req: Request<Incoming>, st: &State, jobs: &SyncSender<Job>) -> Outcome {
-    if let Some(ctype) = crate::http::other_content_type(&req, REQUEST_TYPE) {
+pub(crate) async fn post(req: Request, st: &State, jobs: &SyncSender<Job>) -> Outcome {
+    if let Some(ctype) = crate::http::other_content_type(req.headers(), REQUEST_TYPE) {
         return Outcome::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("content type `{ctype}`; OCSP requests are {REQUEST_TYPE}"),
@@ -107,7 +107,7 @@ pub(crate) fn decode_get(encoded: &str) -> Option<Vec<u8>> {
 }
 
 /// `GET {ocsp}/{base64}`.
-pub(crate) async fn get(req: Request<Incoming>, st: &State, jobs: &SyncSender<Job>) -> Outcome {
+pub(crate) async fn get(req: Request, st: &State, jobs: &SyncSender<Job>) -> Outcome {
     let path = req.uri().path();
     let encoded = path.get(st.routes.ocsp.len() + 1..).unwrap_or("");
     // A DER request of max_body_bytes is 4/3 as long in base64, more when url-encoded.
@@ -115,7 +115,7 @@ pub(crate) async fn get(req: Request<Incoming>, st: &State, jobs: &SyncSender<Jo
         return Outcome::error(StatusCode::URI_TOO_LONG, "OCSP GET request too long");
     }
     match decode_get(encoded) {
-        Some(der) => answer(&der, st, jobs, Some(&req)).await,
+        Some(der) => answer(&der, st, jobs, Some(req.headers())).await,
         None => refused(
             st,
             OcspResponseStatus::MalformedRequest,
@@ -130,7 +130,7 @@ async fn answer(
     der: &[u8],
     st: &State,
     jobs: &SyncSender<Job>,
-    get: Option<&Request<Incoming>>,
+    get: Option<&HeaderMap>,
 ) -> Outcome {
     let Some(parser) = st.parser.get() else {
         return refused(
@@ -207,7 +207,7 @@ fn success(
     statuses: String,
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
-    get: Option<&Request<Incoming>>,
+    get: Option<&HeaderMap>,
     tag: Option<&str>,
     hit: bool,
 ) -> Outcome {
@@ -223,7 +223,7 @@ fn success(
     };
     let tag = tag.map(str::to_owned).unwrap_or_else(|| etag(&der));
     let mut r = if crate::pages::not_modified(req, &tag, this_update) {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = response(Bytes::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {

@@ -5,16 +5,15 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
 
+use axum::response::Response;
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header;
-use hyper::{Request, Response, StatusCode};
+use hyper::StatusCode;
+use hyper::header::{self, HeaderMap};
 use time::OffsetDateTime;
 
 use crate::State;
 use crate::docs::{Doc, http_date, parse_http_date};
-use crate::http::{Outcome, set};
+use crate::http::{Outcome, response, set};
 use crate::worker::Job;
 
 /// How long `/healthz` waits for the CA worker.
@@ -22,8 +21,7 @@ const HEALTH_WAIT: Duration = Duration::from_secs(3);
 
 /// True when the request's validators match: `If-None-Match` (an entity tag or `*`), else
 /// `If-Modified-Since` not before `last_modified` (RFC 9110 section 13.1).
-pub(crate) fn not_modified<B>(req: &Request<B>, etag: &str, last_modified: OffsetDateTime) -> bool {
-    let h = req.headers();
+pub(crate) fn not_modified(h: &HeaderMap, etag: &str, last_modified: OffsetDateTime) -> bool {
     if let Some(inm) = h.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         return inm
             .split(',')
@@ -37,15 +35,15 @@ pub(crate) fn not_modified<B>(req: &Request<B>, etag: &str, last_modified: Offse
 }
 
 /// A published document, or 304 when the client's copy is current.
-pub(crate) fn doc(req: &Request<Incoming>, d: &Doc) -> Outcome {
+pub(crate) fn doc(h: &HeaderMap, d: &Doc) -> Outcome {
     let now = OffsetDateTime::now_utc();
-    let fresh = not_modified(req, &d.etag, d.last_modified);
+    let fresh = not_modified(h, &d.etag, d.last_modified);
     let mut resp = if fresh {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = response(Bytes::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r = Response::new(Full::new(d.body.clone()));
+        let mut r = response(d.body.clone());
         set(&mut r, header::CONTENT_TYPE, d.content_type);
         r
     };
@@ -66,8 +64,8 @@ pub(crate) fn doc(req: &Request<Incoming>, d: &Doc) -> Outcome {
     Outcome::ok(resp)
 }
 
-fn json(code: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{v}\n"))));
+fn json(code: StatusCode, v: &serde_json::Value) -> Response {
+    let mut r = response(format!("{v}\n"));
     *r.status_mut() = code;
     set(&mut r, header::CONTENT_TYPE, "application/json");
     set(&mut r, header::CACHE_CONTROL, "no-store");
@@ -125,7 +123,7 @@ pub(crate) fn metrics(st: &State) -> Outcome {
     st.metrics
         .cache_entries
         .store(st.cache.len() as i64, Ordering::Relaxed);
-    let mut r = Response::new(Full::new(Bytes::from(st.metrics.render())));
+    let mut r = response(st.metrics.render());
     set(
         &mut r,
         header::CONTENT_TYPE,

@@ -479,3 +479,32 @@ fn forged_replayed_and_wrong_amount_notifications() {
     );
     env.audit_intact();
 }
+
+#[test]
+fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
+    let env = Env::new();
+    env.init_ca();
+    let server = portal_server(&env);
+    let b = Browser::new(&env, &server, "visitor");
+    // `GET /__test/panic` (debug builds with HLJCA_PORTAL_TEST_HOOKS=1) panics in its handler.
+    let p = b.get("/__test/panic");
+    assert_eq!(p.code, 500, "{}", p.text());
+    assert_eq!(p.text(), "internal server error\n");
+    // The server goes on: the portal, /healthz (the CA worker answers) and /metrics.
+    for _ in 0..2 {
+        assert_eq!(b.get("/").code, 200);
+        assert_eq!(b.get("/__test/panic").code, 500);
+    }
+    let health = b.get("/healthz");
+    assert_eq!(health.code, 200, "{}", health.text());
+    let metrics = b.get("/metrics").text();
+    assert!(
+        metrics.contains("hljca_http_requests_total{route=\"portal\",code=\"500\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        server.logs().contains("handler panicked"),
+        "{}",
+        server.logs()
+    );
+}

@@ -421,13 +421,7 @@ impl CounterSteps for Ca {
             &at,
             &details,
         )?;
-        audit::append(
-            &tx,
-            self.operator(),
-            "app.apply",
-            &app_object(id),
-            &details,
-        )?;
+        audit::append(&tx, self.operator(), "app.apply", &app_object(id), &details)?;
         also(&tx, id)?;
         self.store().commit(tx, "commit apply")?;
         self.application(id)

@@ -2,14 +2,12 @@
 //! HTTP status that fits (400 bad input, 401 not an operator, 403 missing role, 404 unknown,
 //! 409 conflict, 413 too large, 415 wrong type, 5xx the server's own trouble).
 
-use bytes::Bytes;
 use hljca_core::CoreError;
 use hljca_core::api::ClientRefused;
-use http_body_util::Full;
+use hyper::StatusCode;
 use hyper::header;
-use hyper::{Response, StatusCode};
 
-use crate::http::{Outcome, set};
+use crate::http::{Outcome, response, set};
 
 /// A refused API call.
 #[derive(Debug, Clone)]
@@ -50,7 +48,7 @@ impl ApiError {
         let body = serde_json::json!({
             "error": { "field": self.field, "rule": self.rule, "message": self.message }
         });
-        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut resp = response(body.to_string());
         *resp.status_mut() = self.status;
         set(&mut resp, header::CONTENT_TYPE, "application/json");
         set(&mut resp, header::CACHE_CONTROL, "no-store");

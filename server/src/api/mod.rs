@@ -16,22 +16,26 @@ pub mod calls;
 pub mod error;
 pub mod tls;
 
-use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 
-use bytes::Bytes;
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State as AxState};
+use axum::middleware::{Next, from_fn};
+use axum::response::{IntoResponse, Response as AxResponse};
+use axum::routing::{get, post};
 use hljca_core::api::{CsrRequest, check_idempotency_key, sha256_hex};
 use hljca_core::revoke::Reason;
 use hljca_policies::{Applicant, CertType};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{self, HeaderMap};
+use hyper::http::request::Parts;
+use hyper::{Method, StatusCode, Uri};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::State;
-use crate::http::{Outcome, body, set};
+use crate::http::{ClientCert, Outcome, body, response, set};
+use crate::router::{Ctx, Side, layers};
 use crate::worker::Job;
 use calls::{ApiAnswer, ApiCall, MAX_LIMIT};
 use error::ApiError;
@@ -43,18 +47,80 @@ const PEM_TYPES: [&str; 2] = [
     "application/pem-certificate-chain",
 ];
 
-/// Answers one request on the API listener; `client` is the client certificate (DER) the TLS
-/// layer verified, if any.
-pub(crate) async fn handle(
-    req: Request<Incoming>,
-    st: &State,
-    jobs: &SyncSender<Job>,
-    client: Option<Arc<Vec<u8>>>,
-) -> Outcome {
-    match route(req, st, jobs, client).await {
-        Ok(o) => o,
-        Err(e) => e.outcome(),
+/// The API listener's router: the calls under [`PREFIX`], a client certificate required
+/// before any of them (401 before 404 or 405), bodies bounded, JSON errors throughout.
+pub(crate) fn router(ctx: Ctx) -> Router {
+    let st = ctx.st.clone();
+    let one = || get(get_one).fallback(|m: Method| async move { not_allowed(&m, "GET") });
+    let calls = Router::new()
+        .route(
+            "/api/v1/certificates",
+            get(list)
+                .post(issue)
+                .fallback(|m: Method| async move { not_allowed(&m, "GET or POST") }),
+        )
+        .route("/api/v1/certificates/", one())
+        .route("/api/v1/certificates/{serial}", one())
+        .route(
+            "/api/v1/certificates/{serial}/revoke",
+            post(revoke).fallback(|m: Method| async move { not_allowed(&m, "POST") }),
+        )
+        .fallback(no_route)
+        .layer(RequestBodyLimitLayer::new(st.limits.max_body_bytes))
+        .layer(from_fn(require_client))
+        .with_state(ctx);
+    layers(calls, st, Side::Api)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> AxResponse {
+        self.outcome().into_response()
     }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        Some("client certificate"),
+        "client certificate required",
+        "the API needs an operator certificate of this CA as TLS client certificate (curl --cert/--key)",
+    )
+}
+
+/// The client certificate (DER) of the call.
+struct Client(Vec<u8>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Client, ApiError> {
+        match parts.extensions.get::<ClientCert>() {
+            Some(ClientCert(Some(c))) => Ok(Client(c.to_vec())),
+            _ => Err(unauthorized()),
+        }
+    }
+}
+
+/// Calls under [`PREFIX`] need a client certificate, whatever their path and method.
+async fn require_client(req: Request, next: Next) -> AxResponse {
+    let has = matches!(
+        req.extensions().get::<ClientCert>(),
+        Some(ClientCert(Some(_)))
+    );
+    if !has && req.uri().path().starts_with(PREFIX) {
+        return unauthorized().into_response();
+    }
+    next.run(req).await
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    let path = uri.path();
+    let message = if path.starts_with(PREFIX) {
+        format!("no API call at {path}")
+    } else {
+        format!("no API at {path}; calls are under {PREFIX}")
+    };
+    ApiError::new(StatusCode::NOT_FOUND, None, "route", message)
 }
 
 fn not_allowed(method: &Method, allow: &str) -> ApiError {
@@ -66,61 +132,54 @@ fn not_allowed(method: &Method, allow: &str) -> ApiError {
     )
 }
 
-async fn route(
-    req: Request<Incoming>,
-    st: &State,
-    jobs: &SyncSender<Job>,
-    client: Option<Arc<Vec<u8>>>,
+/// The serial in `/api/v1/certificates/{serial}…`, as sent.
+fn serial_of(uri: &Uri) -> &str {
+    uri.path()
+        .strip_prefix("/api/v1/certificates/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+}
+
+async fn list(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    uri: Uri,
 ) -> Result<Outcome, ApiError> {
-    let path = req.uri().path().to_owned();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            None,
-            "route",
-            format!("no API at {path}; calls are under {PREFIX}"),
-        ));
-    };
-    let Some(client) = client else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            Some("client certificate"),
-            "client certificate required",
-            "the API needs an operator certificate of this CA as TLS client certificate (curl --cert/--key)",
-        ));
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    let method = req.method().clone();
-    let (call, pem) = match (parts.as_slice(), &method) {
-        (["certificates"], &Method::POST) => (issue_call(req, st).await?, false),
-        (["certificates"], &Method::GET) => (list_call(req.uri().query())?, false),
-        (["certificates"], m) => return Err(not_allowed(m, "GET or POST")),
-        (["certificates", serial], &Method::GET) => {
-            let pem = wants_pem(&req);
-            (
-                ApiCall::Get {
-                    serial: checked_serial(serial)?,
-                },
-                pem,
-            )
-        }
-        (["certificates", _], m) => return Err(not_allowed(m, "GET")),
-        (["certificates", serial, "revoke"], &Method::POST) => {
-            let serial = checked_serial(serial)?;
-            (revoke_call(req, st, serial).await?, false)
-        }
-        (["certificates", _, "revoke"], m) => return Err(not_allowed(m, "POST")),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                None,
-                "route",
-                format!("no API call at {path}"),
-            ));
-        }
-    };
-    let answer = send(jobs, client.to_vec(), call).await?;
-    Ok(respond(answer, pem))
+    let call = list_call(uri.query())?;
+    Ok(respond(send(&c.jobs, client, call).await?, false))
+}
+
+async fn get_one(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Outcome, ApiError> {
+    let serial = checked_serial(serial_of(&uri))?;
+    let pem = wants_pem(&headers);
+    Ok(respond(
+        send(&c.jobs, client, ApiCall::Get { serial }).await?,
+        pem,
+    ))
+}
+
+async fn issue(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    req: Request,
+) -> Result<Outcome, ApiError> {
+    let call = issue_call(req, &c.st).await?;
+    Ok(respond(send(&c.jobs, client, call).await?, false))
+}
+
+async fn revoke(
+    AxState(c): AxState<Ctx>,
+    Client(client): Client,
+    req: Request,
+) -> Result<Outcome, ApiError> {
+    let serial = checked_serial(serial_of(req.uri()))?;
+    let call = revoke_call(req, &c.st, serial).await?;
+    Ok(respond(send(&c.jobs, client, call).await?, false))
 }
 
 fn respond(a: ApiAnswer, pem: bool) -> Outcome {
@@ -128,7 +187,7 @@ fn respond(a: ApiAnswer, pem: bool) -> Outcome {
         (Some(p), true) => (p.clone(), "application/x-pem-file"),
         _ => (a.body.to_string(), "application/json"),
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = response(body);
     *resp.status_mut() = a.status;
     set(&mut resp, header::CONTENT_TYPE, ctype);
     set(&mut resp, header::CACHE_CONTROL, "no-store");
@@ -169,8 +228,8 @@ async fn send(
     rx.await.map_err(|_| unavailable("stopping"))?
 }
 
-fn wants_pem(req: &Request<Incoming>) -> bool {
-    req.headers()
+fn wants_pem(headers: &HeaderMap) -> bool {
+    headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| PEM_TYPES.iter().any(|t| a.contains(t)))
@@ -192,8 +251,8 @@ fn checked_serial(s: &str) -> Result<String, ApiError> {
 }
 
 /// The JSON object body of a POST (content type, size, syntax checked).
-async fn json_body(req: Request<Incoming>, st: &State) -> Result<Map<String, Value>, ApiError> {
-    if let Some(ctype) = crate::http::other_content_type(&req, "application/json") {
+async fn json_body(req: Request, st: &State) -> Result<Map<String, Value>, ApiError> {
+    if let Some(ctype) = crate::http::other_content_type(req.headers(), "application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Some("Content-Type"),
@@ -244,7 +303,7 @@ fn string<'a>(m: &'a Map<String, Value>, field: &str) -> Result<&'a str, ApiErro
     }
 }
 
-async fn issue_call(req: Request<Incoming>, st: &State) -> Result<ApiCall, ApiError> {
+async fn issue_call(req: Request, st: &State) -> Result<ApiCall, ApiError> {
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -292,11 +351,7 @@ async fn issue_call(req: Request<Incoming>, st: &State) -> Result<ApiCall, ApiEr
     }))
 }
 
-async fn revoke_call(
-    req: Request<Incoming>,
-    st: &State,
-    serial: String,
-) -> Result<ApiCall, ApiError> {
+async fn revoke_call(req: Request, st: &State, serial: String) -> Result<ApiCall, ApiError> {
     let m = json_body(req, st).await?;
     only(&m, &["reason", "keep_secondary"])?;
     let reason: Reason = string(&m, "reason")?
