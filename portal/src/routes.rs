@@ -70,7 +70,8 @@ pub(crate) fn router(p: Arc<Portal>) -> Router {
     if p.cfg.test_hooks {
         pages = pages
             .route("/__test/captcha", get(test_captcha))
-            .route("/__test/panic", get(test_panic));
+            .route("/__test/panic", get(test_panic))
+            .route("/__test/panic-acting", get(test_panic_acting));
     }
     for area in AREAS {
         pages = pages.route(&format!("{area}/{{*rest}}"), any(other));
@@ -285,6 +286,24 @@ async fn test_captcha(State(p): St, Sess { s, .. }: Sess) -> Answer {
         StatusCode::OK,
         "text/plain; charset=utf-8",
         answer.map(|n| n.to_string()).unwrap_or_default(),
+    )
+}
+
+/// Test builds with `HLJCA_PORTAL_TEST_HOOKS=1`: a CA job that panics while the CA acts for an
+/// applicant, to show the next job acts as its own actor (the worker catches the panic).
+#[cfg(debug_assertions)]
+async fn test_panic_acting(State(p): St) -> Answer {
+    let done =
+        p.ca.run(|ca| {
+            ca.act_for("applicant:test-hook", &[], |_| -> hljca_core::Result<()> {
+                panic!("test hook: a CA job panics while acting for an applicant")
+            })
+        })
+        .await;
+    Answer::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/plain; charset=utf-8",
+        format!("{done:?}"),
     )
 }
 

@@ -508,3 +508,30 @@ fn a_panicking_handler_is_a_500_and_the_server_goes_on() {
         server.logs()
     );
 }
+
+#[test]
+fn after_a_job_panics_while_acting_for_an_applicant_the_next_acts_as_its_own() {
+    let env = Env::new();
+    env.init_ca();
+    let server = portal_server(&env);
+    let b = Browser::new(&env, &server, "visitor");
+    // A CA job panics inside `act_for` (the worker catches it, the request gets an error).
+    assert_eq!(b.get("/__test/panic-acting").code, 500);
+    assert!(
+        server.logs().contains("a portal job panicked"),
+        "{}",
+        server.logs()
+    );
+    // The next job acts for its own applicant: before, the CA stayed "acting for" the first
+    // one and refused every later `act_for` ("already acting for …").
+    let p = b.register("13800138123", "某某公司", "correct horse 42");
+    assert!(p.code < 400, "{} {}", p.code, p.text());
+    assert!(!p.text().contains("already acting"), "{}", p.text());
+    let audit = env.sql("select operator from audit_log where action like 'portal.%' order by seq");
+    assert!(!audit.contains("test-hook"), "{audit}");
+    assert!(
+        audit.contains("13800138123"),
+        "the registration is the applicant's: {audit}"
+    );
+    env.audit_intact();
+}

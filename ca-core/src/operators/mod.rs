@@ -335,11 +335,16 @@ impl Ca {
             actor: actor.to_owned(),
             roles: roles.to_vec(),
         });
-        let out = f(self);
+        // Who the CA acts as is restored however `f` ends: a panic in one request (caught by
+        // the server, which goes on serving) must not leave the next one acting as this actor.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         self.delegation = None;
         self.operator = own;
         self.store.set_actor(&self.operator);
-        out
+        match out {
+            Ok(out) => out,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Every operator.

@@ -287,7 +287,16 @@ impl Worker {
                     call,
                     reply,
                 }) => {
-                    let answer = crate::api::calls::run(&mut self.ca, keys, &client, *call);
+                    // A panic in one API call answers that call with an error; the worker
+                    // (OCSP, CRL, every other caller) goes on.
+                    let ca = &mut self.ca;
+                    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        crate::api::calls::run(ca, keys, &client, *call)
+                    }))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("an API call panicked");
+                        Err(CoreError::Refused("internal error: the call failed".into()).into())
+                    });
                     let _ = reply.send(answer);
                 }
                 Err(RecvTimeoutError::Timeout) => self.precompute(signer),
