@@ -6,6 +6,7 @@
 //! the SHA-256 of every file. `restore` checks the manifest and builds a new home from it (the
 //! database into `HLJCA_DATABASE_URL` when set, else the home's SQLite file).
 
+use crate::Rule;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -106,10 +107,13 @@ fn refuse_non_empty(dir: &Path, what: &str) -> Result<()> {
     if let Ok(mut entries) = std::fs::read_dir(dir)
         && entries.next().is_some()
     {
-        return Err(CoreError::Refused(format!(
-            "{what} {} is not empty; choose a new or empty directory",
-            dir.display()
-        )));
+        return Err(CoreError::refuse(
+            Rule::NoOverwrite,
+            format!(
+                "{what} {} is not empty; choose a new or empty directory",
+                dir.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -217,25 +221,31 @@ pub fn check(dir: &Path) -> Result<Manifest> {
     for f in &present {
         let name = f.display().to_string();
         if name != MANIFEST && !manifest.files.contains_key(&name) {
-            return Err(CoreError::Refused(format!(
-                "backup {}: {name} is not in the manifest",
-                dir.display()
-            )));
+            return Err(CoreError::refuse(
+                Rule::BackupIntact,
+                format!("backup {}: {name} is not in the manifest", dir.display()),
+            ));
         }
     }
     for (name, want) in &manifest.files {
         let p = dir.join(name);
         if !p.is_file() {
-            return Err(CoreError::Refused(format!(
-                "backup {}: {name} is in the manifest but missing",
-                dir.display()
-            )));
+            return Err(CoreError::refuse(
+                Rule::BackupIntact,
+                format!(
+                    "backup {}: {name} is in the manifest but missing",
+                    dir.display()
+                ),
+            ));
         }
         if &sha256_file(&p)? != want {
-            return Err(CoreError::Refused(format!(
-                "backup {}: {name} does not match its SHA-256 in the manifest",
-                dir.display()
-            )));
+            return Err(CoreError::refuse(
+                Rule::BackupIntact,
+                format!(
+                    "backup {}: {name} does not match its SHA-256 in the manifest",
+                    dir.display()
+                ),
+            ));
         }
     }
     Ok(manifest)

@@ -1,5 +1,6 @@
 //! The CA hierarchy: creating the root and issuing CA, and loading the issuer for signing.
 
+use crate::Rule;
 use crate::engine::sign_with;
 use hljca_token::{Module, Pin, TokenSelector};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose, SerialNumber};
@@ -114,10 +115,14 @@ pub fn init(
         });
     }
     if opts.root_years == 0 || opts.issuing_years == 0 || opts.issuing_years > opts.root_years {
-        return Err(CoreError::Refused(format!(
-            "validity: issuing CA years ({}) must be between 1 and the root's ({})",
-            opts.issuing_years, opts.root_years
-        )));
+        return Err(CoreError::refuse_on(
+            Rule::CaValidity,
+            "issuing-years",
+            format!(
+                "validity: issuing CA years ({}) must be between 1 and the root's ({})",
+                opts.issuing_years, opts.root_years
+            ),
+        ));
     }
     // A PostgreSQL database must be reachable and empty before any key is made.
     let location = crate::store::Location::resolve(home.dir(), home.db(), None)?;
@@ -138,7 +143,7 @@ pub fn init(
     let (root_der, issuing_der) = match opts.key_store {
         KeyStore::Hsm => {
             let module = module.ok_or_else(|| {
-                CoreError::Refused("--key-store hsm needs a PKCS#11 module".into())
+                CoreError::refuse(Rule::Pkcs11Module, "--key-store hsm needs a PKCS#11 module")
             })?;
             let ca_pin = secrets.ca_pin()?;
             let sel = TokenSelector(opts.ca_token.clone());
@@ -191,8 +196,10 @@ pub fn init(
         KeyStore::File => {
             let pass: &Pin = secrets.ca_passphrase()?;
             if pass.len() < 12 {
-                return Err(CoreError::Refused(
-                    "HLJCA_CA_PASSPHRASE must be at least 12 characters".into(),
+                return Err(CoreError::refuse_on(
+                    Rule::CaPassphrase,
+                    "HLJCA_CA_PASSPHRASE",
+                    "HLJCA_CA_PASSPHRASE must be at least 12 characters",
                 ));
             }
             let (root_key, root_enc) = new_encrypted_key(pass)?;

@@ -8,6 +8,7 @@
 //! window, and held by the same holder), the materials (complete from `submit` on) and the
 //! USBKEY (free, or already bound to the same holder; never the CA's own token).
 
+use crate::Rule;
 pub use crate::store::vocab::{Holder, HolderKind};
 use hljca_policies::{Applicant, CertType, Policy, ValidatedApplicant};
 
@@ -112,7 +113,7 @@ impl Ca {
             .and_then(|f| validated.get(f))
             .map(str::to_owned);
         let holder = holder_of(&policy, &validated.fields).ok_or_else(|| {
-            CoreError::BadInput(format!(
+            CoreError::refuse(Rule::HolderNamed, format!(
                 "a {} certificate names no holder: its policy has neither a USCC nor a resident ID field",
                 req.cert_type
             ))
@@ -129,22 +130,29 @@ impl Ca {
         {
             let missing = self.missing_materials(app)?;
             if !missing.is_empty() {
-                return Err(CoreError::Refused(format!(
-                    "{} is missing required materials: {} (add them with `materials add {} KIND FILE`)",
-                    app.id,
-                    missing.join(", "),
-                    app.id
-                )));
+                return Err(CoreError::refuse(
+                    Rule::MaterialsRequired,
+                    format!(
+                        "{} is missing required materials: {} (add them with `materials add {} KIND FILE`)",
+                        app.id,
+                        missing.join(", "),
+                        app.id
+                    ),
+                ));
             }
         }
         if let Some(serial) = req.token_serial
             && let Some(bound) = self.store.token_holder(serial)?
             && bound.id != holder.id
         {
-            return Err(CoreError::Refused(format!(
-                "USBKEY {serial} belongs to {bound}; it cannot hold a certificate for {holder} \
+            return Err(CoreError::refuse_on(
+                Rule::OneHolderPerUsbkey,
+                "token",
+                format!(
+                    "USBKEY {serial} belongs to {bound}; it cannot hold a certificate for {holder} \
                  [rule: one holder per USBKEY]; use a USBKEY of this holder or a blank one"
-            )));
+                ),
+            ));
         }
         Ok(Eligible {
             policy,
@@ -160,10 +168,14 @@ impl Ca {
         let old = self.renewable(serial)?;
         let old_type = old.holder_type()?;
         if old_type != cert_type {
-            return Err(CoreError::Refused(format!(
-                "--renewal-of {}: it is a {old_type} certificate, not {cert_type}",
-                old.serial
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::RenewalSame,
+                "renewal-of",
+                format!(
+                    "--renewal-of {}: it is a {old_type} certificate, not {cert_type}",
+                    old.serial
+                ),
+            ));
         }
         let fields: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&old.applicant_json).map_err(|e| CoreError::Parse {
@@ -172,12 +184,16 @@ impl Ca {
             })?;
         let old_holder = holder_of(self.policies.get(old_type), &fields);
         if old_holder.as_ref().map(|h| &h.id) != Some(&holder.id) {
-            return Err(CoreError::Refused(format!(
-                "certificate {} is held by {}; a renewal keeps the holder, this one is for {holder} \
+            return Err(CoreError::refuse_on(
+                Rule::RenewalSame,
+                "renewal-of",
+                format!(
+                    "certificate {} is held by {}; a renewal keeps the holder, this one is for {holder} \
                  [rule: a renewal is for the same holder; another holder applies afresh]",
-                old.serial,
-                old_holder.map_or_else(|| "an unknown holder".into(), |h| h.to_string())
-            )));
+                    old.serial,
+                    old_holder.map_or_else(|| "an unknown holder".into(), |h| h.to_string())
+                ),
+            ));
         }
         Ok(old)
     }
@@ -188,11 +204,15 @@ impl Ca {
     pub fn renewable(&self, serial: &str) -> Result<CertRecord> {
         let old = self.store.cert(serial)?;
         if old.role != CertRole::Identity {
-            return Err(CoreError::Refused(format!(
-                "{} is a seal certificate: renew its identity certificate {} (the seal is renewed with it)",
-                old.serial,
-                old.identity_serial.as_deref().unwrap_or_default()
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::RenewalSame,
+                "renewal-of",
+                format!(
+                    "{} is a seal certificate: renew its identity certificate {} (the seal is renewed with it)",
+                    old.serial,
+                    old.identity_serial.as_deref().unwrap_or_default()
+                ),
+            ));
         }
         if old.status != CertStatus::Issued {
             return Err(CoreError::BadState {
@@ -202,43 +222,59 @@ impl Ca {
             });
         }
         let t = self.now();
-        let not_after = old
-            .not_after
-            .ok_or_else(|| CoreError::Refused(format!("{} has no validity", old.serial)))?;
+        let not_after = old.not_after.ok_or_else(|| {
+            CoreError::refuse(Rule::Internal, format!("{} has no validity", old.serial))
+        })?;
         if t > not_after {
-            return Err(CoreError::Refused(format!(
-                "certificate {} expired on {}: renewal is only possible before expiry; apply for a new \
+            return Err(CoreError::refuse_on(
+                Rule::RenewalWindow,
+                "renewal-of",
+                format!(
+                    "certificate {} expired on {}: renewal is only possible before expiry; apply for a new \
                  certificate instead (first-time application, `hljca apply`)",
-                old.serial,
-                ts(not_after)
-            )));
+                    old.serial,
+                    ts(not_after)
+                ),
+            ));
         }
         let window = time::Duration::days(i64::from(self.config.lifecycle.renewal_window_days));
         if t < not_after - window {
-            return Err(CoreError::Refused(format!(
-                "certificate {} expires on {}: renewal opens on {} ({} days before expiry)",
-                old.serial,
-                ts(not_after),
-                ts(not_after - window),
-                self.config.lifecycle.renewal_window_days
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::RenewalWindow,
+                "renewal-of",
+                format!(
+                    "certificate {} expires on {}: renewal opens on {} ({} days before expiry)",
+                    old.serial,
+                    ts(not_after),
+                    ts(not_after - window),
+                    self.config.lifecycle.renewal_window_days
+                ),
+            ));
         }
         Ok(old)
     }
 
     fn require_primary_enterprise(&self, org_id: Option<&str>) -> Result<()> {
         let org = org_id.ok_or_else(|| {
-            CoreError::Refused("enterprise-secondary needs the USCC of its enterprise".into())
+            CoreError::refuse_on(
+                Rule::SecondaryLock,
+                "applicant.org_id",
+                "enterprise-secondary needs the USCC of its enterprise",
+            )
         })?;
         if self
             .store
             .valid_for_org(CertType::Enterprise.key(), org, self.now())?
             .is_empty()
         {
-            return Err(CoreError::Refused(format!(
-                "enterprise-secondary (副锁) for USCC {org} refused: no issued, unexpired enterprise certificate \
+            return Err(CoreError::refuse_on(
+                Rule::SecondaryLock,
+                "applicant.org_id",
+                format!(
+                    "enterprise-secondary (副锁) for USCC {org} refused: no issued, unexpired enterprise certificate \
                  with that USCC; issue the enterprise certificate first"
-            )));
+                ),
+            ));
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use hljca_rules::{Class, Refusal, Rule};
+
 /// Everything that can go wrong in the CA core, with the object it concerns.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -185,12 +187,10 @@ pub enum CoreError {
     /// An electronic seal failed.
     #[error("electronic seal: {0}")]
     Seal(#[from] hljca_pki::seal::SealError),
-    /// A business rule refused the request.
+    /// A rule refused the request: bad input, an unknown object, a business rule or a state
+    /// that does not allow it. Its rule's class decides the exit code and the HTTP status.
     #[error("{0}")]
-    Refused(String),
-    /// The request itself is malformed (a field, a choice, a file): exit code 2.
-    #[error("{0}")]
-    BadInput(String),
+    Refused(Refusal),
     /// The audit log's hash chain is broken.
     #[error("audit log broken at row {seq}: {reason}")]
     AuditBroken {
@@ -202,6 +202,29 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// A refusal of `rule`.
+    pub fn refuse(rule: Rule, message: impl Into<String>) -> CoreError {
+        CoreError::Refused(Refusal::new(rule, message))
+    }
+
+    /// A refusal of `rule` naming `field`.
+    pub fn refuse_on(rule: Rule, field: &'static str, message: impl Into<String>) -> CoreError {
+        CoreError::Refused(Refusal::new(rule, message).on(field))
+    }
+
+    /// The refusal, when this is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            CoreError::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// True when this is a refusal of `rule`.
+    pub fn is(&self, rule: Rule) -> bool {
+        self.refusal().is_some_and(|r| r.rule == rule)
+    }
+
     /// Maps a database error of operation `op`.
     pub fn db(op: &'static str) -> impl Fn(hljca_store::db::DbError) -> CoreError {
         move |source| CoreError::Db { op, source }
@@ -241,11 +264,18 @@ impl CoreError {
                 | CoreError::UnknownSerial { .. }
                 | CoreError::MissingSecret { .. }
                 | CoreError::Parse { .. }
-                | CoreError::BadInput(_)
                 | CoreError::CaTokenAsHolder { .. }
                 | CoreError::NotLoggedIn
                 | CoreError::MissingRole { .. }
-        )
+        ) || self
+            .refusal()
+            .is_some_and(|r| matches!(r.class(), Class::Input | Class::NotFound))
+    }
+}
+
+impl From<Refusal> for CoreError {
+    fn from(r: Refusal) -> CoreError {
+        CoreError::Refused(r)
     }
 }
 
@@ -295,14 +325,13 @@ impl From<hljca_store::StoreError> for CoreError {
                 status,
                 what,
             },
-            S::Refused(m) => CoreError::Refused(m),
-            S::BadInput(m) => CoreError::BadInput(m),
+            S::Refused(r) => CoreError::Refused(r),
             S::AuditBroken { seq, reason } => CoreError::AuditBroken { seq, reason },
             S::Caller(inner) => match inner.downcast::<CoreError>() {
                 Ok(core) => *core,
-                Err(other) => CoreError::Refused(other.to_string()),
+                Err(other) => CoreError::refuse(Rule::Internal, other.to_string()),
             },
-            other => CoreError::Refused(other.to_string()),
+            other => CoreError::refuse(Rule::Internal, other.to_string()),
         }
     }
 }
@@ -329,8 +358,7 @@ impl From<hljca_pki::PkiError> for CoreError {
             },
             P::Encoding { what, reason } => CoreError::Encoding { what, reason },
             P::Parse { what, reason } => CoreError::Parse { what, reason },
-            P::Refused(m) => CoreError::Refused(m),
-            other => CoreError::Refused(other.to_string()),
+            other => CoreError::refuse(Rule::Internal, other.to_string()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The home directory: where the configuration, database, CA certificates and CRLs live.
 
+use crate::Rule;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -121,10 +122,13 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     let too_big = || {
-        CoreError::BadInput(format!(
-            "{what} {} is larger than the limit of {limit} bytes",
-            path.display()
-        ))
+        CoreError::refuse(
+            Rule::FileTooLarge,
+            format!(
+                "{what} {} is larger than the limit of {limit} bytes",
+                path.display()
+            ),
+        )
     };
     let file = std::fs::File::open(path).map_err(CoreError::io("reading", path))?;
     if file

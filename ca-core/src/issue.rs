@@ -2,6 +2,7 @@
 //! token, then hand the request to the issuance engine ([`crate::engine`]), which does the
 //! rest all or nothing. Also the applicant check every path shares.
 
+use crate::Rule;
 use hljca_policies::ValidatedApplicant;
 use hljca_token::{Module, TokenSelector};
 use x509_parser::prelude::FromDer;
@@ -43,8 +44,10 @@ impl DirectFee {
             DirectFee::Free { reason } => {
                 let reason = reason.trim();
                 if reason.is_empty() {
-                    return Err(CoreError::BadInput(
-                        "--free needs --reason: why the certificate is issued without a fee".into(),
+                    return Err(CoreError::refuse_on(
+                        Rule::FreeNeedsReason,
+                        "reason",
+                        "--free needs --reason: why the certificate is issued without a fee",
                     ));
                 }
                 crate::engine::Fee {

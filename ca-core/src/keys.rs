@@ -1,5 +1,6 @@
 //! The CA's signing keys: on the CA HSM token (default) or in encrypted PKCS#8 files (development).
 
+use crate::Rule;
 use std::path::Path;
 
 use hljca_token::{KeyId, Module, Pin, TokenSelector, TokenSession, TokenSigner};
@@ -161,11 +162,14 @@ impl CaSigner<'_> {
                 use p256::pkcs8::DecodePrivateKey;
                 let key =
                     p256::ecdsa::SigningKey::from_pkcs8_der(&k.serialize_der()).map_err(|e| {
-                        CoreError::Refused(format!("the CA key file is not a P-256 key: {e}"))
+                        CoreError::refuse(
+                            Rule::Internal,
+                            format!("the CA key file is not a P-256 key: {e}"),
+                        )
                     })?;
-                let sig: p256::ecdsa::Signature = key
-                    .sign_prehash(digest)
-                    .map_err(|e| CoreError::Refused(format!("signing a digest: {e}")))?;
+                let sig: p256::ecdsa::Signature = key.sign_prehash(digest).map_err(|e| {
+                    CoreError::refuse(Rule::Internal, format!("signing a digest: {e}"))
+                })?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
         }
@@ -192,8 +196,9 @@ impl<'m> CaKeys<'m> {
         match config.ca.key_store {
             KeyStore::Hsm => {
                 let module = module.ok_or_else(|| {
-                    CoreError::Refused(
-                        "the CA keys are on an HSM token but no PKCS#11 module is open".into(),
+                    CoreError::refuse(
+                        Rule::Pkcs11Module,
+                        "the CA keys are on an HSM token but no PKCS#11 module is open",
                     )
                 })?;
                 let sel = config
@@ -251,14 +256,15 @@ impl<'m> CaKeys<'m> {
     /// The signer for one CA key.
     pub fn signer(&self, role: CaKeyRole) -> Result<CaSigner<'_>> {
         let missing = || {
-            CoreError::Refused(
-                "this CA has no seal maker key yet; it is made the first time a seal is needed"
-                    .into(),
+            CoreError::refuse(
+                Rule::WorkingKey,
+                "this CA has no seal maker key yet; it is made the first time a seal is needed",
             )
         };
         let no_ocsp = || {
-            CoreError::Refused(
-                "this CA has no OCSP signer key yet; `hljca serve` makes it when it starts".into(),
+            CoreError::refuse(
+                Rule::WorkingKey,
+                "this CA has no OCSP signer key yet; `hljca serve` makes it when it starts",
             )
         };
         match self {

@@ -27,6 +27,9 @@ pub mod profile;
 pub mod revoke;
 pub use hljca_pki::seal;
 pub mod seal_check;
+/// The rules a request can break and the typed refusal (re-exported from `hljca-rules`).
+pub use hljca_rules as rules;
+pub use hljca_rules::{Class, Refusal, Rule};
 pub use hljca_store as store;
 
 #[cfg(test)]
@@ -108,9 +111,13 @@ impl Ca {
         };
         let site = site.trim().to_ascii_lowercase();
         if !applications::Site::ALL.iter().any(|s| s.as_str() == site) {
-            return Err(CoreError::BadInput(format!(
-                "site `{site}` is not one of harbin, hegang, qiqihar [field: site / HLJCA_SITE]"
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::UnknownSite,
+                "site",
+                format!(
+                    "site `{site}` is not one of harbin, hegang, qiqihar [field: site / HLJCA_SITE]"
+                ),
+            ));
         }
         Ok(Some(site))
     }

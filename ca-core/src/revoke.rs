@@ -1,5 +1,6 @@
 //! Revocation (free of charge): an identity certificate takes its seal certificate with it.
 
+use crate::Rule;
 use crate::store::crls;
 pub use crate::store::vocab::Reason;
 use hljca_policies::CertType;
@@ -61,19 +62,23 @@ impl Ca {
         let reason = opts.reason;
         let cert = self.store.cert(serial)?;
         if !cert.role.is_holder() {
-            return Err(CoreError::Refused(match cert.role {
-                CertRole::Operator => format!(
-                    "certificate {} is an operator certificate: revoke it with `hljca operator revoke {}` \
+            return Err(CoreError::refuse_on(
+                Rule::CaCertificate,
+                "serial",
+                match cert.role {
+                    CertRole::Operator => format!(
+                        "certificate {} is an operator certificate: revoke it with `hljca operator revoke {}` \
                      (which also ends the operator's login) [rule: operators are revoked as operators]",
-                    cert.serial, cert.serial
-                ),
-                role => format!(
-                    "certificate {} is the CA's {} certificate: the CA replaces it itself \
+                        cert.serial, cert.serial
+                    ),
+                    role => format!(
+                        "certificate {} is the CA's {} certificate: the CA replaces it itself \
                      [rule: revoke takes a holder's certificate]",
-                    cert.serial,
-                    role.as_str()
-                ),
-            }));
+                        cert.serial,
+                        role.as_str()
+                    ),
+                },
+            ));
         }
         let on_hold = cert.status == CertStatus::Revoked
             && cert.revocation_reason == Some(Reason::CertificateHold);

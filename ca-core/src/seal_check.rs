@@ -1,6 +1,7 @@
 //! Verifying a seal as a relying party would: our issuing CA signed it, it has not been changed,
 //! and its seal certificate is ours, issued (not revoked or superseded) and within its validity.
 
+use crate::Rule;
 use serde::Serialize;
 use x509_parser::prelude::FromDer;
 
@@ -110,30 +111,39 @@ impl Ca {
             _ => p.verify_signature(&ca::issuing_der(&self.home)?)?,
         }
         if !p.is_valid_at(t) {
-            return Err(CoreError::Refused(format!(
-                "seal `{}` is outside its validity ({} .. {})",
-                p.es_id, summary.valid_start, summary.valid_end
-            )));
+            return Err(CoreError::refuse(
+                Rule::SealValidity,
+                format!(
+                    "seal `{}` is outside its validity ({} .. {})",
+                    p.es_id, summary.valid_start, summary.valid_end
+                ),
+            ));
         }
         if p.cert_list.is_empty() {
-            return Err(CoreError::Refused("seal has an empty certList".into()));
+            return Err(CoreError::refuse(
+                Rule::SealCertificates,
+                "seal has an empty certList",
+            ));
         }
         for der in &p.cert_list {
             let (serial, _, nb, na) = cert_serial_subject(der)?;
             if t < nb || t > na {
-                return Err(CoreError::Refused(format!(
-                    "seal certificate {serial} is expired or not yet valid"
-                )));
+                return Err(CoreError::refuse(
+                    Rule::SealValidity,
+                    format!("seal certificate {serial} is expired or not yet valid"),
+                ));
             }
             let rec = self.store.cert(&serial).map_err(|_| {
-                CoreError::Refused(format!(
-                    "seal certificate {serial} was not issued by this CA"
-                ))
+                CoreError::refuse(
+                    Rule::SealCertificates,
+                    format!("seal certificate {serial} was not issued by this CA"),
+                )
             })?;
             if rec.der.as_deref() != Some(der.as_slice()) {
-                return Err(CoreError::Refused(format!(
-                    "seal certificate {serial} differs from the one this CA issued"
-                )));
+                return Err(CoreError::refuse(
+                    Rule::SealCertificates,
+                    format!("seal certificate {serial} differs from the one this CA issued"),
+                ));
             }
             if rec.status != CertStatus::Issued {
                 return Err(CoreError::BadState {

@@ -23,7 +23,7 @@ pub const MAX_SEAL_FILE: u64 = 4 * 1024 * 1024;
 /// file that grows meanwhile cannot get past it; a regular file is refused by its size first.
 pub fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Failure> {
     hljca_core::home::read_limited(path, limit, what).map_err(|e| match e {
-        hljca_core::CoreError::BadInput(_) => Failure::input(anyhow::anyhow!(
+        e if e.is(hljca_core::Rule::FileTooLarge) => Failure::input(anyhow::anyhow!(
             "{what} {} is larger than the limit of {} ({limit} bytes)",
             path.display(),
             human(limit)

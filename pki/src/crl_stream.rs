@@ -252,10 +252,12 @@ fn tbs(
         w(&buf[..n])?;
     }
     if seen != entries_len {
-        return Err(PkiError::Refused(format!(
-            "CRL spool {} changed while it was read ({seen} of {entries_len} bytes)",
-            spool.display()
-        )));
+        return Err(PkiError::Changed {
+            what: "CRL spool",
+            path: spool.to_path_buf(),
+            seen,
+            expected: entries_len,
+        });
     }
     w(&parts.after)
 }

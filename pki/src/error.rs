@@ -32,9 +32,18 @@ pub enum PkiError {
         /// Why.
         reason: String,
     },
-    /// A structure is not what it must be.
-    #[error("{0}")]
-    Refused(String),
+    /// A spool file changed while it was read back.
+    #[error("{what} {path} changed while it was read ({seen} of {expected} bytes)")]
+    Changed {
+        /// What the file is.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Bytes read.
+        seen: u64,
+        /// Bytes expected.
+        expected: u64,
+    },
 }
 
 impl PkiError {

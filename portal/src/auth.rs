@@ -161,11 +161,15 @@ pub(crate) async fn register(p: &Portal, s: &Session, f: &HashMap<String, String
                 )),
             )
         }
-        Err(PortalError::Core(hljca_core::CoreError::Refused(m))) => bad(
-            "该手机号码已注册，请直接登录。",
-            "This mobile number is already registered; log in.",
-            &m,
-        ),
+        Err(PortalError::Core(hljca_core::CoreError::Refused(r)))
+            if r.rule == hljca_core::Rule::AlreadyRegistered =>
+        {
+            bad(
+                "该手机号码已注册，请直接登录。",
+                "This mobile number is already registered; log in.",
+                &r.message,
+            )
+        }
         Err(e) => crate::pages::failed(s, e),
     }
 }

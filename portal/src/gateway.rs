@@ -3,9 +3,9 @@
 //! signature is checked here; the order, the amount and replay by
 //! `Ca::online_gateway_paid`. Answers are JSON; the secret is never logged.
 
-use hljca_core::CoreError;
 use hljca_core::operators::Role;
 use hljca_core::store::GatewayNotification;
+use hljca_core::{Class, CoreError};
 use hljca_ra::prelude::*;
 use hmac::{Hmac, Mac};
 use hyper::{HeaderMap, StatusCode};
@@ -144,11 +144,14 @@ pub(crate) async fn notify(p: &Portal, headers: &HeaderMap, body: axum::body::Bo
             tracing::info!(application = %paid.application, order = paid.order_id, "paid through the gateway");
             answer(StatusCode::OK, "ok", "已入账")
         }
-        Err(PortalError::Core(CoreError::Refused(m) | CoreError::BadInput(m))) => refused(
-            StatusCode::CONFLICT,
-            &format!("拒绝：{m}"),
-            &format!("gateway notification: {m}"),
-        ),
+        Err(PortalError::Core(CoreError::Refused(r))) if r.class() != Class::Internal => {
+            let m = &r.message;
+            refused(
+                StatusCode::CONFLICT,
+                &format!("拒绝：{m}"),
+                &format!("gateway notification: {m} [{}]", r.rule),
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "gateway notification failed");
             refused(

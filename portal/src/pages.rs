@@ -59,13 +59,16 @@ pub(crate) fn not_found(s: &Session, log: &str) -> Answer {
 /// A CA error as the applicant sees it.
 pub(crate) fn failed(s: &Session, e: PortalError) -> Answer {
     match e {
-        PortalError::Core(CoreError::Refused(m) | CoreError::BadInput(m)) => refuse(
-            s,
-            StatusCode::CONFLICT,
-            &format!("无法办理：{m}"),
-            &format!("Cannot be done: {m}"),
-            &m,
-        ),
+        PortalError::Core(CoreError::Refused(r)) if r.class() != hljca_core::Class::Internal => {
+            let m = &r.message;
+            refuse(
+                s,
+                StatusCode::CONFLICT,
+                &format!("无法办理：{m}"),
+                &format!("Cannot be done: {m}"),
+                m,
+            )
+        }
         PortalError::Core(e @ CoreError::Applicant { .. }) => {
             let m = e.to_string();
             refuse(

@@ -2,6 +2,7 @@
 //! payment, delivery), uploads and downloads of its materials. Another account's application
 //! or material is "not found", exactly like one that does not exist.
 
+use hljca_core::Rule;
 use hljca_core::operators::Role;
 use hljca_core::store::{CertFilter, CertSummary, DeliveryChoice, PayOrder};
 use hljca_core::{Ca, CoreError};
@@ -287,10 +288,13 @@ pub(crate) async fn upload(p: &Portal, s: &Session, id: AppId, posted: Posted) -
                 return Ok(None);
             };
             if ca.application_materials(id)?.iter().any(|m| m.kind == kind) {
-                return Err(CoreError::Refused(format!(
-                    "`{kind}` of {} is already uploaded (one file per material)",
-                    app.id
-                )));
+                return Err(CoreError::refuse(
+                    Rule::MaterialOnce,
+                    format!(
+                        "`{kind}` of {} is already uploaded (one file per material)",
+                        app.id
+                    ),
+                ));
             }
             ca.act_for(&actor, &[Role::Registrar], |ca| {
                 ca.add_material(id, &kind, &name, &file.data).map(Some)

@@ -1,6 +1,7 @@
 //! The counter workflow's SQL: rows of `applications`, `application_events`, `materials`,
 //! `orders` and the SMS `outbox`, read and written.
 
+use hljca_rules::Rule;
 use std::collections::BTreeMap;
 
 use crate::db::{Db, Row, params};
@@ -243,10 +244,13 @@ pub fn set_state(conn: &Db, id: AppId, from: AppState, to: AppState, at: &str) -
         )
         .map_err(StoreError::db("update application state"))?;
     if n != 1 {
-        return Err(StoreError::Refused(format!(
-            "application {} is no longer {from}: another command changed it meanwhile; look at it again",
-            id.0
-        )));
+        return Err(StoreError::refuse(
+            Rule::ApplicationChanged,
+            format!(
+                "application {} is no longer {from}: another command changed it meanwhile; look at it again",
+                id.0
+            ),
+        ));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 use super::db::{Backend, Db, DbError, ToSql, Tx, Value, params};
 use super::{Location, Store, schema};
 use crate::error::{Result, StoreError};
+use hljca_rules::Rule;
 
 /// What a copy moved.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -62,8 +63,9 @@ fn copy_rows(from: &Db, tx: &Tx<'_>, tables: &[String]) -> Result<Vec<(String, i
                 .map(|i| row.get_ref(i).map(|v| v.to_owned()))
                 .collect::<std::result::Result<_, DbError>>()?;
             let args: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
-            tx.execute(sql, &args)
-                .map_err(|e| StoreError::Refused(format!("copying table {t}: {e}")))?;
+            tx.execute(sql, &args).map_err(|e| {
+                StoreError::refuse(Rule::Internal, format!("copying table {t}: {e}"))
+            })?;
             n += 1;
             Ok::<(), StoreError>(())
         })?;
@@ -96,10 +98,13 @@ fn reset_sequences(tx: &Tx<'_>) -> Result<()> {
 pub fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
     let version = from.schema_version()?;
     if version != schema::newest() {
-        return Err(StoreError::Refused(format!(
-            "the source database is at schema version {version}, this hljca at {}; run `hljca db migrate` first",
-            schema::newest()
-        )));
+        return Err(StoreError::refuse(
+            Rule::Schema,
+            format!(
+                "the source database is at schema version {version}, this hljca at {}; run `hljca db migrate` first",
+                schema::newest()
+            ),
+        ));
     }
     let snapshot = from
         .conn
@@ -109,10 +114,13 @@ pub fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
     let target = match to {
         Location::Sqlite(path) => {
             if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-                return Err(StoreError::Refused(format!(
-                    "target database {} already exists; a copy only goes into an empty database",
-                    path.display()
-                )));
+                return Err(StoreError::refuse(
+                    Rule::NoOverwrite,
+                    format!(
+                        "target database {} already exists; a copy only goes into an empty database",
+                        path.display()
+                    ),
+                ));
             }
             Store::create(to)?
         }
@@ -120,10 +128,13 @@ pub fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
     };
     let result = (|| {
         if target.backend() == Backend::Postgres && !schema::is_empty(&target.conn)? {
-            return Err(StoreError::Refused(format!(
-                "target database {} is not empty; a copy only goes into an empty database",
-                to.display()
-            )));
+            return Err(StoreError::refuse(
+                Rule::NoOverwrite,
+                format!(
+                    "target database {} is not empty; a copy only goes into an empty database",
+                    to.display()
+                ),
+            ));
         }
         let tx = target
             .conn
@@ -134,7 +145,7 @@ pub fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
             // Rows go in as they are: no foreign-key order, no row-binding triggers.
             tx.batch("SET LOCAL session_replication_role = replica")
                 .map_err(|e| {
-                    StoreError::Refused(format!(
+                    StoreError::refuse(Rule::DatabaseRole, format!(
                         "the PostgreSQL role cannot copy rows as they are (SET session_replication_role: {e}); use a superuser or the database owner with that right"
                     ))
                 })?;
@@ -154,9 +165,12 @@ pub fn copy(from: &Store, to: &Location) -> Result<CopyReport> {
             let there = count(&tx, t)?;
             let here = count(&snapshot, t)?;
             if there != *n || here != *n {
-                return Err(StoreError::Refused(format!(
-                    "table {t}: the source has {here} rows, the target {there} after the copy"
-                )));
+                return Err(StoreError::refuse(
+                    Rule::Internal,
+                    format!(
+                        "table {t}: the source has {here} rows, the target {there} after the copy"
+                    ),
+                ));
             }
             counted.push((t.clone(), there));
         }
@@ -244,10 +258,13 @@ pub fn status(loc: &Location) -> Result<DbStatus> {
 pub fn migrate(loc: &Location) -> Result<(i64, i64)> {
     let mut store = Store::connect(loc)?;
     if store.schema_version()? == 0 {
-        return Err(StoreError::Refused(format!(
-            "database {} has no hljca schema; `hljca init` creates a CA, `hljca db copy` moves one",
-            loc.display()
-        )));
+        return Err(StoreError::refuse(
+            Rule::Schema,
+            format!(
+                "database {} has no hljca schema; `hljca init` creates a CA, `hljca db copy` moves one",
+                loc.display()
+            ),
+        ));
     }
     let found = schema::migrate(&mut store.conn)?;
     super::binding::install(&store.conn)?;

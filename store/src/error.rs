@@ -89,12 +89,9 @@ pub enum StoreError {
         /// What was refused and what to do.
         what: String,
     },
-    /// A rule refused the request.
+    /// A rule refused the request (bad input, an unknown object, a business rule, a state).
     #[error("{0}")]
-    Refused(String),
-    /// The request itself is malformed.
-    #[error("{0}")]
-    BadInput(String),
+    Refused(hljca_rules::Refusal),
     /// The audit log's hash chain is broken.
     #[error("audit log broken at row {seq}: {reason}")]
     AuditBroken {
@@ -127,10 +124,30 @@ impl StoreError {
         }
     }
 
+    /// A refusal of `rule`.
+    pub fn refuse(rule: hljca_rules::Rule, message: impl Into<String>) -> StoreError {
+        StoreError::Refused(hljca_rules::Refusal::new(rule, message))
+    }
+
+    /// A refusal of `rule` naming `field`.
+    pub fn refuse_on(
+        rule: hljca_rules::Rule,
+        field: &'static str,
+        message: impl Into<String>,
+    ) -> StoreError {
+        StoreError::Refused(hljca_rules::Refusal::new(rule, message).on(field))
+    }
+
     /// Maps a signing error of `what`.
     pub fn cert(what: impl Into<String>) -> impl FnOnce(rcgen::Error) -> StoreError {
         let what = what.into();
         move |source| StoreError::Certificate { what, source }
+    }
+}
+
+impl From<hljca_rules::Refusal> for StoreError {
+    fn from(r: hljca_rules::Refusal) -> StoreError {
+        StoreError::Refused(r)
     }
 }
 

@@ -2,6 +2,7 @@
 //! The engine (`crate::engine`) moves the stage forward; only `recover` reads stages back.
 
 use crate::db::{Db, Row, Tx, params};
+use hljca_rules::Rule;
 use time::OffsetDateTime;
 
 use super::Store;
@@ -394,7 +395,7 @@ pub fn get(conn: &Db, id: i64) -> Result<IssuanceRow> {
         issuance_from_row,
     )
     .map_err(StoreError::db("issuance lookup"))?
-    .ok_or_else(|| StoreError::BadInput(format!("no issuance {id}")))
+    .ok_or_else(|| StoreError::refuse(Rule::UnknownIssuance, format!("no issuance {id}")))
 }
 
 impl Store {

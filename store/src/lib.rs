@@ -24,6 +24,7 @@ pub mod time_fmt;
 mod tokens;
 pub mod vocab;
 
+use hljca_rules::Rule;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -131,10 +132,13 @@ impl Store {
         let mut store = match loc {
             Location::Sqlite(path) => {
                 if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-                    return Err(StoreError::Refused(format!(
-                        "database {} already exists; `hljca init` never overwrites a CA's history",
-                        path.display()
-                    )));
+                    return Err(StoreError::refuse(
+                        Rule::NoOverwrite,
+                        format!(
+                            "database {} already exists; `hljca init` never overwrites a CA's history",
+                            path.display()
+                        ),
+                    ));
                 }
                 std::fs::OpenOptions::new()
                     .write(true)
@@ -148,10 +152,13 @@ impl Store {
             Location::Postgres(url) => {
                 let store = Store::wrap(Db::open_postgres(url).map_err(connect_error(loc))?);
                 if !schema::is_empty(&store.conn)? {
-                    return Err(StoreError::Refused(format!(
-                        "database {} is not empty; `hljca init` never overwrites a CA's history",
-                        loc.display()
-                    )));
+                    return Err(StoreError::refuse(
+                        Rule::NoOverwrite,
+                        format!(
+                            "database {} is not empty; `hljca init` never overwrites a CA's history",
+                            loc.display()
+                        ),
+                    ));
                 }
                 store
             }
@@ -167,10 +174,13 @@ impl Store {
         if let Location::Postgres(url) = loc {
             let db = Db::open_postgres(url).map_err(connect_error(loc))?;
             if !schema::is_empty(&db)? {
-                return Err(StoreError::Refused(format!(
-                    "database {} is not empty; `hljca init` never overwrites a CA's history",
-                    loc.display()
-                )));
+                return Err(StoreError::refuse(
+                    Rule::NoOverwrite,
+                    format!(
+                        "database {} is not empty; `hljca init` never overwrites a CA's history",
+                        loc.display()
+                    ),
+                ));
             }
         }
         Ok(())
@@ -182,10 +192,10 @@ impl Store {
         match loc {
             Location::Sqlite(path) => {
                 if !path.exists() {
-                    return Err(StoreError::Refused(format!(
-                        "database {} does not exist",
-                        path.display()
-                    )));
+                    return Err(StoreError::refuse(
+                        Rule::Schema,
+                        format!("database {} does not exist", path.display()),
+                    ));
                 }
                 Store::connect_sqlite(path)
             }

@@ -3,6 +3,7 @@
 
 use super::db;
 use crate::error::{Result, StoreError};
+use hljca_rules::Rule;
 
 /// Where a CA's database is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,10 +44,13 @@ impl Location {
                 path
             }))
         } else {
-            Err(StoreError::Refused(format!(
-                "database URL `{}` is neither postgres://… nor sqlite:PATH",
-                redact(url)
-            )))
+            Err(StoreError::refuse(
+                Rule::DatabaseUrl,
+                format!(
+                    "database URL `{}` is neither postgres://… nor sqlite:PATH",
+                    redact(url)
+                ),
+            ))
         }
     }
 

@@ -3,6 +3,7 @@
 //! applicant's delivery choice. Only `applications::online` calls these.
 
 use crate::db::{Db, Row, Tx, params};
+use hljca_rules::Rule;
 use serde::Serialize;
 
 use crate::error::{Result, StoreError};
@@ -247,10 +248,10 @@ pub fn settle(tx: &Tx<'_>, n: &GatewayNotification, paid_order_id: i64, at: &str
         )
         .map_err(StoreError::db("settle payment order"))?;
     if changed != 1 {
-        return Err(StoreError::Refused(format!(
-            "payment order {} is already settled",
-            n.order_no
-        )));
+        return Err(StoreError::refuse(
+            Rule::Notification,
+            format!("payment order {} is already settled", n.order_no),
+        ));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use super::db::{Backend, Db, params};
 use crate::error::{Result, StoreError};
+use hljca_rules::Rule;
 
 /// One SQL file per schema version, applied in order; never change what one does once shipped.
 const MIGRATIONS: &[&str] = &[
@@ -123,10 +124,13 @@ pub fn is_empty(db: &Db) -> Result<bool> {
 }
 
 fn too_new(current: i64) -> StoreError {
-    StoreError::Refused(format!(
-        "database schema version {current} is newer than this hljca understands ({}); upgrade hljca",
-        newest()
-    ))
+    StoreError::refuse(
+        Rule::Schema,
+        format!(
+            "database schema version {current} is newer than this hljca understands ({}); upgrade hljca",
+            newest()
+        ),
+    )
 }
 
 /// Brings the schema to the newest version; returns the version it found.
@@ -165,10 +169,13 @@ fn migrate_sqlite(db: &Db, current: i64) -> Result<()> {
                 .query_opt("PRAGMA foreign_key_check", params![], |r| r.get(0))
                 .map_err(StoreError::db("foreign_key_check"))?;
             if let Some(table) = broken {
-                return Err(StoreError::Refused(format!(
-                    "migration {} left a dangling reference in table {table}",
-                    i + 1
-                )));
+                return Err(StoreError::refuse(
+                    Rule::Internal,
+                    format!(
+                        "migration {} left a dangling reference in table {table}",
+                        i + 1
+                    ),
+                ));
             }
             tx.batch(&format!("PRAGMA user_version = {}", i + 1))
                 .map_err(StoreError::db("set user_version"))?;

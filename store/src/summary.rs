@@ -3,6 +3,7 @@
 //! aggregates with expiry judged in SQL by the CA's clock.
 
 use crate::db::{DbError, DbResult, Row, ToSql, params};
+use hljca_rules::Rule;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -72,7 +73,7 @@ impl CertSummary {
     /// certificates (operator, OCSP signer, TLS, seal maker), which belong to no policy.
     pub fn holder_type(&self) -> crate::error::Result<CertType> {
         self.cert_type.ok_or_else(|| {
-            crate::error::StoreError::Refused(format!(
+            crate::error::StoreError::refuse_on(Rule::CaCertificate, "serial", format!(
                 "certificate {} is the CA's {} certificate, not a holder's: the counter's commands \
                  do not apply to it",
                 self.serial,

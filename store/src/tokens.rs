@@ -1,6 +1,7 @@
 //! The USBKEY register: which holder each token serial belongs to.
 
 use crate::db::{Tx, params};
+use hljca_rules::Rule;
 
 use super::Store;
 use crate::error::{Result, StoreError};
@@ -39,9 +40,13 @@ fn holder_in(conn: &crate::Db, serial: &str) -> Result<Option<Holder>> {
 pub fn bind(tx: &Tx<'_>, serial: &str, label: &str, holder: &Holder, operator: &str) -> Result<()> {
     match holder_in(tx, serial)? {
         Some(h) if h.id == holder.id => Ok(()),
-        Some(h) => Err(StoreError::Refused(format!(
-            "USBKEY {serial} belongs to {h}; it cannot hold a certificate for {holder} [rule: one holder per USBKEY]"
-        ))),
+        Some(h) => Err(StoreError::refuse_on(
+            Rule::OneHolderPerUsbkey,
+            "token",
+            format!(
+                "USBKEY {serial} belongs to {h}; it cannot hold a certificate for {holder} [rule: one holder per USBKEY]"
+            ),
+        )),
         None => {
             tx.execute(
                 "INSERT INTO token_holders (token_serial, token_label, holder_kind, holder_id, holder_name, bound_at, operator) \

@@ -2,6 +2,7 @@
 //! table, channels and sites, revocation reasons, holders and bindings. Pure values with their
 //! stored forms; the layers above (the CA, the counter) decide what to do with them.
 
+use hljca_rules::Rule;
 use std::fmt;
 use std::str::FromStr;
 
@@ -237,11 +238,14 @@ pub fn transition(id: AppId, from: AppState, event: AppEventKind) -> Result<AppS
             } else {
                 format!("next: {}", next.join(", "))
             };
-            return Err(StoreError::Refused(format!(
-                "application {} is {from}: `{}` needs {needs}; {next}",
-                id.0,
-                event.command()
-            )));
+            return Err(StoreError::refuse(
+                Rule::ApplicationState,
+                format!(
+                    "application {} is {from}: `{}` needs {needs}; {next}",
+                    id.0,
+                    event.command()
+                ),
+            ));
         }
     };
     Ok(to)

@@ -238,6 +238,31 @@ fn api_serves_jobs_by_role_with_idempotent_issuance() {
     );
     assert_eq!(code, 400, "{out}");
     assert_eq!(json(&out)["error"]["field"], "applicant.uscc");
+    // A business rule's refusal: status, rule code and field come from the typed refusal (the
+    // 副锁 needs an issued enterprise certificate of its USCC; there is none).
+    let mut secondary = json(&issue_body(&env, "h3"));
+    secondary["type"] = "enterprise-secondary".into();
+    secondary["applicant"] =
+        serde_json::from_str(&std::fs::read_to_string(example("enterprise-secondary")).unwrap())
+            .unwrap();
+    let (code, out) = call(
+        &env,
+        &server,
+        Some(&issuer),
+        "POST",
+        base,
+        &[JSON, "Idempotency-Key: secondary-1"],
+        Some(&secondary.to_string()),
+    );
+    assert_eq!(code, 409, "{out}");
+    assert_eq!(
+        (&json(&out)["error"]["rule"], &json(&out)["error"]["field"]),
+        (
+            &Value::from("secondary-needs-enterprise"),
+            &Value::from("applicant.org_id")
+        ),
+        "{out}"
+    );
     let (code, out) = call(
         &env,
         &server,

@@ -13,6 +13,7 @@
 
 mod tls;
 
+use crate::Rule;
 use hljca_policies::{Applicant, CertType};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -200,7 +201,7 @@ impl Ca {
     ) -> Result<CsrIssued> {
         self.require(Role::Issuer, "issuance from a CSR over the API")?;
         let csr = check_csr(&req.csr, self.policies.get(req.cert_type))
-            .map_err(|e| CoreError::BadInput(format!("csr: {e}")))?;
+            .map_err(|e| CoreError::refuse_on(Rule::Csr, "csr", format!("csr: {e}")))?;
         // Refused before the key is claimed: a corrected request may use the same key.
         self.eligible(
             Step::Issue,
@@ -236,7 +237,7 @@ impl Ca {
             .certificates
             .first()
             .map(|c| c.serial.clone())
-            .ok_or_else(|| CoreError::Refused("the issuance made no certificate".into()))?;
+            .ok_or_else(|| CoreError::refuse(Rule::Internal, "the issuance made no certificate"))?;
         Ok(CsrIssued {
             serial,
             replayed: false,
@@ -251,8 +252,13 @@ impl Ca {
         key: &str,
         body_sha256: &str,
     ) -> Result<Option<CsrIssued>> {
-        check_idempotency_key(key)
-            .map_err(|rule| CoreError::BadInput(format!("Idempotency-Key: {rule}")))?;
+        check_idempotency_key(key).map_err(|rule| {
+            CoreError::refuse_on(
+                Rule::IdempotencyKey,
+                "Idempotency-Key",
+                format!("Idempotency-Key: {rule}"),
+            )
+        })?;
         if let Some(row) = self.store.idempotency(operator_cert, key)? {
             if row.request_sha256 != body_sha256 {
                 return Err(CoreError::IdempotencyConflict { key: key.into() });

@@ -9,6 +9,7 @@
 //! session that signs OCSP answers and certificates. The file has the protection of
 //! `hljca.db` (0600, the home's owner).
 
+use crate::Rule;
 use rcgen::{
     CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
 };
@@ -127,9 +128,10 @@ impl Ca {
             return Ok(current);
         }
         if hosts.is_empty() {
-            return Err(CoreError::BadInput(
-                "[serve] api_hosts is empty [rule: the API's TLS certificate names its hosts]"
-                    .into(),
+            return Err(CoreError::refuse_on(
+                Rule::ApiHosts,
+                "api_hosts",
+                "[serve] api_hosts is empty [rule: the API's TLS certificate names its hosts]",
             ));
         }
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)

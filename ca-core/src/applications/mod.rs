@@ -14,6 +14,7 @@ pub use crate::store::vocab::{
     AppEventKind, AppId, AppState, Channel, Site, next_steps, transition,
 };
 mod reads;
+use crate::Rule;
 use crate::store::applications as rows;
 
 use std::str::FromStr;
@@ -87,7 +88,7 @@ pub(crate) fn record_token(
 pub(crate) fn state_in(tx: &crate::store::Tx<'_>, id: AppId) -> Result<AppState> {
     rows::get(tx, id)?
         .map(|a| a.state)
-        .ok_or_else(|| CoreError::BadInput(format!("no application {id}")))
+        .ok_or_else(|| CoreError::refuse(Rule::UnknownApplication, format!("no application {id}")))
 }
 
 /// Largest material file accepted, in bytes (10 MiB).
@@ -149,18 +150,24 @@ impl Payment {
             .filter(|r| !r.is_empty())
             .map(str::to_owned);
         if reference.is_none() && method != PayMethod::Cash {
-            return Err(CoreError::BadInput(format!(
-                "--reference is needed for a {} payment (the QR transaction id, card slip or transfer \
+            return Err(CoreError::refuse_on(
+                Rule::PaymentReference,
+                "reference",
+                format!(
+                    "--reference is needed for a {} payment (the QR transaction id, card slip or transfer \
                  number); only cash has none",
-                method.as_str()
-            )));
+                    method.as_str()
+                ),
+            ));
         }
         if reference
             .as_deref()
             .is_some_and(|r| r.chars().count() > 64 || r.chars().any(char::is_control))
         {
-            return Err(CoreError::BadInput(
-                "--reference: at most 64 characters, no control characters".into(),
+            return Err(CoreError::refuse_on(
+                Rule::PaymentReference,
+                "reference",
+                "--reference: at most 64 characters, no control characters",
             ));
         }
         Ok(Payment { method, reference })

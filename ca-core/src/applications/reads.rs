@@ -2,6 +2,7 @@
 //! need of the workflow, and what the counter shows.
 
 use crate::Ca;
+use crate::Rule;
 use crate::error::{CoreError, Result};
 use crate::home::{create_private_dir, write_file};
 use crate::store::applications::{self as rows, AppEvent, Application, MaterialRecord, Order};
@@ -15,8 +16,12 @@ impl Ca {
 
     /// One application; an unknown number is refused.
     pub fn application(&self, id: AppId) -> Result<Application> {
-        self.find_application(id)?
-            .ok_or_else(|| CoreError::Refused(format!("there is no application {id}")))
+        self.find_application(id)?.ok_or_else(|| {
+            CoreError::refuse(
+                Rule::UnknownApplication,
+                format!("there is no application {id}"),
+            )
+        })
     }
 
     /// Applications, newest first, optionally only those in `state`.

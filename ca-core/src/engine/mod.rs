@@ -27,6 +27,7 @@ mod recover;
 mod run;
 mod sign;
 
+use crate::Rule;
 use hljca_policies::{Applicant, CertType};
 use hljca_token::{TokenInfo, TokenSelector, TokenSession};
 use serde::Serialize;
@@ -254,9 +255,10 @@ pub(crate) fn failpoint(stage: &str) -> Result<()> {
         let (at, what) = v.split_once(':').unwrap_or((v.as_str(), "abort"));
         if at == stage {
             if what == "error" {
-                return Err(CoreError::Refused(format!(
-                    "failpoint {stage}: injected failure"
-                )));
+                return Err(CoreError::refuse(
+                    Rule::Internal,
+                    format!("failpoint {stage}: injected failure"),
+                ));
             }
             if let Some(ms) = what.strip_prefix("sleep=").and_then(|m| m.parse().ok()) {
                 eprintln!("hljca: failpoint {stage}: sleeping {ms} ms");

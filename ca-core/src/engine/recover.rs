@@ -10,6 +10,7 @@
 //! It never touches an object whose key id is not recorded on the issuance, never an issuance
 //! whose lease is held, and logs in to each holder token with that token's own PIN.
 
+use crate::Rule;
 use hljca_token::{KeyId, Module, Pin, TokenError, TokenInfo, TokenSelector, TokenSession};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -92,9 +93,11 @@ impl Ca {
         let only_serial = match (only, module) {
             (Some(sel), Some(m)) => Some(m.find(sel)?.serial),
             (Some(sel), None) => {
-                return Err(CoreError::Refused(format!(
-                    "--token {sel}: no PKCS#11 module could be loaded"
-                )));
+                return Err(CoreError::refuse_on(
+                    Rule::Pkcs11Module,
+                    "token",
+                    format!("--token {sel}: no PKCS#11 module could be loaded"),
+                ));
             }
             _ => None,
         };

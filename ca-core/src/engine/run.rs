@@ -1,5 +1,6 @@
 //! The stages of one issuance, in order (see the table in `mod.rs`).
 
+use crate::Rule;
 use hljca_policies::{KeyAlgorithm, Policy, ValidatedApplicant};
 use hljca_token::{KeyId, KeyKind, TokenSession};
 use sha2::{Digest, Sha256};
@@ -98,17 +99,22 @@ pub(super) fn prepare(
             (info.label.clone(), info.serial.clone())
         }
         (KeySource::Token, None) => {
-            return Err(CoreError::Refused(
-                "issuance onto a token needs the holder's token session".into(),
+            return Err(CoreError::refuse(
+                Rule::Internal,
+                "issuance onto a token needs the holder's token session",
             ));
         }
         (KeySource::Csr(csr), _) => {
             if csr.cert_type() != p.cert_type {
-                return Err(CoreError::BadInput(format!(
-                    "the CSR was checked for {}, not {}",
-                    csr.cert_type(),
-                    p.cert_type
-                )));
+                return Err(CoreError::refuse_on(
+                    Rule::Csr,
+                    "csr",
+                    format!(
+                        "the CSR was checked for {}, not {}",
+                        csr.cert_type(),
+                        p.cert_type
+                    ),
+                ));
             }
             (CSR_TOKEN_LABEL.to_owned(), String::new())
         }
@@ -136,10 +142,14 @@ pub(super) fn prepare(
     if let Some(old) = &renewed
         && old.token_serial != token_serial
     {
-        return Err(CoreError::Refused(format!(
-            "certificate {} is renewed onto the same USBKEY `{}` (serial {}) that holds it, not `{token_label}`",
-            old.serial, old.token_label, old.token_serial
-        )));
+        return Err(CoreError::refuse_on(
+            Rule::RenewalSame,
+            "token",
+            format!(
+                "certificate {} is renewed onto the same USBKEY `{}` (serial {}) that holds it, not `{token_label}`",
+                old.serial, old.token_label, old.token_serial
+            ),
+        ));
     }
     let picture = match (&policy.seal, &p.seal_image, &p.source) {
         (Some(_), _, KeySource::Csr(_)) => None,
@@ -162,10 +172,14 @@ pub(super) fn prepare(
             )?)
         }
         (None, Some(_), _) => {
-            return Err(CoreError::BadInput(format!(
-                "--seal-image given but a {} certificate has no electronic seal",
-                p.cert_type
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::SealImage,
+                "seal-image",
+                format!(
+                    "--seal-image given but a {} certificate has no electronic seal",
+                    p.cert_type
+                ),
+            ));
         }
         (None, None, _) => None,
     };
@@ -407,16 +421,18 @@ fn advance(
                 None => &prep.policy.identity,
             },
             other => {
-                return Err(CoreError::Refused(format!(
-                    "the issuance engine makes holder certificates, not {} certificates",
-                    other.as_str()
-                )));
+                return Err(CoreError::refuse(
+                    Rule::Internal,
+                    format!(
+                        "the issuance engine makes holder certificates, not {} certificates",
+                        other.as_str()
+                    ),
+                ));
             }
         };
-        let key = r
-            .key
-            .clone()
-            .ok_or_else(|| CoreError::Refused(format!("no subject key for {}", r.serial)))?;
+        let key = r.key.clone().ok_or_else(|| {
+            CoreError::refuse(Rule::Internal, format!("no subject key for {}", r.serial))
+        })?;
         let params = end_entity(
             &ca.config,
             prep.dn.clone(),

@@ -1,5 +1,6 @@
 //! Cross-platform binding (跨平台CA绑定) of certificates from the former Daqing platform.
 
+use crate::Rule;
 pub use crate::store::vocab::Binding;
 use std::path::PathBuf;
 
@@ -58,27 +59,36 @@ impl Ca {
             .filter(|k| !materials.iter().any(|m| m.kind == *k))
             .collect();
         if !missing.is_empty() {
-            return Err(CoreError::Refused(format!(
-                "binding needs the materials {} (missing: {})",
-                BIND_MATERIALS.join(", "),
-                missing.join(", ")
-            )));
+            return Err(CoreError::refuse(
+                Rule::Binding,
+                format!(
+                    "binding needs the materials {} (missing: {})",
+                    BIND_MATERIALS.join(", "),
+                    missing.join(", ")
+                ),
+            ));
         }
         if let Some(m) = materials
             .iter()
             .find(|m| !BIND_MATERIALS.contains(&m.kind.as_str()))
         {
-            return Err(CoreError::Refused(format!(
-                "unknown binding material `{}` (expected {})",
-                m.kind,
-                BIND_MATERIALS.join(", ")
-            )));
+            return Err(CoreError::refuse(
+                Rule::Binding,
+                format!(
+                    "unknown binding material `{}` (expected {})",
+                    m.kind,
+                    BIND_MATERIALS.join(", ")
+                ),
+            ));
         }
         let (der, src, token_label, token_serial) = match source {
             BindSource::File(p) => (read_cert_file(p)?, "pem", None, None),
             BindSource::Token { token, key_id } => {
                 let module = module.ok_or_else(|| {
-                    CoreError::Refused("reading a token needs the PKCS#11 module".into())
+                    CoreError::refuse(
+                        Rule::Pkcs11Module,
+                        "reading a token needs the PKCS#11 module",
+                    )
                 })?;
                 let s = module.login(token, secrets.user_pin()?)?;
                 let der = match key_id {
@@ -102,19 +112,27 @@ impl Ca {
             cert.validity().not_after.to_datetime(),
         );
         if t < nb || t > na {
-            return Err(CoreError::Refused(format!(
-                "certificate {serial} is not within its validity ({} .. {}); it cannot be activated",
-                ts(nb),
-                ts(na)
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::Binding,
+                "serial",
+                format!(
+                    "certificate {serial} is not within its validity ({} .. {}); it cannot be activated",
+                    ts(nb),
+                    ts(na)
+                ),
+            ));
         }
         let ours = crate::ca::issuing_der(&self.home)?;
         if let Ok((_, our)) = x509_parser::certificate::X509Certificate::from_der(&ours)
             && cert.issuer() == our.subject()
         {
-            return Err(CoreError::Refused(format!(
-                "certificate {serial} was issued by this CA: it needs no cross-platform binding"
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::Binding,
+                "serial",
+                format!(
+                    "certificate {serial} was issued by this CA: it needs no cross-platform binding"
+                ),
+            ));
         }
         let verified = self.verify_former(&cert)?;
         let fingerprint = hex::encode(Sha256::digest(&der));
@@ -126,8 +144,9 @@ impl Ca {
                 "material",
             )?;
             let name = m.file.display().to_string();
-            let media = check_file(&name, &bytes)
-                .map_err(|e| CoreError::BadInput(format!("material {}: {e}", m.kind)))?;
+            let media = check_file(&name, &bytes).map_err(|e| {
+                CoreError::refuse(Rule::FileUnreadable, format!("material {}: {e}", m.kind))
+            })?;
             let hash = material_hash(&bytes);
             self.store_material_file(&hash, &bytes)?;
             stored.push(serde_json::json!({
@@ -155,9 +174,11 @@ impl Ca {
             site: site.as_str(),
         };
         let Some(id) = crate::store::bindings::insert(&tx, &new)? else {
-            return Err(CoreError::Refused(format!(
-                "certificate {serial} is already bound (fingerprint {fingerprint})"
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::Binding,
+                "serial",
+                format!("certificate {serial} is already bound (fingerprint {fingerprint})"),
+            ));
         };
         audit::append(
             &tx,

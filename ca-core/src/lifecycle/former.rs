@@ -2,6 +2,7 @@
 //! certificates are the only anchors a bound certificate may chain to, and its CRLs (when
 //! configured) say whether the former CA revoked it.
 
+use crate::Rule;
 use std::path::Path;
 
 use time::OffsetDateTime;
@@ -53,10 +54,10 @@ impl Ca {
     pub(super) fn verify_former(&self, cert: &X509Certificate<'_>) -> Result<Verified> {
         let cfg = &self.config.binding;
         if cfg.former_ca.is_empty() {
-            return Err(CoreError::Refused(
+            return Err(CoreError::refuse(
+                Rule::FormerCa,
                 "binding needs the former platform's CA certificate(s): list them once in hljca.toml, \
-                 [binding] former_ca = [\"former/daqing-ca.pem\"] (paths relative to the home)"
-                    .into(),
+                 [binding] former_ca = [\"former/daqing-ca.pem\"] (paths relative to the home)",
             ));
         }
         let now = self.now();
@@ -83,12 +84,15 @@ impl Ca {
                 to_time(ca.validity().not_after),
             );
             if now < nb || now > na {
-                return Err(CoreError::Refused(format!(
-                    "the former CA `{}` is not valid now ({} .. {}): its certificates cannot be bound",
-                    ca.subject(),
-                    ts(nb),
-                    ts(na)
-                )));
+                return Err(CoreError::refuse(
+                    Rule::FormerCa,
+                    format!(
+                        "the former CA `{}` is not valid now ({} .. {}): its certificates cannot be bound",
+                        ca.subject(),
+                        ts(nb),
+                        ts(na)
+                    ),
+                ));
             }
             let mut crls_checked = 0;
             for p in &cfg.former_crl {
@@ -103,32 +107,42 @@ impl Ca {
                     continue;
                 }
                 crl.verify_signature(ca.public_key()).map_err(|_| {
-                    CoreError::Refused(format!(
-                        "CRL {} does not verify with the former CA `{}`",
-                        p.display(),
-                        ca.subject()
-                    ))
+                    CoreError::refuse(
+                        Rule::FormerCa,
+                        format!(
+                            "CRL {} does not verify with the former CA `{}`",
+                            p.display(),
+                            ca.subject()
+                        ),
+                    )
                 })?;
                 if let Some(next) = crl.next_update().map(to_time)
                     && next < now
                 {
-                    return Err(CoreError::Refused(format!(
-                        "CRL {} of the former CA is out of date (nextUpdate {}); fetch a current one first",
-                        p.display(),
-                        ts(next)
-                    )));
+                    return Err(CoreError::refuse(
+                        Rule::FormerCa,
+                        format!(
+                            "CRL {} of the former CA is out of date (nextUpdate {}); fetch a current one first",
+                            p.display(),
+                            ts(next)
+                        ),
+                    ));
                 }
                 if let Some(r) = crl
                     .iter_revoked_certificates()
                     .find(|r| r.raw_serial() == cert.raw_serial())
                 {
-                    return Err(CoreError::Refused(format!(
-                        "certificate {serial} was revoked by the former CA on {}{}",
-                        ts(to_time(r.revocation_date)),
-                        r.reason_code()
-                            .map(|(_, c)| format!(" ({c})"))
-                            .unwrap_or_default()
-                    )));
+                    return Err(CoreError::refuse_on(
+                        Rule::FormerCa,
+                        "serial",
+                        format!(
+                            "certificate {serial} was revoked by the former CA on {}{}",
+                            ts(to_time(r.revocation_date)),
+                            r.reason_code()
+                                .map(|(_, c)| format!(" ({c})"))
+                                .unwrap_or_default()
+                        ),
+                    ));
                 }
                 crls_checked += 1;
             }
@@ -137,10 +151,14 @@ impl Ca {
                 crls_checked,
             });
         }
-        Err(CoreError::Refused(format!(
-            "certificate {serial} (issuer `{}`) is not issued by a configured former platform CA ({})",
-            cert.issuer(),
-            names.join("; ")
-        )))
+        Err(CoreError::refuse_on(
+            Rule::FormerCa,
+            "serial",
+            format!(
+                "certificate {serial} (issuer `{}`) is not issued by a configured former platform CA ({})",
+                cert.issuer(),
+                names.join("; ")
+            ),
+        ))
     }
 }

@@ -5,6 +5,7 @@
 //! The SQL is here rather than in `store/` while that module is being reworked; it reads the
 //! `certificates` and `crls` tables only.
 
+use crate::Rule;
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -102,11 +103,14 @@ impl Ca {
         if let Some(want) = &row.sha256 {
             let got = hex::encode(sha2::Sha256::digest(&der));
             if &got != want {
-                return Err(CoreError::Refused(format!(
-                    "CRL {number} at {} does not match the SHA-256 the database recorded for it; \
+                return Err(CoreError::refuse(
+                    Rule::CrlIntact,
+                    format!(
+                        "CRL {number} at {} does not match the SHA-256 the database recorded for it; \
                      run `hljca crl generate` to publish a new one",
-                    path.display()
-                )));
+                        path.display()
+                    ),
+                ));
             }
         }
         let time = |s: &str| {

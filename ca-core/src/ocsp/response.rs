@@ -2,6 +2,7 @@
 //! the delegated signer, responderID byKey, the signer's certificate included, thisUpdate now
 //! and nextUpdate a validity later (never past the signer's notAfter).
 
+use crate::Rule;
 use der::Encode;
 use der::asn1::{BitString, GeneralizedTime, OctetString};
 use time::OffsetDateTime;
@@ -77,8 +78,9 @@ impl Responder {
         now: OffsetDateTime,
     ) -> Result<Signed> {
         if statuses.len() != request.queries.len() {
-            return Err(CoreError::Refused(
-                "an OCSP answer needs one status per certificate asked about".into(),
+            return Err(CoreError::refuse(
+                Rule::Internal,
+                "an OCSP answer needs one status per certificate asked about",
             ));
         }
         let items: Vec<(&Query, &Status)> = request.queries.iter().zip(statuses).collect();
@@ -94,8 +96,9 @@ impl Responder {
         now: OffsetDateTime,
     ) -> Result<Signed> {
         if key.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
-            return Err(CoreError::Refused(
-                "the OCSP signer key is not ECDSA P-256".into(),
+            return Err(CoreError::refuse(
+                Rule::Internal,
+                "the OCSP signer key is not ECDSA P-256",
             ));
         }
         if key.der_bytes() != self.signer.key_bits() {

@@ -3,6 +3,7 @@
 //! USBKEY operator's) is issued for that key. Such an operator authenticates to the API of
 //! `hljca serve` with its certificate and key; it cannot log in to the CLI (no USBKEY).
 
+use crate::Rule;
 use sha2::{Digest, Sha256};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::ParsedExtension;
@@ -39,7 +40,7 @@ pub struct NewCsrOperator {
 }
 
 fn bad(rule: &str, what: String) -> CoreError {
-    CoreError::BadInput(format!("--csr: {what} [rule: {rule}]"))
+    CoreError::refuse_on(Rule::Csr, "csr", format!("--csr: {what} [rule: {rule}]"))
 }
 
 /// The request's P-256 public key (uncompressed point), after checking its signature and that
@@ -121,8 +122,10 @@ impl Ca {
         self.require(Role::CaAdmin, "operator add --csr")?;
         check_name(&new.name)?;
         if new.roles.is_empty() {
-            return Err(CoreError::BadInput(
-                "--roles needs at least one role".into(),
+            return Err(CoreError::refuse_on(
+                Rule::OperatorRoles,
+                "roles",
+                "--roles needs at least one role",
             ));
         }
         let bits = checked_key(&new.csr)?;
@@ -134,10 +137,14 @@ impl Ca {
             .into_iter()
             .find(|o| o.key_id == key_id && o.status == "active")
         {
-            return Err(CoreError::Refused(format!(
-                "this key already belongs to operator {} ({}); a job makes a new key for a new operator",
-                o.name, o.cert_serial
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::OperatorKeyReused,
+                "csr",
+                format!(
+                    "this key already belongs to operator {} ({}); a job makes a new key for a new operator",
+                    o.name, o.cert_serial
+                ),
+            ));
         }
         let keys = self.ca_keys(module, secrets)?;
         let auth = Authority::new(self, &keys)?;

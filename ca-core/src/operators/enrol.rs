@@ -1,5 +1,6 @@
 //! Enrolling, changing and revoking operators.
 
+use crate::Rule;
 use hljca_token::{KeyId, Module, Pin, TokenSelector};
 use rcgen::{
     CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
@@ -38,10 +39,14 @@ pub(super) fn check_name(name: &str) -> Result<()> {
         || n.chars()
             .any(|c| c.is_control() || hljca_policies::is_invisible(c))
     {
-        return Err(CoreError::BadInput(format!(
-            "--name `{}`: 1 to 64 visible characters [rule: the operator's name is the certificate's CN]",
-            name.escape_default()
-        )));
+        return Err(CoreError::refuse_on(
+            Rule::OperatorName,
+            "name",
+            format!(
+                "--name `{}`: 1 to 64 visible characters [rule: the operator's name is the certificate's CN]",
+                name.escape_default()
+            ),
+        ));
     }
     Ok(())
 }
@@ -89,16 +94,22 @@ impl Ca {
         }
         check_name(&new.name)?;
         if new.roles.is_empty() {
-            return Err(CoreError::BadInput(
-                "--roles needs at least one role".into(),
+            return Err(CoreError::refuse_on(
+                Rule::OperatorRoles,
+                "roles",
+                "--roles needs at least one role",
             ));
         }
         let info = self.holder_token(module, &new.token)?;
         if let Some(h) = self.store.token_holder(&info.serial)? {
-            return Err(CoreError::Refused(format!(
-                "USBKEY `{}` belongs to the customer {h}; an operator needs a USBKEY of their own",
-                info.label
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::OperatorUsbkey,
+                "token",
+                format!(
+                    "USBKEY `{}` belongs to the customer {h}; an operator needs a USBKEY of their own",
+                    info.label
+                ),
+            ));
         }
         if let Some(o) = self
             .store
@@ -106,10 +117,14 @@ impl Ca {
             .iter()
             .find(|o| o.token_serial == info.serial && o.status == "active")
         {
-            return Err(CoreError::Refused(format!(
-                "USBKEY `{}` already holds operator {} ({})",
-                info.label, o.name, o.cert_serial
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::OperatorUsbkey,
+                "token",
+                format!(
+                    "USBKEY `{}` already holds operator {} ({})",
+                    info.label, o.name, o.cert_serial
+                ),
+            ));
         }
         let keys = self.ca_keys(Some(module), secrets)?;
         let auth = Authority::new(self, &keys)?;
@@ -226,8 +241,10 @@ impl Ca {
     pub fn set_operator_roles(&mut self, serial: &str, roles: &[Role]) -> Result<OperatorRecord> {
         self.require(Role::CaAdmin, "operator roles")?;
         if roles.is_empty() {
-            return Err(CoreError::BadInput(
-                "--roles needs at least one role".into(),
+            return Err(CoreError::refuse_on(
+                Rule::OperatorRoles,
+                "roles",
+                "--roles needs at least one role",
             ));
         }
         let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
@@ -235,9 +252,11 @@ impl Ca {
         let op = self.operator.clone();
         self.store.write("operator roles", |tx| {
             if !operators::set_roles(tx, serial, &roles)? {
-                return Err(CoreError::BadInput(format!(
-                    "no active operator with certificate {serial}"
-                )));
+                return Err(CoreError::refuse_on(
+                    Rule::UnknownOperator,
+                    "serial",
+                    format!("no active operator with certificate {serial}"),
+                ));
             }
             Ok(audit::append(
                 tx,
@@ -247,9 +266,13 @@ impl Ca {
                 &serde_json::json!({ "roles": roles }),
             )?)
         })?;
-        self.store
-            .operator(serial)?
-            .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
+        self.store.operator(serial)?.ok_or_else(|| {
+            CoreError::refuse_on(
+                Rule::UnknownOperator,
+                "serial",
+                format!("no operator {serial}"),
+            )
+        })
     }
 
     /// Revokes an operator (ca-admin): they can no longer log in, their operator certificate is
@@ -267,7 +290,7 @@ impl Ca {
         let now = self.now();
         self.store.write("operator revoke", |tx| {
             if !operators::revoke(tx, serial)? {
-                return Err(CoreError::BadInput(format!(
+                return Err(CoreError::refuse_on(Rule::UnknownOperator, "serial", format!(
                     "no active operator with certificate {serial}"
                 )));
             }
@@ -283,9 +306,13 @@ impl Ca {
                 }),
             )?)
         })?;
-        self.store
-            .operator(serial)?
-            .ok_or_else(|| CoreError::BadInput(format!("no operator {serial}")))
+        self.store.operator(serial)?.ok_or_else(|| {
+            CoreError::refuse_on(
+                Rule::UnknownOperator,
+                "serial",
+                format!("no operator {serial}"),
+            )
+        })
     }
 
     /// Refuses a change that would leave no active ca-admin with a USBKEY (a job's operator,
@@ -300,9 +327,11 @@ impl Ca {
             .filter(|o| o.cert_serial != serial || stays_admin)
             .count();
         if admins == 0 {
-            return Err(CoreError::Refused(format!(
-                "operator {serial} is the last active ca-admin; enrol another one first"
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::LastCaAdmin,
+                "serial",
+                format!("operator {serial} is the last active ca-admin; enrol another one first"),
+            ));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 mod csr;
 mod enrol;
 
+use crate::Rule;
 use std::fmt;
 use std::str::FromStr;
 
@@ -179,7 +180,7 @@ impl Ca {
     pub fn login(&mut self, module: &'static Module, sel: &TokenSelector, pin: &Pin) -> Result<()> {
         let info = module.find(sel)?;
         super::engine::refuse_ca_token(self, None, &info, &sel.0).map_err(|_| {
-            CoreError::BadInput(format!(
+            CoreError::refuse_on(Rule::OperatorLogin, "HLJCA_OPERATOR_TOKEN", format!(
                 "`{sel}` is the CA's HSM token, not an operator USBKEY [rule: operators log in with their own USBKEY]"
             ))
         })?;
@@ -201,17 +202,25 @@ impl Ca {
             }
         }
         let not_operator = || {
-            CoreError::BadInput(format!(
-                "token `{}` holds no operator certificate of this CA [rule: operators log in with an operator USBKEY enrolled by `hljca operator add`]",
-                info.label
-            ))
+            CoreError::refuse_on(
+                Rule::OperatorLogin,
+                "HLJCA_OPERATOR_TOKEN",
+                format!(
+                    "token `{}` holds no operator certificate of this CA [rule: operators log in with an operator USBKEY enrolled by `hljca operator add`]",
+                    info.label
+                ),
+            )
         };
         let (rec, key, der) = found.ok_or_else(not_operator)?;
         if rec.status != "active" {
-            return Err(CoreError::BadInput(format!(
-                "operator {} (certificate {}) is revoked [rule: a revoked operator cannot log in]",
-                rec.name, rec.cert_serial
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::OperatorLogin,
+                "HLJCA_OPERATOR_TOKEN",
+                format!(
+                    "operator {} (certificate {}) is revoked [rule: a revoked operator cannot log in]",
+                    rec.name, rec.cert_serial
+                ),
+            ));
         }
         if rec.der != der {
             return Err(not_operator());
@@ -220,7 +229,7 @@ impl Ca {
         let issuing = crate::ca::issuing_der(&self.home)?;
         let issuing = parse_cert(&issuing)?;
         cert.verify_signature(Some(issuing.public_key())).map_err(|_| {
-            CoreError::BadInput(format!(
+            CoreError::refuse_on(Rule::OperatorLogin, "HLJCA_OPERATOR_TOKEN", format!(
                 "operator certificate {} is not issued by this CA's issuing CA [rule: operator certificates chain to the issuing CA]",
                 rec.cert_serial
             ))
@@ -231,12 +240,16 @@ impl Ca {
             cert.validity().not_after.to_datetime(),
         );
         if now < nb || now > na {
-            return Err(CoreError::BadInput(format!(
-                "operator certificate {} is not valid now ({} .. {}) [rule: operators log in with a valid certificate]",
-                rec.cert_serial,
-                crate::time_fmt::ts(nb),
-                crate::time_fmt::ts(na)
-            )));
+            return Err(CoreError::refuse_on(
+                Rule::OperatorLogin,
+                "HLJCA_OPERATOR_TOKEN",
+                format!(
+                    "operator certificate {} is not valid now ({} .. {}) [rule: operators log in with a valid certificate]",
+                    rec.cert_serial,
+                    crate::time_fmt::ts(nb),
+                    crate::time_fmt::ts(na)
+                ),
+            ));
         }
         // Proof of possession: a fresh challenge signed on the token, checked with the certificate.
         let challenge: [u8; 32] = rand::random();
@@ -255,7 +268,7 @@ impl Ca {
             reason: e.to_string(),
         })?;
         vk.verify(&challenge, &sig).map_err(|_| {
-            CoreError::BadInput(format!(
+            CoreError::refuse_on(Rule::OperatorLogin, "HLJCA_OPERATOR_TOKEN", format!(
                 "the key on `{}` does not match operator certificate {} [rule: proof of possession]",
                 info.label, rec.cert_serial
             ))
@@ -324,10 +337,13 @@ impl Ca {
         f: impl FnOnce(&mut Ca) -> Result<T>,
     ) -> Result<T> {
         if self.delegation.is_some() {
-            return Err(CoreError::Refused(format!(
-                "already acting for {}; cannot also act for {actor}",
-                self.operator
-            )));
+            return Err(CoreError::refuse(
+                Rule::ActingTwice,
+                format!(
+                    "already acting for {}; cannot also act for {actor}",
+                    self.operator
+                ),
+            ));
         }
         let own = std::mem::replace(&mut self.operator, actor.to_owned());
         self.store.set_actor(&self.operator);

@@ -3,6 +3,7 @@
 //! transaction.
 
 use super::CounterSteps;
+use hljca_core::Rule;
 use hljca_core::store::db::params;
 use hljca_policies::{Applicant, Mobile};
 use hljca_token::{Module, TokenSelector};
@@ -106,7 +107,11 @@ impl Fulfil for Ca {
             ("--tracking", tracking_no),
         ] {
             if v.trim().is_empty() {
-                return Err(CoreError::Refused(format!("delivery by mail needs {what}")));
+                return Err(CoreError::refuse_on(
+                    Rule::DeliveryDetails,
+                    what,
+                    format!("delivery by mail needs {what}"),
+                ));
             }
         }
         let text = format!(
@@ -141,10 +146,13 @@ impl Fulfil for Ca {
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Collect)?;
         if app.delivery.is_none() {
-            return Err(CoreError::Refused(format!(
-                "application {} is issued but its delivery is not arranged: run `deliver {id} --mail …` or `deliver {id} --pickup SITE` first",
-                id.0
-            )));
+            return Err(CoreError::refuse(
+                Rule::Delivery,
+                format!(
+                    "application {} is issued but its delivery is not arranged: run `deliver {id} --mail …` or `deliver {id} --pickup SITE` first",
+                    id.0
+                ),
+            ));
         }
         self.step(
             id,
@@ -236,7 +244,9 @@ impl FulfilSteps for Ca {
             .orders(Some(id))?
             .into_iter()
             .find(|o| o.id == order_id)
-            .ok_or_else(|| CoreError::Refused(format!("order {order_id} vanished")))?;
+            .ok_or_else(|| {
+                CoreError::refuse(Rule::Internal, format!("order {order_id} vanished"))
+            })?;
         Ok((app, order))
     }
 
@@ -250,11 +260,14 @@ impl FulfilSteps for Ca {
         let app = self.application(id)?;
         transition(id, app.state, AppEventKind::Dispatch)?;
         if let Some(d) = &app.delivery {
-            return Err(CoreError::Refused(format!(
-                "application {} is issued and its delivery is already arranged ({}); next: deliver --collected",
-                id.0,
-                delivery_summary(d)
-            )));
+            return Err(CoreError::refuse(
+                Rule::Delivery,
+                format!(
+                    "application {} is issued and its delivery is already arranged ({}); next: deliver --collected",
+                    id.0,
+                    delivery_summary(d)
+                ),
+            ));
         }
         let policy = self.policies().get(app.cert_type).clone();
         let details = serde_json::to_value(&delivery).map_err(|e| CoreError::Encoding {

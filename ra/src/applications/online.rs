@@ -9,6 +9,7 @@
 //! same eligibility check and workflow.
 
 use super::{CounterSteps, FulfilSteps};
+use hljca_core::Rule;
 use hljca_policies::{Fen, Mobile};
 use serde::Serialize;
 
@@ -172,8 +173,10 @@ impl Online for Ca {
     fn online_register(&mut self, new: &NewAccount) -> Result<PortalAccount> {
         let name = new.display_name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err(CoreError::BadInput(
-                "display_name: 1 to 64 characters, no control characters".into(),
+            return Err(CoreError::refuse_on(
+                Rule::FieldText,
+                "display_name",
+                "display_name: 1 to 64 characters, no control characters",
             ));
         }
         let row = PortalAccount {
@@ -190,10 +193,11 @@ impl Online for Ca {
         let op = self.operator().to_owned();
         self.store().write("register portal account", |tx| {
             let Some(acct) = sql::insert_account(tx, &row)? else {
-                return Err(CoreError::Refused(format!(
-                    "the mobile number {} is already registered",
-                    row.login
-                )));
+                return Err(CoreError::refuse_on(
+                    Rule::AlreadyRegistered,
+                    "mobile",
+                    format!("the mobile number {} is already registered", row.login),
+                ));
             };
             audit::append(
                 tx,
@@ -213,7 +217,11 @@ impl Online for Ca {
         mobile: &Mobile,
     ) -> Result<PortalAccount> {
         if sub.is_empty() || sub.len() > 128 || sub.chars().any(char::is_control) {
-            return Err(CoreError::BadInput("sub: 1 to 128 characters".into()));
+            return Err(CoreError::refuse_on(
+                Rule::FieldText,
+                "sub",
+                "sub: 1 to 128 characters",
+            ));
         }
         let login = format!("sso:{sub}");
         if let Some(a) = sql::account_by_login(&self.store().conn, &login)? {
@@ -239,10 +247,10 @@ impl Online for Ca {
         let op = self.operator().to_owned();
         self.store().write("register sso account", |tx| {
             let Some(acct) = sql::insert_account(tx, &row)? else {
-                return Err(CoreError::Refused(format!(
-                    "{} is already registered",
-                    row.login
-                )));
+                return Err(CoreError::refuse(
+                    Rule::AlreadyRegistered,
+                    format!("{} is already registered", row.login),
+                ));
             };
             audit::append(
                 tx,
@@ -264,8 +272,9 @@ impl Online for Ca {
     }
 
     fn online_login_attempt(&mut self, id: i64, password_ok: bool) -> Result<LoginCheck> {
-        let acct = sql::account(&self.store().conn, id)?
-            .ok_or_else(|| CoreError::Refused(format!("no portal account {id}")))?;
+        let acct = sql::account(&self.store().conn, id)?.ok_or_else(|| {
+            CoreError::refuse(Rule::UnknownAccount, format!("no portal account {id}"))
+        })?;
         let now = self.now();
         let locked = acct
             .locked_until
@@ -315,8 +324,10 @@ impl Online for Ca {
 
     fn online_apply(&mut self, account: i64, new: &NewApplication) -> Result<Application> {
         if new.channel != Channel::Online {
-            return Err(CoreError::BadInput(
-                "the portal makes online applications only".into(),
+            return Err(CoreError::refuse_on(
+                Rule::OnlineOnly,
+                "channel",
+                "the portal makes online applications only",
             ));
         }
         self.apply_with(new, |tx, id| Ok(sql::link_application(tx, id.0, account)?))
@@ -340,10 +351,10 @@ impl Online for Ca {
     fn online_pay_order(&mut self, id: AppId, account: i64, order_no: &str) -> Result<PayOrder> {
         let app = self.application(id)?;
         if app.state != AppState::Approved {
-            return Err(CoreError::Refused(format!(
-                "{id} is {}: payment opens once it is approved",
-                app.state
-            )));
+            return Err(CoreError::refuse(
+                Rule::ApplicationState,
+                format!("{id} is {}: payment opens once it is approved", app.state),
+            ));
         }
         if let Some(open) = sql::pay_orders_of(&self.store().conn, id.0)?
             .into_iter()
@@ -383,8 +394,13 @@ impl Online for Ca {
     }
 
     fn online_gateway_paid(&mut self, n: &GatewayNotification) -> Result<GatewayPaid> {
-        let order = sql::pay_order(&self.store().conn, &n.order_no)?
-            .ok_or_else(|| CoreError::Refused(format!("no payment order {}", n.order_no)))?;
+        let order = sql::pay_order(&self.store().conn, &n.order_no)?.ok_or_else(|| {
+            CoreError::refuse_on(
+                Rule::UnknownOrder,
+                "order_no",
+                format!("no payment order {}", n.order_no),
+            )
+        })?;
         if let Some(seen) =
             sql::notification_seen(&self.store().conn, &n.notification_id, &n.nonce)?
         {
@@ -399,25 +415,31 @@ impl Online for Ca {
                     order_id: oid,
                     already: true,
                 }),
-                _ => Err(CoreError::Refused(format!(
-                    "replayed notification: id {} or nonce {} was used before",
-                    n.notification_id, n.nonce
-                ))),
+                _ => Err(CoreError::refuse(
+                    Rule::Notification,
+                    format!(
+                        "replayed notification: id {} or nonce {} was used before",
+                        n.notification_id, n.nonce
+                    ),
+                )),
             };
         }
         if n.amount_fen != order.amount_fen {
-            return Err(CoreError::Refused(format!(
-                "order {} is for {} but the notification says {}",
-                order.order_no,
-                Fen(order.amount_fen),
-                Fen(n.amount_fen)
-            )));
+            return Err(CoreError::refuse(
+                Rule::Notification,
+                format!(
+                    "order {} is for {} but the notification says {}",
+                    order.order_no,
+                    Fen(order.amount_fen),
+                    Fen(n.amount_fen)
+                ),
+            ));
         }
         if order.paid_order_id.is_some() {
-            return Err(CoreError::Refused(format!(
-                "order {} is already paid",
-                order.order_no
-            )));
+            return Err(CoreError::refuse(
+                Rule::Notification,
+                format!("order {} is already paid", order.order_no),
+            ));
         }
         let payment = Payment::new(PayMethod::QrWechat, Some(&n.transaction_id))?;
         let at = ts(hljca_core::time_fmt::now());
@@ -439,10 +461,13 @@ impl Online for Ca {
             AppState::Paid | AppState::Issuing | AppState::Issued
         ) || app.delivery.is_some()
         {
-            return Err(CoreError::Refused(format!(
-                "{id} is {}: mail or pickup is chosen after payment, before the USBKEY is sent",
-                app.state
-            )));
+            return Err(CoreError::refuse(
+                Rule::ApplicationState,
+                format!(
+                    "{id} is {}: mail or pickup is chosen after payment, before the USBKEY is sent",
+                    app.state
+                ),
+            ));
         }
         let row = match choice {
             OnlineDelivery::Mail {
@@ -453,9 +478,11 @@ impl Online for Ca {
                 for (what, v, max) in [("recipient", recipient, 32), ("address", address, 200)] {
                     let v = v.trim();
                     if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
-                        return Err(CoreError::BadInput(format!(
-                            "{what}: 1 to {max} characters, no control characters"
-                        )));
+                        return Err(CoreError::refuse_on(
+                            Rule::DeliveryDetails,
+                            what,
+                            format!("{what}: 1 to {max} characters, no control characters"),
+                        ));
                     }
                 }
                 DeliveryChoice {
@@ -479,9 +506,10 @@ impl Online for Ca {
         let op = self.operator().to_owned();
         self.store().write("delivery choice", |tx| {
             if !sql::insert_delivery_choice(tx, id.0, &row)? {
-                return Err(CoreError::Refused(format!(
-                    "{id}: mail or pickup was already chosen"
-                )));
+                return Err(CoreError::refuse(
+                    Rule::Delivery,
+                    format!("{id}: mail or pickup was already chosen"),
+                ));
             }
             let details = serde_json::to_value(&row).map_err(|e| CoreError::Encoding {
                 what: "delivery choice",

@@ -1,6 +1,7 @@
 //! The workflow steps as methods on [`Ca`]: each checks, changes, records the event, queues the
 //! SMS and appends the audit row in one transaction.
 
+use hljca_core::Rule;
 use hljca_core::applications::{app_object, material_hash};
 use hljca_core::store::db::{Tx, params};
 use hljca_policies::{Applicant, CertType, Fen};
@@ -146,8 +147,10 @@ impl Counter for Ca {
         self.require(hljca_core::operators::Role::Reviewer, "review reject")?;
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(CoreError::Refused(
-                "a rejection needs its reason (--reason)".into(),
+            return Err(CoreError::refuse_on(
+                Rule::RejectionReason,
+                "reason",
+                "a rejection needs its reason (--reason)",
             ));
         }
         let app = self.application(id)?;
@@ -180,18 +183,22 @@ impl Counter for Ca {
             .cloned();
         let refund = match (&paid, refund) {
             (Some(o), None) => {
-                return Err(CoreError::BadInput(format!(
-                    "{id} is paid (order {}, {}): cancelling it pays the fee back; give --refund-method \
+                return Err(CoreError::refuse_on(
+                    Rule::Refund,
+                    "refund-method",
+                    format!(
+                        "{id} is paid (order {}, {}): cancelling it pays the fee back; give --refund-method \
                      (and --refund-reference for every method but cash)",
-                    o.id,
-                    Fen(o.amount_fen)
-                )));
+                        o.id,
+                        Fen(o.amount_fen)
+                    ),
+                ));
             }
             (None, Some(_)) => {
-                return Err(CoreError::BadInput(format!(
-                    "{id} has no payment to refund (it is {})",
-                    app.state
-                )));
+                return Err(CoreError::refuse(
+                    Rule::Refund,
+                    format!("{id} has no payment to refund (it is {})", app.state),
+                ));
             }
             (Some(o), Some(p)) => Some((o.clone(), p.clone())),
             (None, None) => None,
@@ -200,11 +207,14 @@ impl Counter for Ca {
             Some((order, _)) => {
                 self.require(hljca_core::operators::Role::Cashier, "cancel with a refund")?;
                 if order.operator == self.operator() {
-                    return Err(CoreError::Refused(format!(
-                        "four eyes: the payment of {id} (order {}) was taken by {}, who may not refund it; \
+                    return Err(CoreError::refuse(
+                        Rule::FourEyes,
+                        format!(
+                            "four eyes: the payment of {id} (order {}) was taken by {}, who may not refund it; \
                          another cashier must",
-                        order.id, order.operator
-                    )));
+                            order.id, order.operator
+                        ),
+                    ));
                 }
             }
             None => self.require(hljca_core::operators::Role::Registrar, "cancel")?,
@@ -250,13 +260,17 @@ impl Counter for Ca {
         self.require(hljca_core::operators::Role::Registrar, "materials add")?;
         let app = self.application(id)?;
         if !matches!(app.state, AppState::Draft | AppState::Submitted) {
-            return Err(CoreError::Refused(format!(
-                "application {} is {}: materials can be added while it is draft or submitted",
-                id.0, app.state
-            )));
+            return Err(CoreError::refuse(
+                Rule::ApplicationState,
+                format!(
+                    "application {} is {}: materials can be added while it is draft or submitted",
+                    id.0, app.state
+                ),
+            ));
         }
         let policy = self.policies().get(app.cert_type);
-        let media = check_material(policy, kind, file_name, bytes).map_err(CoreError::Refused)?;
+        let media = check_material(policy, kind, file_name, bytes)
+            .map_err(|m| CoreError::refuse_on(Rule::MaterialFile, "file", m))?;
         let sha = material_hash(bytes);
         let dup: Option<i64> = self
             .store()
@@ -264,9 +278,10 @@ impl Counter for Ca {
             .query_opt(rows::FIND_MATERIAL, params![id.0, kind, sha], |r| r.get(0))
             .map_err(CoreError::db("material lookup"))?;
         if dup.is_some() {
-            return Err(CoreError::Refused(format!(
-                "{file_name} (sha256 {sha}) is already a `{kind}` material of {id}"
-            )));
+            return Err(CoreError::refuse(
+                Rule::MaterialOnce,
+                format!("{file_name} (sha256 {sha}) is already a `{kind}` material of {id}"),
+            ));
         }
         self.store_material_file(&sha, bytes)?;
         let at = ts(now());
@@ -363,14 +378,20 @@ impl CounterSteps for Ca {
         self.require(hljca_core::operators::Role::Registrar, "apply")?;
         match (new.channel, new.site) {
             (Channel::Counter, None) => {
-                return Err(CoreError::Refused(
-                    "a counter application needs its site (harbin, hegang or qiqihar)".into(),
+                return Err(CoreError::refuse_on(
+                    Rule::ApplicationSite,
+                    "site",
+                    "a counter application needs its site (harbin, hegang or qiqihar)",
                 ));
             }
             (Channel::Online, Some(s)) => {
-                return Err(CoreError::Refused(format!(
-                    "an online application has no site (given: {s}); use the counter channel"
-                )));
+                return Err(CoreError::refuse_on(
+                    Rule::ApplicationSite,
+                    "site",
+                    format!(
+                        "an online application has no site (given: {s}); use the counter channel"
+                    ),
+                ));
             }
             _ => {}
         }
@@ -472,11 +493,14 @@ impl CounterSteps for Ca {
     fn check_reviewer(&self, app: &Application, event: AppEventKind) -> Result<()> {
         transition(app.id, app.state, event)?;
         if app.submitted_by.as_deref() == Some(self.operator()) {
-            return Err(CoreError::Refused(format!(
-                "four eyes: {} was submitted by `{}`, who may not review it; another operator must (their own operator USBKEY)",
-                app.id,
-                self.operator()
-            )));
+            return Err(CoreError::refuse(
+                Rule::FourEyes,
+                format!(
+                    "four eyes: {} was submitted by `{}`, who may not review it; another operator must (their own operator USBKEY)",
+                    app.id,
+                    self.operator()
+                ),
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Reading a batch file: JSON Lines or CSV (with a header row), chosen by extension.
 
+use hljca_core::Rule;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -163,12 +164,16 @@ pub fn read(path: &Path) -> Result<BatchFile> {
 /// it either.
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
     hljca_core::home::read_limited(path, limit, "batch file").map_err(|e| match e {
-        CoreError::BadInput(_) => CoreError::BadInput(format!(
-            "batch file {} is larger than the limit of {} MiB ({limit} bytes); split it into \
+        CoreError::Refused(r) if r.rule == Rule::FileTooLarge => CoreError::refuse_on(
+            Rule::FileTooLarge,
+            "file",
+            format!(
+                "batch file {} is larger than the limit of {} MiB ({limit} bytes); split it into \
              smaller files",
-            path.display(),
-            limit / (1024 * 1024)
-        )),
+                path.display(),
+                limit / (1024 * 1024)
+            ),
+        ),
         CoreError::Io { path, source, .. } => CoreError::Io {
             action: "reading batch file",
             path,

@@ -8,6 +8,7 @@
 //! [`Ca::recover`] first. Every row goes through the issuance engine ([`hljca_core::engine`]).
 
 use bulk::BulkSteps;
+use hljca_core::Rule;
 mod bulk;
 mod file;
 mod plan;
@@ -143,11 +144,14 @@ impl Batch for Ca {
     ) -> Result<BatchReport> {
         self.require(hljca_core::operators::Role::Issuer, "batch issue")?;
         if !plan.errors.is_empty() {
-            return Err(CoreError::Refused(format!(
-                "{} has {} bad row(s); fix them first",
-                plan.file.display(),
-                plan.errors.len()
-            )));
+            return Err(CoreError::refuse(
+                Rule::BatchRows,
+                format!(
+                    "{} has {} bad row(s); fix them first",
+                    plan.file.display(),
+                    plan.errors.len()
+                ),
+            ));
         }
         let token_rows = plan.rows.iter().any(|r| r.checked_csr.is_none());
         if token_rows {

@@ -2,8 +2,8 @@
 //! HTTP status that fits (400 bad input, 401 not an operator, 403 missing role, 404 unknown,
 //! 409 conflict, 413 too large, 415 wrong type, 5xx the server's own trouble).
 
-use hljca_core::CoreError;
 use hljca_core::api::ClientRefused;
+use hljca_core::{Class, CoreError, Rule};
 use hyper::StatusCode;
 use hyper::header;
 
@@ -74,13 +74,6 @@ impl ApiError {
     }
 }
 
-/// The `[rule: …]` a core message carries, when it has one.
-fn rule_of(msg: &str) -> Option<String> {
-    let start = msg.rfind("[rule: ")? + "[rule: ".len();
-    let end = msg[start..].find(']')? + start;
-    Some(msg[start..end].to_owned())
-}
-
 impl From<ClientRefused> for ApiError {
     fn from(e: ClientRefused) -> ApiError {
         let rule = match &e {
@@ -100,8 +93,6 @@ impl From<ClientRefused> for ApiError {
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
         let msg = e.to_string();
-        let rule = rule_of(&msg);
-        let r = |d: &str| rule.clone().unwrap_or_else(|| d.to_owned());
         match &e {
             CoreError::Applicant { errors, .. } => {
                 let first = errors.0.first();
@@ -118,17 +109,14 @@ impl From<CoreError> for ApiError {
                     message: msg,
                 }
             }
-            CoreError::Policy(_) => ApiError::bad("applicant", &r("policy"), msg),
-            CoreError::UnknownSerial { .. } => ApiError::new(
-                StatusCode::NOT_FOUND,
-                Some("serial"),
-                &r("known-serial"),
-                msg,
-            ),
+            CoreError::Policy(_) => ApiError::bad("applicant", "policy", msg),
+            CoreError::UnknownSerial { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, Some("serial"), "known-serial", msg)
+            }
             CoreError::BadState { .. } => ApiError::new(
                 StatusCode::CONFLICT,
                 Some("serial"),
-                &r("certificate-state"),
+                Rule::CertificateState.code(),
                 msg,
             ),
             CoreError::MissingRole { role, .. } => {
@@ -141,15 +129,15 @@ impl From<CoreError> for ApiError {
                 msg,
             ),
             CoreError::InProgress(_) => {
-                ApiError::new(StatusCode::CONFLICT, None, &r("in-progress"), msg)
+                ApiError::new(StatusCode::CONFLICT, None, "in-progress", msg)
             }
-            CoreError::BadInput(m) => {
-                let field = ["csr", "Idempotency-Key", "reason"]
-                    .into_iter()
-                    .find(|f| m.starts_with(&format!("{f}:")));
-                ApiError::new(StatusCode::BAD_REQUEST, field, &r("input"), msg)
-            }
-            CoreError::Refused(_) => ApiError::new(StatusCode::CONFLICT, None, &r("refused"), msg),
+            // The rule, the field and the status come from the refusal itself, never its text.
+            CoreError::Refused(r) if r.class() != Class::Internal => ApiError::new(
+                StatusCode::from_u16(r.class().http_status()).unwrap_or(StatusCode::CONFLICT),
+                r.field.as_deref(),
+                r.rule.code(),
+                r.message.clone(),
+            ),
             _ => {
                 tracing::error!(error = %msg, "API call failed");
                 ApiError::new(
@@ -174,11 +162,25 @@ mod tests {
         }
         .into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
-        let e: ApiError = CoreError::BadInput("csr: bad [rule: a PKCS#10 request]".into()).into();
+        // Rule and field come from the variant: the message can say anything.
+        let e: ApiError =
+            CoreError::refuse_on(Rule::Csr, "csr", "a message naming no rule or field").into();
         assert_eq!(
             (e.status, e.field.as_deref(), e.rule.as_str()),
-            (StatusCode::BAD_REQUEST, Some("csr"), "a PKCS#10 request")
+            (StatusCode::BAD_REQUEST, Some("csr"), "csr")
         );
+        let e: ApiError = CoreError::refuse(
+            Rule::OneHolderPerUsbkey,
+            "csr: looks like input [rule: a PKCS#10 request]",
+        )
+        .into();
+        assert_eq!(
+            (e.status, e.field.as_deref(), e.rule.as_str()),
+            (StatusCode::CONFLICT, None, "one-holder-per-usbkey")
+        );
+        let e: ApiError = CoreError::refuse(Rule::Internal, "secret detail").into();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.message.contains("secret detail"));
         let e: ApiError = CoreError::MissingRole {
             operator: "x".into(),
             role: "issuer",

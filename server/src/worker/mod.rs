@@ -7,6 +7,7 @@
 mod tls;
 mod watch;
 
+use hljca_core::Rule;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -169,8 +170,9 @@ impl Worker {
         w.load_crl()?;
         w.maintain_crl()?;
         if w.crl.is_none() {
-            return Err(CoreError::Refused(
-                "no CRL could be generated; `hljca serve` publishes one from the start".into(),
+            return Err(CoreError::refuse(
+                Rule::Internal,
+                "no CRL could be generated; `hljca serve` publishes one from the start",
             ));
         }
         if w.serve.precompute {
@@ -295,7 +297,10 @@ impl Worker {
                     }))
                     .unwrap_or_else(|_| {
                         tracing::error!("an API call panicked");
-                        Err(CoreError::Refused("internal error: the call failed".into()).into())
+                        Err(
+                            CoreError::refuse(Rule::Internal, "internal error: the call failed")
+                                .into(),
+                        )
                     });
                     let _ = reply.send(answer);
                 }
