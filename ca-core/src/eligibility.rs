@@ -15,6 +15,7 @@ use hljca_policies::{Applicant, CertType, Policy, ValidatedApplicant};
 use crate::Ca;
 use crate::applications::Application;
 use crate::error::{CoreError, Result};
+use crate::store::vocab::one_holder;
 use crate::store::{CertRecord, CertRole, CertStatus};
 use crate::time_fmt::ts;
 
@@ -141,18 +142,8 @@ impl Ca {
                 ));
             }
         }
-        if let Some(serial) = req.token_serial
-            && let Some(bound) = self.store.token_holder(serial)?
-            && bound.id != holder.id
-        {
-            return Err(CoreError::refuse_on(
-                Rule::OneHolderPerUsbkey,
-                "token",
-                format!(
-                    "USBKEY {serial} belongs to {bound}; it cannot hold a certificate for {holder} \
-                 [rule: one holder per USBKEY]; use a USBKEY of this holder or a blank one"
-                ),
-            ));
+        if let Some(serial) = req.token_serial {
+            self.usbkey_fits(serial, &holder, None)?;
         }
         Ok(Eligible {
             policy,
@@ -252,6 +243,38 @@ impl Ca {
             ));
         }
         Ok(old)
+    }
+
+    /// One holder per USBKEY: the USBKEY `serial` may take a certificate for `holder` — it is
+    /// blank, or already that holder's in the register, or (when a plan has put a holder on it
+    /// already) `planned` is that holder.
+    pub fn usbkey_fits(
+        &self,
+        serial: &str,
+        holder: &Holder,
+        planned: Option<&Holder>,
+    ) -> Result<()> {
+        let registered = match planned {
+            Some(_) => None,
+            None => self.store.token_holder(serial)?,
+        };
+        Ok(one_holder(serial, planned.or(registered.as_ref()), holder)?)
+    }
+
+    /// The 副锁 rule: an enterprise-secondary for USCC `org_id` needs an issued, unexpired
+    /// enterprise certificate with that USCC, or (in a batch plan) `planned_enterprise(org)`: an
+    /// enterprise row for it earlier in the same file.
+    pub fn secondary_lock(
+        &self,
+        org_id: Option<&str>,
+        planned_enterprise: impl Fn(&str) -> bool,
+    ) -> Result<()> {
+        if let Some(org) = org_id
+            && planned_enterprise(org)
+        {
+            return Ok(());
+        }
+        self.require_primary_enterprise(org_id)
     }
 
     fn require_primary_enterprise(&self, org_id: Option<&str>) -> Result<()> {

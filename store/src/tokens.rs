@@ -1,7 +1,6 @@
 //! The USBKEY register: which holder each token serial belongs to.
 
 use crate::db::{Tx, params};
-use hljca_rules::Rule;
 
 use super::Store;
 use crate::error::{Result, StoreError};
@@ -38,15 +37,10 @@ fn holder_in(conn: &crate::Db, serial: &str) -> Result<Option<Holder>> {
 /// Binds token `serial` to `holder` at its first issuance (inside the issuance's commit);
 /// refuses when it is bound to another holder meanwhile.
 pub fn bind(tx: &Tx<'_>, serial: &str, label: &str, holder: &Holder, operator: &str) -> Result<()> {
-    match holder_in(tx, serial)? {
-        Some(h) if h.id == holder.id => Ok(()),
-        Some(h) => Err(StoreError::refuse_on(
-            Rule::OneHolderPerUsbkey,
-            "token",
-            format!(
-                "USBKEY {serial} belongs to {h}; it cannot hold a certificate for {holder} [rule: one holder per USBKEY]"
-            ),
-        )),
+    let bound = holder_in(tx, serial)?;
+    crate::vocab::one_holder(serial, bound.as_ref(), holder)?;
+    match bound {
+        Some(_) => Ok(()),
         None => {
             tx.execute(
                 "INSERT INTO token_holders (token_serial, token_label, holder_kind, holder_id, holder_name, bound_at, operator) \

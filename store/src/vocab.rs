@@ -392,6 +392,27 @@ impl std::fmt::Display for Holder {
     }
 }
 
+/// The rule one holder per USBKEY, in its one place: the USBKEY `serial`, bound to `bound`
+/// (the register's holder, or the holder a plan has put on it), may take a certificate for
+/// `holder` only when it is blank or already that holder's.
+pub fn one_holder(
+    serial: &str,
+    bound: Option<&Holder>,
+    holder: &Holder,
+) -> std::result::Result<(), hljca_rules::Refusal> {
+    match bound {
+        Some(b) if b.id != holder.id => Err(hljca_rules::Refusal::new(
+            hljca_rules::Rule::OneHolderPerUsbkey,
+            format!(
+                "USBKEY {serial} belongs to {b}; it cannot hold a certificate for {holder} \
+                 [rule: one holder per USBKEY]; use a USBKEY of this holder or a blank one"
+            ),
+        )
+        .on("token")),
+        _ => Ok(()),
+    }
+}
+
 /// One binding.
 #[derive(Debug, Clone, Serialize)]
 pub struct Binding {

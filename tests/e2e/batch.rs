@@ -190,6 +190,32 @@ fn assert_every_row_once(env: &Env, n: usize) {
 }
 
 #[test]
+fn a_plan_that_cannot_read_the_usbkey_register_stops_instead_of_taking_keys_for_blank() {
+    // The plan reads each present USBKEY's holder through the one eligibility rule; before,
+    // a database error there was swallowed and every USBKEY looked blank. SQLite-only: the
+    // register row is made unreadable by storing a BLOB where text belongs, which PostgreSQL's
+    // column types do not allow.
+    if sqlite_only() {
+        return;
+    }
+    let env = Env::new();
+    env.init_ca();
+    make_token(&env, "b1");
+    let file = write_jsonl(&env, "one.jsonl", &[row("medical", "REG-1", Some("b1"))]);
+    let (code, r, err) = batch_json(&env, &file, &[]);
+    assert_eq!(
+        (code, &r["issued"]),
+        (Some(0), &Value::from(1)),
+        "{err}\n{r}"
+    );
+    env.sql("UPDATE token_holders SET holder_id = CAST(holder_id AS BLOB)");
+    let o = env.run(&["batch", "issue", file.to_str().unwrap(), "--dry-run"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("token holder"), "{err}");
+}
+
+#[test]
 fn batch_of_fifty_across_three_tokens_then_rerun_issues_nothing() {
     let env = Env::new();
     env.init_ca();

@@ -12,7 +12,9 @@ use super::file::{self, ErrorScope, FileFormat, RowError};
 use super::{CSR, EXTERNAL_ID, TOKEN, TYPE};
 use hljca_core::Ca;
 use hljca_core::Result;
-use hljca_core::eligibility::holder_of;
+use hljca_core::eligibility::{Holder, holder_of};
+use hljca_core::store::vocab::one_holder;
+use hljca_core::{Class, CoreError, Refusal};
 
 /// One validated row, ready to issue.
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +114,16 @@ fn external_id_problem(id: &str) -> Option<String> {
         .then(|| format!("`{preview}` has {n} characters; at most {MAX_EXTERNAL_ID} are allowed"))
 }
 
+/// A refusal of a rule as a value (the plan reports it on its row); any other error, and the
+/// CA's own trouble, stop the plan.
+fn refusal(r: Result<()>) -> Result<Option<Refusal>> {
+    match r {
+        Ok(()) => Ok(None),
+        Err(CoreError::Refused(r)) if r.class() != Class::Internal => Ok(Some(r)),
+        Err(e) => Err(e),
+    }
+}
+
 fn token_matches(t: &TokenInfo, sel: &str) -> bool {
     t.initialized && (t.label == sel || t.serial == sel)
 }
@@ -199,8 +211,18 @@ impl BatchPlanning for Ca {
         // USCCs of enterprise rows earlier in the file (an enterprise-secondary needs one).
         let mut enterprise_orgs: HashSet<String> = HashSet::new();
         let mut rows = Vec::new();
-        // Token label → the holder id rows planned so far put on it.
-        let mut planned_owner: HashMap<String, String> = HashMap::new();
+        // Token label → the holder rows planned so far put on it.
+        let mut planned_owner: HashMap<String, Holder> = HashMap::new();
+        // Token label → its serial and the holder the register binds it to, read once (a
+        // database error stops the plan: a USBKEY is never taken for blank because its owner
+        // could not be read).
+        let mut registered: HashMap<String, (String, Option<Holder>)> = HashMap::new();
+        for t in &present {
+            registered.insert(
+                t.label.clone(),
+                (t.serial.clone(), self.store().token_holder(&t.serial)?),
+            );
+        }
         for raw in &f.rows {
             let mut fields: BTreeMap<String, String> = raw.fields.clone();
             let line = raw.line;
@@ -304,20 +326,16 @@ impl BatchPlanning for Ca {
                     }
                 }
                 if ct == CertType::EnterpriseSecondary
-                    && let Some(o) = &org
-                    && !enterprise_orgs.contains(o)
-                    && self
-                        .store()
-                        .valid_for_org(CertType::Enterprise.key(), o, self.now())?
-                        .is_empty()
+                    && org.is_some()
+                    && let Some(r) = refusal(
+                        self.secondary_lock(org.as_deref(), |o| enterprise_orgs.contains(o)),
+                    )?
                 {
                     errors.push(err(
                         line,
                         id,
                         "uscc",
-                        format!(
-                            "no issued enterprise certificate for USCC {o}, and no enterprise row for it earlier in the file"
-                        ),
+                        format!("{r}; no enterprise row for it earlier in the file either"),
                         "an enterprise-secondary (副锁) needs its enterprise certificate first",
                     ));
                 }
@@ -327,19 +345,20 @@ impl BatchPlanning for Ca {
                     enterprise_orgs.insert(o.clone());
                 }
             }
-            // One holder per USBKEY: the register, and the rows planned before this one.
-            let owner_of = |label: &str| -> Option<String> {
-                planned_owner.get(label).cloned().or_else(|| {
-                    present
-                        .iter()
-                        .find(|t| t.label == label)
-                        .and_then(|t| self.store().token_holder(&t.serial).ok().flatten())
-                        .map(|h| h.id)
-                })
+            // One holder per USBKEY: the rows planned before this one, else the register.
+            let owner_of = |label: &str| -> Option<Holder> {
+                planned_owner
+                    .get(label)
+                    .or_else(|| registered.get(label).and_then(|(_, h)| h.as_ref()))
+                    .cloned()
             };
-            let fits = |label: &str| match (&holder, owner_of(label)) {
-                (Some(h), Some(o)) => o == h.id,
-                _ => true,
+            // Why the USBKEY `label` cannot take this row's holder (the one rule), if it cannot.
+            let misfit = |label: &str| -> Option<String> {
+                let h = holder.as_ref()?;
+                let serial = registered.get(label).map_or(label, |(s, _)| s.as_str());
+                one_holder(serial, owner_of(label).as_ref(), h)
+                    .err()
+                    .map(|r| r.message)
             };
             let mut checked_csr = None;
             if let (Some(name), Some(ct)) = (&csr_name, cert_type) {
@@ -372,16 +391,13 @@ impl BatchPlanning for Ca {
             } else {
                 match token {
                     Some(t) => match resolve(&t) {
-                        Ok(label) if !fits(&label) => {
+                        Ok(label) if misfit(&label).is_some() => {
+                            let why = misfit(&label).unwrap_or_default();
                             errors.push(err(
                                 line,
                                 id,
                                 TOKEN,
-                                format!(
-                                    "USBKEY `{label}` belongs to {}, not to this row's holder {}",
-                                    owner_of(&label).unwrap_or_default(),
-                                    holder.as_ref().map(|h| h.id.as_str()).unwrap_or_default()
-                                ),
+                                format!("USBKEY `{label}`: {why}"),
                                 "one holder per USBKEY",
                             ));
                             (t, label, false)
@@ -401,7 +417,7 @@ impl BatchPlanning for Ca {
                     None if !tokens.is_empty() => {
                         // The holder's own USBKEY from the list, else the first free one.
                         let own = round_robin.iter().find(|(_, l)| {
-                            holder.is_some() && owner_of(l) == holder.as_ref().map(|h| h.id.clone())
+                            holder.is_some() && owner_of(l).is_some() && misfit(l).is_none()
                         });
                         let free = || round_robin.iter().find(|(_, l)| owner_of(l).is_none());
                         match own.or_else(free) {
@@ -439,7 +455,7 @@ impl BatchPlanning for Ca {
             {
                 planned_owner
                     .entry(token_label.clone())
-                    .or_insert_with(|| h.id.clone());
+                    .or_insert_with(|| h.clone());
             }
             if errors.len() == before
                 && let (Some(external_id), Some(cert_type)) = (external_id, cert_type)
