@@ -8,12 +8,10 @@
 
 use std::path::Path;
 
+use hljca_pki::csr::{Pkcs10Error, parse_pkcs10};
 use hljca_policies::{Applicant, CertType, KeyAlgorithm, Policy};
 use hljca_token::Module;
 use serde::Serialize;
-use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
 
 use crate::Ca;
 use crate::eligibility::{Request, Step};
@@ -25,12 +23,6 @@ use crate::profile::SubjectKey;
 
 /// Token label recorded on certificate rows issued from a CSR.
 pub const CSR_TOKEN_LABEL: &str = "(csr)";
-
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_P521: &str = "1.3.132.0.35";
-const OID_SM2: &str = "1.2.156.10197.1.301";
 
 /// Why a certificate request was refused (bad input: exit code 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,74 +87,29 @@ pub struct CsrOutcome {
     pub note: Option<String>,
 }
 
-fn describe(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
-    let alg = spki.algorithm.algorithm.to_id_string();
-    match spki.parsed() {
-        Ok(PublicKey::RSA(k)) => format!("RSA {}-bit", k.key_size()),
-        Ok(PublicKey::EC(_)) if alg == OID_EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                OID_P256 => "EC P-256".into(),
-                OID_P384 => "EC P-384".into(),
-                OID_P521 => "EC P-521".into(),
-                OID_SM2 => "EC SM2".into(),
-                "" => "EC on an unnamed curve".into(),
-                other => format!("EC on curve {other}"),
-            }
-        }
-        Ok(PublicKey::DSA(_)) => "DSA".into(),
-        _ => format!("algorithm {alg}"),
-    }
-}
-
-/// Parses a PKCS#10 request (PEM or DER), checks its self-signature, and checks its key
-/// algorithm against the policy of `policy.cert_type`.
+/// Parses a PKCS#10 request (PEM or DER), checks its self-signature (the one check,
+/// [`hljca_pki::csr::parse_pkcs10`]), and checks its key algorithm against the policy of
+/// `policy.cert_type`.
 pub fn check_csr(bytes: &[u8], policy: &Policy) -> std::result::Result<CheckedCsr, CsrRejected> {
-    let der = match pem::parse(bytes) {
-        Ok(p) if p.tag().contains("CERTIFICATE REQUEST") => p.into_contents(),
-        Ok(p) => {
-            return Err(CsrRejected::Parse(format!(
-                "PEM block is `{}`, not `CERTIFICATE REQUEST`",
-                p.tag()
-            )));
-        }
-        Err(_) => bytes.to_vec(),
-    };
-    let (rest, req) =
-        X509CertificationRequest::from_der(&der).map_err(|e| CsrRejected::Parse(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(CsrRejected::Parse(format!(
-            "{} bytes after the request",
-            rest.len()
-        )));
-    }
-    req.verify_signature()
-        .map_err(|e| CsrRejected::Signature(e.to_string()))?;
-    let info = &req.certification_request_info;
-    let spki = &info.subject_pki;
-    let found = describe(spki);
+    let req = parse_pkcs10(bytes).map_err(|e| match e {
+        Pkcs10Error::Parse(m) => CsrRejected::Parse(m),
+        Pkcs10Error::Signature(m) => CsrRejected::Signature(m),
+    })?;
     let (wanted, rule) = match policy.key_algorithm {
         KeyAlgorithm::EcP256 => ("EC P-256", "ec-p256"),
         KeyAlgorithm::Rsa2048 => ("RSA 2048-bit", "rsa-2048"),
     };
-    if found != wanted {
+    if req.key != wanted {
         return Err(CsrRejected::KeyAlgorithm {
             cert_type: policy.cert_type,
-            found,
+            found: req.key,
             wanted,
             rule,
         });
     }
-    let bits = spki.subject_public_key.data.to_vec();
     let alg = match policy.key_algorithm {
         KeyAlgorithm::EcP256 => {
-            if bits.len() != 65 || bits.first() != Some(&0x04) {
+            if !req.is_uncompressed_p256() {
                 return Err(CsrRejected::KeyAlgorithm {
                     cert_type: policy.cert_type,
                     found: "EC P-256 with a compressed or malformed point".into(),
@@ -176,9 +123,12 @@ pub fn check_csr(bytes: &[u8], policy: &Policy) -> std::result::Result<CheckedCs
     };
     Ok(CheckedCsr {
         cert_type: policy.cert_type,
-        spki_der: spki.raw.to_vec(),
-        key: SubjectKey { bits, alg },
-        requested_subject: info.subject.to_string(),
+        spki_der: req.spki_der,
+        key: SubjectKey {
+            bits: req.key_bits,
+            alg,
+        },
+        requested_subject: req.subject,
     })
 }
 

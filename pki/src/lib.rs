@@ -4,6 +4,7 @@
 //! encoder. The layers above (`hljca-store`, `hljca-core`) give it keys as signing closures.
 
 pub mod crl_stream;
+pub mod csr;
 mod error;
 mod reason;
 pub mod seal;

@@ -3,6 +3,16 @@
 
 use time::{Date, Duration, Month, OffsetDateTime};
 
+/// A certificate's validity as it was signed: the one conversion of its ASN.1 times (UTCTime or
+/// GeneralizedTime, RFC 5280 §4.1.2.5) into UTC date-times.
+pub fn of_certificate(c: &x509_parser::certificate::X509Certificate<'_>) -> Validity {
+    Validity {
+        not_before: c.validity().not_before.to_datetime(),
+        not_after: c.validity().not_after.to_datetime(),
+        clamped: false,
+    }
+}
+
 /// An end-entity validity period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {

@@ -192,63 +192,58 @@ impl AppEventKind {
         }
     }
 
-    /// The states this step may start from.
-    pub fn sources(self) -> &'static [AppState] {
+    /// The one state table of the workflow: the states this step may start from, and the state
+    /// it leads to.
+    pub fn edge(self) -> (&'static [AppState], AppState) {
         use AppState::*;
         match self {
-            AppEventKind::Submit => &[Draft],
-            AppEventKind::Approve | AppEventKind::Reject => &[Submitted],
-            AppEventKind::Pay => &[Approved],
-            AppEventKind::Issue => &[Paid],
-            AppEventKind::Complete | AppEventKind::Release => &[Issuing],
-            AppEventKind::Dispatch | AppEventKind::Collect => &[Issued],
-            AppEventKind::Cancel => &[Draft, Submitted, Approved, Paid],
+            AppEventKind::Submit => (&[Draft], Submitted),
+            AppEventKind::Approve => (&[Submitted], Approved),
+            AppEventKind::Reject => (&[Submitted], Rejected),
+            AppEventKind::Pay => (&[Approved], Paid),
+            // The issuance engine claims the application; it moves on to issued (or back to
+            // paid) in the engine's own transactions, see `engine`.
+            AppEventKind::Issue => (&[Paid], Issuing),
+            AppEventKind::Complete => (&[Issuing], Issued),
+            AppEventKind::Release => (&[Issuing], Paid),
+            AppEventKind::Dispatch => (&[Issued], Issued),
+            AppEventKind::Collect => (&[Issued], Delivered),
+            AppEventKind::Cancel => (&[Draft, Submitted, Approved, Paid], Cancelled),
         }
+    }
+
+    /// The states this step may start from.
+    pub fn sources(self) -> &'static [AppState] {
+        self.edge().0
     }
 }
 
-/// The one place that decides the workflow: the state after `event` from `from`, or a refusal
+/// The state after `event` from `from` (by the one table, [`AppEventKind::edge`]), or a refusal
 /// naming the current state, the state(s) the step needs and the steps allowed next.
 pub fn transition(id: AppId, from: AppState, event: AppEventKind) -> Result<AppState> {
-    use AppEventKind as E;
-    use AppState as S;
-    let to = match (from, event) {
-        (S::Draft, E::Submit) => S::Submitted,
-        (S::Submitted, E::Approve) => S::Approved,
-        (S::Submitted, E::Reject) => S::Rejected,
-        (S::Approved, E::Pay) => S::Paid,
-        // The issuance engine claims the application; it moves on to issued (or back to paid)
-        // in the engine's own transactions, see `engine`.
-        (S::Paid, E::Issue) => S::Issuing,
-        (S::Issuing, E::Complete) => S::Issued,
-        (S::Issuing, E::Release) => S::Paid,
-        (S::Issued, E::Dispatch) => S::Issued,
-        (S::Issued, E::Collect) => S::Delivered,
-        (S::Draft | S::Submitted | S::Approved | S::Paid, E::Cancel) => S::Cancelled,
-        _ => {
-            let needs = event
-                .sources()
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" or ");
-            let next = next_steps(from);
-            let next = if next.is_empty() {
-                format!("{from} is final, nothing follows")
-            } else {
-                format!("next: {}", next.join(", "))
-            };
-            return Err(StoreError::refuse(
-                Rule::ApplicationState,
-                format!(
-                    "application {} is {from}: `{}` needs {needs}; {next}",
-                    id.0,
-                    event.command()
-                ),
-            ));
-        }
+    let (sources, to) = event.edge();
+    if sources.contains(&from) {
+        return Ok(to);
+    }
+    let needs = sources
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let next = next_steps(from);
+    let next = if next.is_empty() {
+        format!("{from} is final, nothing follows")
+    } else {
+        format!("next: {}", next.join(", "))
     };
-    Ok(to)
+    Err(StoreError::refuse(
+        Rule::ApplicationState,
+        format!(
+            "application {} is {from}: `{}` needs {needs}; {next}",
+            id.0,
+            event.command()
+        ),
+    ))
 }
 
 /// The commands allowed from `state`, in workflow order.

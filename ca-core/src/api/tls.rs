@@ -10,6 +10,7 @@
 //! `hljca.db` (0600, the home's owner).
 
 use crate::Rule;
+use crate::validity;
 use rcgen::{
     CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SerialNumber,
 };
@@ -76,11 +77,6 @@ pub fn default_hosts(public_base_url: &str) -> Vec<String> {
     hosts
 }
 
-fn to_time(t: x509_parser::time::ASN1Time) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(t.timestamp())
-        .map_err(|e| CoreError::IssuerMismatch(format!("validity out of range: {e}")))
-}
-
 /// The names a certificate's subjectAltName carries.
 fn san_names(c: &X509Certificate<'_>) -> Vec<String> {
     let Ok(Some(san)) = c.subject_alternative_name() else {
@@ -143,7 +139,7 @@ impl Ca {
         let start = now.replace_nanosecond(0).unwrap_or(now);
         p.not_before = start - BACKDATE;
         p.not_after = (start + Duration::days(i64::from(days.max(1))))
-            .min(to_time(issuing.validity().not_after)?);
+            .min(validity::of_certificate(&issuing).not_after);
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -228,8 +224,8 @@ impl Ca {
             }
             Ok(ApiTlsCert {
                 key_pkcs8: Zeroizing::new(key.serialize_der()),
-                not_before: to_time(c.validity().not_before).map_err(|e| e.to_string())?,
-                not_after: to_time(c.validity().not_after).map_err(|e| e.to_string())?,
+                not_before: validity::of_certificate(&c).not_before,
+                not_after: validity::of_certificate(&c).not_after,
                 chain: vec![der.clone(), issuing_der.to_vec()],
             })
         };

@@ -3,6 +3,7 @@
 //! key. Every certificate signed is checked against it before it is recorded; seals and audit
 //! anchors are signed by the seal maker, never by the issuing key.
 
+use crate::validity;
 use hljca_token::Module;
 use rcgen::Issuer;
 use time::OffsetDateTime;
@@ -35,11 +36,6 @@ fn parse<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>> {
     X509Certificate::from_der(der)
         .map(|(_, c)| c)
         .map_err(|e| CoreError::IssuerMismatch(format!("{what} does not parse: {e}")))
-}
-
-fn to_time(t: x509_parser::time::ASN1Time) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(t.timestamp())
-        .map_err(|e| CoreError::IssuerMismatch(format!("validity out of range: {e}")))
 }
 
 impl<'k> Authority<'k> {
@@ -87,7 +83,7 @@ impl<'k> Authority<'k> {
             )));
         }
         let issuing_subject = issuing.tbs_certificate.subject.as_raw().to_vec();
-        let issuing_not_after = to_time(issuing.validity().not_after)?;
+        let issuing_not_after = validity::of_certificate(&issuing).not_after;
         let issuer = Issuer::from_ca_cert_der(&issuing_der.as_slice().into(), issuing_signer)
             .map_err(CoreError::cert("issuing CA (loading)"))?;
         Ok(Authority {
@@ -225,7 +221,7 @@ impl Ca {
         }
         let issuing_der = read_pem_cert(&self.home.issuing_pem())?;
         let issuing_not_after =
-            to_time(parse(&issuing_der, "ca/issuing.pem")?.validity().not_after)?;
+            validity::of_certificate(&parse(&issuing_der, "ca/issuing.pem")?).not_after;
         let (bits, key_id) = keys.create_seal_maker(&self.home)?;
         let der = {
             let signer = keys.signer(CaKeyRole::Issuing)?;

@@ -427,12 +427,10 @@ fn on_token(
     {
         return Err("certificate's public key is not the token's key".into());
     }
-    let t = |x: x509_parser::time::ASN1Time| {
-        time::OffsetDateTime::from_unix_timestamp(x.timestamp()).map_err(|e| e.to_string())
-    };
+    let v = crate::validity::of_certificate(&cert);
     Ok(Some(Found {
-        not_before: t(cert.validity().not_before)?,
-        not_after: t(cert.validity().not_after)?,
+        not_before: v.not_before,
+        not_after: v.not_after,
         der,
         seal,
     }))

@@ -73,12 +73,7 @@ pub(crate) fn record_made(
         what: format!("{} certificate", role.as_str()),
         reason: e.to_string(),
     })?;
-    let time = |t: x509_parser::time::ASN1Time| {
-        time::OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| CoreError::Parse {
-            what: format!("{} certificate validity", role.as_str()),
-            reason: e.to_string(),
-        })
-    };
+    let validity = crate::validity::of_certificate(&c);
     let serial = hex::encode(c.raw_serial());
     insert_made(
         tx,
@@ -88,8 +83,8 @@ pub(crate) fn record_made(
             subject: &c.subject().to_string(),
             der,
             spki: c.public_key().subject_public_key.data.as_ref(),
-            not_before: time(c.validity().not_before)?,
-            not_after: time(c.validity().not_after)?,
+            not_before: validity.not_before,
+            not_after: validity.not_after,
             token_label: home.token_label,
             token_serial: home.token_serial,
             key_id: home.key_id,

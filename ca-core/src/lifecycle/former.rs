@@ -5,7 +5,6 @@
 use crate::Rule;
 use std::path::Path;
 
-use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
 
@@ -44,10 +43,6 @@ pub(super) fn read_der(p: &Path, what: &str) -> Result<Vec<u8>> {
     }
 }
 
-fn to_time(t: x509_parser::time::ASN1Time) -> OffsetDateTime {
-    t.to_datetime()
-}
-
 impl Ca {
     /// Checks `cert` against the configured former platform CA: issued and signed by one of its
     /// CA certificates, both valid now, and not on a configured CRL of that CA.
@@ -80,8 +75,8 @@ impl Ca {
                 continue;
             }
             let (nb, na) = (
-                to_time(ca.validity().not_before),
-                to_time(ca.validity().not_after),
+                ca.validity().not_before.to_datetime(),
+                ca.validity().not_after.to_datetime(),
             );
             if now < nb || now > na {
                 return Err(CoreError::refuse(
@@ -116,7 +111,7 @@ impl Ca {
                         ),
                     )
                 })?;
-                if let Some(next) = crl.next_update().map(to_time)
+                if let Some(next) = crl.next_update().map(|t| t.to_datetime())
                     && next < now
                 {
                     return Err(CoreError::refuse(
@@ -137,7 +132,7 @@ impl Ca {
                         "serial",
                         format!(
                             "certificate {serial} was revoked by the former CA on {}{}",
-                            ts(to_time(r.revocation_date)),
+                            ts(r.revocation_date.to_datetime()),
                             r.reason_code()
                                 .map(|(_, c)| format!(" ({c})"))
                                 .unwrap_or_default()

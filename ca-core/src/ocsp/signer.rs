@@ -54,15 +54,13 @@ impl SignerCert {
         };
         let cert = x509_cert::Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
         let (_, parsed) = X509Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
-        let time = |t: x509_parser::time::ASN1Time| {
-            OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| bad(e.to_string()))
-        };
+        let validity = crate::validity::of_certificate(&parsed);
         let key_bits = parsed.public_key().subject_public_key.data.to_vec();
         Ok(SignerCert {
             der: der.to_vec(),
             serial: hex::encode(parsed.raw_serial()),
-            not_before: time(parsed.validity().not_before)?,
-            not_after: time(parsed.validity().not_after)?,
+            not_before: validity.not_before,
+            not_after: validity.not_after,
             key_hash: Sha1::digest(&key_bits).into(),
             key_bits,
             cert,
@@ -216,9 +214,7 @@ impl Ca {
                 ),
             }
         }
-        let issuing_not_after =
-            OffsetDateTime::from_unix_timestamp(issuing.validity().not_after.timestamp())
-                .map_err(|e| CoreError::IssuerMismatch(format!("issuing CA validity: {e}")))?;
+        let issuing_not_after = crate::validity::of_certificate(&issuing).not_after;
         let auth = Authority::new(self, keys)?;
         let subject = SubjectKey {
             bits: key_bits,

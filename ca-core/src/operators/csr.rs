@@ -4,10 +4,8 @@
 //! `hljca serve` with its certificate and key; it cannot log in to the CLI (no USBKEY).
 
 use crate::Rule;
+use hljca_pki::csr::{Pkcs10Error, parse_pkcs10};
 use sha2::{Digest, Sha256};
-use x509_parser::certification_request::X509CertificationRequest;
-use x509_parser::extensions::ParsedExtension;
-use x509_parser::prelude::FromDer;
 
 use super::Role;
 use super::enrol::check_name;
@@ -22,9 +20,6 @@ use crate::time_fmt::ts;
 
 /// Token label recorded for an operator whose key is the job's own (no USBKEY).
 pub const CSR_OPERATOR_TOKEN: &str = "(csr)";
-
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
 
 /// An operator to enrol for a key the job holds.
 #[derive(Debug, Clone)]
@@ -43,69 +38,29 @@ fn bad(rule: &str, what: String) -> CoreError {
     CoreError::refuse_on(Rule::Csr, "csr", format!("--csr: {what} [rule: {rule}]"))
 }
 
-/// The request's P-256 public key (uncompressed point), after checking its signature and that
-/// it asks for nothing a CA has.
+/// The request's P-256 public key (uncompressed point), after the one PKCS#10 check
+/// (signature) and checking that it asks for nothing a CA has.
 fn checked_key(bytes: &[u8]) -> Result<Vec<u8>> {
-    let der = match pem::parse(bytes) {
-        Ok(p) if p.tag().contains("CERTIFICATE REQUEST") => p.into_contents(),
-        Ok(p) => {
-            return Err(bad(
-                "a PKCS#10 request",
-                format!("PEM block is `{}`, not `CERTIFICATE REQUEST`", p.tag()),
-            ));
-        }
-        Err(_) => bytes.to_vec(),
-    };
-    let (rest, req) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| bad("a PKCS#10 request in PEM or DER", e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(bad(
-            "a PKCS#10 request in PEM or DER",
-            format!("{} bytes after the request", rest.len()),
-        ));
-    }
-    req.verify_signature().map_err(|e| {
-        bad(
+    let req = parse_pkcs10(bytes).map_err(|e| match e {
+        Pkcs10Error::Parse(m) => bad("a PKCS#10 request in PEM or DER", m),
+        Pkcs10Error::Signature(m) => bad(
             "a PKCS#10 request is signed by its own key",
-            format!("the signature does not verify ({e})"),
-        )
+            format!("the signature does not verify ({m})"),
+        ),
     })?;
-    let spki = &req.certification_request_info.subject_pki;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
-    let bits = spki.subject_public_key.data.to_vec();
-    if spki.algorithm.algorithm.to_id_string() != OID_EC_PUBLIC_KEY
-        || curve.as_deref() != Some(OID_P256)
-        || bits.len() != 65
-        || bits[0] != 0x04
-    {
+    if !req.is_uncompressed_p256() {
         return Err(bad(
             "operator keys are EC P-256",
-            "the key is not an uncompressed EC P-256 key".into(),
+            format!("the key is {}, not an uncompressed EC P-256 key", req.key),
         ));
     }
-    for ext in req.requested_extensions().into_iter().flatten() {
-        match ext {
-            ParsedExtension::BasicConstraints(bc) if bc.ca => {
-                return Err(bad(
-                    "an operator certificate is never a CA",
-                    "the request asks for basicConstraints CA:TRUE".into(),
-                ));
-            }
-            ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => {
-                return Err(bad(
-                    "an operator certificate is never a CA",
-                    "the request asks for keyCertSign or cRLSign".into(),
-                ));
-            }
-            _ => {}
-        }
+    if let Some(what) = req.asks_for_ca {
+        return Err(bad(
+            "an operator certificate is never a CA",
+            format!("the request asks for {what}"),
+        ));
     }
-    Ok(bits)
+    Ok(req.key_bits)
 }
 
 impl Ca {
