@@ -120,17 +120,17 @@ fn refuse_non_empty(dir: &Path, what: &str) -> Result<()> {
 
 /// Writes a backup of the CA (`store`, `home`) into `dir`, which must be new or empty.
 /// `softhsm_conf` is the SoftHSM configuration whose token directory holds the CA token
-/// (none for a CA whose keys are in files); `module` the PKCS#11 module (for its lock file).
+/// (none for a CA whose keys are in files); its files are copied holding the home's SoftHSM
+/// store lock.
 pub fn backup(
     store: &Store,
     home: &Home,
     dir: &Path,
     softhsm_conf: Option<&Path>,
-    module: Option<&Path>,
 ) -> Result<Manifest> {
     refuse_non_empty(dir, "backup directory")?;
     create_private_dir(dir)?;
-    let result = write_backup(store, home, dir, softhsm_conf, module);
+    let result = write_backup(store, home, dir, softhsm_conf);
     if result.is_err() {
         // Nothing half-written stays behind.
         let _ = std::fs::remove_dir_all(dir);
@@ -143,7 +143,6 @@ fn write_backup(
     home: &Home,
     dir: &Path,
     softhsm_conf: Option<&Path>,
-    module: Option<&Path>,
 ) -> Result<Manifest> {
     let db_path = dir.join(DB_FILE);
     store.snapshot_into(&db_path)?;
@@ -165,10 +164,10 @@ fn write_backup(
         && let Some(tokendir) = softhsm_tokendir(conf)
         && tokendir.is_dir()
     {
-        let lock_path = match module {
-            Some(m) => hljca_token::store_lock_path(m),
-            None => conf.with_extension("conf.hljca.lock"),
-        };
+        let lock_path = home.pkcs11_lock();
+        if let Some(dir) = lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(CoreError::io("creating", dir))?;
+        }
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

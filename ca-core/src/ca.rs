@@ -278,7 +278,7 @@ pub fn read_pem_cert(path: &std::path::Path) -> Result<Vec<u8>> {
 /// The issuing CA as an rcgen issuer, signing with its key.
 pub fn issuer<'k>(
     home: &Home,
-    keys: &'k CaKeys<'_>,
+    keys: &'k CaKeys,
 ) -> Result<(Issuer<'static, CaSigner<'k>>, Vec<u8>)> {
     let der = issuing_der(home)?;
     let signer = keys.signer(CaKeyRole::Issuing)?;

@@ -46,6 +46,10 @@ pub struct Config {
     /// PKCS#11 module path; when absent, `HLJCA_PKCS11_MODULE` or SoftHSM2's usual places.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11_module: Option<PathBuf>,
+    /// The SoftHSM2 workarounds (a store lock in the home's `run/`, login retries): `auto` (on
+    /// for SoftHSM2, the default), `softhsm` or `none` (a real HSM or USBKEY).
+    #[serde(default)]
+    pub pkcs11_quirks: hljca_token::QuirksMode,
     /// Directory with `<type>.toml` files replacing the built-in policies (relative to home).
     #[serde(default = "default_policy_dir")]
     pub policy_dir: PathBuf,
@@ -333,6 +337,7 @@ impl Config {
             serve: ServeConfig::default(),
             portal: PortalConfig::default(),
             pkcs11_module: None,
+            pkcs11_quirks: hljca_token::QuirksMode::Auto,
             policy_dir: default_policy_dir(),
             policy_arc: default_policy_arc(),
             database: None,

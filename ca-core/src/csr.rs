@@ -242,7 +242,7 @@ impl Ca {
     /// booked with it and `external_id` recorded on the rows. Role checks are the caller's.
     pub(crate) fn issue_checked_csr(
         &mut self,
-        keys: &CaKeys<'_>,
+        keys: &CaKeys,
         csr: &CheckedCsr,
         applicant: &Applicant,
         fee: Fee,

@@ -31,6 +31,10 @@ impl Home {
     pub fn db(&self) -> PathBuf {
         self.dir.join("hljca.db")
     }
+    /// The SoftHSM store lock of this home's processes (`run/pkcs11.lock`).
+    pub fn pkcs11_lock(&self) -> PathBuf {
+        self.dir.join("run").join("pkcs11.lock")
+    }
     /// The root CA certificate (PEM).
     pub fn root_pem(&self) -> PathBuf {
         self.dir.join("ca").join("root.pem")

@@ -88,11 +88,11 @@ impl Secrets {
 
 /// Open access to the CA keys for the length of one command.
 #[allow(clippy::large_enum_variant)] // one value per command, never stored in bulk
-pub enum CaKeys<'m> {
+pub enum CaKeys {
     /// Logged in to the CA HSM token.
     Hsm {
         /// The session.
-        session: TokenSession<'m>,
+        session: TokenSession,
         /// Root key id.
         root: KeyId,
         /// Issuing key id.
@@ -117,7 +117,7 @@ pub enum CaKeys<'m> {
     },
 }
 
-impl std::fmt::Debug for CaKeys<'_> {
+impl std::fmt::Debug for CaKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CaKeys::Hsm { session, .. } => write!(f, "CaKeys::Hsm({session:?})"),
@@ -185,14 +185,14 @@ impl rcgen::SigningKey for CaSigner<'_> {
     }
 }
 
-impl<'m> CaKeys<'m> {
+impl CaKeys {
     /// Opens the CA keys configured in `config`.
     pub fn open(
         config: &Config,
         home: &Home,
-        module: Option<&'m Module>,
+        module: Option<&Module>,
         secrets: &Secrets,
-    ) -> Result<CaKeys<'m>> {
+    ) -> Result<CaKeys> {
         match config.ca.key_store {
             KeyStore::Hsm => {
                 let module = module.ok_or_else(|| {

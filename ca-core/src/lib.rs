@@ -39,6 +39,7 @@ pub use hljca_pki::validity;
 pub use hljca_store::time_fmt;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hljca_policies::PolicySet;
 use hljca_token::Module;
@@ -49,10 +50,25 @@ pub use home::Home;
 pub use keys::Secrets;
 pub use store::Store;
 
-/// Loads the PKCS#11 module for the rest of the process: PKCS#11 allows one `C_Initialize`
-/// per process, and the operator's session on it lives as long as the process.
-pub fn load_module(path: Option<&Path>) -> Result<&'static Module> {
-    Ok(Box::leak(Box::new(Module::open(path)?)))
+/// Loads the PKCS#11 module, shared through an `Arc` by everything that uses it (PKCS#11
+/// allows one `C_Initialize` per process; the module is finalised when the last user drops
+/// it). `home` decides the SoftHSM store lock (its `run/pkcs11.lock`) and `quirks` whether
+/// the SoftHSM workarounds apply; without a home the lock is beside `SOFTHSM2_CONF`.
+pub fn load_module(
+    path: Option<&Path>,
+    home: Option<&Home>,
+    quirks: hljca_token::QuirksMode,
+) -> Result<Arc<Module>> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => Module::discover()?,
+    };
+    let lock = home.map_or_else(|| hljca_token::default_lock_path(&path), Home::pkcs11_lock);
+    let options = hljca_token::ModuleOptions {
+        quirks,
+        ..hljca_token::ModuleOptions::with_lock(lock)
+    };
+    Ok(Arc::new(Module::open_with(Some(&path), &options)?))
 }
 
 /// An opened CA home: configuration, database and policies, for one command. Its parts are
@@ -68,7 +84,7 @@ pub struct Ca {
     operator_session: Option<operators::OperatorSession>,
     /// The API client the CA acts for during one call (`hljca serve`).
     delegation: Option<api::Delegation>,
-    module: std::cell::OnceCell<&'static Module>,
+    module: std::cell::OnceCell<Arc<Module>>,
     location: store::Location,
 }
 
@@ -127,19 +143,19 @@ impl Ca {
     ///
     /// A process loads the module once (PKCS#11 allows one `C_Initialize`); it then lives as
     /// long as the process, which holds the operator's session on it.
-    pub fn module(&self, explicit: Option<&Path>) -> Result<&'static Module> {
+    pub fn module(&self, explicit: Option<&Path>) -> Result<Arc<Module>> {
         if let Some(m) = self.module.get() {
-            return Ok(m);
+            return Ok(Arc::clone(m));
         }
         let path: Option<PathBuf> = explicit
             .map(Path::to_path_buf)
             .or_else(|| self.config.pkcs11_module.clone());
-        let m = load_module(path.as_deref())?;
-        Ok(*self.module.get_or_init(|| m))
+        let m = load_module(path.as_deref(), Some(&self.home), self.config.pkcs11_quirks)?;
+        Ok(Arc::clone(self.module.get_or_init(|| m)))
     }
 
     /// Uses `module` (already loaded by the caller) for every token operation of this `Ca`.
-    pub fn use_module(&self, module: &'static Module) {
+    pub fn use_module(&self, module: Arc<Module>) {
         let _ = self.module.set(module);
     }
 
@@ -152,9 +168,9 @@ impl Ca {
         report: &ca::InitReport,
         admin: &operators::NewOperator,
         admin_pin: &hljca_token::Pin,
-        module: &'static Module,
+        module: Arc<Module>,
     ) -> Result<store::OperatorRecord> {
-        self.use_module(module);
+        self.use_module(Arc::clone(&module));
         self.store.set_bootstrap(true);
         let made = (|| -> Result<()> {
             self.store.write("init", |tx| {
@@ -164,12 +180,12 @@ impl Ca {
                 })?;
                 audit::append(tx, "(CA key custodian)", "ca.init", "issuing-ca", &details)
             })?;
-            drop(self.ca_keys(Some(module), secrets)?);
+            drop(self.ca_keys(Some(&module), secrets)?);
             Ok(())
         })();
         self.store.set_bootstrap(false);
         made?;
-        self.enrol_operator(module, secrets, admin, admin_pin)
+        self.enrol_operator(&module, secrets, admin, admin_pin)
     }
 
     /// Copies this CA's database into the empty database `to` (`hljca db copy`), verified
@@ -179,13 +195,8 @@ impl Ca {
     }
 
     /// Backs the CA up into `dir` (new or empty): see [`backup`].
-    pub fn backup(
-        &self,
-        dir: &Path,
-        softhsm_conf: Option<&Path>,
-        module: Option<&Path>,
-    ) -> Result<backup::Manifest> {
-        backup::backup(&self.store, &self.home, dir, softhsm_conf, module)
+    pub fn backup(&self, dir: &Path, softhsm_conf: Option<&Path>) -> Result<backup::Manifest> {
+        backup::backup(&self.store, &self.home, dir, softhsm_conf)
     }
 
     /// Where the CA's database is.

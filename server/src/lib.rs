@@ -148,7 +148,7 @@ fn cert_doc(path: &std::path::Path) -> Result<docs::Doc, ServerError> {
 /// runs on the calling thread; requests on a tokio runtime of its own.
 pub fn run(
     ca: Ca,
-    module: Option<&'static Module>,
+    module: Option<Arc<Module>>,
     secrets: Secrets,
     listen: Option<&str>,
     api_listen: Option<&str>,

@@ -532,3 +532,52 @@ fn issued_certificates_parse_cleanly_in_x509_parser() {
         }
     }
 }
+
+#[test]
+fn softhsm_quirks_are_a_switch_with_the_lock_in_the_home() {
+    let env = Env::new();
+    env.init_ca();
+    env.token("quirk-a");
+    env.ok(&[
+        "issue",
+        "--type",
+        "medical",
+        "--token",
+        "quirk-a",
+        "--applicant",
+        example("medical").to_str().unwrap(),
+    ]);
+    // SoftHSM2 is recognised (auto): its store lock is the home's, not a machine-wide file.
+    assert!(env.home.join("run").join("pkcs11.lock").is_file());
+    let config = env.home.join("hljca.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    // A value that is not a switch position: refused, naming the setting.
+    assert!(original.contains("pkcs11_quirks = \"auto\""), "{original}");
+    let set = |v: &str| {
+        let text = original.replace(
+            "pkcs11_quirks = \"auto\"",
+            &format!("pkcs11_quirks = \"{v}\""),
+        );
+        std::fs::write(&config, text).unwrap()
+    };
+    set("sometimes");
+    let err = env.fails(&["status"], 1);
+    assert!(
+        err.contains("pkcs11_quirks") || err.contains("sometimes"),
+        "{err}"
+    );
+    // Switched off (as for a real HSM): one process still works on SoftHSM without the lock.
+    std::fs::remove_file(env.home.join("run").join("pkcs11.lock")).unwrap();
+    set("none");
+    env.token("quirk-b");
+    env.ok(&[
+        "issue",
+        "--type",
+        "medical",
+        "--token",
+        "quirk-b",
+        "--applicant",
+        example("medical").to_str().unwrap(),
+    ]);
+    assert!(!env.home.join("run").join("pkcs11.lock").exists());
+}

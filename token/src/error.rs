@@ -42,6 +42,17 @@ pub enum TokenError {
         /// Underlying error.
         source: cryptoki::error::Error,
     },
+    /// The SoftHSM store lock could not be taken (see `pkcs11_quirks`).
+    #[error(
+        "SoftHSM store lock {path}: {reason}; hljca serialises SoftHSM logins between processes \
+         with it (pkcs11_quirks = \"none\" in hljca.toml for a real HSM)"
+    )]
+    StoreLock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A PKCS#11 call failed.
     #[error("PKCS#11 {op} failed on token `{token}`: {source}")]
     Pkcs11 {

@@ -14,14 +14,16 @@ mod login;
 mod module;
 mod objects;
 mod pin;
+mod quirks;
 mod session;
 mod signer;
 
 pub use error::{PinRole, TokenError};
 pub use key::{KeyKind, TokenPublicKey};
-pub use module::{Module, TokenInfo, TokenSelector, default_module_candidates, store_lock_path};
+pub use module::{Module, TokenInfo, TokenSelector, default_module_candidates};
 pub use objects::{KeyId, ObjectKind, ObjectSummary};
 pub use pin::{Pin, PinState};
+pub use quirks::{ModuleOptions, QuirksMode, default_lock_path};
 pub use session::{GeneratedKey, TokenSession};
 pub use signer::TokenSigner;
 

@@ -12,6 +12,7 @@ use crate::Result;
 use crate::error::{PinRole, TokenError};
 use crate::login::{LoginState, LoginTable, Logins, digests_equal};
 use crate::pin::{Pin, PinState};
+use crate::quirks::{LOGIN_RETRIES, ModuleOptions, SoftHsm, default_lock_path};
 use crate::session::TokenSession;
 
 /// Where SoftHSM2's module is found on Debian and friends, in the order tried.
@@ -74,7 +75,8 @@ pub struct Module {
     ctx: Pkcs11,
     path: PathBuf,
     logins: Logins,
-    store_lock: PathBuf,
+    /// The SoftHSM workarounds, when they are on for this module.
+    softhsm: Option<SoftHsm>,
     /// How deep this process is inside [`Module::serialized`], and the lock file while it is.
     store_lock_held: std::sync::Mutex<(usize, Option<std::fs::File>)>,
 }
@@ -86,8 +88,19 @@ impl std::fmt::Debug for Module {
 }
 
 impl Module {
-    /// Loads the module at `path`, or the first SoftHSM2 module found in the usual places.
+    /// Loads the module at `path`, or the first SoftHSM2 module found in the usual places, with
+    /// automatic quirks and the lock at [`default_lock_path`] (no home).
     pub fn open(path: Option<&Path>) -> Result<Module> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => Self::discover()?,
+        };
+        let options = ModuleOptions::with_lock(default_lock_path(&path));
+        Module::open_with(Some(&path), &options)
+    }
+
+    /// Loads the module at `path` (or SoftHSM2 from the usual places) with `options`.
+    pub fn open_with(path: Option<&Path>, options: &ModuleOptions) -> Result<Module> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => Self::discover()?,
@@ -100,51 +113,55 @@ impl Module {
             source: e,
         };
         let ctx = Pkcs11::new(&path).map_err(load)?;
-        let store_lock = store_lock_path(&path);
         let module = Module {
             ctx,
             path: path.clone(),
             logins: LoginTable::new(),
-            store_lock,
+            softhsm: options.softhsm(&path),
             store_lock_held: std::sync::Mutex::new((0, None)),
         };
         // C_Initialize reads every token file: not while another process rewrites one.
-        module
-            .serialized(|| {
-                module
-                    .ctx
-                    .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            })
-            .map_err(load)?;
+        module.serialized(|| {
+            module
+                .ctx
+                .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+                .map_err(load)
+        })?;
         Ok(module)
     }
 
-    /// Runs `f` holding an exclusive lock shared by every process using this module with the
-    /// same configuration. SoftHSM keeps tokens as files that C_Login, C_InitToken and
-    /// C_InitPIN rewrite in place; two processes doing so at once can read a half-written
-    /// token ("user PIN not initialised"). Real tokens serialise this themselves; the lock
-    /// costs one flock per login.
-    fn serialized<T>(&self, f: impl FnOnce() -> T) -> T {
-        if let Ok(mut held) = self.store_lock_held.lock() {
+    /// With the SoftHSM quirks on, runs `f` holding the store lock shared by every hljca process
+    /// using this token store (see [`crate::QuirksMode`]); otherwise just runs it. Nested calls
+    /// take the lock once.
+    fn serialized<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let Some(quirks) = &self.softhsm else {
+            return f();
+        };
+        {
+            let mut held = self
+                .store_lock_held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if held.0 == 0 {
-                held.1 = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&self.store_lock)
-                    .ok()
-                    .filter(|file| file.lock().is_ok());
+                held.1 = Some(quirks.take()?);
             }
             held.0 += 1;
         }
         let out = f();
-        if let Ok(mut held) = self.store_lock_held.lock() {
-            held.0 = held.0.saturating_sub(1);
-            if held.0 == 0 {
-                held.1 = None;
-            }
+        let mut held = self
+            .store_lock_held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.0 = held.0.saturating_sub(1);
+        if held.0 == 0 {
+            held.1 = None;
         }
         out
+    }
+
+    /// True when the SoftHSM workarounds are on for this module.
+    pub fn softhsm_quirks(&self) -> bool {
+        self.softhsm.is_some()
     }
 
     /// The first SoftHSM2 module present on this machine.
@@ -184,15 +201,16 @@ impl Module {
                         out.push(i);
                         break;
                     }
-                    Err(e) if tries < 20 => {
+                    Err(e) if self.softhsm.is_some() && tries < 20 => {
                         tracing::debug!(slot = slot.id(), error = %e, "token info unreadable, retrying");
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(25));
                     }
-                    Err(e) => {
+                    Err(e) if self.softhsm.is_some() => {
                         tracing::warn!(slot = slot.id(), error = %e, "token info unreadable; slot skipped");
                         break;
                     }
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -311,19 +329,19 @@ impl Module {
     /// If a session of this module is already logged in to the token, the PIN is checked
     /// against the one that logged in (the token itself would accept any PIN then): a different
     /// PIN fails with [`TokenError::PinIncorrect`], the same one shares the login.
-    pub fn login(&self, sel: &TokenSelector, pin: &Pin) -> Result<TokenSession<'_>> {
+    pub fn login(&self, sel: &TokenSelector, pin: &Pin) -> Result<TokenSession> {
         let info = self.find(sel)?;
         self.login_as(info, UserType::User, pin)
     }
 
     /// Opens a read-write session and logs in as security officer (for unblocking a PIN).
     /// Checked like [`Self::login`] when this module is already logged in to the token.
-    pub fn login_so(&self, sel: &TokenSelector, so_pin: &Pin) -> Result<TokenSession<'_>> {
+    pub fn login_so(&self, sel: &TokenSelector, so_pin: &Pin) -> Result<TokenSession> {
         let info = self.find(sel)?;
         self.login_as(info, UserType::So, so_pin)
     }
 
-    fn login_as(&self, info: TokenInfo, who: UserType, pin: &Pin) -> Result<TokenSession<'_>> {
+    fn login_as(&self, info: TokenInfo, who: UserType, pin: &Pin) -> Result<TokenSession> {
         let role = match who {
             UserType::So => PinRole::SecurityOfficer,
             _ => PinRole::User,
@@ -360,9 +378,14 @@ impl Module {
         // initialised, a PIN changed): a login that reads it mid-write is told the user PIN is
         // not initialised. Logins are serialised between hljca processes, and that answer
         // (which uses up no PIN try) is asked again a few times for other writers.
+        let retries = if self.softhsm.is_some() {
+            LOGIN_RETRIES
+        } else {
+            0
+        };
         let answer = self.serialized(|| {
             let mut answer = session.login(who, Some(&pin.auth()));
-            for _ in 0..20 {
+            for _ in 0..retries {
                 if !matches!(
                     answer,
                     Err(CkError::Pkcs11(
@@ -375,8 +398,8 @@ impl Module {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 answer = session.login(who, Some(&pin.auth()));
             }
-            answer
-        });
+            Ok(answer)
+        })?;
         match answer {
             Ok(()) => {}
             // Logged in by someone outside this module's record (another Module on the same
@@ -432,26 +455,6 @@ impl Module {
             },
         }
     }
-}
-
-/// The lock file shared by processes using module `path` with the same SoftHSM configuration:
-/// beside that configuration when its folder is writable (it goes away with it), else in the
-/// temporary directory, named after the module and the configuration.
-pub fn store_lock_path(path: &Path) -> PathBuf {
-    use std::hash::{Hash, Hasher};
-    if let Some(conf) = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from)
-        && let Some(dir) = conf.parent()
-        && std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
-        && let Some(name) = conf.file_name()
-    {
-        let mut lock = name.to_os_string();
-        lock.push(".hljca.lock");
-        return dir.join(lock);
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.hash(&mut h);
-    std::env::var_os("SOFTHSM2_CONF").hash(&mut h);
-    std::env::temp_dir().join(format!("hljca-pkcs11-{:016x}.lock", h.finish()))
 }
 
 fn present_list(all: &[TokenInfo]) -> String {

@@ -33,14 +33,13 @@ pub struct GeneratedKey {
 
 /// A read-write session, logged in as the token's user (or SO). Closes when dropped, and logs
 /// the token out when it is the last live session of its module relying on that login.
-pub struct TokenSession<'m> {
+pub struct TokenSession {
     session: Session,
     info: TokenInfo,
     logins: Logins,
-    _module: std::marker::PhantomData<&'m ()>,
 }
 
-impl std::fmt::Debug for TokenSession<'_> {
+impl std::fmt::Debug for TokenSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSession")
             .field("label", &self.info.label)
@@ -49,7 +48,7 @@ impl std::fmt::Debug for TokenSession<'_> {
     }
 }
 
-impl Drop for TokenSession<'_> {
+impl Drop for TokenSession {
     fn drop(&mut self) {
         // Held across C_Logout so that no login on this token can start in between.
         let mut logins = self.logins.lock();
@@ -72,13 +71,12 @@ impl Drop for TokenSession<'_> {
     }
 }
 
-impl<'m> TokenSession<'m> {
+impl TokenSession {
     pub(crate) fn new(session: Session, info: TokenInfo, logins: Logins) -> Self {
         TokenSession {
             session,
             info,
             logins,
-            _module: std::marker::PhantomData,
         }
     }
 

@@ -195,7 +195,7 @@ impl Ca {
     /// time; another body under it is refused.
     pub fn api_issue_csr(
         &mut self,
-        keys: &CaKeys<'_>,
+        keys: &CaKeys,
         operator_cert: &str,
         req: &CsrRequest,
     ) -> Result<CsrIssued> {

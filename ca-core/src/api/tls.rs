@@ -104,12 +104,7 @@ impl Ca {
     /// holds the key in `tls/api.key`, names exactly `hosts` and is in the first half of its
     /// life; else a new key and certificate (`days` long), written there and recorded in the
     /// audit log.
-    pub fn api_tls_cert(
-        &self,
-        keys: &CaKeys<'_>,
-        hosts: &[String],
-        days: u32,
-    ) -> Result<ApiTlsCert> {
+    pub fn api_tls_cert(&self, keys: &CaKeys, hosts: &[String], days: u32) -> Result<ApiTlsCert> {
         let issuing_der = read_pem_cert(&self.home.issuing_pem())?;
         let (_, issuing) = X509Certificate::from_der(&issuing_der).map_err(|e| {
             CoreError::IssuerMismatch(format!("ca/issuing.pem does not parse: {e}"))

@@ -40,7 +40,7 @@ fn parse<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>> {
 
 impl<'k> Authority<'k> {
     /// Checks the home's CA certificates against the keys and makes the authority.
-    pub fn new(ca: &Ca, keys: &'k CaKeys<'_>) -> Result<Authority<'k>> {
+    pub fn new(ca: &Ca, keys: &'k CaKeys) -> Result<Authority<'k>> {
         let home = &ca.home;
         let root_der = read_pem_cert(&home.root_pem())?;
         let issuing_der = read_pem_cert(&home.issuing_pem())?;
@@ -204,11 +204,7 @@ fn check_issued_by(
 impl Ca {
     /// Opens the CA keys for one command. A home made before the seal maker existed gets one
     /// here (a key beside the CA keys, a certificate from the issuing CA, an audit row).
-    pub fn ca_keys<'m>(
-        &mut self,
-        module: Option<&'m Module>,
-        secrets: &Secrets,
-    ) -> Result<CaKeys<'m>> {
+    pub fn ca_keys(&mut self, module: Option<&Module>, secrets: &Secrets) -> Result<CaKeys> {
         let mut keys = CaKeys::open(&self.config, &self.home, module, secrets)?;
         if keys.has_seal_maker() && self.home.seal_maker_pem().is_file() {
             return Ok(keys);

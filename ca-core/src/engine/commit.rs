@@ -155,7 +155,7 @@ pub(super) fn void(
 /// the token cannot be cleaned, the issuance stays as it is for `recover`.
 pub(super) fn abandon(
     ca: &Ca,
-    holder: Option<&TokenSession<'_>>,
+    holder: Option<&TokenSession>,
     id: i64,
     from: Stage,
     key_ids: &[KeyId],
@@ -185,7 +185,7 @@ pub(super) fn abandon(
 
 /// Writes a certificate (and its seal) beside key `key_id`, skipping objects already there.
 pub(super) fn write_objects(
-    session: &TokenSession<'_>,
+    session: &TokenSession,
     type_key: &str,
     role: CertRole,
     serial: &str,
@@ -252,7 +252,7 @@ pub(super) fn outcome(ca: &Ca, issuance: i64) -> Result<IssueOutcome> {
 
 /// After a renewal committed: the old certificates' objects leave the token (the new ones are
 /// on it and recorded). A failure is logged: the old certificates are superseded regardless.
-pub(super) fn remove_renewed(ca: &Ca, session: &TokenSession<'_>, old: &str) -> usize {
+pub(super) fn remove_renewed(ca: &Ca, session: &TokenSession, old: &str) -> usize {
     let mut removed = 0;
     let Ok(old_rec) = ca.store.cert(old) else {
         return 0;

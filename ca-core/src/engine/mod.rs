@@ -107,7 +107,7 @@ impl IssueParams {
         &self,
         ca: &mut Ca,
         engine: &Engine<'_>,
-        holder: Option<&TokenSession<'_>>,
+        holder: Option<&TokenSession>,
     ) -> Result<IssueOutcome> {
         run::run(ca, engine, holder, self)
     }
@@ -180,7 +180,7 @@ pub struct Engine<'k> {
 
 impl<'k> Engine<'k> {
     /// Checks the CA certificates against `keys` and takes a lease.
-    pub fn new(ca: &Ca, keys: &'k CaKeys<'_>) -> Result<Engine<'k>> {
+    pub fn new(ca: &Ca, keys: &'k CaKeys) -> Result<Engine<'k>> {
         let ca_token = keys
             .token()
             .map(|t| (t.label.clone(), t.serial.clone()))

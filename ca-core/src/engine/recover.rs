@@ -102,7 +102,7 @@ impl Ca {
             _ => None,
         };
         let mut issuances = Vec::new();
-        let mut sessions: Vec<(String, std::result::Result<TokenSession<'_>, String>)> = Vec::new();
+        let mut sessions: Vec<(String, std::result::Result<TokenSession, String>)> = Vec::new();
         for iss in self.store.open_issuances()? {
             if let Some(s) = &only_serial
                 && iss.token_serial.as_deref() != Some(s.as_str())
@@ -175,7 +175,7 @@ impl Ca {
         &self,
         iss: &IssuanceRow,
         rows: &[CertRecord],
-        session: Option<&TokenSession<'_>>,
+        session: Option<&TokenSession>,
     ) -> Result<(RecoverAction, String)> {
         let key_ids: Vec<KeyId> = rows
             .iter()
@@ -322,12 +322,12 @@ impl Ca {
 }
 
 /// Logs in to the holder token `serial` with its own PIN.
-fn open_holder<'m>(
+fn open_holder(
     ca: &Ca,
-    module: Option<&'m Module>,
+    module: Option<&Module>,
     serial: &str,
     pins: &mut PinSource<'_>,
-) -> std::result::Result<TokenSession<'m>, String> {
+) -> std::result::Result<TokenSession, String> {
     let Some(module) = module else {
         return Err(
             "no PKCS#11 module could be loaded; rerun `hljca recover` where the token's module is"
@@ -357,7 +357,7 @@ fn open_holder<'m>(
 }
 
 /// The token's key for row `r` is there and is the one recorded.
-fn key_matches(s: &TokenSession<'_>, r: &CertRecord) -> std::result::Result<(), String> {
+fn key_matches(s: &TokenSession, r: &CertRecord) -> std::result::Result<(), String> {
     let id = KeyId::from_hex(&r.key_id).ok_or("its key id is not hex")?;
     let key = s
         .public_key(&id)
@@ -382,7 +382,7 @@ struct Found {
 /// Checks the token holds row `r`'s certificate (and seal). Returns the certificate found when
 /// the row has none on record (rows from before the engine).
 fn on_token(
-    s: &TokenSession<'_>,
+    s: &TokenSession,
     r: &CertRecord,
     issuing: &[u8],
 ) -> std::result::Result<Option<Found>, String> {

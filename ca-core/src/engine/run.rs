@@ -58,7 +58,7 @@ pub(super) fn key_kind(alg: KeyAlgorithm) -> KeyKind {
 pub(super) fn run(
     ca: &mut Ca,
     engine: &Engine<'_>,
-    holder: Option<&TokenSession<'_>>,
+    holder: Option<&TokenSession>,
     p: &IssueParams,
 ) -> Result<IssueOutcome> {
     let prep = prepare(ca, engine, holder, p)?;
@@ -89,7 +89,7 @@ pub(super) fn run(
 pub(super) fn prepare(
     ca: &Ca,
     engine: &Engine<'_>,
-    holder: Option<&TokenSession<'_>>,
+    holder: Option<&TokenSession>,
     p: &IssueParams,
 ) -> Result<Prepared> {
     let (token_label, token_serial) = match (&p.source, holder) {
@@ -353,7 +353,7 @@ fn step(
 fn advance(
     ca: &mut Ca,
     engine: &Engine<'_>,
-    holder: Option<&TokenSession<'_>>,
+    holder: Option<&TokenSession>,
     p: &IssueParams,
     prep: &Prepared,
     plan: &mut Plan,

@@ -140,7 +140,7 @@ pub(super) fn signer_params(
 impl Ca {
     /// Makes the OCSP signer's key when the CA has none yet: a P-256 key on the CA HSM token
     /// (its id recorded as `ca.ocsp_signer_key_id`) or an encrypted key file, and an audit row.
-    pub fn ocsp_signer_key(&mut self, keys: &mut CaKeys<'_>) -> Result<()> {
+    pub fn ocsp_signer_key(&mut self, keys: &mut CaKeys) -> Result<()> {
         let present = match keys {
             CaKeys::Hsm { ocsp_signer, .. } => ocsp_signer.is_some(),
             CaKeys::File { ocsp_signer, .. } => ocsp_signer.is_some(),
@@ -195,7 +195,7 @@ impl Ca {
     /// The OCSP signing certificate in `ca/ocsp-signer.pem` when it holds the OCSP signer key,
     /// is issued by the issuing CA and is in the first half of its life; else a new one of
     /// `days` days from the issuing CA, written there and recorded in the audit log.
-    pub fn ocsp_signer(&self, keys: &CaKeys<'_>, days: u32) -> Result<SignerCert> {
+    pub fn ocsp_signer(&self, keys: &CaKeys, days: u32) -> Result<SignerCert> {
         let key = keys.signer(CaKeyRole::OcspSigner)?;
         let key_bits = rcgen::PublicKeyData::der_bytes(&key).to_vec();
         let issuing_der = read_pem_cert(&self.home.issuing_pem())?;

@@ -70,7 +70,7 @@ impl Ca {
     /// Returns the operator row; its `der` is the certificate to give the job.
     pub fn enrol_csr_operator(
         &mut self,
-        module: Option<&'static hljca_token::Module>,
+        module: Option<&hljca_token::Module>,
         secrets: &Secrets,
         new: &NewCsrOperator,
     ) -> Result<OperatorRecord> {

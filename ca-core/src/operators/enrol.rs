@@ -83,7 +83,7 @@ impl Ca {
     /// keys); every later one by a logged-in ca-admin.
     pub fn enrol_operator(
         &mut self,
-        module: &'static Module,
+        module: &Module,
         secrets: &Secrets,
         new: &NewOperator,
         token_pin: &Pin,

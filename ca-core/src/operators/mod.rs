@@ -125,7 +125,7 @@ pub fn parse_roles(s: &str) -> std::result::Result<Vec<Role>, String> {
 pub struct OperatorSession {
     record: OperatorRecord,
     roles: Vec<Role>,
-    session: TokenSession<'static>,
+    session: TokenSession,
     key: KeyId,
 }
 
@@ -141,7 +141,7 @@ impl fmt::Debug for OperatorSession {
 /// Signs audit rows with the operator key on their USBKEY.
 struct TokenAuditSigner {
     cert_serial: String,
-    session: TokenSession<'static>,
+    session: TokenSession,
     key: KeyId,
 }
 
@@ -177,7 +177,7 @@ impl Ca {
     /// Logs in the operator whose USBKEY is `sel`: signs a fresh challenge with the operator
     /// key and checks it with the operator certificate, which must be enrolled and active here,
     /// chain to the issuing CA and be valid now. From then on every audit row is signed by them.
-    pub fn login(&mut self, module: &'static Module, sel: &TokenSelector, pin: &Pin) -> Result<()> {
+    pub fn login(&mut self, module: &Module, sel: &TokenSelector, pin: &Pin) -> Result<()> {
         let info = module.find(sel)?;
         super::engine::refuse_ca_token(self, None, &info, &sel.0).map_err(|_| {
             CoreError::refuse_on(Rule::OperatorLogin, "HLJCA_OPERATOR_TOKEN", format!(
@@ -369,7 +369,7 @@ impl Ca {
     }
 
     /// The operator session's token (to sign with it, e.g. the API's client authentication).
-    pub fn operator_token(&self) -> Option<(&TokenSession<'static>, &KeyId)> {
+    pub fn operator_token(&self) -> Option<(&TokenSession, &KeyId)> {
         self.operator_session.as_ref().map(|s| (&s.session, &s.key))
     }
 }

@@ -385,7 +385,7 @@ pub fn issue_application(cli: &Cli, app: &str, a: &IssueArgs) -> Result<(), Fail
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let out: AppIssueOutcome =
-        ca.issue_application(module, &s, id, &TokenSelector(token.clone()))?;
+        ca.issue_application(&module, &s, id, &TokenSelector(token.clone()))?;
     if cli.json {
         output::json(&out)?;
         return Ok(());

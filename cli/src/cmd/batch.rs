@@ -46,7 +46,7 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
         super::open_ca_login(cli)?
     };
     let module = ca.module(cli.pkcs11_module.as_deref())?;
-    let plan = ca.batch_plan(module, &a.file, &a.tokens)?;
+    let plan = ca.batch_plan(&module, &a.file, &a.tokens)?;
     if !plan.errors.is_empty() {
         return Err(refuse_plan(cli, &plan));
     }
@@ -71,7 +71,7 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
             std::ops::ControlFlow::Continue(())
         }
     };
-    let report = ca.batch_issue(module, &s, &plan, &mut on_row)?;
+    let report = ca.batch_issue(&module, &s, &plan, &mut on_row)?;
     if let Some(pb) = &pb {
         pb.finish_and_clear();
     }
@@ -300,7 +300,7 @@ fn recover(cli: &Cli, a: &RecoverArgs) -> Result<(), Failure> {
         }
         None
     };
-    let report = ca.recover(module, &mut pins, only.as_ref())?;
+    let report = ca.recover(module.as_deref(), &mut pins, only.as_ref())?;
     print_recover(cli, &report)?;
     let left = report.count(RecoverAction::Left) + report.count(RecoverAction::InProgress);
     if report.count(RecoverAction::Left) > 0 {
@@ -396,7 +396,14 @@ pub fn issue_csr(cli: &Cli, csr: &Path, a: &IssueArgs) -> Result<(), Failure> {
         hljca_core::KeyStore::Hsm => Some(ca.module(cli.pkcs11_module.as_deref())?),
         hljca_core::KeyStore::File => None,
     };
-    let outcome = ca.issue_csr(module, &s, &checked, &applicant, a.out.as_deref(), &fee)?;
+    let outcome = ca.issue_csr(
+        module.as_deref(),
+        &s,
+        &checked,
+        &applicant,
+        a.out.as_deref(),
+        &fee,
+    )?;
     if cli.json {
         output::json(&outcome)?;
         return Ok(());

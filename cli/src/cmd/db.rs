@@ -94,11 +94,7 @@ pub fn run(cli: &Cli, c: &DbCmd) -> Result<(), Failure> {
 pub fn backup(cli: &Cli, dir: &Path) -> Result<(), Failure> {
     let ca = super::open_ca(cli)?;
     let conf = std::env::var_os("SOFTHSM2_CONF").map(std::path::PathBuf::from);
-    let module = cli
-        .pkcs11_module
-        .clone()
-        .or_else(|| ca.config().pkcs11_module.clone());
-    let m = ca.backup(dir, conf.as_deref(), module.as_deref())?;
+    let m = ca.backup(dir, conf.as_deref())?;
     if cli.json {
         return Ok(output::json(&m)?);
     }

@@ -9,7 +9,7 @@ use hljca_core::operators::{NewOperator, Role};
 use hljca_core::{Ca, Home, KeyStore, Secrets};
 use hljca_policies::{Applicant, CertType};
 use hljca_ra::applications::{PayMethod, Payment, Site};
-use hljca_token::{Module, Pin, TokenSelector};
+use hljca_token::{Pin, TokenSelector};
 
 use crate::Failure;
 use crate::args::Cli;
@@ -27,7 +27,11 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let home = Home::new(absolute(&cli.home)?);
     hljca_core::home::create_private_dir(home.dir())?;
     let conf = set_up_softhsm(home.dir())?;
-    let module: &'static Module = hljca_core::load_module(cli.pkcs11_module.as_deref())?;
+    let module = hljca_core::load_module(
+        cli.pkcs11_module.as_deref(),
+        Some(&home),
+        hljca_token::QuirksMode::Auto,
+    )?;
     let operator_pin = Pin::new(DEMO_OPERATOR_PIN);
     let secrets = Secrets {
         ca_pin: Some(Pin::new(DEMO_CA_PIN)),
@@ -40,7 +44,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     if !reused {
         report = Some(ca::init(
             &home,
-            Some(module),
+            Some(&module),
             &secrets,
             &InitOptions {
                 key_store: KeyStore::Hsm,
@@ -49,7 +53,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         )?);
     }
     let mut ca = Ca::open(home.clone(), super::operator(cli))?;
-    ca.use_module(module);
+    ca.use_module(std::sync::Arc::clone(&module));
     let admin_token = TokenSelector(DEMO_ADMIN_TOKEN.into());
     if let Some(report) = &report {
         // The key ceremony, as `hljca init` does it: the first CA administrator (every role)
@@ -67,10 +71,10 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 token: admin_token.clone(),
             },
             &operator_pin,
-            module,
+            std::sync::Arc::clone(&module),
         )?;
     }
-    ca.login(module, &admin_token, &operator_pin)?;
+    ca.login(&module, &admin_token, &operator_pin)?;
     // A fresh USBKEY each run: demo-usbkey, demo-usbkey-2, ...
     let taken: Vec<String> = module
         .tokens()?
@@ -95,7 +99,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         serde_json::json!({ "label": token.label }),
     )?;
     let outcome = ca.issue_direct(
-        module,
+        &module,
         &secrets,
         &TokenSelector(token.serial.clone()),
         &IssueParams::new(

@@ -5,7 +5,7 @@ use hljca_core::operators::{NewOperator, Role};
 use hljca_core::time_fmt::ts;
 use hljca_core::{Home, KeyStore};
 use hljca_ra::applications::Site;
-use hljca_token::{Module, TokenSelector};
+use hljca_token::TokenSelector;
 
 use crate::Failure;
 use crate::args::{CaCmd, Cli, InitArgs};
@@ -21,10 +21,14 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
         KeyStore::Hsm
     };
     // The admin's operator USBKEY is a token even when the CA keys are files.
-    let loaded: &'static Module = hljca_core::load_module(cli.pkcs11_module.as_deref())?;
+    let loaded = hljca_core::load_module(
+        cli.pkcs11_module.as_deref(),
+        Some(&home),
+        hljca_token::QuirksMode::Auto,
+    )?;
     let module = if key_store == KeyStore::Hsm {
         secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
-        Some(loaded)
+        Some(std::sync::Arc::clone(&loaded))
     } else {
         secrets::prompt_if_missing(
             &mut s.ca_passphrase,
@@ -43,7 +47,7 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
     })?;
     let report = ca::init(
         &home,
-        module,
+        module.as_deref(),
         &s,
         &InitOptions {
             key_store,

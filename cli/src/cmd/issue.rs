@@ -44,7 +44,7 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let mut params = IssueParams::new(cert_type, applicant);
     params.seal_image = seal_image;
-    let outcome = ca.issue_direct(module, &s, &TokenSelector(token.clone()), &params, &fee)?;
+    let outcome = ca.issue_direct(&module, &s, &TokenSelector(token.clone()), &params, &fee)?;
     print_outcome(cli, &outcome)
 }
 

@@ -35,7 +35,7 @@ pub fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<(), Failure> {
         let mut s = secrets::gather(cli)?;
         secrets::prompt_if_missing(&mut s.user_pin, "USBKEY user PIN (HLJCA_USER_PIN)");
         let module = ca.module(cli.pkcs11_module.as_deref())?;
-        ca.revoke(&a.serial, opts, Some((module, &s)))?
+        ca.revoke(&a.serial, opts, Some((&module, &s)))?
     } else {
         ca.revoke(&a.serial, opts, None)?
     };
@@ -78,7 +78,7 @@ pub fn crl(cli: &Cli, c: &CrlCmd) -> Result<(), Failure> {
         CrlCmd::Generate => {
             let mut s = secrets::gather(cli)?;
             let module = super::ca_key_module(cli, &ca, &mut s)?;
-            let r = ca.generate_crl(module, &s)?;
+            let r = ca.generate_crl(module.as_deref(), &s)?;
             if cli.json {
                 output::json(&r)?;
             } else {
@@ -172,7 +172,7 @@ pub fn renew(cli: &Cli, a: &crate::args::RenewArgs) -> Result<(), Failure> {
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let module = ca.module(cli.pkcs11_module.as_deref())?;
     let r = ca.renew(
-        module,
+        &module,
         &s,
         &a.serial,
         &hljca_core::lifecycle::Payment::new(
@@ -245,7 +245,7 @@ pub fn bind(cli: &Cli, a: &crate::args::BindArgs) -> Result<(), Failure> {
         BindSource::Token { .. } => Some(ca.module(cli.pkcs11_module.as_deref())?),
         BindSource::File(_) => None,
     };
-    let b = ca.bind(&source, &materials, site, module, &s)?;
+    let b = ca.bind(&source, &materials, site, module.as_deref(), &s)?;
     if cli.json {
         return Ok(output::json(&b)?);
     }

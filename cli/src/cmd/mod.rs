@@ -83,7 +83,7 @@ pub fn open_ca_login(cli: &Cli) -> Result<Ca, Failure> {
         file_flag: Some("--operator-pin-file"),
     })?;
     let module = ca.module(cli.pkcs11_module.as_deref())?;
-    ca.login(module, &hljca_token::TokenSelector(token.clone()), &pin)?;
+    ca.login(&module, &hljca_token::TokenSelector(token.clone()), &pin)?;
     Ok(ca)
 }
 
@@ -93,7 +93,7 @@ pub fn ca_key_module(
     cli: &Cli,
     ca: &Ca,
     s: &mut hljca_core::Secrets,
-) -> Result<Option<&'static hljca_token::Module>, Failure> {
+) -> Result<Option<std::sync::Arc<hljca_token::Module>>, Failure> {
     if ca.config().ca.key_store != hljca_core::KeyStore::Hsm {
         return Ok(None);
     }

@@ -51,7 +51,7 @@ pub fn run(cli: &Cli, c: &OperatorCmd) -> Result<(), Failure> {
             let pin = s.user_pin()?.clone();
             let module = ca.module(cli.pkcs11_module.as_deref())?;
             let rec = ca.enrol_operator(
-                module,
+                &module,
                 &s,
                 &NewOperator {
                     name: name.clone(),
@@ -180,7 +180,7 @@ fn add_csr(
     let mut s = secrets::gather(cli)?;
     let module = super::ca_key_module(cli, &ca, &mut s)?;
     let rec = ca.enrol_csr_operator(
-        module,
+        module.as_deref(),
         &s,
         &NewCsrOperator {
             name: name.to_owned(),

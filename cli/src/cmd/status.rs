@@ -2,7 +2,6 @@
 
 use hljca_core::store::CertFilter;
 use hljca_core::time_fmt::ts;
-use hljca_token::Module;
 
 use crate::Failure;
 use crate::args::Cli;
@@ -36,7 +35,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
     let issuing = super::init::cert_summary("issuing", &hljca_core::ca::issuing_der(ca.home())?)?;
     let tokens = match ca
         .module(cli.pkcs11_module.as_deref())
-        .and_then(|m: &Module| Ok(m.tokens()?))
+        .and_then(|m| Ok(m.tokens()?))
     {
         Ok(t) => serde_json::to_value(t)?,
         Err(e) => serde_json::json!({ "error": e.to_string() }),

@@ -1,6 +1,6 @@
 //! `hljca token list | init | info`.
 
-use hljca_token::{Module, TokenSelector};
+use hljca_token::TokenSelector;
 
 use crate::Failure;
 use crate::args::{Cli, TokenCmd};
@@ -21,9 +21,13 @@ pub fn run(cli: &Cli, c: &TokenCmd) -> Result<(), Failure> {
     } else {
         None
     };
-    let module: &Module = match &ca {
+    let module = match &ca {
         Some(ca) => ca.module(cli.pkcs11_module.as_deref())?,
-        None => hljca_core::load_module(cli.pkcs11_module.as_deref())?,
+        None => hljca_core::load_module(
+            cli.pkcs11_module.as_deref(),
+            None,
+            hljca_token::QuirksMode::Auto,
+        )?,
     };
     let audit_if_home = |_cli: &Cli,
                          action: &str,

@@ -163,7 +163,7 @@ impl Batch for Ca {
         // fewer logins, fewer PIN tries, and fewer token-file writes a crash could interrupt.
         let keys = self.ca_keys(Some(module), secrets)?;
         let engine = Engine::new(self, &keys)?;
-        let mut sessions: HashMap<String, TokenSession<'_>> = HashMap::new();
+        let mut sessions: HashMap<String, TokenSession> = HashMap::new();
         let file_name = plan.file.display().to_string();
         // One batch at a time: two runs of one file could both find a row unissued. The check
         // and the job row are one IMMEDIATE transaction, so two starts cannot both pass it; a
@@ -312,13 +312,13 @@ impl Batch for Ca {
 /// The steps behind [`Batch`].
 pub(crate) trait BatchSteps {
     #[allow(clippy::too_many_arguments)] // one caller; each piece is a distinct borrow
-    fn batch_row<'m>(
+    fn batch_row(
         &mut self,
         job_id: i64,
-        module: &'m Module,
+        module: &Module,
         secrets: &Secrets,
         engine: &Engine<'_>,
-        sessions: &mut HashMap<String, TokenSession<'m>>,
+        sessions: &mut HashMap<String, TokenSession>,
         row: &PlannedRow,
         refused_tokens: &mut HashMap<String, String>,
     ) -> RowResult;
@@ -328,13 +328,13 @@ pub(crate) trait BatchSteps {
 }
 
 impl BatchSteps for Ca {
-    fn batch_row<'m>(
+    fn batch_row(
         &mut self,
         job_id: i64,
-        module: &'m Module,
+        module: &Module,
         secrets: &Secrets,
         engine: &Engine<'_>,
-        sessions: &mut HashMap<String, TokenSession<'m>>,
+        sessions: &mut HashMap<String, TokenSession>,
         row: &PlannedRow,
         refused_tokens: &mut HashMap<String, String>,
     ) -> RowResult {

@@ -89,7 +89,7 @@ fn one(cert: &CertRecord, status: StatusCode, replayed: bool) -> Result<ApiAnswe
 /// Runs `call` for the operator of `client_der` with the CA keys the server holds.
 pub fn run(
     ca: &mut Ca,
-    keys: &CaKeys<'_>,
+    keys: &CaKeys,
     client_der: &[u8],
     call: ApiCall,
 ) -> Result<ApiAnswer, ApiError> {

@@ -103,7 +103,7 @@ enum Exit {
 /// The CA side of the server.
 pub struct Worker {
     ca: Ca,
-    module: Option<&'static Module>,
+    module: Option<Arc<Module>>,
     secrets: Secrets,
     state: Arc<State>,
     responder: Responder,
@@ -131,12 +131,12 @@ impl Worker {
     /// Returns the worker, the keys it runs with and a responder to read requests with.
     pub fn open(
         mut ca: Ca,
-        module: Option<&'static Module>,
+        module: Option<Arc<Module>>,
         secrets: Secrets,
         state: Arc<State>,
-    ) -> Result<(Worker, CaKeys<'static>, Responder), CoreError> {
+    ) -> Result<(Worker, CaKeys, Responder), CoreError> {
         let serve = ca.config().serve.clone();
-        let mut keys = ca.ca_keys(module, &secrets)?;
+        let mut keys = ca.ca_keys(module.as_deref(), &secrets)?;
         drop(hljca_core::engine::Authority::new(&ca, &keys)?);
         ca.ocsp_signer_key(&mut keys)?;
         let signer = ca.ocsp_signer(&keys, serve.ocsp_signer_days)?;
@@ -186,7 +186,7 @@ impl Worker {
 
     /// Runs until [`Job::Stop`] or every sender is gone. `keys` stays open all along; the
     /// token session is opened again after repeated signing failures.
-    pub fn run(mut self, mut keys: CaKeys<'static>, jobs: Receiver<Job>) {
+    pub fn run(mut self, mut keys: CaKeys, jobs: Receiver<Job>) {
         loop {
             let exit = match keys.signer(CaKeyRole::OcspSigner) {
                 Ok(signer) => self.serve_jobs(&keys, &signer, &jobs),
@@ -209,10 +209,10 @@ impl Worker {
     }
 
     /// Opens the CA keys again, answering jobs with an error while it cannot.
-    fn reopen(&mut self, jobs: &Receiver<Job>) -> Option<CaKeys<'static>> {
+    fn reopen(&mut self, jobs: &Receiver<Job>) -> Option<CaKeys> {
         let pause = Duration::from_secs(self.serve.poll_seconds.max(1));
         loop {
-            match self.ca.ca_keys(self.module, &self.secrets) {
+            match self.ca.ca_keys(self.module.as_deref(), &self.secrets) {
                 Ok(k) => {
                     tracing::info!("CA token session opened again");
                     self.failures = 0;
@@ -246,12 +246,7 @@ impl Worker {
         }
     }
 
-    fn serve_jobs(
-        &mut self,
-        keys: &CaKeys<'_>,
-        signer: &CaSigner<'_>,
-        jobs: &Receiver<Job>,
-    ) -> Exit {
+    fn serve_jobs(&mut self, keys: &CaKeys, signer: &CaSigner<'_>, jobs: &Receiver<Job>) -> Exit {
         let poll = Duration::from_secs(self.serve.poll_seconds.max(1));
         let mut next_maintenance = Instant::now();
         loop {
@@ -409,7 +404,7 @@ impl Worker {
 
     /// Looks at the store and the clock: changed certificates, the CRL, the OCSP signer,
     /// answers due to be signed again.
-    fn maintain(&mut self, keys: &CaKeys<'_>) {
+    fn maintain(&mut self, keys: &CaKeys) {
         match self.ca.data_version() {
             Ok(v) if v != self.data_version => {
                 self.data_version = v;
@@ -446,7 +441,7 @@ impl Worker {
         }
     }
 
-    fn health(&self, keys: Option<&CaKeys<'_>>) -> Health {
+    fn health(&self, keys: Option<&CaKeys>) -> Health {
         let token = match keys {
             None => Err("the CA token session is closed".into()),
             Some(k) => match k.signer(CaKeyRole::OcspSigner) {

@@ -30,7 +30,7 @@ impl Worker {
     /// `hosts`; the worker renews it from then on into `resolver`'s place.
     pub fn api_tls_cert(
         &self,
-        keys: &CaKeys<'_>,
+        keys: &CaKeys,
         hosts: &[String],
         days: u32,
     ) -> Result<ApiTlsCert, CoreError> {
@@ -53,7 +53,7 @@ impl Worker {
         });
     }
 
-    pub(super) fn renew_api_tls(&mut self, keys: &CaKeys<'_>, now: OffsetDateTime) {
+    pub(super) fn renew_api_tls(&mut self, keys: &CaKeys, now: OffsetDateTime) {
         let Some(t) = &mut self.api_tls else {
             return;
         };

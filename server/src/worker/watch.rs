@@ -15,7 +15,7 @@ use super::{CHANGE_WINDOW, Worker, validity};
 use crate::docs::Doc;
 
 impl Worker {
-    pub(super) fn renew_signer(&mut self, keys: &CaKeys<'_>) {
+    pub(super) fn renew_signer(&mut self, keys: &CaKeys) {
         let renewed = self
             .ca
             .ocsp_signer(keys, self.serve.ocsp_signer_days)
@@ -113,7 +113,9 @@ impl Worker {
             return Ok(());
         };
         // On failure `crl_dirty` stays set: the next attempt looks at the revocations again.
-        let report = self.ca.generate_crl(self.module, &self.secrets)?;
+        let report = self
+            .ca
+            .generate_crl(self.module.as_deref(), &self.secrets)?;
         self.crl_dirty = false;
         self.crl_retry_at = None;
         self.state
