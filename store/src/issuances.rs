@@ -161,8 +161,7 @@ fn issuance_from_row(r: &Row<'_>) -> crate::db::DbResult<IssuanceRow> {
 /// Inserts an issuance at the `reserved` stage; returns its id.
 pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
     let at = ts(now());
-    super::exec(
-        tx,
+    tx.insert_id(
         "INSERT INTO issuances (lease, owner, stage, kind, cert_type, token_label, token_serial, application_id, \
          renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at, site) \
          VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
@@ -196,9 +195,7 @@ pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
             ))
         }
         e => StoreError::Db { op: "insert issuance", source: e },
-    })?;
-    tx.last_insert_id()
-        .map_err(StoreError::db("insert issuance"))
+    })
 }
 
 /// Moves issuance `id` from `from` to `to`; refuses when it is no longer at `from` (someone

@@ -447,6 +447,64 @@ mod tests {
         );
     }
 
+    /// Every table's columns (name, type family, NOT NULL) in order, from the database itself.
+    fn schema_of(conn: &Db) -> Vec<(String, Vec<(String, &'static str, bool)>)> {
+        let family = |t: &str| match t.to_ascii_uppercase().as_str() {
+            "INTEGER" | "BIGINT" => "integer",
+            "BLOB" | "BYTEA" => "bytes",
+            "TEXT" => "text",
+            "REAL" | "DOUBLE PRECISION" => "real",
+            _ => "other",
+        };
+        let (tables_sql, cols_sql) = match conn.backend() {
+            db::Backend::Sqlite => (
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 AND name <> 'schema_migrations' ORDER BY name",
+                "SELECT name, type, \"notnull\" <> 0 OR pk <> 0 FROM pragma_table_info(?1) ORDER BY cid",
+            ),
+            db::Backend::Postgres => (
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() \
+                 AND table_name <> 'schema_migrations' ORDER BY table_name",
+                "SELECT column_name, data_type, is_nullable = 'NO' FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+            ),
+        };
+        let tables: Vec<String> = conn.query_vec(tables_sql, params![], |r| r.get(0)).unwrap();
+        tables
+            .into_iter()
+            .map(|t| {
+                let cols = conn
+                    .query_vec(cols_sql, params![t], |r| {
+                        let ty: String = r.get(1)?;
+                        let not_null: bool = r.get(2)?;
+                        Ok((r.get::<String>(0)?, family(&ty), not_null))
+                    })
+                    .unwrap();
+                (t, cols)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_migration_folders_make_the_same_schema() {
+        if !pg_cluster::wanted() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lite = Store::create(&Location::Sqlite(dir.path().join("s.db"))).unwrap();
+        let (_, url) = pg_cluster::database();
+        let pg = Store::create(&Location::Postgres(url)).unwrap();
+        let (a, b) = (schema_of(&lite.conn), schema_of(&pg.conn));
+        assert_eq!(
+            a.iter().map(|t| &t.0).collect::<Vec<_>>(),
+            b.iter().map(|t| &t.0).collect::<Vec<_>>(),
+            "the same tables"
+        );
+        for ((table, lc), (_, pc)) in a.iter().zip(&b) {
+            assert_eq!(lc, pc, "table {table}: the same columns in the same order");
+        }
+    }
+
     #[test]
     fn writes_are_serialised_across_connections_on_postgres() {
         if !pg_cluster::wanted() {

@@ -218,7 +218,7 @@ impl FulfilSteps for Ca {
                 "business": business, "amount_fen": fee.0, "method": method.as_str(), "reference": reference,
             }),
             |tx, app, at| {
-                tx.execute(
+                *oid = tx.insert_id(
                     rows::INSERT_PAYMENT,
                     params![
                         id.0,
@@ -233,7 +233,6 @@ impl FulfilSteps for Ca {
                     ],
                 )
                 .map_err(CoreError::db("insert order"))?;
-                *oid = tx.last_insert_id()?;
                 also(tx, *oid)?;
                 let mut v = notify_with(tx, &policy, app, "paid", &text)?;
                 v["order_id"] = (*oid).into();

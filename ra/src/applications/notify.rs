@@ -42,12 +42,11 @@ pub(super) fn enqueue(
     app: Option<AppId>,
     cert_serial: Option<&str>,
 ) -> Result<i64> {
-    conn.execute(
+    conn.insert_id(
         rows::INSERT_OUTBOX,
         params![ts(now()), mobile, text, kind, app.map(|a| a.0), cert_serial],
     )
-    .map_err(CoreError::db("queue message"))?;
-    Ok(conn.last_insert_id()?)
+    .map_err(CoreError::db("queue message"))
 }
 
 /// Every queued message, oldest first.

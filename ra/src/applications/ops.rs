@@ -228,7 +228,7 @@ impl Counter for Ca {
                 let Some((order, p)) = &refund else {
                     return Ok(serde_json::json!({}));
                 };
-                tx.execute(
+                let refund_id = tx.insert_id(
                     rows::INSERT_REFUND,
                     params![
                         id.0,
@@ -244,7 +244,7 @@ impl Counter for Ca {
                 .map_err(CoreError::db("record refund"))?;
                 Ok(serde_json::json!({
                     "refund": { "of_order": order.id, "amount_fen": order.amount_fen,
-                                "method": p.method.as_str(), "reference": p.reference, "order_id": tx.last_insert_id()? }
+                                "method": p.method.as_str(), "reference": p.reference, "order_id": refund_id }
                 }))
             },
         )
@@ -286,21 +286,21 @@ impl Counter for Ca {
         self.store_material_file(&sha, bytes)?;
         let at = ts(now());
         let tx = self.store().begin("begin material")?;
-        tx.execute(
-            rows::INSERT_MATERIAL,
-            params![
-                id.0,
-                kind,
-                sha,
-                bytes.len() as i64,
-                media.as_str(),
-                file_name,
-                self.operator(),
-                at
-            ],
-        )
-        .map_err(CoreError::db("insert material"))?;
-        let mid = tx.last_insert_id()?;
+        let mid = tx
+            .insert_id(
+                rows::INSERT_MATERIAL,
+                params![
+                    id.0,
+                    kind,
+                    sha,
+                    bytes.len() as i64,
+                    media.as_str(),
+                    file_name,
+                    self.operator(),
+                    at
+                ],
+            )
+            .map_err(CoreError::db("insert material"))?;
         let details = serde_json::json!({
             "kind": kind, "sha256": sha, "size": bytes.len(), "media_type": media.as_str(), "file_name": file_name,
         });
@@ -415,20 +415,21 @@ impl CounterSteps for Ca {
             })?;
         let at = ts(now());
         let tx = self.store().begin("begin apply")?;
-        tx.execute(
-            rows::INSERT_APPLICATION,
-            params![
-                new.cert_type.key(),
-                new.channel.as_str(),
-                new.site.map(Site::as_str),
-                applicant_json,
-                renewal_of,
-                self.operator(),
-                at
-            ],
-        )
-        .map_err(CoreError::db("insert application"))?;
-        let id = AppId(tx.last_insert_id()?);
+        let id = AppId(
+            tx.insert_id(
+                rows::INSERT_APPLICATION,
+                params![
+                    new.cert_type.key(),
+                    new.channel.as_str(),
+                    new.site.map(Site::as_str),
+                    applicant_json,
+                    renewal_of,
+                    self.operator(),
+                    at
+                ],
+            )
+            .map_err(CoreError::db("insert application"))?,
+        );
         let details = serde_json::json!({
             "type": new.cert_type.key(), "channel": new.channel.as_str(),
             "site": new.site.map(Site::as_str), "renewal_of": renewal_of,

@@ -284,13 +284,10 @@ impl Db {
         self.pg()?.unlock(lock_key(name))
     }
 
-    /// The id the last INSERT of this connection gave its row (an `INTEGER PRIMARY KEY`, an
-    /// identity column on PostgreSQL).
-    pub fn last_insert_id(&self) -> DbResult<i64> {
-        match &self.inner {
-            Inner::Sqlite(c) => Ok(c.last_insert_rowid()),
-            Inner::Pg(_) => self.query_row("SELECT lastval()", params![], |r| r.get(0)),
-        }
+    /// Runs one `INSERT` and returns the `id` it gave its row, by `INSERT … RETURNING id` on
+    /// both backends (never a connection-wide "last id" that a trigger's insert could move).
+    pub fn insert_id(&self, sql: &str, params: Params<'_>) -> DbResult<i64> {
+        self.query_row(&format!("{sql} RETURNING id"), params, |r| r.get(0))
     }
 
     /// Runs statements without parameters, separated by `;` (schema changes, tests).

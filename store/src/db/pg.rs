@@ -69,9 +69,11 @@ pub fn rewrite(sql: &str) -> String {
     out
 }
 
-/// A parameter converted to the type PostgreSQL inferred for it (as SQLite's type affinity
-/// converts on storage): text into an integer column is parsed, an integer into a text
-/// column is printed.
+/// A parameter bound as the type PostgreSQL inferred for it. Only lossless conversions are
+/// made (an integer printed into a text column, an integer into a float column while it is
+/// exact, text of digits into an integer column); anything that would lose information — a
+/// real with a fraction into an integer column, an integer beyond 2^53 into a float — is an
+/// error, never a silent truncation.
 #[derive(Debug)]
 struct Param<'a>(ValueRef<'a>);
 
@@ -84,8 +86,9 @@ impl ToSql for Param<'_> {
         let int = |v: ValueRef<'_>| -> Result<i64, Box<dyn std::error::Error + Sync + Send>> {
             match v {
                 ValueRef::Integer(n) => Ok(n),
-                ValueRef::Text(t) => Ok(t.trim().parse::<i64>()?),
-                ValueRef::Real(f) => Ok(f as i64),
+                ValueRef::Text(t) => Ok(t.parse::<i64>()?),
+                ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+                ValueRef::Real(f) => Err(format!("the real {f} is not an integer").into()),
                 ValueRef::Blob(_) | ValueRef::Null => Err("a blob is not an integer".into()),
             }
         };
@@ -100,7 +103,13 @@ impl ToSql for Param<'_> {
             Type::BOOL => (int(v)? != 0).to_sql(ty, out),
             Type::FLOAT8 => match v {
                 ValueRef::Real(f) => f.to_sql(ty, out),
-                other => (int(other)? as f64).to_sql(ty, out),
+                other => {
+                    let n = int(other)?;
+                    if n.unsigned_abs() > 1 << 53 {
+                        return Err(format!("the integer {n} has no exact float").into());
+                    }
+                    (n as f64).to_sql(ty, out)
+                }
             },
             Type::BYTEA => match v {
                 ValueRef::Blob(b) => b.to_sql(ty, out),
@@ -330,5 +339,30 @@ mod tests {
             raw.extend_from_slice(&w.to_be_bytes());
         }
         assert_eq!(numeric(&raw).unwrap(), ValueRef::Integer(20000));
+    }
+
+    #[test]
+    fn parameters_convert_only_without_loss() {
+        let bind = |v: ValueRef<'_>, ty: &Type| {
+            let mut out = bytes::BytesMut::new();
+            Param(v).to_sql(ty, &mut out).map(|_| out.to_vec())
+        };
+        let cases: [(ValueRef<'_>, Type, bool); 8] = [
+            (ValueRef::Integer(7), Type::INT8, true),
+            (ValueRef::Real(7.0), Type::INT8, true),
+            (ValueRef::Real(7.9), Type::INT8, false),
+            (ValueRef::Text("42"), Type::INT8, true),
+            (ValueRef::Text(" 42"), Type::INT8, false),
+            (ValueRef::Integer(1 << 53), Type::FLOAT8, true),
+            (ValueRef::Integer((1 << 53) + 1), Type::FLOAT8, false),
+            (ValueRef::Integer(3_000_000_000), Type::INT4, false),
+        ];
+        for (v, ty, ok) in cases {
+            assert_eq!(bind(v, &ty).is_ok(), ok, "{v:?} as {ty}");
+        }
+        assert_eq!(
+            bind(ValueRef::Real(7.0), &Type::INT8).ok(),
+            Some(7i64.to_be_bytes().to_vec())
+        );
     }
 }

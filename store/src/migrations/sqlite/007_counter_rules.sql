@@ -10,7 +10,6 @@ CREATE TABLE token_holders (
     operator     TEXT NOT NULL
 );
 -- Tokens that already hold certificates are bound to the holder of their first one.
--- sqlite-only {
 INSERT OR IGNORE INTO token_holders (token_serial, token_label, holder_kind, holder_id, holder_name, bound_at, operator)
     SELECT token_serial, token_label,
            CASE WHEN org_id IS NOT NULL THEN 'uscc' ELSE 'resident-id' END,
@@ -20,9 +19,7 @@ INSERT OR IGNORE INTO token_holders (token_serial, token_label, holder_kind, hol
     FROM certificates
     WHERE token_serial <> '' AND status IN ('issued', 'superseded', 'revoked')
     ORDER BY id;
--- }
 -- Orders: refunds (money paid back for an application cancelled after payment).
--- sqlite-only {
 CREATE TABLE orders_new (
     id             INTEGER PRIMARY KEY,
     application_id INTEGER REFERENCES applications(id),
@@ -42,11 +39,6 @@ INSERT INTO orders_new (id, application_id, cert_serial, business, cert_type, am
 DROP TABLE orders;
 ALTER TABLE orders_new RENAME TO orders;
 CREATE INDEX orders_application ON orders(application_id);
--- }
---pg: ALTER TABLE orders DROP CONSTRAINT orders_business_check;
---pg: ALTER TABLE orders ADD CONSTRAINT orders_business_check CHECK (business IN ('first', 'renewal', 'revocation', 'refund'));
---pg: ALTER TABLE orders ADD COLUMN refund_of BIGINT REFERENCES orders(id);
---pg: ALTER TABLE orders ADD CONSTRAINT orders_refund_of_check CHECK (business <> 'refund' OR refund_of IS NOT NULL);
 CREATE UNIQUE INDEX orders_one_refund ON orders(refund_of) WHERE refund_of IS NOT NULL;
 -- Certificate queries by status and expiry (status, cert list --expiring-within, remind).
 CREATE INDEX IF NOT EXISTS certificates_status_not_after ON certificates(status, not_after);

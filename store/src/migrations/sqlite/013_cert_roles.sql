@@ -3,7 +3,6 @@
 -- working certificates (operator, OCSP signer, API TLS server, seal maker; encryption and CMP
 -- signer reserved for what comes next), so revoking one puts it on the CRL and OCSP knows it.
 -- SQLite cannot change a CHECK in place: rebuild the table (same columns, same order).
--- sqlite-only {
 CREATE TABLE certificates_new (
     id                INTEGER PRIMARY KEY,
     serial            TEXT NOT NULL UNIQUE,
@@ -46,6 +45,3 @@ CREATE INDEX certificates_token ON certificates(token_serial);
 CREATE INDEX certificates_revoked_serial ON certificates(serial, revoked_at, revocation_reason)
     WHERE status = 'revoked';
 CREATE INDEX certificates_site ON certificates(site);
--- }
---pg: ALTER TABLE certificates DROP CONSTRAINT certificates_role_check;
---pg: ALTER TABLE certificates ADD CONSTRAINT certificates_role_check CHECK (role IN ('identity', 'seal', 'encryption', 'operator', 'ocsp-signer', 'tls-server', 'seal-maker', 'cmp-signer'));

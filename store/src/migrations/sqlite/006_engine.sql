@@ -47,7 +47,6 @@ UPDATE certificates SET issuance_id = (SELECT p.issuance_id FROM certificates p 
 ALTER TABLE audit_anchors ADD COLUMN signer TEXT NOT NULL DEFAULT 'issuing'
     CHECK (signer IN ('issuing', 'seal-maker'));
 -- Applications: the `issuing` state (SQLite cannot change a CHECK in place: rebuild).
--- sqlite-only {
 CREATE TABLE applications_new (
     id               INTEGER PRIMARY KEY,
     cert_type        TEXT NOT NULL,
@@ -79,8 +78,5 @@ INSERT INTO applications_new SELECT * FROM applications;
 DROP TABLE applications;
 ALTER TABLE applications_new RENAME TO applications;
 CREATE INDEX applications_state ON applications(state);
--- }
---pg: ALTER TABLE applications DROP CONSTRAINT applications_state_check;
---pg: ALTER TABLE applications ADD CONSTRAINT applications_state_check CHECK (state IN ('draft', 'submitted', 'approved', 'rejected', 'paid', 'issuing', 'issued', 'delivered', 'cancelled'));
 -- Batch jobs are known to be running by their lease (a held lock), not by a process id.
 ALTER TABLE batch_jobs ADD COLUMN lease TEXT;
