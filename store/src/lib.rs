@@ -447,8 +447,11 @@ mod tests {
         );
     }
 
-    /// Every table's columns (name, type family, NOT NULL) in order, from the database itself.
-    fn schema_of(conn: &Db) -> Vec<(String, Vec<(String, &'static str, bool)>)> {
+    /// A column as both backends can compare it: name, type family, NOT NULL.
+    type Column = (String, &'static str, bool);
+
+    /// Every table's columns in order, from the database itself.
+    fn schema_of(conn: &Db) -> Vec<(String, Vec<Column>)> {
         let family = |t: &str| match t.to_ascii_uppercase().as_str() {
             "INTEGER" | "BIGINT" => "integer",
             "BLOB" | "BYTEA" => "bytes",
