@@ -75,6 +75,9 @@ impl CertRole {
 /// expiring list and the status counts are about them, not the CA's own working certificates.
 pub const HOLDER_ROLES: &str = "role IN ('identity', 'seal', 'encryption')";
 
+/// The holders' roles, for queries built by sea-query (the same as [`HOLDER_ROLES`]).
+pub const HOLDER_ROLE_NAMES: [&str; 3] = ["identity", "seal", "encryption"];
+
 /// Where a certificate is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -337,7 +340,7 @@ impl Store {
     /// [`Store::cert_summaries`]).
     pub fn certs(&self, f: &CertFilter) -> Result<Vec<CertRecord>> {
         let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
-        let (sql, args) = super::summary::filter_sql(f, COLUMNS);
+        let (sql, args) = super::summary::filter_sql(f, COLUMNS, self.conn.backend())?;
         let args: Vec<&dyn crate::db::ToSql> =
             args.iter().map(|a| a as &dyn crate::db::ToSql).collect();
         self.conn

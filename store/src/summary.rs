@@ -125,73 +125,96 @@ pub(super) fn summary_from_row(r: &Row<'_>) -> DbResult<CertSummary> {
 }
 
 /// The query for filter `f` selecting `columns` (newest first; soonest expiry first for an
-/// expiring filter), with its arguments; `?1` is the
-/// instant expiry is judged at. Issued rows past notAfter come back with status `expired`.
-pub(super) fn filter_sql(f: &CertFilter, columns: &str) -> (String, Vec<String>) {
-    let now = f.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let mut sql = format!(
-        "SELECT {columns}, (status = 'issued' AND not_after <= ?1) FROM certificates WHERE ?1 = ?1"
-    );
-    let mut args: Vec<String> = vec![ts(now)];
+/// expiring filter) on `backend`, with its typed arguments, built by sea-query. The last column
+/// says whether an issued row is past notAfter at the instant expiry is judged at (it then
+/// reads as `expired`).
+pub(super) fn filter_sql(
+    f: &CertFilter,
+    columns: &'static str,
+    backend: crate::db::Backend,
+) -> Result<(String, Vec<crate::db::Value>)> {
+    use sea_query::{Cond, Expr, ExprTrait, Order, Query};
+    let now = ts(f.now.unwrap_or_else(OffsetDateTime::now_utc));
+    let issued = || Expr::col("status").eq("issued");
+    let mut q = Query::select();
+    q.expr(Expr::cust(columns))
+        .expr(issued().and(Expr::col("not_after").lte(now.clone())))
+        .from("certificates");
     if let Some(t) = &f.cert_type {
-        args.push(t.clone());
-        sql.push_str(&format!(" AND cert_type = ?{}", args.len()));
+        q.and_where(Expr::col("cert_type").eq(t.as_str()));
     }
     match f.status {
         Some(CertStatus::Issued) => {
-            sql.push_str(" AND status = 'issued' AND (not_after IS NULL OR not_after > ?1)")
+            q.and_where(issued()).cond_where(
+                Cond::any()
+                    .add(Expr::col("not_after").is_null())
+                    .add(Expr::col("not_after").gt(now.clone())),
+            );
         }
-        Some(CertStatus::Expired) => sql.push_str(" AND status = 'issued' AND not_after <= ?1"),
-        Some(s) => {
-            args.push(s.as_str().to_owned());
-            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        Some(CertStatus::Expired) => {
+            q.and_where(issued())
+                .and_where(Expr::col("not_after").lte(now.clone()));
+        }
+        Some(st) => {
+            q.and_where(Expr::col("status").eq(st.as_str()));
         }
         None => {}
     }
     if f.status.is_none() && !f.include_unissued {
-        sql.push_str(" AND status NOT IN ('pending', 'void')");
+        q.and_where(Expr::col("status").is_not_in(["pending", "void"]));
     }
     if let Some(a) = f.application_id {
-        args.push(a.to_string());
-        sql.push_str(&format!(
-            " AND application_id = CAST(?{} AS INTEGER)",
-            args.len()
-        ));
+        q.and_where(Expr::col("application_id").eq(a));
     }
     if let Some(t) = f.expiring_before {
-        args.push(ts(t));
-        sql.push_str(&format!(
-            " AND status = 'issued' AND not_after > ?1 AND not_after <= ?{} AND {}",
-            args.len(),
-            super::certs::HOLDER_ROLES
-        ));
+        q.and_where(issued())
+            .and_where(Expr::col("not_after").gt(now.clone()))
+            .and_where(Expr::col("not_after").lte(ts(t)))
+            .and_where(Expr::col("role").is_in(super::certs::HOLDER_ROLE_NAMES));
     }
     // An expiring list runs soonest first, straight along the (status, not_after) index, so a
     // page stops after `limit` rows however many expire; every other list newest first.
     let expiring = f.expiring_before.is_some();
     if let Some(after) = &f.after {
-        args.push(super::normalize_serial(after));
-        sql.push_str(&if expiring {
-            format!(
-                " AND (not_after, id) > (SELECT not_after, id FROM certificates WHERE serial = ?{})",
-                args.len()
-            )
+        let serial = super::normalize_serial(after);
+        if expiring {
+            let mut last = Query::select();
+            last.columns(["not_after", "id"])
+                .from("certificates")
+                .and_where(Expr::col("serial").eq(serial.clone()));
+            q.and_where(
+                Expr::tuple([Expr::col("not_after").into(), Expr::col("id").into()])
+                    .gt(last.take()),
+            );
         } else {
-            format!(
-                " AND id < (SELECT id FROM certificates WHERE serial = ?{})",
-                args.len()
-            )
-        });
+            q.and_where(
+                Expr::col("id").lt(Query::select()
+                    .column("id")
+                    .from("certificates")
+                    .and_where(Expr::col("serial").eq(serial))
+                    .take()),
+            );
+        }
     }
-    sql.push_str(if expiring {
-        " ORDER BY not_after, id"
+    if expiring {
+        q.order_by("not_after", Order::Asc)
+            .order_by("id", Order::Asc);
     } else {
-        " ORDER BY id DESC"
-    });
-    if let Some(n) = f.limit {
-        sql.push_str(&format!(" LIMIT {n}"));
+        q.order_by("id", Order::Desc);
     }
-    (sql, args)
+    if let Some(n) = f.limit {
+        q.limit(n);
+    }
+    let (sql, values) = match backend {
+        crate::db::Backend::Sqlite => q.build(sea_query::SqliteQueryBuilder),
+        crate::db::Backend::Postgres => q.build(sea_query::PostgresQueryBuilder),
+    };
+    let values = values
+        .into_iter()
+        .map(crate::db::Value::try_from)
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map_err(|e| StoreError::refuse(hljca_rules::Rule::Internal, e))?;
+    Ok((sql, values))
 }
 
 /// Counts by status of the holders' certificates (identity, seal, encryption; not the CA's own
@@ -216,7 +239,7 @@ impl Store {
     /// Certificates matching `f` (paged by `f.limit` and `f.after`), newest first, without
     /// DER, seal or applicant data.
     pub fn cert_summaries(&self, f: &CertFilter) -> Result<Vec<CertSummary>> {
-        let (sql, args) = filter_sql(f, SUMMARY_COLUMNS);
+        let (sql, args) = filter_sql(f, SUMMARY_COLUMNS, self.conn.backend())?;
         let args: Vec<&dyn ToSql> = args.iter().map(|a| a as &dyn ToSql).collect();
         self.conn
             .query_vec(&sql, &args, |r| {

@@ -206,3 +206,39 @@ impl<T: FromSql> FromSql for Option<T> {
         }
     }
 }
+
+/// A value of a query built by sea-query, as bound here: integers, reals, text and bytes of
+/// every width; any other kind (none of hljca's queries makes one) is refused, never bound as
+/// something else.
+impl TryFrom<sea_query::Value> for Value {
+    type Error = String;
+
+    fn try_from(v: sea_query::Value) -> Result<Value, String> {
+        use sea_query::Value as Q;
+        let int = |n: Option<i64>| n.map_or(Value::Null, Value::Integer);
+        Ok(match v {
+            Q::Bool(b) => int(b.map(i64::from)),
+            Q::TinyInt(n) => int(n.map(i64::from)),
+            Q::SmallInt(n) => int(n.map(i64::from)),
+            Q::Int(n) => int(n.map(i64::from)),
+            Q::BigInt(n) => int(n),
+            Q::TinyUnsigned(n) => int(n.map(i64::from)),
+            Q::SmallUnsigned(n) => int(n.map(i64::from)),
+            Q::Unsigned(n) => int(n.map(i64::from)),
+            Q::BigUnsigned(Some(n)) => {
+                Value::Integer(i64::try_from(n).map_err(|_| format!("{n} is beyond an i64"))?)
+            }
+            Q::BigUnsigned(None) => Value::Null,
+            Q::Double(f) => f.map_or(Value::Null, Value::Real),
+            Q::Float(f) => f.map_or(Value::Null, |f| Value::Real(f.into())),
+            Q::String(s) => s.map_or(Value::Null, Value::Text),
+            Q::Char(c) => c.map_or(Value::Null, |c| Value::Text(c.to_string())),
+            Q::Bytes(b) => b.map_or(Value::Null, Value::Blob),
+            other => {
+                return Err(format!(
+                    "a query value of kind {other:?} has no binding here"
+                ));
+            }
+        })
+    }
+}
