@@ -182,10 +182,7 @@ pub(super) fn filter_sql(
             last.columns(["not_after", "id"])
                 .from("certificates")
                 .and_where(Expr::col("serial").eq(serial.clone()));
-            q.and_where(
-                Expr::tuple([Expr::col("not_after").into(), Expr::col("id").into()])
-                    .gt(last.take()),
-            );
+            q.and_where(Expr::tuple([Expr::col("not_after"), Expr::col("id")]).gt(last.take()));
         } else {
             q.and_where(
                 Expr::col("id").lt(Query::select()
