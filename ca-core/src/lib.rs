@@ -6,6 +6,7 @@
 //! the `hljca` binary does that.
 #![forbid(unsafe_code)]
 
+pub mod actor;
 pub mod api;
 pub mod applications;
 pub use hljca_store::audit;
@@ -44,6 +45,7 @@ use std::sync::Arc;
 use hljca_policies::PolicySet;
 use hljca_token::Module;
 
+pub use actor::Actor;
 pub use config::{Config, KeyStore};
 pub use error::{CoreError, Result};
 pub use home::Home;
@@ -71,21 +73,34 @@ pub fn load_module(
     Ok(Arc::new(Module::open_with(Some(&path), &options)?))
 }
 
-/// An opened CA home: configuration, database and policies, for one command. Its parts are
-/// private: callers act through its methods, and only the store writes the database.
+/// A handle on an opened CA home, acting as one [`Actor`]: configuration, database and
+/// policies (shared by every handle of the process, see [`Ca::act_for`]) and who acts. Its
+/// parts are private: callers act through its methods, and only the store writes the database.
 #[derive(Debug)]
 pub struct Ca {
+    parts: std::rc::Rc<Parts>,
+    actor: Actor,
+}
+
+/// What every handle of one opened CA shares.
+#[derive(Debug)]
+pub struct Parts {
     home: Home,
     config: Config,
     store: Store,
     policies: PolicySet,
-    operator: String,
-    clock: Option<time::OffsetDateTime>,
+    clock: std::cell::Cell<Option<time::OffsetDateTime>>,
     operator_session: Option<operators::OperatorSession>,
-    /// The API client the CA acts for during one call (`hljca serve`).
-    delegation: Option<api::Delegation>,
     module: std::cell::OnceCell<Arc<Module>>,
     location: store::Location,
+}
+
+impl std::ops::Deref for Ca {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl Ca {
@@ -95,25 +110,24 @@ impl Ca {
         home.require_initialized()?;
         let config = Config::load(&home.config())?;
         let location = store::Location::resolve(home.dir(), home.db(), config.database.as_deref())?;
-        let mut store = Store::open(&location, home.dir())?;
+        let store = Store::open(&location, home.dir())?;
         store
             .conn
             .set_site(Self::configured_site(config.site.as_deref())?);
         let policy_dir = home.dir().join(&config.policy_dir);
         let policies = PolicySet::load(Some(&policy_dir))?;
-        let operator = operator.into();
-        store.set_actor(&operator);
         Ok(Ca {
-            home,
-            config,
-            store,
-            policies,
-            operator,
-            clock: None,
-            operator_session: None,
-            delegation: None,
-            module: std::cell::OnceCell::new(),
-            location,
+            parts: std::rc::Rc::new(Parts {
+                home,
+                config,
+                store,
+                policies,
+                clock: std::cell::Cell::new(None),
+                operator_session: None,
+                module: std::cell::OnceCell::new(),
+                location,
+            }),
+            actor: Actor::anonymous(operator),
         })
     }
 
@@ -173,7 +187,7 @@ impl Ca {
         self.use_module(Arc::clone(&module));
         self.store.set_bootstrap(true);
         let made = (|| -> Result<()> {
-            self.store.write("init", |tx| {
+            self.write("init", |tx| {
                 let details = serde_json::to_value(report).map_err(|e| CoreError::Encoding {
                     what: "init report",
                     reason: e.to_string(),
@@ -216,12 +230,43 @@ impl Ca {
     /// The CA's "now": the system clock, or the instant set by [`Ca::set_clock`]. Business
     /// rules (renewal window, expiry, validity, reminders) read time here and nowhere else.
     pub fn now(&self) -> time::OffsetDateTime {
-        self.clock.unwrap_or_else(time_fmt::now)
+        self.clock.get().unwrap_or_else(time_fmt::now)
     }
 
     /// Fixes the CA's clock at `t` (tests and what-if runs; audit timestamps stay real time).
     pub fn set_clock(&mut self, t: time::OffsetDateTime) {
-        self.clock = Some(t);
+        self.clock.set(Some(t));
+    }
+
+    /// Who this handle acts as.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// One write transaction for this handle's actor (the store's [`Store::write_as`]): the
+    /// rows it changes are bound in an audit row naming the actor.
+    pub fn write<T, E: From<store::StoreError>>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&store::Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.store.write_as(self.actor.name(), what, f)
+    }
+
+    /// Commits a transaction begun on the store for this handle's actor.
+    pub fn commit(&self, tx: store::Tx<'_>, what: &'static str) -> Result<()> {
+        Ok(self.store.commit_as(tx, self.actor.name(), what)?)
+    }
+
+    /// The shared parts, mutably: only while no other handle exists (logging in happens
+    /// before the CA acts for anyone).
+    fn parts_mut(&mut self) -> Result<&mut Parts> {
+        std::rc::Rc::get_mut(&mut self.parts).ok_or_else(|| {
+            CoreError::refuse(
+                Rule::ActingTwice,
+                "the CA's set-up cannot change while it acts for someone",
+            )
+        })
     }
 
     /// The store: reads outside a transaction, and [`Store::write`] for the workflow's own
@@ -279,14 +324,14 @@ impl Ca {
 
     /// Who is acting.
     pub fn operator(&self) -> &str {
-        &self.operator
+        self.actor.name()
     }
 
     /// Records an event that changed nothing in the database (a token initialised, objects
     /// removed from a token): one audit row in its own write transaction.
     pub fn audit(&self, action: &str, object: &str, details: serde_json::Value) -> Result<()> {
-        Ok(self.store.write("audit", |tx| {
-            audit::append(tx, &self.operator, action, object, &details)
+        Ok(self.write("audit", |tx| {
+            audit::append(tx, self.actor.name(), action, object, &details)
         })?)
     }
 

@@ -138,8 +138,8 @@ impl Ca {
                 (secondary, Vec::new())
             };
         let at = self.now();
-        let op = &self.operator;
-        self.store.write("revoke", |tx| {
+        let op = self.actor.name();
+        self.write("revoke", |tx| {
             for t in targets.iter().chain(&secondary_revoked) {
                 // Compare-and-set: a concurrent revocation of the same certificate changes nothing.
                 let changed = if on_hold && t.status == CertStatus::Revoked {
@@ -229,8 +229,8 @@ impl Ca {
         if cert.role == CertRole::Identity {
             targets.extend(self.store.seals_of(&cert.serial)?.into_iter().filter(held));
         }
-        let op = &self.operator;
-        self.store.write("release", |tx| {
+        let op = self.actor.name();
+        self.write("release", |tx| {
             for t in &targets {
                 if !crls::release(tx, &t.serial)? && t.serial == cert.serial {
                     return Err(CoreError::BadState {

@@ -68,7 +68,8 @@ pub trait AuditSigner {
 pub struct Store {
     /// The connection (reads outside a transaction).
     pub conn: Db,
-    /// Who the `state.bind` audit rows name (the operator of the command).
+    /// Who the `state.bind` audit rows of the store's own writes name (migrations, baselines);
+    /// every other write names its actor ([`Store::write_as`]).
     actor: String,
     /// The logged-in operator: every audit row a write appends is signed with their key.
     signer: Option<Box<dyn AuditSigner>>,
@@ -210,11 +211,6 @@ impl Store {
         self.conn.backend()
     }
 
-    /// Names the operator recorded on the audit rows that bind changed rows.
-    pub fn set_actor(&mut self, actor: &str) {
-        self.actor = actor.to_owned();
-    }
-
     /// The logged-in operator, whose key signs every audit row from now on.
     pub fn set_signer(&mut self, signer: Box<dyn AuditSigner>) {
         self.signer = Some(signer);
@@ -270,20 +266,35 @@ impl Store {
         what: &'static str,
         f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.write_as(&self.actor, what, f)
+    }
+
+    /// [`Store::write`] for `actor`: the `state.bind` row binding the changed rows names them.
+    pub fn write_as<T, E: From<StoreError>>(
+        &self,
+        actor: &str,
+        what: &'static str,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = self.begin(what)?;
         let value = f(&tx)?;
-        self.commit(tx, what)?;
+        self.commit_as(tx, actor, what)?;
         Ok(value)
     }
 
-    /// Commits a transaction from [`Store::begin`], first binding the rows it changed into the
-    /// audit log (one `state.bind` row with their digests, see [`binding`]).
+    /// Commits a transaction from [`Store::begin`] (a write of the store's own).
     pub fn commit(&self, tx: Tx<'_>, what: &'static str) -> Result<()> {
+        self.commit_as(tx, &self.actor, what)
+    }
+
+    /// Commits a transaction from [`Store::begin`] for `actor`, first binding the rows it
+    /// changed into the audit log (one `state.bind` row with their digests, see [`binding`]).
+    pub fn commit_as(&self, tx: Tx<'_>, actor: &str, what: &'static str) -> Result<()> {
         let rows = binding::take_changed(&tx)?;
         if !rows.is_empty() {
             crate::audit::append(
                 &tx,
-                &self.actor,
+                actor,
                 "state.bind",
                 what,
                 &serde_json::json!({ "rows": rows }),

@@ -87,13 +87,6 @@ impl ApiClient {
     }
 }
 
-/// Who the CA acts for while it serves an API call (see [`Ca::acting_for`]).
-#[derive(Debug, Clone)]
-pub(crate) struct Delegation {
-    pub actor: String,
-    pub roles: Vec<Role>,
-}
-
 /// An issuance request of the API: a type, the applicant data and a PKCS#10 request.
 #[derive(Debug, Clone)]
 pub struct CsrRequest {
@@ -179,9 +172,9 @@ impl Ca {
 
     /// Runs `f` for API client `client`: [`Ca::require`] checks the client's roles and every
     /// audit row written names the client (signed, as every row of this process, by the
-    /// logged-in server operator). The server's own identity is restored afterwards.
+    /// logged-in server operator). `f` gets a handle of its own ([`Ca::act_for`]); this one is never changed.
     pub fn acting_for<T>(
-        &mut self,
+        &self,
         client: &ApiClient,
         f: impl FnOnce(&mut Ca) -> Result<T>,
     ) -> Result<T> {
@@ -293,8 +286,8 @@ impl Ca {
             external_id: format!("api:{operator_cert}:{key}"),
             serial: None,
         };
-        let op = self.operator.clone();
-        self.store.write("claim idempotency key", |tx| {
+        let op = self.actor.name().to_owned();
+        self.write("claim idempotency key", |tx| {
             if !crate::store::api::claim(tx, &row)? {
                 return Err(CoreError::InProgress(format!(
                     "Idempotency-Key `{key}` was claimed at the same moment; ask again"

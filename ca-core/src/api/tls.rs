@@ -158,11 +158,11 @@ impl Ca {
             token_serial: "",
             key_id: "",
         };
-        self.store.write("record API TLS certificate", |tx| {
+        self.write("record API TLS certificate", |tx| {
             record_made(tx, CertRole::TlsServer, &der, home)?;
             audit::append(
                 tx,
-                &self.operator,
+                self.actor.name(),
                 "serve.api-tls-cert",
                 &hex::encode(c.raw_serial()),
                 &serde_json::json!({

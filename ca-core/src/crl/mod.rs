@@ -50,11 +50,11 @@ impl Ca {
         let keys = self.ca_keys(module, secrets)?;
         let auth = Authority::new(self, &keys)?;
         let aki = subject_key_id(auth.issuing_der())?;
-        let op = &self.operator;
+        let op = self.actor.name();
         let dir = self.home.dir().join(&self.config.crl.publish_dir);
         std::fs::create_dir_all(&dir).map_err(CoreError::io("creating directory", &dir))?;
         let pid = std::process::id();
-        let staged = self.store.write("generate CRL", |tx| {
+        let staged = self.write("generate CRL", |tx| {
             let number = crls::next_number(tx)?;
             let this_update = crate::validity::ca(now(), 0).0;
             let next_update =

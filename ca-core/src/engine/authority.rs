@@ -240,7 +240,7 @@ impl Ca {
             0o644,
         )?;
         if let Some(id) = &key_id {
-            self.config.ca.seal_maker_key_id = Some(id.clone());
+            self.parts_mut()?.config.ca.seal_maker_key_id = Some(id.clone());
             write_file(
                 &self.home.config(),
                 self.config.to_toml()?.as_bytes(),
@@ -254,11 +254,11 @@ impl Ca {
             token_serial: ca.token_serial.as_deref().unwrap_or(""),
             key_id: key_id.as_deref().unwrap_or(""),
         };
-        self.store.write("record seal maker", |tx| {
+        self.write("record seal maker", |tx| {
             super::record_made(tx, crate::store::CertRole::SealMaker, &der, home)?;
             audit::append(
                 tx,
-                &self.operator,
+                self.actor.name(),
                 "ca.seal-maker",
                 &serial,
                 &serde_json::json!({

@@ -107,8 +107,8 @@ impl Engine<'_> {
 
     /// Transaction 1: an issuance and a pending row per request, one audit row.
     fn reserve_bulk(&self, ca: &Ca, live: &mut [Item<'_>]) -> Result<()> {
-        let op = &ca.operator;
-        Ok(ca.store.write("reserve bulk issuance", |tx| {
+        let op = ca.actor.name();
+        Ok(ca.write("reserve bulk issuance", |tx| {
             for it in live.iter_mut() {
                 let p = it.params;
                 let type_key = p.cert_type.key();
@@ -256,8 +256,8 @@ impl Engine<'_> {
     /// Transaction 2: the DER of every signed request recorded and issued, its issuance
     /// committed and its fee booked; the others voided; one audit row.
     fn commit_bulk(&self, ca: &Ca, live: &[Item<'_>]) -> Result<()> {
-        let op = &ca.operator;
-        Ok(ca.store.write("commit bulk issuance", |tx| {
+        let op = ca.actor.name();
+        Ok(ca.write("commit bulk issuance", |tx| {
             let mut issued = Vec::new();
             let mut voided = Vec::new();
             for it in live {
@@ -320,7 +320,7 @@ fn issuance_row(engine: &Engine<'_>, ca: &Ca, it: &Item<'_>) -> IssuanceRow {
         pay_method: fee.map(|f| f.method.clone()),
         pay_reference: fee.and_then(|f| f.reference.clone()),
         external_id: it.params.external_id.clone(),
-        operator: ca.operator.clone(),
+        operator: ca.actor.name().to_owned(),
     }
 }
 

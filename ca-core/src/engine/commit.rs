@@ -31,11 +31,11 @@ pub(super) fn commit(
     made: &[Made],
     action: &str,
 ) -> Result<Vec<String>> {
-    let op = &ca.operator;
+    let op = ca.actor.name();
     let label = iss.token_label.clone().unwrap_or_default();
     let serial = iss.token_serial.clone().unwrap_or_default();
     let holder = holder_of_issuance(ca, iss)?;
-    ca.store.write("commit issuance", |tx| {
+    ca.write("commit issuance", |tx| {
         // The USBKEY belongs to this holder from its first issuance on.
         if let Some(h) = &holder {
             store::bind_token(tx, &serial, &label, h, op)?;
@@ -125,8 +125,8 @@ pub(super) fn void(
     reason: &str,
     destroyed: usize,
 ) -> Result<()> {
-    let op = &ca.operator;
-    Ok(ca.store.write("void issuance", |tx| {
+    let op = ca.actor.name();
+    Ok(ca.write("void issuance", |tx| {
         let rows = store::void_rows(tx, iss.id)?;
         store::set_stage(tx, iss.id, from, Stage::Void)?;
         if let Some(app) = iss.application_id {

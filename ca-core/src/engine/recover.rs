@@ -252,7 +252,7 @@ impl Ca {
                 for r in rows {
                     match on_token(s, r, &issuing) {
                         // A row from before the engine has no DER: take the verified one.
-                        Ok(Some(f)) => self.store.write("record recovered certificate", |tx| {
+                        Ok(Some(f)) => self.write("record recovered certificate", |tx| {
                             store::record_signed(
                                 tx,
                                 &r.serial,
@@ -264,7 +264,7 @@ impl Ca {
                             let details = serde_json::json!({ "issuance": iss.id });
                             audit::append(
                                 tx,
-                                &self.operator,
+                                self.actor.name(),
                                 "cert.recover-der",
                                 &r.serial,
                                 &details,
@@ -302,12 +302,12 @@ impl Ca {
                 },
                 None => None,
             };
-            self.store.write("mark batch job interrupted", |tx| {
+            self.write("mark batch job interrupted", |tx| {
                 if jobs::mark_interrupted(tx, id)? {
                     let details = serde_json::json!({ "lease": lease });
                     audit::append(
                         tx,
-                        &self.operator,
+                        self.actor.name(),
                         "batch.interrupted",
                         &format!("batch-{id}"),
                         &details,

@@ -227,9 +227,9 @@ fn reserve(ca: &Ca, engine: &Engine<'_>, p: &IssueParams, prep: &Prepared) -> Re
             seal: None,
         });
     }
-    let op = &ca.operator;
+    let op = ca.actor.name();
     let type_key = p.cert_type.key();
-    let id = ca.store.write("reserve issuance", |tx| {
+    let id = ca.write("reserve issuance", |tx| {
         if let Some(app) = p.application_id {
             let id = AppId(app);
             let state = state_in(tx, id)?;
@@ -335,12 +335,12 @@ fn step(
     f: impl FnOnce(&crate::store::Tx<'_>) -> Result<()>,
 ) -> Result<()> {
     let (id, from) = (plan.id, plan.stage);
-    ca.store.write("issuance stage", |tx| {
+    ca.write("issuance stage", |tx| {
         f(tx)?;
         store::set_stage(tx, id, from, to)?;
         audit::append(
             tx,
-            &ca.operator,
+            ca.actor.name(),
             &format!("issuance.{to}"),
             &format!("issuance-{id}"),
             &details,

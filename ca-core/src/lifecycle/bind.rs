@@ -169,7 +169,7 @@ impl Ca {
             token_label: token_label.as_deref(),
             token_serial: token_serial.as_deref(),
             materials: &materials,
-            operator: &self.operator,
+            operator: self.actor.name(),
             bound_at: &bound_at,
             site: site.as_str(),
         };
@@ -182,7 +182,7 @@ impl Ca {
         };
         audit::append(
             &tx,
-            &self.operator,
+            self.actor.name(),
             "binding.activate",
             &serial,
             &serde_json::json!({
@@ -190,7 +190,7 @@ impl Ca {
                 "anchor": verified.anchor, "crls_checked": verified.crls_checked, "site": site.as_str(),
             }),
         )?;
-        self.store.commit(tx, "commit binding")?;
+        self.commit(tx, "commit binding")?;
         Ok(Binding {
             id,
             fingerprint,
@@ -201,7 +201,7 @@ impl Ca {
             source: src.into(),
             token_label,
             status: "active".into(),
-            operator: self.operator.clone(),
+            operator: self.actor.name().to_owned(),
             bound_at,
             site: Some(site),
         })

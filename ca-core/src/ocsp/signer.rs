@@ -157,7 +157,7 @@ impl Ca {
                 let key = session.generate_p256("hljca-ocsp-signer")?;
                 let hex = key.id.to_hex();
                 *ocsp_signer = Some(key.id);
-                self.config.ca.ocsp_signer_key_id = Some(hex.clone());
+                self.parts_mut()?.config.ca.ocsp_signer_key_id = Some(hex.clone());
                 write_file(
                     &self.home.config(),
                     self.config.to_toml()?.as_bytes(),
@@ -178,10 +178,10 @@ impl Ca {
                 None
             }
         };
-        Ok(self.store.write("record OCSP signer key", |tx| {
+        Ok(self.write("record OCSP signer key", |tx| {
             audit::append(
                 tx,
-                &self.operator,
+                self.actor.name(),
                 "ca.ocsp-signer-key",
                 CaKeyRole::OcspSigner.name(),
                 &serde_json::json!({
@@ -230,11 +230,11 @@ impl Ca {
             token_serial: ca.token_serial.as_deref().unwrap_or(""),
             key_id: ca.ocsp_signer_key_id.as_deref().unwrap_or(""),
         };
-        self.store.write("record OCSP signing certificate", |tx| {
+        self.write("record OCSP signing certificate", |tx| {
             record_made(tx, CertRole::OcspSigner, &der, home)?;
             audit::append(
                 tx,
-                &self.operator,
+                self.actor.name(),
                 "ca.ocsp-signer",
                 cert.serial(),
                 &serde_json::json!({

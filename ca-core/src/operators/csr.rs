@@ -120,9 +120,9 @@ impl Ca {
             status: "active".into(),
             not_after: ts(not_after),
             enrolled_at: ts(crate::time_fmt::now()),
-            enrolled_by: self.operator.clone(),
+            enrolled_by: self.actor.name().to_owned(),
         };
-        let op = self.operator.clone();
+        let op = self.actor.name().to_owned();
         self.record_operator(
             &op,
             &rec,

@@ -161,7 +161,7 @@ impl Ca {
                 enrolled_by: if first {
                     "(CA key custodian)".into()
                 } else {
-                    self.operator.clone()
+                    self.actor.name().to_owned()
                 },
             })
         })();
@@ -174,16 +174,14 @@ impl Ca {
         };
         if first {
             self.store.set_bootstrap(true);
-            self.store.set_actor("(CA key custodian)");
         }
         let op = if first {
             "(CA key custodian)".to_owned()
         } else {
-            self.operator.clone()
+            self.actor.name().to_owned()
         };
         let written = self.record_operator(&op, &rec, serde_json::json!({ "first": first }));
         self.store.set_bootstrap(false);
-        self.store.set_actor(&self.operator);
         if let Err(e) = written {
             let _ = session.destroy_by_id(&key_id);
             return Err(e);
@@ -225,7 +223,7 @@ impl Ca {
         if let (Some(d), serde_json::Value::Object(x)) = (details.as_object_mut(), extra) {
             d.extend(x);
         }
-        Ok(self.store.write("enrol operator", |tx| {
+        Ok(self.store.write_as(op, "enrol operator", |tx| {
             operators::insert(tx, rec)?;
             let home = KeyHome {
                 token_label: &rec.token_label,
@@ -249,8 +247,8 @@ impl Ca {
         }
         let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
         self.keep_an_admin(serial, roles.iter().any(|r| r == "ca-admin"))?;
-        let op = self.operator.clone();
-        self.store.write("operator roles", |tx| {
+        let op = self.actor.name().to_owned();
+        self.write("operator roles", |tx| {
             if !operators::set_roles(tx, serial, &roles)? {
                 return Err(CoreError::refuse_on(
                     Rule::UnknownOperator,
@@ -282,13 +280,13 @@ impl Ca {
     pub fn revoke_operator(&mut self, serial: &str, reason: &str) -> Result<OperatorRecord> {
         self.require(Role::CaAdmin, "operator revoke")?;
         self.keep_an_admin(serial, false)?;
-        let op = self.operator.clone();
+        let op = self.actor.name().to_owned();
         let crl_reason = reason
             .trim()
             .parse::<Reason>()
             .unwrap_or(Reason::PrivilegeWithdrawn);
         let now = self.now();
-        self.store.write("operator revoke", |tx| {
+        self.write("operator revoke", |tx| {
             if !operators::revoke(tx, serial)? {
                 return Err(CoreError::refuse_on(Rule::UnknownOperator, "serial", format!(
                     "no active operator with certificate {serial}"

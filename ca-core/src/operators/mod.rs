@@ -8,6 +8,7 @@
 mod csr;
 mod enrol;
 
+use crate::Actor;
 use crate::Rule;
 use std::fmt;
 use std::str::FromStr;
@@ -124,7 +125,6 @@ pub fn parse_roles(s: &str) -> std::result::Result<Vec<Role>, String> {
 /// The logged-in operator.
 pub struct OperatorSession {
     record: OperatorRecord,
-    roles: Vec<Role>,
     session: TokenSession,
     key: KeyId,
 }
@@ -273,26 +273,26 @@ impl Ca {
                 info.label, rec.cert_serial
             ))
         })?;
-        let roles = rec.roles.iter().filter_map(|r| r.parse().ok()).collect();
+        let roles: Vec<Role> = rec.roles.iter().filter_map(|r| r.parse().ok()).collect();
         let signer_session = module.login(sel, pin)?;
-        self.store.set_signer(Box::new(TokenAuditSigner {
+        let actor = Actor::operator(identity(&rec), roles);
+        let parts = self.parts_mut()?;
+        parts.store.set_signer(Box::new(TokenAuditSigner {
             cert_serial: rec.cert_serial.clone(),
             session: signer_session,
             key: key.clone(),
         }));
-        self.operator = identity(&rec);
-        self.store.set_actor(&self.operator);
         // Rows are recorded with the operator's site unless the installation names its own.
-        if self.store.conn.site().is_none() {
-            self.store.conn.set_site(Some(rec.site.clone()));
+        if parts.store.conn.site().is_none() {
+            parts.store.conn.set_site(Some(rec.site.clone()));
         }
         tracing::info!(operator = %rec.name, cert = %rec.cert_serial, token = %info.label, "operator logged in");
-        self.operator_session = Some(OperatorSession {
+        parts.operator_session = Some(OperatorSession {
             record: rec,
-            roles,
             session,
             key,
         });
+        self.actor = actor;
         Ok(())
     }
 
@@ -304,63 +304,43 @@ impl Ca {
     /// Refuses unless the logged-in operator holds `role` (for `what`).
     /// While the CA acts for an API client ([`Ca::acting_for`]), the client's roles count.
     pub fn require(&self, role: Role, what: &str) -> Result<()> {
-        if let Some(d) = &self.delegation {
-            if d.roles.contains(&role) {
-                return Ok(());
-            }
-            return Err(CoreError::MissingRole {
-                operator: d.actor.clone(),
-                role: role.as_str(),
-                what: what.to_owned(),
-            });
-        }
-        match &self.operator_session {
+        match self.actor.roles() {
             None => Err(CoreError::NotLoggedIn),
-            Some(s) if s.roles.contains(&role) => Ok(()),
-            Some(s) => Err(CoreError::MissingRole {
-                operator: identity(&s.record),
+            Some(roles) if roles.contains(&role) => Ok(()),
+            Some(_) => Err(CoreError::MissingRole {
+                operator: self.actor.name().to_owned(),
                 role: role.as_str(),
                 what: what.to_owned(),
             }),
         }
     }
 
-    /// Runs `f` on behalf of `actor` (an online applicant account, the payment gateway): the
-    /// audit rows and application events it writes name `actor`, are still signed by the
-    /// logged-in operator's key (the server's), and only `roles` are allowed meanwhile; the
-    /// operator's identity comes back when `f` returns. The API's `acting_for` is this, for an
-    /// API client.
+    /// Runs `f` on behalf of `actor` (an online applicant account, the payment gateway): `f`
+    /// gets a handle of its own on this CA, acting as `actor` with only `roles`, so the audit
+    /// rows and application events it writes name `actor` (still signed by the logged-in
+    /// operator's key, the server's). This handle is not touched: however `f` ends — returns,
+    /// fails or panics — the next call acts as this handle's own actor. The API's `acting_for`
+    /// is this, for an API client.
     pub fn act_for<T>(
-        &mut self,
+        &self,
         actor: &str,
         roles: &[Role],
         f: impl FnOnce(&mut Ca) -> Result<T>,
     ) -> Result<T> {
-        if self.delegation.is_some() {
+        if self.actor.is_delegated() {
             return Err(CoreError::refuse(
                 Rule::ActingTwice,
                 format!(
                     "already acting for {}; cannot also act for {actor}",
-                    self.operator
+                    self.actor.name()
                 ),
             ));
         }
-        let own = std::mem::replace(&mut self.operator, actor.to_owned());
-        self.store.set_actor(&self.operator);
-        self.delegation = Some(crate::api::Delegation {
-            actor: actor.to_owned(),
-            roles: roles.to_vec(),
-        });
-        // Who the CA acts as is restored however `f` ends: a panic in one request (caught by
-        // the server, which goes on serving) must not leave the next one acting as this actor.
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
-        self.delegation = None;
-        self.operator = own;
-        self.store.set_actor(&self.operator);
-        match out {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        let mut acting = Ca {
+            parts: std::rc::Rc::clone(&self.parts),
+            actor: Actor::delegated(actor, roles),
+        };
+        f(&mut acting)
     }
 
     /// Every operator.

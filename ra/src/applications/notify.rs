@@ -144,7 +144,7 @@ impl Notify for Ca {
                 self.remind_one(&tx, &due, within_days, &mut out)?;
             }
         }
-        self.store().commit(tx, "commit reminders")?;
+        self.commit(tx, "commit reminders")?;
         Ok(out)
     }
 }

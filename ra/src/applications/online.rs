@@ -191,7 +191,7 @@ impl Online for Ca {
             created_at: ts(self.now()),
         };
         let op = self.operator().to_owned();
-        self.store().write("register portal account", |tx| {
+        self.write("register portal account", |tx| {
             let Some(acct) = sql::insert_account(tx, &row)? else {
                 return Err(CoreError::refuse_on(
                     Rule::AlreadyRegistered,
@@ -245,7 +245,7 @@ impl Online for Ca {
             created_at: ts(self.now()),
         };
         let op = self.operator().to_owned();
-        self.store().write("register sso account", |tx| {
+        self.write("register sso account", |tx| {
             let Some(acct) = sql::insert_account(tx, &row)? else {
                 return Err(CoreError::refuse(
                     Rule::AlreadyRegistered,
@@ -309,7 +309,7 @@ impl Online for Ca {
             }
         };
         let op = self.operator().to_owned();
-        self.store().write("portal log-in", |tx| {
+        self.write("portal log-in", |tx| {
             sql::set_login_state(tx, id, failed, until.as_deref())?;
             audit::append(
                 tx,
@@ -372,7 +372,7 @@ impl Online for Ca {
             notification_id: None,
         };
         let op = self.operator().to_owned();
-        self.store().write("open payment order", |tx| {
+        self.write("open payment order", |tx| {
             sql::insert_pay_order(tx, &order)?;
             audit::append(
                 tx,
@@ -504,7 +504,7 @@ impl Online for Ca {
             },
         };
         let op = self.operator().to_owned();
-        self.store().write("delivery choice", |tx| {
+        self.write("delivery choice", |tx| {
             if !sql::insert_delivery_choice(tx, id.0, &row)? {
                 return Err(CoreError::refuse(
                     Rule::Delivery,

@@ -320,7 +320,7 @@ impl Counter for Ca {
             &app_object(id),
             &details,
         )?;
-        self.store().commit(tx, "commit material")?;
+        self.commit(tx, "commit material")?;
         Ok(MaterialRecord {
             id: mid,
             application_id: id,
@@ -445,7 +445,7 @@ impl CounterSteps for Ca {
         )?;
         audit::append(&tx, self.operator(), "app.apply", &app_object(id), &details)?;
         also(&tx, id)?;
-        self.store().commit(tx, "commit apply")?;
+        self.commit(tx, "commit apply")?;
         self.application(id)
     }
 
@@ -487,7 +487,7 @@ impl CounterSteps for Ca {
             &app_object(id),
             &audit_details,
         )?;
-        self.store().commit(tx, "commit application step")?;
+        self.commit(tx, "commit application step")?;
         self.application(id)
     }
 

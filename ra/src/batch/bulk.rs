@@ -117,7 +117,7 @@ impl BulkSteps for Ca {
             }
         }
         let op = &self.operator();
-        self.store().write("record batch rows", |tx| {
+        self.write("record batch rows", |tx| {
             for r in &results {
                 jobs::insert_row(
                     tx,

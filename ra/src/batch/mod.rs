@@ -170,7 +170,7 @@ impl Batch for Ca {
         // running job whose lease is free belongs to a process that is gone.
         let op = &self.operator();
         let space = self.lease_space();
-        let job_id = self.store().write("begin batch job", |tx| {
+        let job_id = self.write("begin batch job", |tx| {
             for (id, lease) in jobs::running(tx)? {
                 if let Some(l) = lease
                     && matches!(Lease::probe(&space, &l)?, Probe::Held)
@@ -237,7 +237,7 @@ impl Batch for Ca {
                 &mut refused_tokens,
             );
             let op = &self.operator();
-            self.store().write("record batch row", |tx| {
+            self.write("record batch row", |tx| {
                 jobs::insert_row(
                     tx,
                     job_id,
@@ -281,7 +281,7 @@ impl Batch for Ca {
             count(RowStatus::Failed),
         );
         let op = &self.operator();
-        self.store().write("finish batch job", |tx| {
+        self.write("finish batch job", |tx| {
         jobs::finish(tx, job_id, status, (issued, skipped, failed))?;
         audit::append(
             tx,
