@@ -158,10 +158,21 @@ fn issuance_from_row(r: &Row<'_>) -> crate::db::DbResult<IssuanceRow> {
     })
 }
 
-/// Inserts an issuance at the `reserved` stage; returns its id.
-pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
+/// Inserts an issuance at the `reserved` stage; returns its row as inserted.
+pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<IssuanceRow> {
     let at = ts(now());
-    tx.insert_id(
+    let fee_fen = n
+        .fee
+        .map(|f| {
+            i64::try_from(f.0).map_err(|_| {
+                StoreError::refuse(
+                    Rule::Internal,
+                    format!("a fee of {} fen does not fit the database", f.0),
+                )
+            })
+        })
+        .transpose()?;
+    let id = tx.insert_id(
         "INSERT INTO issuances (lease, owner, stage, kind, cert_type, token_label, token_serial, application_id, \
          renewal_of, fee_fen, pay_method, pay_reference, external_id, operator, created_at, updated_at, site) \
          VALUES (?1, ?2, 'reserved', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
@@ -174,7 +185,7 @@ pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
             n.token_serial,
             n.application_id,
             n.renewal_of,
-            n.fee.map(|f| f.0 as i64),
+            fee_fen,
             n.fee.map(|f| f.1),
             n.fee.and_then(|f| f.2),
             n.external_id,
@@ -195,6 +206,23 @@ pub fn insert(tx: &Tx<'_>, n: &NewIssuance<'_>) -> Result<i64> {
             ))
         }
         e => StoreError::Db { op: "insert issuance", source: e },
+    })?;
+    Ok(IssuanceRow {
+        id,
+        lease: n.lease.to_owned(),
+        owner: n.owner.to_owned(),
+        stage: Stage::Reserved,
+        kind: n.kind,
+        cert_type: n.cert_type.to_owned(),
+        token_label: n.token_label.map(str::to_owned),
+        token_serial: n.token_serial.map(str::to_owned),
+        application_id: n.application_id,
+        renewal_of: n.renewal_of.map(str::to_owned),
+        fee_fen,
+        pay_method: n.fee.map(|f| f.1.to_owned()),
+        pay_reference: n.fee.and_then(|f| f.2.map(str::to_owned)),
+        external_id: n.external_id.map(str::to_owned),
+        operator: n.operator.to_owned(),
     })
 }
 

@@ -1,6 +1,7 @@
-//! The last stage and the way back, shared by the engine and `recover`: commit (one
-//! transaction: rows issued, application issued, renewal superseded with its fee, audit rows)
-//! and void (keys destroyed first, then one transaction: rows void, application back to paid).
+//! The last stage and the way back, shared by the engine (single and grouped issuances) and
+//! `recover`: commit (rows issued, application issued, renewal superseded with its fee) and
+//! void (keys destroyed first, then rows void, application back to paid), each written inside
+//! the caller's transaction ([`commit_in`], [`void_in`]) or in one of its own.
 
 use hljca_token::{KeyId, TokenSession};
 
@@ -10,8 +11,9 @@ use crate::ca::pem_cert;
 use crate::eligibility::{Holder, holder_of};
 use crate::error::{CoreError, Result};
 use crate::home::write_file;
-use crate::store::{self, CertRole, IssuanceRow, Stage};
+use crate::store::{self, CertRole, IssuanceRow, Stage, Tx};
 use crate::time_fmt::ts;
+use crate::validity::Validity;
 use crate::{Ca, audit};
 
 /// A certificate of the issuance, as the commit records it.
@@ -21,9 +23,101 @@ pub(super) struct Made {
     pub role: CertRole,
     pub key_id: String,
     pub has_seal: bool,
+    /// The DER and validity when the commit records them itself (an issuance that went from
+    /// reserved straight to the commit: nothing it signed left the process before).
+    pub unrecorded: Option<(Vec<u8>, Validity)>,
 }
 
-/// Commits issuance `iss` (at stage `from`); returns the certificates a renewal superseded.
+/// What a commit wrote besides the rows, for its audit rows.
+pub(super) struct Committed {
+    /// The certificates a renewal superseded.
+    pub superseded: Vec<String>,
+    /// One audit entry per certificate: its serial and details.
+    pub certs: Vec<(String, serde_json::Value)>,
+    /// The renewal's audit entry: the old serial and details.
+    pub renewal: Option<(String, serde_json::Value)>,
+}
+
+/// Commits issuance `iss` (at stage `from`) inside `tx`: the USBKEY bound to its holder, each
+/// certificate issued, the stage committed, the API key linked, the application issued, the
+/// fee booked or the renewal superseded. The caller writes the audit rows it returns.
+pub(super) fn commit_in(
+    tx: &Tx<'_>,
+    op: &str,
+    iss: &IssuanceRow,
+    from: Stage,
+    made: &[Made],
+    holder: Option<&Holder>,
+) -> Result<Committed> {
+    let label = iss.token_label.clone().unwrap_or_default();
+    let serial = iss.token_serial.clone().unwrap_or_default();
+    // The USBKEY belongs to this holder from its first issuance on.
+    if let Some(h) = holder {
+        store::bind_token(tx, &serial, &label, h, op)?;
+    }
+    let mut certs = Vec::with_capacity(made.len());
+    for m in made {
+        match &m.unrecorded {
+            Some((der, v)) => store::record_issued(tx, &m.serial, der, v.not_before, v.not_after)?,
+            None => store::mark_issued(tx, &m.serial)?,
+        }
+        certs.push((
+            m.serial.clone(),
+            serde_json::json!({
+                "type": iss.cert_type, "role": m.role.as_str(), "issuance": iss.id,
+                "token_label": label, "token_serial": serial, "key_id": m.key_id,
+                "seal": m.has_seal, "external_id": iss.external_id,
+                "source": match iss.kind { store::IssuanceKind::Csr => "csr", store::IssuanceKind::Token => "token" },
+            }),
+        ));
+    }
+    store::set_stage(tx, iss.id, from, Stage::Committed)?;
+    // An API request's idempotency key gets its serial in the same transaction.
+    if let (Some(ext), Some(first)) = (&iss.external_id, made.first()) {
+        store::api::link(tx, ext, &first.serial)?;
+    }
+    if let Some(app) = iss.application_id {
+        record_token(tx, AppId(app), &label, &serial)?;
+        move_in(
+            tx,
+            AppId(app),
+            AppEventKind::Complete,
+            op,
+            &serde_json::json!({
+                "issuance": iss.id, "token_label": label, "token_serial": serial,
+                "certificates": made.iter().map(|m| &m.serial).collect::<Vec<_>>(),
+            }),
+        )?;
+    }
+    let mut superseded = Vec::new();
+    let mut renewal = None;
+    if iss.renewal_of.is_none()
+        && iss.application_id.is_none()
+        && let Some(first) = made.first()
+    {
+        // Direct issuance (no application): its fee is booked with it.
+        store::direct_order(tx, iss, &first.serial, op)?;
+    }
+    if let Some(old) = &iss.renewal_of {
+        let new_serial = made.first().map(|m| m.serial.as_str()).unwrap_or_default();
+        superseded = store::supersede_renewed(tx, iss, old, new_serial, op)?;
+        renewal = Some((
+            old.clone(),
+            serde_json::json!({
+                "new": made.iter().map(|m| &m.serial).collect::<Vec<_>>(), "superseded": superseded,
+                "fee_fen": iss.fee_fen, "method": iss.pay_method, "issuance": iss.id,
+            }),
+        ));
+    }
+    Ok(Committed {
+        superseded,
+        certs,
+        renewal,
+    })
+}
+
+/// Commits one issuance in a transaction of its own, an audit row `action` per certificate
+/// (and `cert.renew` for a renewal); returns the certificates a renewal superseded.
 pub(super) fn commit(
     ca: &Ca,
     iss: &IssuanceRow,
@@ -32,75 +126,21 @@ pub(super) fn commit(
     action: &str,
 ) -> Result<Vec<String>> {
     let op = ca.actor.name();
-    let label = iss.token_label.clone().unwrap_or_default();
-    let serial = iss.token_serial.clone().unwrap_or_default();
     let holder = holder_of_issuance(ca, iss)?;
     ca.write("commit issuance", |tx| {
-        // The USBKEY belongs to this holder from its first issuance on.
-        if let Some(h) = &holder {
-            store::bind_token(tx, &serial, &label, h, op)?;
+        let done = commit_in(tx, op, iss, from, made, holder.as_ref())?;
+        for (serial, details) in &done.certs {
+            audit::append(tx, op, action, serial, details)?;
         }
-        for m in made {
-            store::mark_issued(tx, &m.serial)?;
-            audit::append(
-                tx,
-                op,
-                action,
-                &m.serial,
-                &serde_json::json!({
-                    "type": iss.cert_type, "role": m.role.as_str(), "issuance": iss.id,
-                    "token_label": label, "token_serial": serial, "key_id": m.key_id,
-                    "seal": m.has_seal, "external_id": iss.external_id,
-                    "source": match iss.kind { store::IssuanceKind::Csr => "csr", store::IssuanceKind::Token => "token" },
-                }),
-            )?;
+        if let Some((old, details)) = &done.renewal {
+            audit::append(tx, op, "cert.renew", old, details)?;
         }
-        store::set_stage(tx, iss.id, from, Stage::Committed)?;
-        // An API request's idempotency key gets its serial in the same transaction.
-        if let (Some(ext), Some(first)) = (&iss.external_id, made.first()) {
-            store::api::link(tx, ext, &first.serial)?;
-        }
-        if let Some(app) = iss.application_id {
-            record_token(tx, AppId(app), &label, &serial)?;
-            move_in(
-                tx,
-                AppId(app),
-                AppEventKind::Complete,
-                op,
-                &serde_json::json!({
-                    "issuance": iss.id, "token_label": label, "token_serial": serial,
-                    "certificates": made.iter().map(|m| &m.serial).collect::<Vec<_>>(),
-                }),
-            )?;
-        }
-        let mut superseded = Vec::new();
-        if iss.renewal_of.is_none()
-            && iss.application_id.is_none()
-            && let Some(first) = made.first()
-        {
-            // Direct issuance (no application): its fee is booked with it.
-            store::direct_order(tx, iss, &first.serial, op)?;
-        }
-        if let Some(old) = &iss.renewal_of {
-            let new_serial = made.first().map(|m| m.serial.as_str()).unwrap_or_default();
-            superseded = store::supersede_renewed(tx, iss, old, new_serial, op)?;
-            audit::append(
-                tx,
-                op,
-                "cert.renew",
-                old,
-                &serde_json::json!({
-                    "new": made.iter().map(|m| &m.serial).collect::<Vec<_>>(), "superseded": superseded,
-                    "fee_fen": iss.fee_fen, "method": iss.pay_method, "issuance": iss.id,
-                }),
-            )?;
-        }
-        Ok(superseded)
+        Ok(done.superseded)
     })
 }
 
 /// The holder of a token issuance, from its identity row's applicant data.
-fn holder_of_issuance(ca: &Ca, iss: &IssuanceRow) -> Result<Option<Holder>> {
+pub(super) fn holder_of_issuance(ca: &Ca, iss: &IssuanceRow) -> Result<Option<Holder>> {
     if iss.kind != store::IssuanceKind::Token {
         return Ok(None);
     }
@@ -116,8 +156,35 @@ fn holder_of_issuance(ca: &Ca, iss: &IssuanceRow) -> Result<Option<Holder>> {
     Ok(holder_of(ca.policies.get(first.holder_type()?), &fields))
 }
 
-/// Voids issuance `iss` at stage `from` after its token objects are gone: rows void (a signed
-/// DER stays on record), application back to paid, audit row.
+/// Voids issuance `iss` at stage `from` inside `tx`: rows void (a signed DER stays on
+/// record), application back to paid; returns the audit details.
+pub(super) fn void_in(
+    tx: &Tx<'_>,
+    op: &str,
+    iss: &IssuanceRow,
+    from: Stage,
+    reason: &str,
+    destroyed: usize,
+) -> Result<serde_json::Value> {
+    let rows = store::void_rows(tx, iss.id)?;
+    store::set_stage(tx, iss.id, from, Stage::Void)?;
+    if let Some(app) = iss.application_id {
+        move_in(
+            tx,
+            AppId(app),
+            AppEventKind::Release,
+            op,
+            &serde_json::json!({ "issuance": iss.id, "reason": reason }),
+        )?;
+    }
+    Ok(serde_json::json!({
+        "issuance": iss.id, "stage": from, "rows": rows, "objects_destroyed": destroyed,
+        "reason": reason, "token_serial": iss.token_serial,
+    }))
+}
+
+/// Voids issuance `iss` at stage `from` after its token objects are gone, in a transaction of
+/// its own with its audit row.
 pub(super) fn void(
     ca: &Ca,
     iss: &IssuanceRow,
@@ -126,29 +193,17 @@ pub(super) fn void(
     destroyed: usize,
 ) -> Result<()> {
     let op = ca.actor.name();
-    Ok(ca.write("void issuance", |tx| {
-        let rows = store::void_rows(tx, iss.id)?;
-        store::set_stage(tx, iss.id, from, Stage::Void)?;
-        if let Some(app) = iss.application_id {
-            move_in(
-                tx,
-                AppId(app),
-                AppEventKind::Release,
-                op,
-                &serde_json::json!({ "issuance": iss.id, "reason": reason }),
-            )?;
-        }
+    ca.write("void issuance", |tx| {
+        let details = void_in(tx, op, iss, from, reason, destroyed)?;
         audit::append(
             tx,
             op,
             "issuance.void",
             &format!("issuance-{}", iss.id),
-            &serde_json::json!({
-                "stage": from, "rows": rows, "objects_destroyed": destroyed, "reason": reason,
-                "token_serial": iss.token_serial,
-            }),
-        )
-    })?)
+            &details,
+        )?;
+        Ok(())
+    })
 }
 
 /// In-process failure before the commit: destroy what was made on the token, then void. When

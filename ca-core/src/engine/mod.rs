@@ -9,10 +9,14 @@
 //! | stage | what is durable | on the token |
 //! |---|---|---|
 //! | reserved | issuance row (lease, kind, renewal, fee), pending certificate rows with serials and key ids; the application claimed `paid → issuing` | nothing yet |
-//! | keys | the subject public keys | the key pairs |
-//! | signed | every certificate's DER (checked against the issuing CA) and the seal | key pairs |
-//! | written | — | key pairs, certificates, seal |
-//! | committed | rows issued; application issued; renewal's old certificates superseded, its fee, the audit rows | all of it |
+//! | keys (token) | the subject public keys | the key pairs |
+//! | signed (token) | every certificate's DER (checked against the issuing CA) and the seal | key pairs |
+//! | written (token) | — | key pairs, certificates, seal |
+//! | committed | rows issued (a request's DER recorded here: nothing it signed left the process); application issued; renewal's old certificates superseded, its fee, the audit rows | all of it |
+//!
+//! Single and bulk are one stage machine (`stages.rs`, ordered by `run.rs`): every stage is
+//! written for a group of issuances; `issue` is a group of one, [`Engine::issue_csr_bulk`] a
+//! group of up to a thousand requests whose reservation and commit are one transaction each.
 //!
 //! A failure in the process abandons the issuance at once (its keys destroyed, rows voided, the
 //! application back to paid). A crash leaves it at its last stage, owned by a lease nobody holds
@@ -20,12 +24,14 @@
 //! voids it.
 
 mod authority;
-mod bulk;
 mod commit;
+mod exports;
 mod lease;
+mod prepare;
 mod recover;
 mod run;
 mod sign;
+mod stages;
 
 use crate::Rule;
 use hljca_policies::{Applicant, CertType};
@@ -39,9 +45,9 @@ use crate::keys::CaKeys;
 use crate::store::CertRole;
 
 pub use authority::Authority;
-pub use bulk::BulkOutcome;
 pub use lease::{Lease, LeaseSpace, Probe};
 pub use recover::{PinSource, RecoverAction, RecoverReport, RecoveredIssuance};
+pub use run::BulkOutcome;
 pub use sign::{CA_KEY_FILES, KeyHome};
 pub(crate) use sign::{record_made, sign_with};
 
@@ -105,7 +111,7 @@ impl IssueParams {
     /// (refused when it is the CA's own token), `None` for a CSR.
     pub fn issue(
         &self,
-        ca: &mut Ca,
+        ca: &Ca,
         engine: &Engine<'_>,
         holder: Option<&TokenSession>,
     ) -> Result<IssueOutcome> {
@@ -175,7 +181,7 @@ pub struct Engine<'k> {
     lease: Lease,
     ca_token: Option<(String, String)>,
     /// PEM copies of bulk issuances, written on a thread of their own.
-    exports: bulk::Exports,
+    exports: exports::Exports,
 }
 
 impl<'k> Engine<'k> {
@@ -195,7 +201,7 @@ impl<'k> Engine<'k> {
             authority: Authority::new(ca, keys)?,
             lease: Lease::acquire(&ca.lease_space())?,
             ca_token,
-            exports: bulk::Exports::default(),
+            exports: exports::Exports::default(),
         })
     }
 

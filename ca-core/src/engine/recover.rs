@@ -208,6 +208,7 @@ impl Ca {
                     role: r.role,
                     key_id: r.key_id.clone(),
                     has_seal: r.seal.is_some(),
+                    unrecorded: None,
                 })
                 .collect();
             commit::commit(self, iss, iss.stage, &made, "cert.recover-finish")?;
