@@ -23,6 +23,7 @@ pub mod summary;
 pub mod time_fmt;
 mod tokens;
 pub mod vocab;
+pub mod workflow;
 
 use hljca_rules::Rule;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

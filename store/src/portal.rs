@@ -304,3 +304,47 @@ pub fn delivery_choice(conn: &Db, app: i64) -> Result<Option<DeliveryChoice>> {
     )
     .map_err(StoreError::db("delivery choice"))
 }
+
+/// The portal's reads, for the workflow crate (which reads through the store, never its
+/// connection).
+impl crate::Store {
+    /// The account with this login (a normalised mobile or e-mail).
+    pub fn account_by_login(&self, login: &str) -> Result<Option<PortalAccount>> {
+        account_by_login(&self.conn, login)
+    }
+
+    /// Account `id`.
+    pub fn account(&self, id: i64) -> Result<Option<PortalAccount>> {
+        account(&self.conn, id)
+    }
+
+    /// The account that owns online application `app`.
+    pub fn owner_of(&self, app: i64) -> Result<Option<i64>> {
+        owner(&self.conn, app)
+    }
+
+    /// The applications of account `account`.
+    pub fn applications_of(&self, account: i64) -> Result<Vec<i64>> {
+        applications_of(&self.conn, account)
+    }
+
+    /// Payment order `order_no`.
+    pub fn pay_order(&self, order_no: &str) -> Result<Option<PayOrder>> {
+        pay_order(&self.conn, order_no)
+    }
+
+    /// The payment orders of application `app`.
+    pub fn pay_orders_of(&self, app: i64) -> Result<Vec<PayOrder>> {
+        pay_orders_of(&self.conn, app)
+    }
+
+    /// A gateway notification already seen, by id or nonce.
+    pub fn notification_seen(&self, id: &str, nonce: &str) -> Result<Option<GatewayNotification>> {
+        notification_seen(&self.conn, id, nonce)
+    }
+
+    /// The delivery the applicant chose for application `app`.
+    pub fn delivery_choice(&self, app: i64) -> Result<Option<DeliveryChoice>> {
+        delivery_choice(&self.conn, app)
+    }
+}

@@ -79,9 +79,7 @@ pub(crate) fn record_token(
     label: &str,
     serial: &str,
 ) -> Result<()> {
-    tx.execute(rows::SET_TOKEN, crate::store::params![id.0, label, serial])
-        .map_err(CoreError::db("record USBKEY"))?;
-    Ok(())
+    Ok(crate::store::workflow::set_token(tx, id, label, serial)?)
 }
 
 /// The state of application `id`, read inside a transaction.

@@ -4,7 +4,7 @@
 
 use super::CounterSteps;
 use hljca_core::Rule;
-use hljca_core::store::db::params;
+use hljca_core::store::workflow;
 use hljca_policies::{Applicant, Mobile};
 use hljca_token::{Module, TokenSelector};
 
@@ -15,7 +15,7 @@ use hljca_core::Ca;
 use hljca_core::eligibility::Step;
 use hljca_core::engine::IssueParams;
 use hljca_core::keys::Secrets;
-use hljca_core::store::applications::{self as rows, Application, Delivery, Order};
+use hljca_core::store::applications::{Application, Delivery, Order};
 use hljca_core::{CoreError, Result};
 
 /// One line describing a delivery.
@@ -159,8 +159,7 @@ impl Fulfil for Ca {
             AppEventKind::Collect,
             serde_json::json!({}),
             |tx, _, at| {
-                tx.execute(rows::SET_COLLECTED, params![id.0, at])
-                    .map_err(CoreError::db("record collection"))?;
+                workflow::set_collected(tx, id, at)?;
                 Ok(serde_json::json!({}))
             },
         )
@@ -218,21 +217,20 @@ impl FulfilSteps for Ca {
                 "business": business, "amount_fen": fee.0, "method": method.as_str(), "reference": reference,
             }),
             |tx, app, at| {
-                *oid = tx.insert_id(
-                    rows::INSERT_PAYMENT,
-                    params![
-                        id.0,
-                        app.renewal_of,
+                *oid = workflow::insert_payment(
+                    tx,
+                    &workflow::NewPayment {
+                        application: id,
+                        renewal_of: app.renewal_of.as_deref(),
                         business,
-                        app.cert_type.key(),
-                        fee.0 as i64,
-                        method.as_str(),
-                        reference,
-                        op,
-                        at
-                    ],
-                )
-                .map_err(CoreError::db("insert order"))?;
+                        cert_type: app.cert_type,
+                        amount_fen: fee.0,
+                        method: method.as_str(),
+                        reference: reference.as_deref(),
+                        operator: &op,
+                        at,
+                    },
+                )?;
                 also(tx, *oid)?;
                 let mut v = notify_with(tx, &policy, app, "paid", &text)?;
                 v["order_id"] = (*oid).into();
@@ -274,21 +272,7 @@ impl FulfilSteps for Ca {
             reason: e.to_string(),
         })?;
         self.step(id, AppEventKind::Dispatch, details, move |tx, app, _| {
-            match &delivery {
-                Delivery::Mail {
-                    recipient,
-                    phone,
-                    address,
-                    tracking_no,
-                } => tx.execute(
-                    rows::SET_DELIVERY_MAIL,
-                    params![id.0, recipient, phone, address, tracking_no],
-                ),
-                Delivery::Pickup { site, .. } => {
-                    tx.execute(rows::SET_DELIVERY_PICKUP, params![id.0, site.as_str()])
-                }
-            }
-            .map_err(CoreError::db("record delivery"))?;
+            workflow::set_delivery(tx, id, &delivery)?;
             notify_with(tx, &policy, app, sms_kind, &text)
         })
     }

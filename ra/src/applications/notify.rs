@@ -1,37 +1,20 @@
 //! The SMS outbox (no real gateway: rows for a sender to pick up) and expiry reminders.
 
-use hljca_core::store::applications as rows;
-use hljca_core::store::db::{Db, params};
+use hljca_core::store::db::Db;
+use hljca_core::store::workflow;
 use hljca_policies::{CertType, PolicySet};
 use serde::Serialize;
 
 use super::{AppId, contact_mobile};
+use hljca_core::Result;
 use hljca_core::store::summary::{DueReminder, due_reminders, reminded_count};
 use hljca_core::time_fmt::{now, ts};
 use hljca_core::{Ca, audit};
-use hljca_core::{CoreError, Result};
 
 /// Customer service phone (SPEC.md section 5).
 pub(super) const SERVICE_PHONE: &str = "0451-55918888";
 
-/// One queued message.
-#[derive(Debug, Clone, Serialize)]
-pub struct OutboxEntry {
-    /// Row id.
-    pub id: i64,
-    /// When queued.
-    pub created_at: String,
-    /// Recipient mobile.
-    pub mobile: String,
-    /// Message text.
-    pub text: String,
-    /// `approved`, `rejected`, `paid`, `mailed`, `ready-for-pickup`, `expiry`.
-    pub kind: String,
-    /// The application concerned.
-    pub application_id: Option<AppId>,
-    /// The certificate concerned.
-    pub cert_serial: Option<String>,
-}
+pub use hljca_core::store::workflow::OutboxEntry;
 
 /// Queues one message (inside the caller's transaction); returns its id.
 pub(super) fn enqueue(
@@ -42,27 +25,17 @@ pub(super) fn enqueue(
     app: Option<AppId>,
     cert_serial: Option<&str>,
 ) -> Result<i64> {
-    conn.insert_id(
-        rows::INSERT_OUTBOX,
-        params![ts(now()), mobile, text, kind, app.map(|a| a.0), cert_serial],
-    )
-    .map_err(CoreError::db("queue message"))
-}
-
-/// Every queued message, oldest first.
-pub(super) fn list(conn: &Db) -> Result<Vec<OutboxEntry>> {
-    conn.query_vec(rows::OUTBOX, params![], |r| {
-        Ok(OutboxEntry {
-            id: r.get(0)?,
-            created_at: r.get(1)?,
-            mobile: r.get(2)?,
-            text: r.get(3)?,
-            kind: r.get(4)?,
-            application_id: r.get::<Option<i64>>(5)?.map(AppId),
-            cert_serial: r.get(6)?,
-        })
-    })
-    .map_err(CoreError::db("list outbox"))
+    Ok(workflow::enqueue(
+        conn,
+        &workflow::NewMessage {
+            at: &ts(now()),
+            mobile,
+            text,
+            kind,
+            application: app,
+            cert_serial,
+        },
+    )?)
 }
 
 /// One expiry reminder queued.
@@ -118,7 +91,7 @@ pub trait Notify {
 
 impl Notify for Ca {
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        list(&self.store().conn)
+        Ok(self.store().outbox()?)
     }
 
     fn remind(&mut self, within_days: i64) -> Result<RemindOutcome> {
@@ -190,11 +163,14 @@ impl NotifySteps for Ca {
             c.application_id.map(AppId),
             Some(&c.serial),
         )?;
-        tx.execute(
-            rows::INSERT_REMINDER,
-            params![c.serial, within_days, not_after, outbox_id, ts(now())],
-        )
-        .map_err(CoreError::db("record reminder"))?;
+        workflow::insert_reminder(
+            tx,
+            &c.serial,
+            within_days,
+            &not_after,
+            outbox_id,
+            &ts(now()),
+        )?;
         audit::append(
             tx,
             self.operator(),

@@ -224,7 +224,7 @@ impl Online for Ca {
             ));
         }
         let login = format!("sso:{sub}");
-        if let Some(a) = sql::account_by_login(&self.store().conn, &login)? {
+        if let Some(a) = self.store().account_by_login(&login)? {
             return Ok(a);
         }
         let name = name.trim();
@@ -264,15 +264,15 @@ impl Online for Ca {
     }
 
     fn online_account_by_login(&self, login: &str) -> Result<Option<PortalAccount>> {
-        Ok(sql::account_by_login(&self.store().conn, login)?)
+        Ok(self.store().account_by_login(login)?)
     }
 
     fn online_account(&self, id: i64) -> Result<Option<PortalAccount>> {
-        Ok(sql::account(&self.store().conn, id)?)
+        Ok(self.store().account(id)?)
     }
 
     fn online_login_attempt(&mut self, id: i64, password_ok: bool) -> Result<LoginCheck> {
-        let acct = sql::account(&self.store().conn, id)?.ok_or_else(|| {
+        let acct = self.store().account(id)?.ok_or_else(|| {
             CoreError::refuse(Rule::UnknownAccount, format!("no portal account {id}"))
         })?;
         let now = self.now();
@@ -334,11 +334,12 @@ impl Online for Ca {
     }
 
     fn online_owner(&self, id: AppId) -> Result<Option<i64>> {
-        Ok(sql::owner(&self.store().conn, id.0)?)
+        Ok(self.store().owner_of(id.0)?)
     }
 
     fn online_applications(&self, account: i64) -> Result<Vec<Application>> {
-        sql::applications_of(&self.store().conn, account)?
+        self.store()
+            .applications_of(account)?
             .into_iter()
             .map(|id| self.application(AppId(id)))
             .collect()
@@ -356,7 +357,9 @@ impl Online for Ca {
                 format!("{id} is {}: payment opens once it is approved", app.state),
             ));
         }
-        if let Some(open) = sql::pay_orders_of(&self.store().conn, id.0)?
+        if let Some(open) = self
+            .store()
+            .pay_orders_of(id.0)?
             .into_iter()
             .find(|o| o.paid_order_id.is_none())
         {
@@ -386,23 +389,24 @@ impl Online for Ca {
     }
 
     fn online_pay_orders(&self, id: AppId) -> Result<Vec<PayOrder>> {
-        Ok(sql::pay_orders_of(&self.store().conn, id.0)?)
+        Ok(self.store().pay_orders_of(id.0)?)
     }
 
     fn online_pay_order_by_no(&self, order_no: &str) -> Result<Option<PayOrder>> {
-        Ok(sql::pay_order(&self.store().conn, order_no)?)
+        Ok(self.store().pay_order(order_no)?)
     }
 
     fn online_gateway_paid(&mut self, n: &GatewayNotification) -> Result<GatewayPaid> {
-        let order = sql::pay_order(&self.store().conn, &n.order_no)?.ok_or_else(|| {
+        let order = self.store().pay_order(&n.order_no)?.ok_or_else(|| {
             CoreError::refuse_on(
                 Rule::UnknownOrder,
                 "order_no",
                 format!("no payment order {}", n.order_no),
             )
         })?;
-        if let Some(seen) =
-            sql::notification_seen(&self.store().conn, &n.notification_id, &n.nonce)?
+        if let Some(seen) = self
+            .store()
+            .notification_seen(&n.notification_id, &n.nonce)?
         {
             let same = seen.notification_id == n.notification_id
                 && seen.nonce == n.nonce
@@ -531,6 +535,6 @@ impl Online for Ca {
     }
 
     fn online_delivery_choice(&self, id: AppId) -> Result<Option<DeliveryChoice>> {
-        Ok(sql::delivery_choice(&self.store().conn, id.0)?)
+        Ok(self.store().delivery_choice(id.0)?)
     }
 }

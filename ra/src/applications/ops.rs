@@ -3,7 +3,8 @@
 
 use hljca_core::Rule;
 use hljca_core::applications::{app_object, material_hash};
-use hljca_core::store::db::{Tx, params};
+use hljca_core::store::db::Tx;
+use hljca_core::store::workflow;
 use hljca_policies::{Applicant, CertType, Fen};
 use serde::Serialize;
 
@@ -119,8 +120,7 @@ impl Counter for Ca {
             AppEventKind::Submit,
             serde_json::json!({}),
             |tx, _, _| {
-                tx.execute(rows::SET_SUBMITTED_BY, params![id.0, op])
-                    .map_err(CoreError::db("record submitter"))?;
+                workflow::set_submitted_by(tx, id, &op)?;
                 Ok(serde_json::json!({}))
             },
         )
@@ -228,20 +228,19 @@ impl Counter for Ca {
                 let Some((order, p)) = &refund else {
                     return Ok(serde_json::json!({}));
                 };
-                let refund_id = tx.insert_id(
-                    rows::INSERT_REFUND,
-                    params![
-                        id.0,
-                        app.cert_type.key(),
-                        order.amount_fen as i64,
-                        p.method.as_str(),
-                        p.reference,
-                        op,
+                let refund_id = workflow::insert_refund(
+                    tx,
+                    &workflow::NewRefund {
+                        application: id,
+                        cert_type: app.cert_type,
+                        amount_fen: order.amount_fen,
+                        method: p.method.as_str(),
+                        reference: p.reference.as_deref(),
+                        operator: &op,
                         at,
-                        order.id
-                    ],
-                )
-                .map_err(CoreError::db("record refund"))?;
+                        refund_of: order.id,
+                    },
+                )?;
                 Ok(serde_json::json!({
                     "refund": { "of_order": order.id, "amount_fen": order.amount_fen,
                                 "method": p.method.as_str(), "reference": p.reference, "order_id": refund_id }
@@ -272,11 +271,7 @@ impl Counter for Ca {
         let media = check_material(policy, kind, file_name, bytes)
             .map_err(|m| CoreError::refuse_on(Rule::MaterialFile, "file", m))?;
         let sha = material_hash(bytes);
-        let dup: Option<i64> = self
-            .store()
-            .conn
-            .query_opt(rows::FIND_MATERIAL, params![id.0, kind, sha], |r| r.get(0))
-            .map_err(CoreError::db("material lookup"))?;
+        let dup = self.store().material_of(id, kind, &sha)?;
         if dup.is_some() {
             return Err(CoreError::refuse(
                 Rule::MaterialOnce,
@@ -286,21 +281,19 @@ impl Counter for Ca {
         self.store_material_file(&sha, bytes)?;
         let at = ts(now());
         let tx = self.store().begin("begin material")?;
-        let mid = tx
-            .insert_id(
-                rows::INSERT_MATERIAL,
-                params![
-                    id.0,
-                    kind,
-                    sha,
-                    bytes.len() as i64,
-                    media.as_str(),
-                    file_name,
-                    self.operator(),
-                    at
-                ],
-            )
-            .map_err(CoreError::db("insert material"))?;
+        let mid = workflow::insert_material(
+            &tx,
+            &workflow::NewMaterial {
+                application: id,
+                kind,
+                sha256: &sha,
+                size: bytes.len() as u64,
+                media_type: media.as_str(),
+                file_name,
+                operator: self.operator(),
+                at: &at,
+            },
+        )?;
         let details = serde_json::json!({
             "kind": kind, "sha256": sha, "size": bytes.len(), "media_type": media.as_str(), "file_name": file_name,
         });
@@ -415,21 +408,18 @@ impl CounterSteps for Ca {
             })?;
         let at = ts(now());
         let tx = self.store().begin("begin apply")?;
-        let id = AppId(
-            tx.insert_id(
-                rows::INSERT_APPLICATION,
-                params![
-                    new.cert_type.key(),
-                    new.channel.as_str(),
-                    new.site.map(Site::as_str),
-                    applicant_json,
-                    renewal_of,
-                    self.operator(),
-                    at
-                ],
-            )
-            .map_err(CoreError::db("insert application"))?,
-        );
+        let id = workflow::insert_application(
+            &tx,
+            &workflow::NewApplication {
+                cert_type: new.cert_type,
+                channel: new.channel,
+                site: new.site,
+                applicant_json: &applicant_json,
+                renewal_of: renewal_of.as_deref(),
+                created_by: self.operator(),
+                at: &at,
+            },
+        )?;
         let details = serde_json::json!({
             "type": new.cert_type.key(), "channel": new.channel.as_str(),
             "site": new.site.map(Site::as_str), "renewal_of": renewal_of,
@@ -521,8 +511,7 @@ impl CounterSteps for Ca {
             .map(str::to_owned);
         let policy = self.policies().get(self.application(id)?.cert_type).clone();
         self.step(id, event, details, move |tx, app, _| {
-            tx.execute(rows::SET_REVIEWED, params![id.0, op, reason])
-                .map_err(CoreError::db("record review"))?;
+            workflow::set_reviewed(tx, id, &op, reason.as_deref())?;
             notify_with(tx, &policy, app, sms_kind, &text)
         })
     }
