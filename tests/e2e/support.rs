@@ -282,7 +282,9 @@ impl Env {
         if let Some((name, _)) = &self.pg {
             return crate::pg_cluster::cluster().psql(name, query);
         }
+        // A busy timeout, because a test reads while the CA it watches is writing.
         let o = Command::new("sqlite3")
+            .args(["-cmd", ".timeout 30000"])
             .arg(self.db())
             .arg(query)
             .output()
