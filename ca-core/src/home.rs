@@ -96,15 +96,41 @@ impl Home {
 
 /// Creates `dir` (and parents) with mode 0700 on the last component.
 pub fn create_private_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(CoreError::io("creating directory", dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    create_dir_mode(dir, 0o700)
+}
+
+/// Creates `dir` with `mode` and any missing parents with 0700, whatever the process umask
+/// (each directory this creates gets its mode set explicitly). An existing `dir` gets `mode`
+/// too; existing parents are left as they are.
+pub fn create_dir_mode(dir: &Path, mode: u32) -> Result<()> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        create_dir_mode(parent, 0o700)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {
+            // A read-only home is read, never changed: leave a directory that has its mode.
+            let has = std::fs::metadata(dir)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .map_err(CoreError::io("reading", dir))?;
+            if has == mode {
+                return Ok(());
+            }
+        }
+        Err(e) => return Err(CoreError::io("creating directory", dir)(e)),
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
         .map_err(CoreError::io("setting permissions on", dir))
 }
 
 /// Writes `bytes` to `path` atomically (temp file + rename) with `mode`.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(CoreError::io("creating directory", parent))?;
+    if let Some(parent) = path.parent()
+        && !parent.is_dir()
+    {
+        create_dir_mode(parent, 0o700)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
@@ -114,6 +140,9 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(&tmp)
         .map_err(CoreError::io("creating", &tmp))?;
+    // The umask may have taken bits away (or, at 000, added none): the mode is set as asked.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(CoreError::io("setting permissions on", &tmp))?;
     f.write_all(bytes).map_err(CoreError::io("writing", &tmp))?;
     f.sync_all().map_err(CoreError::io("syncing", &tmp))?;
     drop(f);
@@ -159,6 +188,8 @@ pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .map_err(CoreError::io("creating", path))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(CoreError::io("setting permissions on", path))?;
     f.write_all(bytes).map_err(CoreError::io("writing", path))?;
     f.sync_all().map_err(CoreError::io("syncing", path))
 }

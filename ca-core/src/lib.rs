@@ -28,6 +28,7 @@ pub mod profile;
 pub mod revoke;
 pub use hljca_pki::seal;
 pub mod seal_check;
+pub mod sites;
 /// The rules a request can break and the typed refusal (re-exported from `hljca-rules`).
 pub use hljca_rules as rules;
 pub use hljca_rules::{Class, Refusal, Rule};
@@ -139,6 +140,11 @@ impl Ca {
         let Some(site) = env.as_deref().or(configured) else {
             return Ok(None);
         };
+        Ok(Some(Self::site_code(site)?))
+    }
+
+    /// A site's code, checked: one of the CA's sites.
+    pub fn site_code(site: &str) -> Result<String> {
         let site = site.trim().to_ascii_lowercase();
         if !applications::Site::ALL.iter().any(|s| s.as_str() == site) {
             return Err(CoreError::refuse_on(
@@ -149,7 +155,7 @@ impl Ca {
                 ),
             ));
         }
-        Ok(Some(site))
+        Ok(site)
     }
 
     /// Opens the PKCS#11 module: `explicit` (from `HLJCA_PKCS11_MODULE`), else the configured
@@ -195,6 +201,7 @@ impl Ca {
                 audit::append(tx, "(CA key custodian)", "ca.init", "issuing-ca", &details)
             })?;
             drop(self.ca_keys(Some(&module), secrets)?);
+            self.share_documents()?;
             Ok(())
         })();
         self.store.set_bootstrap(false);

@@ -145,6 +145,8 @@ impl Ca {
                 let changed = if on_hold && t.status == CertStatus::Revoked {
                     crls::make_hold_final(tx, &t.serial, reason)?
                 } else {
+                    // Never before the certificate's notBefore, whatever the clock says.
+                    let at = t.summary.not_before.map_or(at, |nb| at.max(nb));
                     crls::revoke(tx, &t.serial, at, reason)?
                 };
                 if !changed && t.serial == cert.serial {

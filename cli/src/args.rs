@@ -116,6 +116,9 @@ pub enum Command {
     /// The database: its schema, migrations, and moving a CA to PostgreSQL.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Sites of one CA on one PostgreSQL database: make a site's home from the database.
+    #[command(subcommand)]
+    Site(SiteCmd),
     /// Back the CA up into an empty directory while it runs: a consistent database snapshot,
     /// the home (configuration, CA certificates), the SoftHSM token directory, and
     /// manifest.json with the SHA-256 of every file.
@@ -146,6 +149,25 @@ pub enum Command {
     /// Automated jobs: batch issuance, recovery.
     #[command(flatten)]
     Batch(crate::args_batch::BatchCmd),
+}
+
+/// `site` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SiteCmd {
+    /// Make a working home for SITE (--home, new or empty) from the shared database alone: the
+    /// CA's certificates and shared configuration; SOFTHSM2_CONF (the site's HSM, holding a
+    /// copy of the CA token) becomes the home's token configuration.
+    Join {
+        /// The shared database (postgresql://…; sslmode=verify-full&sslrootcert=FILE as libpq).
+        #[arg(long, env = "HLJCA_DATABASE_URL", hide_env_values = true)]
+        database: String,
+        /// The site's code (harbin, hegang, qiqihar).
+        #[arg(long)]
+        site: String,
+    },
+    /// Record this home's CA certificates and shared configuration in the database, for
+    /// `site join` (`init` does it; for a CA made before). Needs a ca-admin login.
+    Publish,
 }
 
 /// `db` subcommands.

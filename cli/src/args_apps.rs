@@ -110,6 +110,16 @@ pub enum MaterialsCmd {
         /// The file (PDF, PNG or JPEG).
         file: PathBuf,
     },
+    /// Write a material handed in (at any site) to a new file.
+    Get {
+        /// Application number.
+        app: String,
+        /// Material kind, e.g. application-form; the newest of that kind.
+        kind: String,
+        /// The file to write (must not exist yet; created 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The type's materials and what was handed in.
     List {
         /// Application number.

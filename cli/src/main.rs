@@ -53,6 +53,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Whatever the caller's umask, nothing hljca (or the PKCS#11 library it loads) creates is
+    // open to other users unless hljca sets that mode explicitly (CRLs and certificates 0644).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,

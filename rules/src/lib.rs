@@ -105,6 +105,8 @@ rules! {
     UnknownAccount = "known-account", NotFound;
     /// A payment order named exists.
     UnknownOrder = "known-order", NotFound;
+    /// A material named exists, with its content in the database.
+    UnknownMaterial = "known-material", NotFound;
     // --- requests (PKCS#10) ------------------------------------------------------------------
     /// A PKCS#10 request is well formed, self-signed, and fits the certificate it asks for.
     Csr = "csr", Input;
@@ -201,6 +203,13 @@ rules! {
     WorkingKey = "working-key", Refused;
     /// The database role can copy rows as they are.
     DatabaseRole = "database-role", Refused;
+    /// The CA's clock never goes backwards: nothing is signed or recorded at a time earlier than
+    /// the newest CRL or audit row (beyond a small tolerance).
+    ClockBehind = "clock-forward", Refused;
+    /// A home whose database moved elsewhere (`db copy`) is no longer used.
+    DatabaseMoved = "database-moved", Refused;
+    /// A secure connection to a database on another host (TLS, as `sslmode` says).
+    DatabaseTls = "database-tls", Refused;
     // --- the CA's own trouble ----------------------------------------------------------------
     /// An invariant of the CA held (a failure here is a defect or an injected failure).
     Internal = "internal", Internal;

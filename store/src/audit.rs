@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
-use crate::time_fmt::{now, ts};
+use crate::time_fmt::{now, parse_ts, ts};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -75,7 +75,13 @@ pub fn append(
         Some((s, h)) => (s + 1, h),
         None => (1, GENESIS.to_owned()),
     };
-    let at = ts(now());
+    // The log's times never go backwards, even when this machine's clock does (a site whose
+    // clock is behind another's, or one set back): a row is never older than the one before.
+    let now = now();
+    let at = match audit_log::tail_at(conn)?.as_deref().and_then(parse_ts) {
+        Some(last) if last > now => ts(last),
+        _ => ts(now),
+    };
     let details = details.to_string();
     let mut entry = AuditEntry {
         seq,

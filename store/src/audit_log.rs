@@ -18,6 +18,16 @@ pub fn tail(conn: &Db) -> Result<Option<(i64, String)>> {
     .map_err(StoreError::db("audit tail"))
 }
 
+/// The newest row's time.
+pub fn tail_at(conn: &Db) -> Result<Option<String>> {
+    conn.query_opt(
+        "SELECT at FROM audit_log ORDER BY seq DESC LIMIT 1",
+        params![],
+        |r| r.get(0),
+    )
+    .map_err(StoreError::db("audit tail"))
+}
+
 /// The newest row's sequence number (0 for an empty log; one indexed lookup).
 pub fn head_seq(conn: &Db) -> Result<i64> {
     conn.query_row(

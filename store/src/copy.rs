@@ -227,6 +227,13 @@ pub struct DbStatus {
     pub schema_version: i64,
     /// The newest version this hljca knows.
     pub newest: i64,
+    /// The database's schema version (the same as `schema_version`).
+    pub schema: i64,
+    /// The schema version this binary expects (the same as `newest`).
+    pub binary: i64,
+    /// The newest schema version this binary still works with (one newer than its own: every
+    /// migration only adds, so a site not yet upgraded keeps working).
+    pub binary_accepts_up_to: i64,
     /// Rows per table.
     pub tables: Vec<(String, i64)>,
 }
@@ -250,6 +257,9 @@ pub fn status(loc: &Location) -> Result<DbStatus> {
         database: loc.display(),
         schema_version,
         newest: schema::newest(),
+        schema: schema_version,
+        binary: schema::newest(),
+        binary_accepts_up_to: schema::newest_accepted(),
         tables: counted,
     })
 }

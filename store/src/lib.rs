@@ -7,6 +7,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod binding;
 pub mod bindings;
+pub mod blobs;
 mod certs;
 pub mod copy;
 pub mod crls;
@@ -120,7 +121,12 @@ impl Store {
         if store.schema_version()? == 0 {
             return Err(missing("has no hljca schema"));
         }
-        let found = schema::migrate(&mut store.conn)?;
+        // A home's own SQLite file is brought up to date as it is opened; a database the sites
+        // share is only checked (`hljca db migrate` migrates it, once, for all of them).
+        let found = match loc {
+            Location::Sqlite(_) => schema::migrate(&mut store.conn)?,
+            Location::Postgres(_) => schema::check_shared(&store.conn)?,
+        };
         binding::install(&store.conn)?;
         if found < schema::ROW_BINDING_VERSION {
             store.bind_baseline()?;

@@ -126,4 +126,19 @@ impl Store {
             )
             .map_err(StoreError::db("operator"))
     }
+
+    /// The active operator whose USBKEY has serial `token_serial`, if any (a holder's
+    /// certificate never goes onto it).
+    pub fn operator_on_token(&self, token_serial: &str) -> Result<Option<OperatorRecord>> {
+        self.conn
+            .query_opt(
+                &format!(
+                    "SELECT {COLS} FROM operators WHERE token_serial = ?1 AND status = 'active' \
+                     ORDER BY enrolled_at LIMIT 1"
+                ),
+                params![token_serial],
+                from_row,
+            )
+            .map_err(StoreError::db("operator by USBKEY"))
+    }
 }

@@ -25,6 +25,7 @@ const SQLITE: &[&str] = &[
     include_str!("migrations/sqlite/011_portal.sql"),
     include_str!("migrations/sqlite/012_sites.sql"),
     include_str!("migrations/sqlite/013_cert_roles.sql"),
+    include_str!("migrations/sqlite/014_shared_state.sql"),
 ];
 
 /// PostgreSQL's migrations (the same versions, in its dialect).
@@ -42,6 +43,7 @@ const POSTGRES: &[&str] = &[
     include_str!("migrations/postgres/011_portal.sql"),
     include_str!("migrations/postgres/012_sites.sql"),
     include_str!("migrations/postgres/013_cert_roles.sql"),
+    include_str!("migrations/postgres/014_shared_state.sql"),
 ];
 
 /// The version from which every write binds the rows it changed into the audit log.
@@ -50,6 +52,35 @@ pub const ROW_BINDING_VERSION: i64 = 7;
 /// The newest version this binary knows.
 pub fn newest() -> i64 {
     SQLITE.len() as i64
+}
+
+/// The newest schema a binary works with: its own and the next. Migrations are expand-only
+/// (they add tables, columns and values; what the binary before uses is taken away only one
+/// version later), so after `hljca db migrate` by an upgraded site the others keep working
+/// until they are upgraded.
+pub fn newest_accepted() -> i64 {
+    newest() + 1
+}
+
+/// Checks a shared (PostgreSQL) database's schema without changing it: only `hljca db migrate`
+/// migrates a database other sites use. Returns the version found.
+pub fn check_shared(db: &Db) -> Result<i64> {
+    let current = version(db)?;
+    if current > newest_accepted() {
+        return Err(too_new(current));
+    }
+    if current < newest() {
+        return Err(StoreError::refuse(
+            Rule::Schema,
+            format!(
+                "database schema version {current} is older than this hljca's ({}); run \
+                 `hljca db migrate` once (at any site: hljca binaries of schema {current} keep \
+                 working on it), then run this again",
+                newest()
+            ),
+        ));
+    }
+    Ok(current)
 }
 
 /// The schema version of the database (0 for an empty one).
@@ -102,8 +133,10 @@ fn too_new(current: i64) -> StoreError {
     StoreError::refuse(
         Rule::Schema,
         format!(
-            "database schema version {current} is newer than this hljca understands ({}); upgrade hljca",
-            newest()
+            "database schema version {current} is newer than this hljca understands ({}, and {} \
+             after an upgrade elsewhere); upgrade hljca",
+            newest(),
+            newest_accepted()
         ),
     )
 }
@@ -112,10 +145,10 @@ fn too_new(current: i64) -> StoreError {
 pub fn migrate(db: &mut Db) -> Result<i64> {
     let current = version(db)?;
     let newest = newest();
-    if current > newest {
+    if current > newest_accepted() {
         return Err(too_new(current));
     }
-    if current == newest {
+    if current >= newest {
         return Ok(current);
     }
     match db.backend() {

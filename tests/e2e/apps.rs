@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::support::*;
 
@@ -234,16 +235,54 @@ fn application_to_delivery_for_enterprise_by_mail_and_medical_by_pickup() {
             format!("approved>{mobile},paid>{mobile},{dispatch}>{mobile}")
         );
     }
-    // Materials are content-addressed files, 0600.
-    let (sha, size) = {
-        let row = env.sql("select sha256, size from materials order by id limit 1");
-        let (a, b) = row.split_once('|').unwrap();
-        (a.to_owned(), b.parse::<u64>().unwrap())
+    // Materials are content-addressed blobs in the database (every site reads them), none a
+    // file of the home; `materials get` gives back the bytes, into a new 0600 file.
+    let (app, kind, sha, size) = {
+        let row =
+            env.sql("select application_id, kind, sha256, size from materials order by id limit 1");
+        let f: Vec<&str> = row.split('|').collect();
+        (
+            f[0].to_owned(),
+            f[1].to_owned(),
+            f[2].to_owned(),
+            f[3].parse::<u64>().unwrap(),
+        )
     };
-    let stored = env.home.join("materials").join(&sha);
-    let meta = std::fs::metadata(&stored).unwrap();
-    assert_eq!(meta.len(), size);
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(!env.home.join("materials").exists());
+    assert_eq!(
+        env.sql(&format!("select size from blobs where sha256 = '{sha}'")),
+        size.to_string()
+    );
+    let out = env.dir.path().join("material-copy");
+    env.ok(&[
+        "materials",
+        "get",
+        &app,
+        &kind,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let got = std::fs::read(&out).unwrap();
+    assert_eq!(got.len() as u64, size);
+    assert_eq!(hex::encode(sha2::Sha256::digest(&got)), sha);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // An existing file is never overwritten; an unknown kind is named.
+    env.fails(
+        &[
+            "materials",
+            "get",
+            &app,
+            &kind,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        1,
+    );
+    let e = env.fails(&["materials", "get", &app, "no-such-kind", "--out", "x"], 2);
+    assert!(e.contains("no-such-kind"), "{e}");
     // Fees: first application of each type, in fen.
     let orders = env.json(&["orders", "list"]);
     let got: Vec<(String, String, u64)> = orders["orders"]

@@ -116,15 +116,29 @@ impl SoftHsm {
             path: self.lock.clone(),
             reason,
         };
-        if let Some(dir) = self.lock.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        if let Some(dir) = self.lock.parent()
+            && !dir.is_dir()
+        {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .and_then(|()| {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(|e| fail(e.to_string()))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .map_err(|e| fail(e.to_string()))?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&self.lock)
+                .map_err(|e| fail(e.to_string()))?
+        };
         let start = Instant::now();
         loop {
             match file.try_lock() {

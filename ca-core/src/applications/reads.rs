@@ -4,7 +4,6 @@
 use crate::Ca;
 use crate::Rule;
 use crate::error::{CoreError, Result};
-use crate::home::{create_private_dir, write_file};
 use crate::store::applications::{self as rows, AppEvent, Application, MaterialRecord, Order};
 use crate::store::vocab::{AppId, AppState};
 
@@ -65,24 +64,38 @@ impl Ca {
         Ok(rows::orders(&self.store.conn, app)?)
     }
 
-    /// Where `materials add` stores a file with this SHA-256.
-    pub fn material_path(&self, sha256_hex: &str) -> std::path::PathBuf {
-        self.home.dir().join("materials").join(sha256_hex)
+    /// The newest material of `kind` handed in for application `id`, with its content.
+    pub fn material_of_kind(&self, id: AppId, kind: &str) -> Result<(MaterialRecord, Vec<u8>)> {
+        let Some(m) = rows::materials(&self.store.conn, id)?
+            .into_iter()
+            .rev()
+            .find(|m| m.kind == kind)
+        else {
+            return Err(CoreError::refuse_on(
+                Rule::UnknownMaterial,
+                "kind",
+                format!(
+                    "application {id} has no `{kind}` material (see `hljca materials list {id}`)"
+                ),
+            ));
+        };
+        let bytes = self.material_bytes(&m.sha256)?;
+        Ok((m, bytes))
     }
 
-    /// Writes a checked material file content-addressed under `<home>/materials/` (0600).
-    /// Written before the row that refers to it, so a row always has its file; a file without a
-    /// row (a failed commit) is harmless and reused by the next attempt.
-    pub fn store_material_file(
-        &self,
-        sha256_hex: &str,
-        bytes: &[u8],
-    ) -> Result<std::path::PathBuf> {
-        create_private_dir(&self.home.dir().join("materials"))?;
-        let path = self.material_path(sha256_hex);
-        if !path.is_file() {
-            write_file(&path, bytes, 0o600)?;
+    /// The content of the material with this SHA-256: from the database, where every site
+    /// reads it; a home from before schema 14 may still have it as `<home>/materials/<sha256>`.
+    pub fn material_bytes(&self, sha256_hex: &str) -> Result<Vec<u8>> {
+        if let Some(bytes) = crate::store::blobs::get(&self.store.conn, sha256_hex)? {
+            return Ok(bytes);
         }
-        Ok(path)
+        let legacy = self.home.dir().join("materials").join(sha256_hex);
+        if legacy.is_file() {
+            return std::fs::read(&legacy).map_err(CoreError::io("reading material", &legacy));
+        }
+        Err(CoreError::refuse(
+            Rule::UnknownMaterial,
+            format!("material {sha256_hex} is recorded but its content is not in the database"),
+        ))
     }
 }

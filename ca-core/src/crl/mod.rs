@@ -52,11 +52,12 @@ impl Ca {
         let aki = subject_key_id(auth.issuing_der())?;
         let op = self.actor.name();
         let dir = self.home.dir().join(&self.config.crl.publish_dir);
-        std::fs::create_dir_all(&dir).map_err(CoreError::io("creating directory", &dir))?;
+        // Published: readable by the web server that serves it, writable by the CA only.
+        crate::home::create_dir_mode(&dir, 0o755)?;
         let pid = std::process::id();
         let staged = self.write("generate CRL", |tx| {
             let number = crls::next_number(tx)?;
-            let this_update = crate::validity::ca(now(), 0).0;
+            let this_update = after_last_crl(tx, crate::validity::ca(now(), 0).0)?;
             let next_update =
                 this_update + Duration::hours(i64::from(self.config.crl.next_update_hours));
             let mut entries =
@@ -81,6 +82,10 @@ impl Ca {
             let staged = dir.join(format!(".issuing-{number}.crl.{pid}"));
             let signer = auth.issuer().key();
             let written = stream::finish(entries, &head, &|d| signer.sign_digest(d), &staged)?;
+            // The DER goes into the database with its record: any site's `serve` serves it.
+            let mut file =
+                std::fs::File::open(&staged).map_err(CoreError::io("reading", &staged))?;
+            crate::store::blobs::put_from(tx, &written.sha256, written.size, &mut file)?;
             crls::insert(
                 tx,
                 number,
@@ -128,10 +133,74 @@ impl Ca {
         })
     }
 
+    /// Refuses to sign when the CA's clock is more than [`CLOCK_TOLERANCE`] behind the newest
+    /// CRL (made here or at another site): certificates dated before it would be out of order.
+    pub fn refuse_clock_behind(&self) -> Result<()> {
+        let Some(last) = crls::latest(&self.store.conn)? else {
+            return Ok(());
+        };
+        let now = self.now();
+        match crate::time_fmt::parse_ts(&last.this_update) {
+            Some(at) if now + CLOCK_TOLERANCE < at => Err(clock_behind(now, &last)),
+            _ => Ok(()),
+        }
+    }
+
     /// The newest CRL's number, thisUpdate and nextUpdate.
     pub fn last_crl(&self) -> Result<Option<(i64, String, String)>> {
         Ok(self.store.last_crl()?)
     }
+}
+
+/// How far the clock may be behind the newest CRL (clocks of the sites' machines differ by a
+/// little) before the CA refuses to sign.
+pub const CLOCK_TOLERANCE: Duration = Duration::minutes(5);
+
+/// The thisUpdate of the next CRL: `now`, or one second after the newest CRL's when the clock
+/// is a little behind it (thisUpdate strictly increases); refused when the clock is more than
+/// [`CLOCK_TOLERANCE`] behind it.
+fn after_last_crl(
+    tx: &crate::store::Tx<'_>,
+    now: time::OffsetDateTime,
+) -> Result<time::OffsetDateTime> {
+    let Some(last) = crls::latest(tx)? else {
+        return Ok(now);
+    };
+    let Some(last_at) = crate::time_fmt::parse_ts(&last.this_update) else {
+        return Ok(now);
+    };
+    if now + CLOCK_TOLERANCE < last_at {
+        return Err(clock_behind(now, &last));
+    }
+    if now > last_at {
+        return Ok(now);
+    }
+    let next = last_at + Duration::seconds(1);
+    // A CRL in the same second as the last one (times are whole seconds): wait for the next
+    // second rather than date it ahead, which relying parties would call not yet valid.
+    let wait = next - now;
+    if wait <= Duration::seconds(2) {
+        std::thread::sleep(std::time::Duration::try_from(wait).unwrap_or_default());
+        return Ok(crate::validity::ca(crate::time_fmt::now(), 0).0.max(next));
+    }
+    tracing::warn!(
+        behind = %wait,
+        "the clock is behind the newest CRL (another site's clock?); this CRL is dated one second after it"
+    );
+    Ok(next)
+}
+
+fn clock_behind(now: time::OffsetDateTime, last: &crls::CrlRow) -> CoreError {
+    CoreError::refuse(
+        crate::Rule::ClockBehind,
+        format!(
+            "the clock says {} but CRL {} was made at {}: this machine's clock is behind; \
+             set it right (NTP) before the CA signs anything",
+            ts(now),
+            last.number,
+            last.this_update
+        ),
+    )
 }
 
 /// The file name of CRL `number` in the publish directory.
@@ -191,10 +260,12 @@ fn write_pem(der_path: &Path, pem_path: &Path) -> Result<()> {
 /// finishing in either order leave the newest CRL published.
 fn publish_latest(dir: &Path, number: i64, der: &Path, pem: &Path) -> Result<()> {
     let lock_path = dir.join(".publish.lock");
+    use std::os::unix::fs::OpenOptionsExt;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(CoreError::io("opening", &lock_path))?;
     lock.lock().map_err(CoreError::io("locking", &lock_path))?;

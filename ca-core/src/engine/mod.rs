@@ -197,6 +197,7 @@ impl<'k> Engine<'k> {
                     .clone()
                     .map(|s| (ca.config.ca.token_label.clone().unwrap_or_default(), s))
             });
+        ca.refuse_clock_behind()?;
         Ok(Engine {
             authority: Authority::new(ca, keys)?,
             lease: Lease::acquire(&ca.lease_space())?,
@@ -238,15 +239,39 @@ pub(crate) fn refuse_ca_token(
     Ok(())
 }
 
+/// Refuses, as a holder's token, the CA's own token ([`refuse_ca_token`]) and any active
+/// operator's USBKEY (the one this process logged in with included), whatever PIN is offered.
+pub(crate) fn refuse_reserved_token(
+    ca: &Ca,
+    ca_token: Option<&(String, String)>,
+    holder: &TokenInfo,
+    named: &str,
+) -> Result<()> {
+    refuse_ca_token(ca, ca_token, holder, named)?;
+    if let Some(op) = ca.store.operator_on_token(&holder.serial)? {
+        return Err(CoreError::refuse_on(
+            Rule::OperatorUsbkey,
+            "token",
+            format!(
+                "`{named}` (label {}, serial {}) is the operator USBKEY of {}: a holder's keys and \
+                 certificates never go onto an operator's USBKEY; use a blank customer USBKEY",
+                holder.label, holder.serial, op.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Ca {
-    /// Finds the holder's token named `sel` and refuses the CA's own token, before any login.
+    /// Finds the holder's token named `sel` and refuses the CA's own token and operators'
+    /// USBKEYs, before any login.
     pub fn holder_token(
         &self,
         module: &hljca_token::Module,
         sel: &TokenSelector,
     ) -> Result<TokenInfo> {
         let info = module.find(sel)?;
-        refuse_ca_token(self, None, &info, &sel.0)?;
+        refuse_reserved_token(self, None, &info, &sel.0)?;
         Ok(info)
     }
 }

@@ -5,7 +5,7 @@ use crate::Rule;
 use hljca_policies::{KeyAlgorithm, Policy, ValidatedApplicant};
 use hljca_token::{KeyKind, TokenSession};
 
-use super::{Engine, IssueParams, KeySource, refuse_ca_token};
+use super::{Engine, IssueParams, KeySource, refuse_reserved_token};
 use crate::Ca;
 use crate::applications::AppId;
 use crate::csr::CSR_TOKEN_LABEL;
@@ -44,7 +44,7 @@ pub(super) fn prepare(
     let (token_label, token_serial) = match (&p.source, holder) {
         (KeySource::Token, Some(session)) => {
             let info = session.info();
-            refuse_ca_token(ca, engine.ca_token.as_ref(), info, &info.label)?;
+            refuse_reserved_token(ca, engine.ca_token.as_ref(), info, &info.label)?;
             (info.label.clone(), info.serial.clone())
         }
         (KeySource::Token, None) => {

@@ -137,6 +137,7 @@ impl Ca {
         let verified = self.verify_former(&cert)?;
         let fingerprint = hex::encode(Sha256::digest(&der));
         let mut stored = Vec::new();
+        let mut contents = Vec::new();
         for m in materials {
             let bytes = super::former::read_bounded(
                 &m.file,
@@ -148,14 +149,17 @@ impl Ca {
                 CoreError::refuse(Rule::FileUnreadable, format!("material {}: {e}", m.kind))
             })?;
             let hash = material_hash(&bytes);
-            self.store_material_file(&hash, &bytes)?;
             stored.push(serde_json::json!({
                 "kind": m.kind, "sha256": hash, "size": bytes.len(), "media_type": media.as_str(),
             }));
+            contents.push(bytes);
         }
         let bound_at = ts(t);
         let (issuer, subject) = (cert.issuer().to_string(), cert.subject().to_string());
         let tx = self.store.begin("begin binding")?;
+        for bytes in &contents {
+            crate::store::blobs::put(&tx, bytes)?;
+        }
         let materials = serde_json::Value::Array(stored).to_string();
         let new = crate::store::bindings::NewBinding {
             fingerprint: &fingerprint,

@@ -87,8 +87,9 @@ impl Ca {
         Ok(self.store.ocsp_serials()?)
     }
 
-    /// The CRL with the highest number, read from its file in the publish directory and
-    /// checked against the hash the database recorded for it.
+    /// The CRL with the highest number, from the database (whichever site made it); a CRL made
+    /// before schema 14 is read from its file in the publish directory. Checked against the hash
+    /// the database recorded for it.
     pub fn latest_crl(&self) -> Result<Option<CrlDoc>> {
         let Some(row) = crls::latest(&self.store.conn)? else {
             return Ok(None);
@@ -99,7 +100,14 @@ impl Ca {
             .dir()
             .join(&self.config.crl.publish_dir)
             .join(&row.file);
-        let der = std::fs::read(&path).map_err(CoreError::io("reading CRL", &path))?;
+        let stored = match &row.sha256 {
+            Some(sha) => crate::store::blobs::get(&self.store.conn, sha)?,
+            None => None,
+        };
+        let der = match stored {
+            Some(der) => der,
+            None => std::fs::read(&path).map_err(CoreError::io("reading CRL", &path))?,
+        };
         if let Some(want) = &row.sha256 {
             let got = hex::encode(sha2::Sha256::digest(&der));
             if &got != want {

@@ -40,7 +40,7 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
     // Reading needs no login; every step that changes something is done by a logged-in operator.
     let read_only = matches!(
         c,
-        AppsCmd::Materials(MaterialsCmd::List { .. })
+        AppsCmd::Materials(MaterialsCmd::List { .. } | MaterialsCmd::Get { .. })
             | AppsCmd::Apps(_)
             | AppsCmd::Orders(_)
             | AppsCmd::Outbox(_)
@@ -97,9 +97,7 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
             check_material(ca.policies().get(a.cert_type), kind, &name, &bytes).map_err(bad)?;
             let m = ca.add_material(a.id, kind, &name, &bytes)?;
             if cli.json {
-                let mut v = serde_json::to_value(&m)?;
-                v["path"] = json!(ca.material_path(&m.sha256));
-                output::json(&v)?;
+                output::json(&serde_json::to_value(&m)?)?;
             } else {
                 println!(
                     "{}: {} `{}` added ({} bytes, {}, sha256 {})",
@@ -109,6 +107,26 @@ pub fn run(cli: &Cli, c: &AppsCmd) -> Result<(), Failure> {
             Ok(())
         }
         AppsCmd::Materials(MaterialsCmd::List { app }) => materials_list(cli, &ca, app),
+        AppsCmd::Materials(MaterialsCmd::Get { app, kind, out }) => {
+            let id = load(&ca, app)?.id;
+            let (m, bytes) = ca.material_of_kind(id, kind)?;
+            hljca_core::home::write_new_file(out, &bytes, 0o600)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&m)?;
+                v["out"] = json!(out);
+                output::json(&v)?;
+            } else {
+                println!(
+                    "{id}: `{}` {} written to {} ({} bytes, sha256 {})",
+                    m.kind,
+                    m.file_name,
+                    out.display(),
+                    m.size,
+                    m.sha256
+                );
+            }
+            Ok(())
+        }
         AppsCmd::Pay(p) => pay(cli, &mut ca, p),
         AppsCmd::Deliver(d) => deliver(cli, &mut ca, d),
         AppsCmd::Apps(AppsListCmd::List { state }) => {

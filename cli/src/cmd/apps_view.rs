@@ -221,11 +221,20 @@ pub(super) fn show(cli: &Cli, ca: &Ca, app: &str) -> Result<(), Failure> {
                     m.file_name.clone(),
                     m.size.to_string(),
                     m.media_type.clone(),
-                    ca.material_path(&m.sha256).display().to_string(),
+                    m.sha256.clone(),
                 ]
             })
             .collect();
-        output::table(&["MATERIAL", "FILE", "BYTES", "TYPE", "STORED AT"], &rows);
+        output::table(
+            &[
+                "MATERIAL",
+                "FILE",
+                "BYTES",
+                "TYPE",
+                "SHA-256 (hljca materials get APP KIND --out FILE)",
+            ],
+            &rows,
+        );
     }
     println!();
     let rows: Vec<Vec<String>> = events

@@ -147,3 +147,41 @@ pub fn restore(cli: &Cli, dir: &Path) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `hljca site …`.
+pub fn site(cli: &Cli, c: &crate::args::SiteCmd) -> Result<(), Failure> {
+    use crate::args::SiteCmd;
+    match c {
+        SiteCmd::Join { database, site } => {
+            let loc = hljca_core::store::Location::parse(database, &cli.home)?;
+            let conf = std::env::var_os("SOFTHSM2_CONF").map(std::path::PathBuf::from);
+            let joined = hljca_core::sites::join(&loc, site, &cli.home, conf.as_deref())?;
+            if cli.json {
+                return Ok(output::json(&joined)?);
+            }
+            println!(
+                "site {} joined: home {} on {} ({} files from the database{})",
+                joined.site,
+                joined.home.display(),
+                joined.database,
+                joined.files.len(),
+                joined
+                    .softhsm2_conf
+                    .as_ref()
+                    .map(|c| format!(", token configuration {}", c.display()))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        SiteCmd::Publish => {
+            let ca = super::open_ca_login(cli)?;
+            ca.require(hljca_core::operators::Role::CaAdmin, "site publish")?;
+            let names = ca.share_documents()?;
+            if cli.json {
+                return Ok(output::json(&serde_json::json!({ "documents": names }))?);
+            }
+            println!("recorded in the database: {}", names.join(", "));
+            Ok(())
+        }
+    }
+}

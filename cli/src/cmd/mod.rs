@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(a) => serve::run(&cli, a),
         Command::Status => status::run(&cli),
         Command::Db(c) => db::run(&cli, c),
+        Command::Site(c) => db::site(&cli, c),
         Command::Backup { dir } => db::backup(&cli, dir),
         Command::Restore { dir } => db::restore(&cli, dir),
         Command::Config(_) => status::config(&cli),

@@ -530,8 +530,7 @@ impl Online for Ca {
     }
 
     fn read_material(&self, m: &super::MaterialRecord) -> Result<Vec<u8>> {
-        let path = self.material_path(&m.sha256);
-        std::fs::read(&path).map_err(CoreError::io("reading material", &path))
+        self.material_bytes(&m.sha256)
     }
 
     fn online_delivery_choice(&self, id: AppId) -> Result<Option<DeliveryChoice>> {

@@ -93,8 +93,8 @@ pub trait Counter {
         refund: Option<&Payment>,
     ) -> Result<Application>;
 
-    /// `materials add`: stores the file content-addressed under `<home>/materials/` (0600) and
-    /// records it; only while the application is a draft or submitted.
+    /// `materials add`: stores the file content-addressed in the database (every site reads
+    /// it) and records it, in one transaction; only while the application is a draft or submitted.
     fn add_material(
         &mut self,
         id: AppId,
@@ -278,9 +278,9 @@ impl Counter for Ca {
                 format!("{file_name} (sha256 {sha}) is already a `{kind}` material of {id}"),
             ));
         }
-        self.store_material_file(&sha, bytes)?;
         let at = ts(now());
         let tx = self.store().begin("begin material")?;
+        hljca_core::store::blobs::put(&tx, bytes)?;
         let mid = workflow::insert_material(
             &tx,
             &workflow::NewMaterial {

@@ -4,6 +4,7 @@
 //! connection); values are SQLite's storage classes ([`Value`]) on both backends.
 
 mod pg;
+pub mod tls;
 mod value;
 
 use std::cell::Cell;
@@ -231,6 +232,12 @@ impl Db {
 
     /// Names the site whose rows this connection writes (`None`: no site).
     pub fn set_site(&self, site: Option<String>) {
+        if let (Inner::Pg(p), Some(code)) = (&self.inner, &site)
+            && let Ok(mut pg) = p.try_borrow_mut()
+        {
+            // Only a label for the server's views: a failure here changes nothing else.
+            let _ = pg.set_application_name(&format!("hljca-{code}"));
+        }
         *self.site.borrow_mut() = site;
     }
 

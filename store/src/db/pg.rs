@@ -8,7 +8,16 @@ use std::time::Duration;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Statement};
 
+use super::tls::{self, SslMode, TlsParams};
 use super::{DbError, DbResult, Params, ValueRef};
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Session settings of every connection: a statement, a lock wait (the write lock among them)
+/// and an idle transaction end with an error instead of hanging behind a half-dead peer.
+const SESSION: &str = "SET client_min_messages = warning; \
+     SET statement_timeout = '300s'; SET lock_timeout = '60s'; \
+     SET idle_in_transaction_session_timeout = '600s'";
 
 /// Statements kept prepared per connection; the cache is emptied when it grows past this
 /// (dynamic SQL, such as paged lists, makes a few variants).
@@ -17,6 +26,11 @@ const CACHE: usize = 256;
 pub(super) struct Pg {
     client: Client,
     stmts: HashMap<String, Statement>,
+    config: postgres::Config,
+    tls: TlsParams,
+    /// Inside BEGIN … COMMIT: a lost connection is then the transaction's error, never
+    /// silently replaced.
+    in_tx: bool,
 }
 
 /// The error's one line: PostgreSQL's own message when it sent one.
@@ -193,6 +207,25 @@ fn numeric(raw: &[u8]) -> Result<ValueRef<'static>, Box<dyn std::error::Error + 
     Ok(ValueRef::Real(if negative { -value } else { value }))
 }
 
+/// Opens one connection: TLS as `tls` says (none over a Unix socket, where PostgreSQL has
+/// none), the session settings and the temporary table the row binding records into.
+fn open(config: &postgres::Config, tls: &TlsParams) -> DbResult<Client> {
+    let unix_only = config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, postgres::config::Host::Unix(_)));
+    let mut client = if tls.mode == SslMode::Disable || unix_only {
+        config.connect(NoTls)?
+    } else {
+        let make = tokio_postgres_rustls::MakeRustlsConnect::new(tls.client_config()?);
+        config.connect(make)?
+    };
+    client.batch_execute(&format!(
+        "{SESSION}; CREATE TEMP TABLE IF NOT EXISTS changed_rows (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key))"
+    ))?;
+    Ok(client)
+}
+
 pub(super) fn get_ref(r: &postgres::Row, i: usize) -> DbResult<ValueRef<'_>> {
     r.try_get::<_, Col<'_>>(i)
         .map(|c| c.0)
@@ -204,22 +237,84 @@ pub(super) fn get_ref(r: &postgres::Row, i: usize) -> DbResult<ValueRef<'_>> {
 
 impl Pg {
     pub(super) fn connect(url: &str) -> DbResult<Pg> {
-        let config: postgres::Config = url
+        let (rest, tls) = tls::split(url)?;
+        let mut config: postgres::Config = rest
             .parse()
             .map_err(|e| DbError::Other(format!("database URL: {}", describe(&e))))?;
-        let mut config = config;
+        config.ssl_mode(tls.crate_mode());
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let mut client = config.connect(NoTls)?;
-        client.batch_execute(
-            "SET client_min_messages = warning; \
-             CREATE TEMP TABLE IF NOT EXISTS changed_rows (tbl TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (tbl, key))",
-        )?;
+        // A peer that vanished (a cut link, a crashed host) is noticed within a minute or so.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        config.keepalives_interval(Duration::from_secs(10));
+        config.keepalives_retries(3);
+        if config.get_application_name().is_none() {
+            config.application_name("hljca");
+        }
+        let local = config.get_hosts().iter().all(tls::is_local);
+        if !local
+            && matches!(tls.mode, SslMode::Disable | SslMode::Prefer)
+            && std::env::var("HLJCA_DATABASE_PLAINTEXT").as_deref() != Ok("allow")
+        {
+            return Err(DbError::Other(format!(
+                "the database is on another host and sslmode={} would let resident IDs, mobiles \
+                 and audit signatures cross the network in clear: use \
+                 sslmode=verify-full&sslrootcert=FILE (or set HLJCA_DATABASE_PLAINTEXT=allow on a \
+                 trusted network) [rule: database-tls]",
+                if tls.mode == SslMode::Disable {
+                    "disable"
+                } else {
+                    "prefer (the default)"
+                }
+            )));
+        }
+        let client = open(&config, &tls)?;
         Ok(Pg {
             client,
             stmts: HashMap::new(),
+            config,
+            tls,
+            in_tx: false,
         })
+    }
+
+    /// Names this connection for the server's views (`pg_stat_activity`): `hljca-<site>`.
+    pub(super) fn set_application_name(&mut self, name: &str) -> DbResult<()> {
+        self.config.application_name(name);
+        let quoted = name.replace('\'', "''");
+        self.batch(&format!("SET application_name = '{quoted}'"))
+    }
+
+    /// Outside a transaction, a connection the server closed (a restart, a failover) is
+    /// replaced by a new one; inside one, its loss is the transaction's error.
+    fn ready(&mut self) -> DbResult<()> {
+        if self.client.is_closed() && !self.in_tx {
+            self.reconnect()?;
+        }
+        Ok(())
+    }
+
+    fn reconnect(&mut self) -> DbResult<()> {
+        tracing::warn!("the database connection was lost; connecting again");
+        self.client = open(&self.config, &self.tls)?;
+        self.stmts.clear();
+        Ok(())
+    }
+
+    /// Runs `f`, and once more on a new connection when the first try found the connection
+    /// closed outside a transaction (nothing of it can have been applied).
+    fn retrying<T>(&mut self, mut f: impl FnMut(&mut Pg) -> DbResult<T>) -> DbResult<T> {
+        self.ready()?;
+        match f(self) {
+            Err(e) if !self.in_tx && self.client.is_closed() => {
+                tracing::debug!(error = %e, "statement failed on a closed connection");
+                self.reconnect()?;
+                f(self)
+            }
+            other => other,
+        }
     }
 
     fn prepare(&mut self, sql: &str) -> DbResult<Statement> {
@@ -239,19 +334,23 @@ impl Pg {
     }
 
     pub(super) fn execute(&mut self, sql: &str, params: Params<'_>) -> DbResult<usize> {
-        let stmt = self.prepare(sql)?;
-        let args = Self::args(params);
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-        Ok(self.client.execute(&stmt, &refs)? as usize)
+        self.retrying(|pg| {
+            let stmt = pg.prepare(sql)?;
+            let args = Self::args(params);
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+            Ok(pg.client.execute(&stmt, &refs)? as usize)
+        })
     }
 
     pub(super) fn query(&mut self, sql: &str, params: Params<'_>) -> DbResult<Vec<postgres::Row>> {
-        let stmt = self.prepare(sql)?;
-        let args = Self::args(params);
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-        Ok(self.client.query(&stmt, &refs)?)
+        self.retrying(|pg| {
+            let stmt = pg.prepare(sql)?;
+            let args = Self::args(params);
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+            Ok(pg.client.query(&stmt, &refs)?)
+        })
     }
 
     pub(super) fn for_each<E: From<DbError>>(
@@ -261,6 +360,7 @@ impl Pg {
         mut f: impl FnMut(&postgres::Row) -> Result<(), E>,
     ) -> Result<(), E> {
         use postgres::fallible_iterator::FallibleIterator;
+        self.ready()?;
         let stmt = self.prepare(sql)?;
         let args = Self::args(params);
         let mut rows = self
@@ -274,18 +374,32 @@ impl Pg {
     }
 
     pub(super) fn batch(&mut self, sql: &str) -> DbResult<()> {
-        Ok(self.client.batch_execute(sql)?)
+        let head = sql.trim_start();
+        if head.starts_with("COMMIT") || head.starts_with("ROLLBACK") {
+            self.in_tx = false;
+            return Ok(self.client.batch_execute(sql)?);
+        }
+        if head.starts_with("BEGIN") {
+            self.ready()?;
+            self.in_tx = true;
+            return Ok(self.client.batch_execute(sql)?);
+        }
+        self.retrying(|pg| Ok(pg.client.batch_execute(sql)?))
     }
 
     pub(super) fn begin_write(&mut self) -> DbResult<()> {
-        self.client.batch_execute(&format!(
+        self.batch(&format!(
             "BEGIN; SELECT pg_advisory_xact_lock({}); SET LOCAL hljca.bind = 'on'",
             super::WRITE_LOCK
-        ))?;
-        Ok(())
+        ))
+        .inspect_err(|_| {
+            let _ = self.client.batch_execute("ROLLBACK");
+            self.in_tx = false;
+        })
     }
 
     pub(super) fn probe_write(&mut self, wait: Duration) -> DbResult<()> {
+        self.ready()?;
         let r = self.client.batch_execute(&format!(
             "BEGIN; SET LOCAL lock_timeout = '{}ms'; SELECT pg_advisory_xact_lock({}); ROLLBACK",
             wait.as_millis().max(1),
@@ -299,6 +413,7 @@ impl Pg {
 
     /// Tries the session-level advisory lock `key` (a lease); true when taken.
     pub(super) fn try_lock(&mut self, key: i64) -> DbResult<bool> {
+        self.ready()?;
         let row = self
             .client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?;
