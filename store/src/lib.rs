@@ -97,6 +97,14 @@ fn connect_error(loc: &Location) -> impl Fn(db::DbError) -> StoreError + '_ {
     }
 }
 
+/// True when `path` is on a file system mounted read-only.
+fn on_read_only_fs(path: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .is_err_and(|e| e.raw_os_error() == Some(30 /* EROFS */))
+}
+
 impl Store {
     /// Opens the database of an initialised home. A missing, empty or schema-less database is
     /// an error, never a fresh start: only [`Store::create`] (`hljca init`) makes one.
@@ -247,8 +255,21 @@ impl Store {
     }
 
     fn connect_sqlite(path: &Path) -> Result<Store> {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(StoreError::io("setting permissions on", path))?;
+        // A home on read-only media (a mounted backup, an auditor's copy) is read, never
+        // changed: the file is opened read-only and every write says why it cannot be made.
+        if on_read_only_fs(path) {
+            return Ok(Store::wrap(
+                Db::open_sqlite_read_only(path).map_err(StoreError::db("open"))?,
+            ));
+        }
+        let mode = std::fs::metadata(path)
+            .map_err(StoreError::io("reading", path))?
+            .permissions()
+            .mode();
+        if mode & 0o777 != 0o600 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(StoreError::io("setting permissions on", path))?;
+        }
         Ok(Store::wrap(
             Db::open_sqlite(path).map_err(StoreError::db("open"))?,
         ))

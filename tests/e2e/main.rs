@@ -14,6 +14,7 @@ mod bulk;
 mod counter_rules;
 
 mod engine;
+mod faults;
 mod foundation;
 mod hygiene;
 mod lifecycle;

@@ -122,6 +122,13 @@ impl Ca {
         std::fs::rename(&staged, &der_path)
             .map_err(CoreError::io("renaming into place", &der_path))?;
         write_pem(&der_path, &pem_path)?;
+        // Published: readable by the web server that serves them, whatever the umask (the
+        // copies `publish_latest` makes keep these modes).
+        for p in [&der_path, &pem_path] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))
+                .map_err(CoreError::io("setting permissions on", p))?;
+        }
         publish_latest(&dir, number, &der_path, &pem_path)?;
         Ok(CrlReport {
             number,

@@ -59,7 +59,8 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
     }
     secrets::prompt_if_missing(&mut s.ca_pin, "CA token PIN (HLJCA_CA_PIN)");
     let pb = progress(cli, plan.rows.len());
-    let stop = interrupt_flag();
+    let stop =
+        interrupt_flag("hljca: stopping after the row in progress (Ctrl-C again to stop at once)");
     let mut on_row = |r: &hljca_ra::batch::RowResult| {
         if let Some(pb) = &pb {
             pb.set_message(format!("{} {}", r.external_id, r.status_word()));
@@ -93,10 +94,10 @@ fn batch_issue(cli: &Cli, a: &BatchIssueArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The first Ctrl-C (SIGINT or SIGTERM) asks the batch to stop after the row in progress, so
-/// nothing is left half-issued; a second one ends the process at once (`hljca recover` then
-/// finishes or voids what was in flight).
-fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+/// The first Ctrl-C (SIGINT or SIGTERM) asks the command to stop after the issuance (or batch
+/// row) in progress, so nothing is left half-issued, and says so (`said`); a second one ends
+/// the process at once (`hljca recover` then finishes or voids what was in flight).
+pub(super) fn interrupt_flag(said: &'static str) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let flag = std::sync::Arc::new(AtomicBool::new(false));
     let seen = flag.clone();
@@ -104,7 +105,7 @@ fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         if seen.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("hljca: stopping after the row in progress (Ctrl-C again to stop at once)");
+        eprintln!("{said}");
     });
     if let Err(e) = installed {
         tracing::warn!(error = %e, "no Ctrl-C handler: an interruption stops the batch at once");

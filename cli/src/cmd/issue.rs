@@ -13,6 +13,10 @@ use crate::output;
 use crate::secrets;
 
 pub fn run(cli: &Cli, a: &IssueArgs) -> Result<(), Failure> {
+    // SIGTERM or Ctrl-C while issuing: the issuance finishes (or is voided) first.
+    let _stop = super::batch::interrupt_flag(
+        "hljca: finishing the issuance in progress (Ctrl-C again to stop at once; `hljca recover` then finishes or voids it)",
+    );
     if let Some(app) = &a.application {
         return super::apps::issue_application(cli, app, a);
     }

@@ -220,6 +220,31 @@ impl Db {
         })
     }
 
+    /// Opens the SQLite file at `path` on read-only media: immutable (no WAL or lock files
+    /// can be made there, and nothing can change it), so every write fails.
+    pub fn open_sqlite_read_only(path: &std::path::Path) -> DbResult<Db> {
+        let mut uri = String::from("file:");
+        for b in path.to_string_lossy().bytes() {
+            match b {
+                b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
+                _ => uri.push(b as char),
+            }
+        }
+        uri.push_str("?immutable=1");
+        let conn = rusqlite::Connection::open_with_flags(
+            uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Db {
+            site: Default::default(),
+            inner: Inner::Sqlite(conn),
+            in_tx: Cell::new(false),
+        })
+    }
+
     /// Connects to the PostgreSQL database at `url` (`postgres://user@host/db`, or a Unix
     /// socket: `postgresql://user@/db?host=/run/postgresql`).
     pub fn open_postgres(url: &str) -> DbResult<Db> {
