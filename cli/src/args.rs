@@ -348,6 +348,12 @@ pub enum OperatorCmd {
         /// With --csr: write the operator certificate here (PEM).
         #[arg(long, value_name = "FILE", requires = "csr")]
         out: Option<PathBuf>,
+        /// Break glass: no administrator's USBKEY can be used (lost, blocked). The CA key
+        /// custodian enrols a new ca-admin with the CA PIN, witnessed by another active
+        /// operator's login (HLJCA_OPERATOR_TOKEN) when one who is not a ca-admin exists.
+        /// Audited as `operator.enrol` with `break_glass`; revoke the lost one afterwards.
+        #[arg(long, requires = "token")]
+        break_glass: bool,
     },
     /// Every operator.
     List,

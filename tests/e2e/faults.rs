@@ -279,3 +279,75 @@ fn sigterm_lets_an_issuance_finish() {
     );
     env.audit_intact();
 }
+
+/// Item 16: the only administrator's USBKEY is lost: the CA key custodian enrols a new
+/// administrator with the CA PIN (witnessed by another operator when there is one), audited;
+/// the new one revokes the lost one.
+#[test]
+fn break_glass_when_the_only_administrators_usbkey_is_lost() {
+    let env = Env::new();
+    env.init_ca();
+    env.token("new-admin");
+    let lost = env.json(&["operator", "list"])["operators"][0]["cert_serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let add = |extra: &[(&str, &str)], without_login: bool| {
+        let mut c = env.cmd(&[
+            "operator",
+            "add",
+            "--name",
+            "值班管理员",
+            "--site",
+            "hegang",
+            "--roles",
+            "ca-admin,auditor",
+            "--token",
+            "new-admin",
+            "--break-glass",
+            "--json",
+        ]);
+        if without_login {
+            c.env_remove("HLJCA_OPERATOR_TOKEN");
+        }
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    // With another operator (not an administrator) active, they must witness it.
+    let clerk = env.operator("clerk", "registrar");
+    let o = add(&[], true);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("witness"));
+    // A wrong CA PIN is no custodian.
+    let o = add(
+        &[
+            ("HLJCA_OPERATOR_TOKEN", &clerk),
+            ("HLJCA_CA_PIN", "00000000"),
+        ],
+        false,
+    );
+    assert!(!o.status.success());
+    let o = add(&[("HLJCA_OPERATOR_TOKEN", &clerk)], false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rec: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rec["enrolled_by"], "(CA key custodian)");
+    let row = env.sql(
+        "select details from audit_log where action = 'operator.enrol' order by seq desc limit 1",
+    );
+    assert!(
+        row.contains("\"break_glass\":true") && row.contains("clerk"),
+        "{row}"
+    );
+    // The new administrator works: revokes the lost one.
+    let mut c = env.cmd(&["operator", "revoke", &lost]);
+    let o = c.env("HLJCA_OPERATOR_TOKEN", "new-admin").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.audit_intact();
+}

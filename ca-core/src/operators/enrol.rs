@@ -30,6 +30,10 @@ pub struct NewOperator {
     pub roles: Vec<Role>,
     /// Their USBKEY (initialised, blank).
     pub token: TokenSelector,
+    /// Break glass: the CA key custodian (the CA PIN) enrols a new ca-admin because no
+    /// administrator's USBKEY can be used (lost, blocked). Witnessed by a logged-in operator
+    /// when any operator who is not a ca-admin is active; the custodian alone otherwise.
+    pub break_glass: bool,
 }
 
 pub(super) fn check_name(name: &str) -> Result<()> {
@@ -88,10 +92,41 @@ impl Ca {
         new: &NewOperator,
         token_pin: &Pin,
     ) -> Result<OperatorRecord> {
-        let first = self.store.operators()?.iter().all(|o| o.status != "active");
-        if !first {
-            self.require(Role::CaAdmin, "operator add")?;
-        }
+        let active: Vec<OperatorRecord> = self
+            .store
+            .operators()?
+            .into_iter()
+            .filter(|o| o.status == "active")
+            .collect();
+        let first = active.is_empty();
+        let witness = if new.break_glass {
+            if !new.roles.contains(&Role::CaAdmin) {
+                return Err(CoreError::refuse_on(
+                    Rule::OperatorRoles,
+                    "roles",
+                    "--break-glass enrols a new administrator: --roles must include ca-admin",
+                ));
+            }
+            let others = active
+                .iter()
+                .any(|o| !o.roles.iter().any(|r| r == Role::CaAdmin.as_str()));
+            let logged_in = self.operator_session.is_some();
+            if others && !logged_in {
+                return Err(CoreError::refuse_on(
+                    Rule::OperatorLogin,
+                    "HLJCA_OPERATOR_TOKEN",
+                    "--break-glass needs a second person: log in with another active operator's \
+                     USBKEY as witness (with none but administrators left, the CA PIN alone does)",
+                ));
+            }
+            logged_in.then(|| self.actor.name().to_owned())
+        } else {
+            if !first {
+                self.require(Role::CaAdmin, "operator add")?;
+            }
+            None
+        };
+        let custodian = first || new.break_glass;
         check_name(&new.name)?;
         if new.roles.is_empty() {
             return Err(CoreError::refuse_on(
@@ -158,7 +193,7 @@ impl Ca {
                 status: "active".into(),
                 not_after: ts(not_after),
                 enrolled_at: ts(crate::time_fmt::now()),
-                enrolled_by: if first {
+                enrolled_by: if custodian {
                     "(CA key custodian)".into()
                 } else {
                     self.actor.name().to_owned()
@@ -172,15 +207,22 @@ impl Ca {
                 return Err(e);
             }
         };
-        if first {
+        // The custodian writes without an operator's signature on the audit row (there is no
+        // usable one): only the first operator and a break-glass enrolment do.
+        if first || (new.break_glass && witness.is_none()) {
             self.store.set_bootstrap(true);
         }
-        let op = if first {
+        let op = if custodian {
             "(CA key custodian)".to_owned()
         } else {
             self.actor.name().to_owned()
         };
-        let written = self.record_operator(&op, &rec, serde_json::json!({ "first": first }));
+        let details = if new.break_glass {
+            serde_json::json!({ "first": first, "break_glass": true, "witness": witness })
+        } else {
+            serde_json::json!({ "first": first })
+        };
+        let written = self.record_operator(&op, &rec, details);
         self.store.set_bootstrap(false);
         if let Err(e) = written {
             let _ = session.destroy_by_id(&key_id);

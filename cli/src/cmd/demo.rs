@@ -69,6 +69,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
                 site: Site::Harbin,
                 roles: Role::ALL.to_vec(),
                 token: admin_token.clone(),
+                break_glass: false,
             },
             &operator_pin,
             std::sync::Arc::clone(&module),

@@ -73,6 +73,7 @@ pub fn run(cli: &Cli, a: &InitArgs) -> Result<(), Failure> {
             site: admin_site,
             roles: Role::ALL.to_vec(),
             token: admin_token,
+            break_glass: false,
         },
         &admin_pin,
         loaded,

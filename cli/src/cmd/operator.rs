@@ -24,6 +24,7 @@ pub fn run(cli: &Cli, c: &OperatorCmd) -> Result<(), Failure> {
             token,
             csr,
             out,
+            break_glass,
         } => {
             let site: Site = site.parse().map_err(bad)?;
             let roles = parse_roles(roles).map_err(bad)?;
@@ -34,11 +35,18 @@ pub fn run(cli: &Cli, c: &OperatorCmd) -> Result<(), Failure> {
                 return add_csr(cli, name, site, roles, csr, out.as_deref());
             };
             // The first operator of a CA is enrolled by the CA key custodian (CA PIN) alone.
-            let mut ca = match super::open_ca(cli)?
+            // Breaking glass, a witness logs in when there is one (the core says when one is
+            // needed).
+            let any_active = super::open_ca(cli)?
                 .operators()?
                 .iter()
-                .any(|o| o.status == "active")
-            {
+                .any(|o| o.status == "active");
+            let login = if *break_glass {
+                cli.operator_token.is_some()
+            } else {
+                any_active
+            };
+            let mut ca = match login {
                 true => super::open_ca_login(cli)?,
                 false => super::open_ca(cli)?,
             };
@@ -58,6 +66,7 @@ pub fn run(cli: &Cli, c: &OperatorCmd) -> Result<(), Failure> {
                     site,
                     roles,
                     token: TokenSelector(token.clone()),
+                    break_glass: *break_glass,
                 },
                 &pin,
             )?;
