@@ -207,7 +207,21 @@ impl CaKeys {
                     .clone()
                     .or_else(|| config.ca.token_label.clone())
                     .unwrap_or_default();
-                let session = module.login(&TokenSelector(sel), secrets.ca_pin()?)?;
+                let session = match module.login(&TokenSelector(sel), secrets.ca_pin()?) {
+                    Err(hljca_token::TokenError::TokenNotFound { present, .. }) => {
+                        return Err(CoreError::refuse(
+                            Rule::Pkcs11Module,
+                            format!(
+                                "the CA token (label {}, serial {}) is not in this HSM (tokens \
+                                 present: {present}); SOFTHSM2_CONF or the PKCS#11 module must \
+                                 name the HSM that holds the CA keys",
+                                config.ca.token_label.as_deref().unwrap_or("?"),
+                                config.ca.token_serial.as_deref().unwrap_or("?"),
+                            ),
+                        ));
+                    }
+                    other => other?,
+                };
                 let id = |v: &Option<String>, which: &str| {
                     v.as_deref()
                         .and_then(KeyId::from_hex)

@@ -351,3 +351,50 @@ fn break_glass_when_the_only_administrators_usbkey_is_lost() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     env.audit_intact();
 }
+
+/// Item 17: a CA token that is not in the HSM is named as the CA's.
+#[test]
+fn a_missing_ca_token_is_named_as_the_cas() {
+    let env = Env::with_sqlite();
+    env.init_ca();
+    // Another HSM with every token but the CA's (the operator can still log in).
+    let other = env.dir.path().join("other-hsm");
+    let tokens = env.dir.path().join("tokens");
+    let mut dropped = 0;
+    for e in std::fs::read_dir(&tokens).unwrap().flatten() {
+        let to = other.join("tokens").join(e.file_name());
+        let meta = std::fs::read(e.path().join("token.object")).unwrap_or_default();
+        if meta.windows(8).any(|w| w == b"hljca-ca") {
+            dropped += 1;
+            continue;
+        }
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    assert_eq!(
+        dropped, 1,
+        "the CA token was not found among the token files"
+    );
+    let conf = other.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            other.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let o = env
+        .cmd(&["crl", "generate"])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("the CA token") && err.contains("hljca-ca"),
+        "{err}"
+    );
+}

@@ -41,11 +41,45 @@ fn lock_key(name: &str) -> i64 {
     i64::from_be_bytes(b)
 }
 
+/// SQLite's error in words an operator can act on: a busy database, a full disk and a
+/// read-only file are named as such, not by SQLite's code.
+fn describe_sqlite(e: &rusqlite::Error) -> String {
+    use rusqlite::ffi::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(f, msg) = e {
+        let said = msg.as_deref().unwrap_or("");
+        match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return "the database is busy: another hljca process held its write lock for \
+                        longer than 30 s; try again when it is done"
+                    .into();
+            }
+            ErrorCode::DiskFull => {
+                return "the disk holding the database is full: free space, then try again \
+                        (nothing was written)"
+                    .into();
+            }
+            ErrorCode::SystemIoFailure => {
+                return format!(
+                    "the database file could not be read or written (disk full, or a failing \
+                     or read-only disk): {said}"
+                );
+            }
+            ErrorCode::ReadOnly => {
+                return "the database is read-only here (a read-only home or file system): \
+                        nothing can be changed"
+                    .into();
+            }
+            _ => {}
+        }
+    }
+    e.to_string()
+}
+
 /// A database error.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// SQLite said no.
-    #[error(transparent)]
+    #[error("{}", describe_sqlite(.0))]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL said no (or could not be reached). Its message is the whole story: the
     /// client error is not repeated as a cause.
@@ -497,5 +531,35 @@ impl Drop for Tx<'_> {
             let _ = self.db.batch("ROLLBACK");
             self.db.in_tx.set(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_trouble_is_named_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let a = rusqlite::Connection::open(&path).unwrap();
+        a.execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let b = rusqlite::Connection::open(&path).unwrap();
+        b.busy_timeout(Duration::from_millis(10)).unwrap();
+        let busy = DbError::from(b.execute_batch("BEGIN IMMEDIATE").unwrap_err()).to_string();
+        assert!(busy.contains("busy") && !busy.contains("(5)"), "{busy}");
+        let full = DbError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ))
+        .to_string();
+        assert!(full.contains("disk") && full.contains("full"), "{full}");
+        let shm = DbError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_SHMMAP),
+            Some("disk I/O error".into()),
+        ))
+        .to_string();
+        assert!(shm.contains("disk full"), "{shm}");
     }
 }
