@@ -211,8 +211,37 @@ impl Ca {
 
     /// Copies this CA's database into the empty database `to` (`hljca db copy`), verified
     /// before it commits.
+    ///
+    /// The source is then retired: marked moved (every command on it refuses, naming the new
+    /// database) in a transaction that first checks nothing was written to it during the copy.
     pub fn copy_database(&self, to: &store::Location) -> Result<store::copy::CopyReport> {
-        Ok(store::copy::copy(&self.store, to)?)
+        self.require(operators::Role::CaAdmin, "db copy")?;
+        let report = store::copy::copy(&self.store, to)?;
+        let target = to.display();
+        self.write("retire the copied database", |tx| {
+            let head = store::audit_log::head_seq(tx)?;
+            if usize::try_from(head).ok() != Some(report.audit_rows) {
+                return Err(CoreError::refuse(
+                    Rule::DatabaseMoved,
+                    format!(
+                        "{} audit rows were written here while copying ({} copied): this \
+                         database stays in use; copy again into a new empty database",
+                        head - report.audit_rows as i64,
+                        report.audit_rows
+                    ),
+                ));
+            }
+            store::blobs::documents::set(tx, store::blobs::documents::MOVED_TO, target.as_bytes())?;
+            audit::append(
+                tx,
+                self.actor.name(),
+                "db.moved",
+                "database",
+                &serde_json::json!({ "to": target, "audit_rows": report.audit_rows }),
+            )?;
+            Ok(())
+        })?;
+        Ok(report)
     }
 
     /// Backs the CA up into `dir` (new or empty): see [`backup`].

@@ -137,6 +137,8 @@ pub mod documents {
     pub const OCSP_SIGNER: &str = "ca/ocsp-signer.pem";
     /// The configuration every site shares (`hljca.toml` without the site's own keys).
     pub const CONFIG: &str = "hljca.toml";
+    /// Set in a database `db copy` moved away from: where the CA's database is now.
+    pub const MOVED_TO: &str = "moved-to";
 
     /// Sets document `name` to `data`.
     pub fn set(tx: &Tx<'_>, name: &str, data: &[u8]) -> Result<()> {

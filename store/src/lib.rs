@@ -135,6 +135,17 @@ impl Store {
             Location::Sqlite(_) => schema::migrate(&mut store.conn)?,
             Location::Postgres(_) => schema::check_shared(&store.conn)?,
         };
+        if let Some(to) = blobs::documents::get(&store.conn, blobs::documents::MOVED_TO)? {
+            return Err(StoreError::refuse(
+                Rule::DatabaseMoved,
+                format!(
+                    "this CA's database {} was moved to {} (`hljca db copy`) and is no longer \
+                     used: set `database` in hljca.toml (or HLJCA_DATABASE_URL) to the new one",
+                    loc.display(),
+                    String::from_utf8_lossy(&to)
+                ),
+            ));
+        }
         binding::install(&store.conn)?;
         if found < schema::ROW_BINDING_VERSION {
             store.bind_baseline()?;

@@ -380,12 +380,43 @@ fn a_sqlite_ca_moves_to_postgres_with_db_copy() {
         pg.psql(&db, "SELECT count(*) FROM certificates"),
         env.sql("SELECT count(*) FROM certificates")
     );
+    // The copy has the whole log as it was; the source's only later row says where it went.
+    let copied = pg.psql(&db, "SELECT max(seq) FROM audit_log");
     assert_eq!(
         pg.psql(&db, "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
-        env.sql("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        env.sql(&format!("SELECT hash FROM audit_log WHERE seq = {copied}"))
     );
-    // A second copy into the now non-empty database is refused.
+    assert_eq!(
+        env.sql(&format!(
+            "SELECT action FROM audit_log WHERE seq > {copied}"
+        )),
+        "db.moved"
+    );
+    // The old database is retired: every command there refuses, naming the new one (no split
+    // brain); `db status` still reads it.
     let err = env.fails(&["db", "copy", "--to", &url], 1);
+    assert!(
+        err.contains("moved to") && err.contains("postgresql://"),
+        "{err}"
+    );
+    let err = env.fails(
+        &[
+            "apply",
+            "--type",
+            "medical",
+            "--applicant",
+            example("medical").to_str().unwrap(),
+            "--site",
+            "harbin",
+        ],
+        1,
+    );
+    assert!(err.contains("moved to"), "{err}");
+    env.ok(&["db", "status"]);
+    // A copy into the now non-empty database is refused.
+    let other = Env::with_sqlite();
+    other.init_ca();
+    let err = other.fails(&["db", "copy", "--to", &url], 1);
     assert!(err.contains("not empty"), "{err}");
     // The CA runs on PostgreSQL from now on.
     let mut c = env.cmd(&["audit", "verify"]);

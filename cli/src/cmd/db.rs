@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, c: &DbCmd) -> Result<(), Failure> {
             Ok(())
         }
         DbCmd::Copy { to } => {
-            let ca = super::open_ca(cli)?;
+            let ca = super::open_ca_login(cli)?;
             let target = Location::parse(to, ca.home().dir())?;
             if &target == ca.location() {
                 return Err(Failure::input(anyhow::anyhow!(
@@ -79,7 +79,7 @@ pub fn run(cli: &Cli, c: &DbCmd) -> Result<(), Failure> {
                 println!("  {t:<22} {n} rows");
             }
             println!(
-                "copied {} to {}: row counts match, audit log verified ({} rows); set `database = \"{}\"` in hljca.toml (or HLJCA_DATABASE_URL) to use it",
+                "copied {} to {}: row counts match, audit log verified ({} rows); the old database is retired: set `database = \"{}\"` in hljca.toml (or HLJCA_DATABASE_URL) to use the new one",
                 ca.location().display(),
                 target.display(),
                 report.audit_rows,
