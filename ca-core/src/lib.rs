@@ -244,9 +244,49 @@ impl Ca {
         Ok(report)
     }
 
-    /// Backs the CA up into `dir` (new or empty): see [`backup`].
+    /// Backs the CA up into `dir` (new or empty): see [`backup`]. A ca-admin's; audited
+    /// (`ca.backup`, with the manifest's digest) once the backup is complete.
     pub fn backup(&self, dir: &Path, softhsm_conf: Option<&Path>) -> Result<backup::Manifest> {
-        backup::backup(&self.store, &self.home, dir, softhsm_conf)
+        self.require(operators::Role::CaAdmin, "backup")?;
+        let m = backup::backup(&self.store, &self.home, dir, softhsm_conf)?;
+        let manifest = dir.join(backup::MANIFEST);
+        let digest = std::fs::read(&manifest)
+            .map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)))
+            .map_err(CoreError::io("reading", &manifest))?;
+        self.audit(
+            "ca.backup",
+            &dir.display().to_string(),
+            serde_json::json!({
+                "files": m.files.len(), "audit_rows": m.audit_rows,
+                "manifest_sha256": digest, "softhsm_tokens": m.softhsm_tokens,
+            }),
+        )?;
+        Ok(m)
+    }
+
+    /// Confirms a restored CA (`hljca restore`, by a logged-in ca-admin): the audit log and
+    /// its anchors verify, every material and CRL the database names is there and intact, and
+    /// a `ca.restore` audit row records it.
+    pub fn confirm_restore(&self, from: &Path) -> Result<(usize, usize)> {
+        self.require(operators::Role::CaAdmin, "restore")?;
+        let (rows, anchors) = self.audit_verify()?;
+        let bad = store::blobs::check_referenced(&self.store.conn)?;
+        if !bad.is_empty() {
+            return Err(CoreError::refuse(
+                Rule::BackupIntact,
+                format!(
+                    "the restored database lacks or has altered {} stored file(s) (materials, CRLs): {}",
+                    bad.len(),
+                    bad.join(", ")
+                ),
+            ));
+        }
+        self.audit(
+            "ca.restore",
+            &from.display().to_string(),
+            serde_json::json!({ "audit_rows": rows, "anchors": anchors }),
+        )?;
+        Ok((rows, anchors))
     }
 
     /// Where the CA's database is.

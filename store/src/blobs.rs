@@ -115,6 +115,28 @@ pub fn copy_to(conn: &Db, sha256: &str, to: &mut dyn Write) -> Result<bool> {
     Ok(true)
 }
 
+/// Every blob a material or a CRL names that is missing or does not hash to its name (a
+/// restored database is checked with it); empty when all are there and intact.
+pub fn check_referenced(conn: &Db) -> Result<Vec<String>> {
+    let names: Vec<String> = conn
+        .query_vec(
+            "SELECT DISTINCT sha256 FROM materials UNION SELECT sha256 FROM crls WHERE sha256 IS NOT NULL \
+             AND sha256 IN (SELECT sha256 FROM blobs)",
+            params![],
+            |r| r.get(0),
+        )
+        .map_err(StoreError::db("referenced blobs"))?;
+    let mut bad = Vec::new();
+    for sha in names {
+        let mut sink = std::io::sink();
+        match copy_to(conn, &sha, &mut sink) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => bad.push(sha),
+        }
+    }
+    Ok(bad)
+}
+
 /// The blob `sha256` in memory (materials, bounded when they were added); `None` when absent.
 pub fn get(conn: &Db, sha256: &str) -> Result<Option<Vec<u8>>> {
     let mut out = Vec::new();

@@ -311,14 +311,31 @@ fn a_backup_taken_while_issuing_restores_into_a_working_home() {
         .lines()
         .map(str::to_owned)
         .collect();
-    assert_eq!(restored.1, in_backup, "audit rows differ from the backup's");
+    // ... and one row more: the restore, confirmed by a logged-in ca-admin.
+    assert_eq!(restored.1.len(), in_backup.len() + 1);
+    assert_eq!(
+        restored.1[..in_backup.len()],
+        in_backup[..],
+        "audit rows differ from the backup's"
+    );
     let (orig_serials, orig_audit) =
         snapshot(&env, &env.home, env.pg.as_ref().map(|p| p.1.as_str()));
     assert!(restored.0.iter().all(|s| orig_serials.contains(s)));
     assert!(
-        orig_audit.starts_with(&restored.1),
-        "the restored log is a prefix of the original"
+        orig_audit.starts_with(&in_backup),
+        "the backup's log is a prefix of the original"
     );
+    // The original's log names the backup, the restored one the restore.
+    let actions = |home: &Path, db: Option<&str>| {
+        let mut c = env.cmd(&["audit", "list", "--json"]);
+        c.env("HLJCA_HOME", home);
+        if let Some(u) = db {
+            c.env("HLJCA_DATABASE_URL", u);
+        }
+        ok(c)
+    };
+    assert!(actions(&env.home, env.pg.as_ref().map(|p| p.1.as_str())).contains("ca.backup"));
+    assert!(actions(&new_home, new_db.as_deref()).contains("ca.restore"));
     // The restored home keeps working: verify, and issue with the restored CA token.
     let mut c = env.cmd(&["audit", "verify"]);
     c.env("HLJCA_HOME", &new_home).env("SOFTHSM2_CONF", &conf);

@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, c: &DbCmd) -> Result<(), Failure> {
 
 /// `hljca backup DIR`.
 pub fn backup(cli: &Cli, dir: &Path) -> Result<(), Failure> {
-    let ca = super::open_ca(cli)?;
+    let ca = super::open_ca_login(cli)?;
     let conf = std::env::var_os("SOFTHSM2_CONF").map(std::path::PathBuf::from);
     let m = ca.backup(dir, conf.as_deref())?;
     if cli.json {
@@ -126,6 +126,23 @@ pub fn restore(cli: &Cli, dir: &Path) -> Result<(), Failure> {
         None => Location::Sqlite(Home::new(new_home).db()),
     };
     let r = hljca_core::backup::restore(dir, new_home, &db)?;
+    // A ca-admin of the restored CA confirms it (their USBKEY in SOFTHSM2_CONF, or in the
+    // restored token directory): checked and audited in the restored database.
+    if std::env::var_os("SOFTHSM2_CONF").is_none()
+        && let Some(conf) = &r.softhsm2_conf
+    {
+        super::use_softhsm_conf(conf);
+    }
+    let ca = super::open_ca_login(cli).map_err(|f| crate::Failure {
+        code: f.code,
+        error: f.error.context(format!(
+            "restored {} into {}, but it is not confirmed: log in (HLJCA_OPERATOR_TOKEN) with a \
+             ca-admin's USBKEY and run `hljca audit verify` there before using it",
+            dir.display(),
+            r.home.display()
+        )),
+    })?;
+    ca.confirm_restore(dir)?;
     if cli.json {
         return Ok(output::json(&r)?);
     }

@@ -122,6 +122,14 @@ pub fn home_softhsm_conf(home: &Path) -> PathBuf {
     home.join("softhsm").join("softhsm2.conf")
 }
 
+/// Uses `conf` as this process's SoftHSM configuration (a restored home's).
+#[allow(unsafe_code)]
+pub(super) fn use_softhsm_conf(conf: &Path) {
+    // SAFETY: called before the PKCS#11 module is loaded, while this command runs no other
+    // thread that reads the environment.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", conf) };
+}
+
 /// A home made by `hljca demo` carries its own SoftHSM configuration; use it when the caller
 /// has not chosen one, so every command works on that home without extra set-up.
 #[allow(unsafe_code)]
