@@ -176,7 +176,8 @@ pub enum DbCmd {
     /// The database in use (HLJCA_DATABASE_URL, `database` in hljca.toml, or the home's SQLite
     /// file): backend, schema version, rows per table.
     Status,
-    /// Bring the schema to this hljca's version (every command also does this on start).
+    /// Bring the schema to this hljca's version: the only way a shared (PostgreSQL) database is
+    /// migrated (run it once, at one site); a home's SQLite file is also migrated on open.
     Migrate,
     /// Copy the whole CA database into an empty database (e.g. SQLite to PostgreSQL), verified
     /// (rows per table, the audit log) before it says done.
