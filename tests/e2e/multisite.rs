@@ -470,3 +470,64 @@ fn a_sqlite_ca_moves_to_postgres_with_db_copy() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("newer than this hljca"), "{err}");
 }
+
+/// Upgrades site by site: a binary works on its own schema and on the next (an upgraded site ran
+/// `db migrate`), never migrates a shared database by itself, and refuses an older schema naming
+/// both versions and `db migrate`.
+#[test]
+fn a_shared_database_is_migrated_only_by_db_migrate() {
+    if !pg_cluster::wanted() {
+        return;
+    }
+    let env = Env::new_pg();
+    env.init_ca();
+    let (db, _) = env.pg.clone().unwrap();
+    let pg = pg_cluster::cluster();
+    let st = env.json(&["db", "status"]);
+    let ours = st["binary"].as_i64().unwrap();
+    assert_eq!(st["schema"], ours);
+    // Another site's newer binary migrated to the next version: this one keeps working.
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ({}, 'next')",
+            ours + 1
+        ),
+    );
+    env.ok(&["cert", "list"]);
+    env.token("k1");
+    env.issue("medical", "k1");
+    let st = env.json(&["db", "status"]);
+    assert_eq!(st["schema"], ours + 1);
+    assert_eq!(st["binary"], ours);
+    // Two versions ahead: refused, naming what to do.
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ({}, 'after next')",
+            ours + 2
+        ),
+    );
+    let err = env.fails(&["cert", "list"], 1);
+    assert!(
+        err.contains("newer than this hljca") && err.contains("upgrade"),
+        "{err}"
+    );
+    // An older schema (this binary is the upgraded one): refused until `db migrate`, which
+    // no ordinary command runs by itself.
+    pg.psql(
+        &db,
+        &format!("DELETE FROM schema_migrations WHERE version >= {ours}"),
+    );
+    let err = env.fails(&["cert", "list"], 1);
+    assert!(
+        err.contains(&format!("{}", ours - 1))
+            && err.contains(&ours.to_string())
+            && err.contains("hljca db migrate"),
+        "{err}"
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT max(version) FROM schema_migrations"),
+        (ours - 1).to_string()
+    );
+}
