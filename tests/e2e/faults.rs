@@ -398,3 +398,24 @@ fn a_missing_ca_token_is_named_as_the_cas() {
         "{err}"
     );
 }
+
+/// Item 15: what a killed `crl generate` left in the publish directory is removed by the next.
+#[test]
+fn a_killed_crl_run_leaves_nothing_behind() {
+    let env = Env::with_sqlite();
+    env.init_ca();
+    env.ok(&["crl", "generate"]);
+    let crl = env.home.join("crl");
+    // As a run killed after staging would leave them (no such process).
+    let dead = 999_999_999u32;
+    std::fs::write(crl.join(format!(".issuing-7.crl.{dead}")), b"x").unwrap();
+    std::fs::write(crl.join(format!(".crl-7.{dead}.spool")), b"x").unwrap();
+    env.ok(&["crl", "generate"]);
+    let left: Vec<String> = std::fs::read_dir(&crl)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".issuing-") || n.starts_with(".crl-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

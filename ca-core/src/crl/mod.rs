@@ -54,6 +54,7 @@ impl Ca {
         let dir = self.home.dir().join(&self.config.crl.publish_dir);
         // Published: readable by the web server that serves it, writable by the CA only.
         crate::home::create_dir_mode(&dir, 0o755)?;
+        remove_abandoned(&dir);
         let pid = std::process::id();
         let staged = self.write("generate CRL", |tx| {
             let number = crls::next_number(tx)?;
@@ -313,6 +314,31 @@ fn crl_number_of_file(latest: &Path) -> Option<i64> {
 
 fn number_marker(latest: &Path) -> std::path::PathBuf {
     latest.with_extension("crl.number")
+}
+
+/// Removes the spool and staged files of CRL runs whose process is gone (killed mid-run).
+fn remove_abandoned(dir: &Path) {
+    let Ok(list) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in list.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = if name.starts_with(".crl-") {
+            name.strip_suffix(".spool")
+                .and_then(|n| n.rsplit('.').next())
+                .map(str::to_owned)
+        } else if name.starts_with(".issuing-") {
+            name.rsplit('.').next().map(str::to_owned)
+        } else {
+            None
+        };
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Removes this process's spool and staged files after a failed CRL run.
