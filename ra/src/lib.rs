@@ -5,6 +5,7 @@
 
 pub mod applications;
 pub mod batch;
+pub mod sites;
 
 /// Every workflow trait, for `use hljca_ra::prelude::*`.
 pub mod prelude {

@@ -172,7 +172,7 @@ pub fn site(cli: &Cli, c: &crate::args::SiteCmd) -> Result<(), Failure> {
         SiteCmd::Join { database, site } => {
             let loc = hljca_core::store::Location::parse(database, &cli.home)?;
             let conf = std::env::var_os("SOFTHSM2_CONF").map(std::path::PathBuf::from);
-            let joined = hljca_core::sites::join(&loc, site, &cli.home, conf.as_deref())?;
+            let joined = hljca_ra::sites::join(&loc, site, &cli.home, conf.as_deref())?;
             if cli.json {
                 return Ok(output::json(&joined)?);
             }
