@@ -29,4 +29,5 @@ mod portal_sso;
 mod scale;
 mod serve;
 mod signing_path;
+mod sites;
 mod types;
