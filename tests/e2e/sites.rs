@@ -399,7 +399,7 @@ struct Site {
 }
 
 impl Site {
-    /// `hljca args…` at this site, as the operator of `login` (or `as_op`: label, PIN). No
+    /// `hljca args…` at this site, as the operator of `login` (`cmd_as`: another USBKEY). No
     /// SOFTHSM2_CONF: each home's own token configuration is used.
     fn cmd(&self, login: &Login, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hljca"));
@@ -712,6 +712,27 @@ fn crl_dp_path(pem: &Path) -> String {
         .unwrap_or_else(|| panic!("no CRL DP URI in {}: {text}", pem.display()));
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
     format!("/{}", rest.split_once('/').map_or("", |(_, p)| p))
+}
+
+/// Waits up to 15 s for TCP sessions on database `hljca` (the server's view, pg_stat_ssl):
+/// at least one, and every one over TLS.
+fn all_tcp_sessions_tls(pg: &TlsCluster, when: &str) {
+    let (tls, rows) = within(15, || {
+        let r = pg.psql(
+            "hljca",
+            "SELECT count(*) || '|' || count(*) FILTER (WHERE NOT s.ssl) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = 'hljca' AND a.client_addr IS NOT NULL",
+        );
+        let ok = r
+            .split_once('|')
+            .is_some_and(|(n, plain)| n != "0" && plain == "0");
+        (ok, r)
+    });
+    assert!(
+        tls,
+        "{when}: TCP sessions on hljca (count|without TLS): {rows}"
+    );
 }
 
 // --- the tests ---
@@ -1038,19 +1059,7 @@ fn three_sites_three_homes_one_postgres_over_tls() {
     });
     assert!(up, "harbin's /healthz: {code}\n{}", serve.logs());
     // Its connection to the database is TLS (the server's own view).
-    let (tls, rows) = within(15, || {
-        let r = pg.psql(
-            "hljca",
-            "SELECT count(*) || '|' || count(*) FILTER (WHERE NOT s.ssl) FROM pg_stat_ssl s \
-             JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'hljca' AND a.client_addr IS NOT NULL",
-        );
-        (
-            r.split_once('|')
-                .is_some_and(|(n, plain)| n != "0" && plain == "0"),
-            r,
-        )
-    });
-    assert!(tls, "TCP sessions on hljca (count|without TLS): {rows}");
+    all_tcp_sessions_tls(&pg, "harbin's serve");
     let (good, said) = within(15, || {
         let (w, text) = ocsp(&serve, &issuing, &chain, &serial);
         (w.as_deref() == Some("good"), text)
@@ -1108,9 +1117,8 @@ fn three_sites_three_homes_one_postgres_over_tls() {
     );
     let out = c.ok(&login, &["revoke", &serial, "--reason", "keyCompromise"]);
     assert!(out.contains(&serial), "{out}");
-    let n2 = c.json(&login, &["crl", "generate"])["number"]
-        .as_u64()
-        .unwrap();
+    let made = c.json(&login, &["crl", "generate"]);
+    let n2 = made["number"].as_u64().unwrap();
     assert!(n2 > n1, "{n2} after {n1}");
     let (revoked, said) = within(15, || {
         let (w, text) = ocsp(&serve, &issuing, &chain, &serial);
@@ -1146,6 +1154,17 @@ fn three_sites_three_homes_one_postgres_over_tls() {
         listing.contains(&serial.to_ascii_uppercase()),
         "the served CRL does not list {serial}:\n{listing}"
     );
+    // The very CRL qiqihar made (its file in qiqihar's home), when it is still the newest.
+    if n == Some(n2) {
+        let der = PathBuf::from(made["der"].as_str().expect("crl generate --json names der"));
+        assert!(
+            std::fs::read(&der).unwrap() == std::fs::read(&crl_file).unwrap(),
+            "harbin serves other bytes than qiqihar's {}",
+            der.display()
+        );
+    }
+    // Its connection came back over TLS.
+    all_tcp_sessions_tls(&pg, "harbin's serve after the restart");
     assert!(
         !serve.logs().contains(&pg.password),
         "serve logged the database password"
